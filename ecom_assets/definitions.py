@@ -1,0 +1,39 @@
+"""The one `Definitions` object: every domain contributes its own `defs`, merged here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ecom_assets import churn, clean, features, ingest, insights, monitoring
+from ecom_assets.pipeline import BUILD_ALL_JOB
+from ecom_assets.resources import build_resources
+
+# Everything downstream of the per-file ingest partitions, in one run (used by `ecom-assets run`).
+build_all_job = dg.define_asset_job(
+    BUILD_ALL_JOB,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingest"),
+    description="Builds every table, model, report and export from the ingested partitions.",
+)
+
+# Declarative automation is evaluated by a sensor; Dagster's implicit one starts STOPPED, which
+# would leave a fresh `dagster dev` waiting for a click. This one runs from the start so a drop
+# flows from the raw partition to the reports by itself.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates every asset's AutomationCondition (eager refresh after new drops).",
+)
+
+defs = dg.Definitions.merge(
+    ingest.defs,
+    clean.defs,
+    features.defs,
+    churn.defs,
+    monitoring.defs,
+    insights.defs,
+    dg.Definitions(
+        jobs=[build_all_job], sensors=[automation_sensor], resources=build_resources()
+    ),
+)

@@ -1,0 +1,121 @@
+"""Polars parquet IO manager.
+
+Written for this project because dagster-polars 0.27 breaks on polars 2.x reads (see
+LIBRARY_NOTES). Layout: `<base_dir>/<asset>.parquet`, or `<base_dir>/<asset>/<partition>.parquet`
+for partitioned assets. Writes are atomic (temp file in the same folder, then `os.replace`) so a
+crashed run never leaves a half-written table that a reader would take for a good one.
+
+A downstream input annotated `pl.LazyFrame` gets a lazy scan (all partitions in one scan), so
+large tables are not loaded whole unless the asset asks for a `pl.DataFrame`.
+`dict`/`list` outputs are stored as JSON beside the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def partition_file_name(partition_key: str) -> str:
+    """A file-system-safe, stable file stem for a partition key."""
+    return _UNSAFE.sub("_", partition_key)
+
+
+def atomic_write_bytes(path: Path, writer) -> None:
+    """Call `writer(tmp_path)` then rename onto `path`; the temp file never outlives a failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
+    if isinstance(frame, pl.LazyFrame):
+        atomic_write_bytes(path, lambda tmp: frame.sink_parquet(tmp))
+    else:
+        atomic_write_bytes(path, lambda tmp: frame.write_parquet(tmp))
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+    atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
+
+
+class PolarsParquetIOManager(dg.ConfigurableIOManager):
+    """Stores polars frames as parquet (and plain dicts as JSON) under `base_dir`."""
+
+    base_dir: str
+
+    def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
+        return Path(self.base_dir).joinpath(*asset_key.path)
+
+    def _file(self, asset_key: dg.AssetKey, partition_key: str | None, suffix: str) -> Path:
+        if partition_key is None:
+            d = self._asset_dir(asset_key)
+            return d.with_name(d.name + suffix)
+        return self._asset_dir(asset_key) / f"{partition_file_name(partition_key)}{suffix}"
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        partition_key = context.partition_key if context.has_partition_key else None
+        if isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
+            path = self._file(context.asset_key, partition_key, ".parquet")
+            write_parquet_atomic(obj, path)
+            context.add_output_metadata(
+                {"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size}
+            )
+        elif isinstance(obj, (dict, list)):
+            path = self._file(context.asset_key, partition_key, ".json")
+            write_json_atomic(obj, path)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        else:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: PolarsParquetIOManager stores polars "
+                f"frames, dicts and lists, not {type(obj).__name__}"
+            )
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        wanted = context.dagster_type.typing_type
+        lazy = wanted is pl.LazyFrame
+        asset_key = context.asset_key
+        if context.has_asset_partitions:
+            keys = context.asset_partition_keys
+            paths = [self._file(asset_key, k, ".parquet") for k in keys]
+            present = [p for p in paths if p.exists()]
+            missing = len(paths) - len(present)
+            if missing:
+                context.log.warning(
+                    f"{asset_key.to_user_string()}: {missing} of {len(paths)} partitions have "
+                    "no stored table (not materialized yet) and are skipped"
+                )
+            if not present:
+                empty = pl.DataFrame()
+                return empty.lazy() if lazy else empty
+            scan = pl.concat([pl.scan_parquet(p) for p in present], how="diagonal_relaxed")
+            return scan if lazy else scan.collect()
+        parquet = self._file(asset_key, None, ".parquet")
+        if parquet.exists():
+            scan = pl.scan_parquet(parquet)
+            return scan if lazy else scan.collect()
+        as_json = self._file(asset_key, None, ".json")
+        if as_json.exists():
+            return json.loads(as_json.read_text())
+        raise FileNotFoundError(
+            f"{asset_key.to_user_string()} has no stored value under {self.base_dir}: "
+            "materialize it first"
+        )

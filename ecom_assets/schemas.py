@@ -1,0 +1,58 @@
+"""pandera.polars schemas for every table that crosses an asset boundary.
+
+The clean-table schemas below are the contract the features, churn and insights domains build
+on; the ingest domain adds the raw/quarantine schemas next to them.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+UNKNOWN_PRODUCT = "unknown"
+
+
+class CleanSessions(pa.DataFrameModel):
+    """One row per kept session (deduplicated across every sessions drop)."""
+
+    session_id: str = pa.Field(unique=True)
+    customer_id: str
+    session_date: pl.Date
+    product_viewed: str  # category; empty / "Unknown" in the input -> "unknown"
+    browsing_time_sec: pl.Float64 = pa.Field(nullable=True, ge=0)  # purchase logs have none
+    purchase_made: bool
+    purchase_amount: pl.Float64 = pa.Field(ge=0)  # 0.0 when nothing was bought
+    added_to_cart: bool = pa.Field(nullable=True)  # optional input column; null when absent
+    before_signup: bool  # session dated before the customer's signup_date
+    unknown_customer: bool  # customer_id not in clean_customers
+    source_file: str  # partition key of the drop the row came from
+    line: pl.Int64  # 1-based line number in that file (header = line 1)
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+class CleanCustomers(pa.DataFrameModel):
+    """One row per customer id (the later drop wins on conflicting content)."""
+
+    customer_id: str = pa.Field(unique=True)
+    age: pl.Int64 = pa.Field(nullable=True, ge=10, le=120)  # out of range -> null + flag
+    age_out_of_range: bool
+    gender: str = pa.Field(nullable=True)
+    location: str = pa.Field(nullable=True)
+    signup_date: pl.Date = pa.Field(nullable=True)
+    source_file: str
+    line: pl.Int64
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """A zero-row frame with the model's columns and dtypes (for 'nothing ingested yet')."""
+    schema = model.to_schema()
+    return pl.DataFrame(
+        schema={name: col.dtype.type for name, col in schema.columns.items()}
+    )

@@ -1,0 +1,75 @@
+"""Where the project keeps its files, and the knobs an operator may turn.
+
+One resource, `EcomSettings`, is the single place for paths and thresholds so that the
+UI launchpad, the CLI and the tests all point the graph at the same data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+DATA_DIR_ENV = "ECOM_DATA_DIR"
+
+
+def default_data_dir() -> str:
+    return os.environ.get(DATA_DIR_ENV, "data")
+
+
+class EcomSettings(dg.ConfigurableResource):
+    """Paths under the data directory plus monitoring thresholds (see README "Configuration")."""
+
+    data_dir: str = default_data_dir()
+    # monitoring / retraining
+    drift_share_threshold: float = 0.3
+    auc_decay_margin: float = 0.05
+    drift_sample_rows: int = 50_000
+    retrain_cooldown_hours: float = 24.0
+
+    def path(self, *parts: str) -> Path:
+        p = Path(self.data_dir).joinpath(*parts)
+        return p
+
+    def folder(self, name: str) -> Path:
+        """A sub-folder of the data directory, created on first use."""
+        p = self.path(name)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def landing(self) -> Path:
+        return self.folder("landing")
+
+    @property
+    def archive(self) -> Path:
+        return self.folder("archive")
+
+    @property
+    def rejected(self) -> Path:
+        return self.folder("rejected")
+
+    @property
+    def quarantine(self) -> Path:
+        return self.folder("quarantine")
+
+    @property
+    def warehouse(self) -> Path:
+        return self.folder("warehouse")
+
+    @property
+    def models(self) -> Path:
+        return self.folder("models")
+
+    @property
+    def reports(self) -> Path:
+        return self.folder("reports")
+
+    @property
+    def exports(self) -> Path:
+        return self.folder("exports")
+
+    @property
+    def alerts(self) -> Path:
+        return self.folder("alerts")
