@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dagster as dg
 
 from ecom_assets import churn, clean, features, ingest, insights, monitoring
 from ecom_assets.pipeline import BUILD_ALL_JOB
 from ecom_assets.resources import build_resources
+from ecom_assets.settings import DATA_DIR_ENV
+
+# Resources resolve $ECOM_DATA_DIR when a run starts; `dagster dev` started without the Makefile
+# gets the repository's ./data folder.
+os.environ.setdefault(DATA_DIR_ENV, str(Path("data").resolve()))
 
 # Everything downstream of the per-file ingest partitions, in one run (used by `ecom-assets run`).
 build_all_job = dg.define_asset_job(

@@ -58,10 +58,19 @@ def write_json_atomic(obj: Any, path: Path) -> None:
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
     """Stores polars frames as parquet (and plain dicts as JSON) under `base_dir`."""
 
-    base_dir: str
+    base_dir: str = ""  # where tables go; empty -> `<data_dir>/warehouse`
+    data_dir: str = ""
+
+    @property
+    def root(self) -> Path:
+        if self.base_dir:
+            return Path(self.base_dir)
+        if not self.data_dir:
+            raise ValueError("PolarsParquetIOManager needs base_dir or data_dir")
+        return Path(self.data_dir) / "warehouse"
 
     def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
-        return Path(self.base_dir).joinpath(*asset_key.path)
+        return self.root.joinpath(*asset_key.path)
 
     def _file(self, asset_key: dg.AssetKey, partition_key: str | None, suffix: str) -> Path:
         if partition_key is None:
@@ -116,6 +125,6 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         if as_json.exists():
             return json.loads(as_json.read_text())
         raise FileNotFoundError(
-            f"{asset_key.to_user_string()} has no stored value under {self.base_dir}: "
+            f"{asset_key.to_user_string()} has no stored value under {self.root}: "
             "materialize it first"
         )
