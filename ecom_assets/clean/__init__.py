@@ -1,5 +1,7 @@
-"""Domain package `clean`: pure polars functions plus thin Dagster wrappers."""
+"""Clean domain: validated, de-duplicated tables and the quarantine summary."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from ecom_assets.clean.assets import clean_customers, clean_sessions, quarantine_summary
+
+defs = dg.Definitions(assets=[clean_customers, clean_sessions, quarantine_summary])

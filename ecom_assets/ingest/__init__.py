@@ -1,5 +1,10 @@
-"""Domain package `ingest`: pure polars functions plus thin Dagster wrappers."""
+"""Ingest domain: landing-zone sensor and one raw partition per dropped file."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from ecom_assets.ingest.assets import RAW_ASSETS, raw_campaigns, raw_customers, raw_sessions
+from ecom_assets.ingest.sensor import INGEST_JOBS, ingest_landing, landing_zone_sensor
+
+__all__ = ["defs", "ingest_landing", "raw_campaigns", "raw_customers", "raw_sessions"]
+
+defs = dg.Definitions(assets=list(RAW_ASSETS.values()), jobs=list(INGEST_JOBS.values()), sensors=[landing_zone_sensor])

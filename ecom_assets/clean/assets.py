@@ -1,0 +1,154 @@
+"""`clean_customers`, `clean_sessions`, `quarantine_summary`: the validated tables every other
+domain builds on, refreshed by declarative automation whenever a drop lands."""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.clean.tables import Dedup, build_clean_customers, build_clean_sessions
+from ecom_assets.ingest.assets import PROVENANCE, RAW_COLUMNS, raw_customers, raw_sessions
+from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.settings import EcomSettings
+
+OWNER = "team:data-platform"
+ALL_DROPS = dg.AllPartitionMapping()
+PROVENANCE_COLUMNS = {k: v for k, v in PROVENANCE.items() if k != "ingested_at"}
+
+
+def _dedup_metadata(dedup: Dedup) -> dict:
+    return {
+        "rows_from_drops": dedup.rows_from_drops,
+        "duplicates_across_files": dedup.duplicates_across_files,
+        "superseded_by_later_drop": dedup.superseded,
+        "dagster/row_count": dedup.kept.height,
+    }
+
+
+def _accounting_check(dedup: Dedup, table: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name="rows_accounted_for",
+        passed=dedup.accounted,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"{dedup.rows_from_drops:,} rows from the drops = {dedup.kept.height:,} in {table} + "
+                     f"{dedup.duplicates_across_files:,} duplicates across files + {dedup.superseded:,} superseded"),
+        metadata=_dedup_metadata(dedup),
+    )
+
+
+@dg.asset(
+    group_name="clean",
+    owners=[OWNER],
+    kinds={"polars", "pandera"},
+    ins={"raw_customers": dg.AssetIn(partition_mapping=ALL_DROPS)},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "One row per customer across every customers drop (validated with pandera `CleanCustomers`). "
+        "Identical rows in several drops count as duplicates; the same customer_id with different "
+        "content keeps the version from the later drop."
+    ),
+    metadata=column_schema({**RAW_COLUMNS["customers"], **PROVENANCE_COLUMNS}),
+    check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_customers")],
+)
+def clean_customers(raw_customers: pl.DataFrame):
+    table, dedup = build_clean_customers(raw_customers)
+    yield dg.Output(table, metadata={
+        **_dedup_metadata(dedup),
+        "missing_gender": table["gender"].null_count(),
+        "missing_location": table["location"].null_count(),
+        "missing_signup_date": table["signup_date"].null_count(),
+        "age_out_of_range": int(table["age_out_of_range"].sum()),
+    })
+    yield _accounting_check(dedup, "clean_customers")
+
+
+@dg.asset(
+    group_name="clean",
+    owners=[OWNER],
+    kinds={"polars", "pandera"},
+    ins={"raw_sessions": dg.AssetIn(partition_mapping=ALL_DROPS)},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "One row per session across every sessions drop (validated with pandera `CleanSessions`): "
+        "de-duplicated across files, later drop wins on a session_id conflict, flagged "
+        "`before_signup` (dated before the customer's signup_date) and `unknown_customer` (id not in "
+        "clean_customers). Empty or 'Unknown' products are the category 'unknown'."
+    ),
+    metadata=column_schema({
+        **RAW_COLUMNS["sessions"],
+        "before_signup": "bool - session dated before the customer's signup_date",
+        "unknown_customer": "bool - customer_id not in clean_customers",
+        **PROVENANCE_COLUMNS,
+    }),
+    check_specs=[
+        dg.AssetCheckSpec("rows_accounted_for", asset="clean_sessions"),
+        dg.AssetCheckSpec("sessions_of_unknown_customers", asset="clean_sessions",
+                          description="warns when sessions reference customers not (yet) in clean_customers"),
+    ],
+)
+def clean_sessions(raw_sessions: pl.DataFrame, clean_customers: pl.DataFrame):
+    table, dedup = build_clean_sessions(raw_sessions, clean_customers)
+    unknown_customers = int(table["unknown_customer"].sum())
+    dates = table["session_date"]
+    yield dg.Output(table, metadata={
+        **_dedup_metadata(dedup),
+        "before_signup": int(table["before_signup"].sum()),
+        "unknown_customer": unknown_customers,
+        "unknown_product": int((table["product_viewed"] == UNKNOWN_PRODUCT).sum()),
+        "purchases": int(table["purchase_made"].sum()),
+        "first_date": str(dates.min()) if table.height else "none",
+        "last_date": str(dates.max()) if table.height else "none",
+    })
+    yield _accounting_check(dedup, "clean_sessions")
+    yield dg.AssetCheckResult(
+        check_name="sessions_of_unknown_customers",
+        passed=unknown_customers == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{unknown_customers:,} sessions reference a customer_id not in clean_customers (kept, flagged)",
+        metadata={"sessions": unknown_customers},
+    )
+
+
+def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per-file accounting, counts by reason and file) from what the raw partitions wrote."""
+    root = settings.folder("quarantine")
+    files = [json.loads(p.read_text()) for p in sorted(root.glob("*/*.json"))]
+    per_file = pl.DataFrame(files, schema={"kind": pl.String, "source_file": pl.String, "rows_in": pl.Int64,
+                                           "clean": pl.Int64, "quarantined": pl.Int64, "duplicate": pl.Int64})
+    parquet = sorted(root.glob("*/*.parquet"))
+    if parquet:
+        reasons = (
+            pl.concat([pl.scan_parquet(p).select("source_file", "reason").with_columns(kind=pl.lit(p.parent.name))
+                       for p in parquet])
+            .group_by("kind", "source_file", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
+            .sort("rows", descending=True).collect()
+        )
+    else:
+        reasons = pl.DataFrame(schema={"kind": pl.String, "source_file": pl.String, "reason": pl.String,
+                                       "rows": pl.Int64})
+    return per_file, reasons
+
+
+@dg.asset(
+    group_name="clean",
+    owners=[OWNER],
+    kinds={"polars"},
+    deps=[clean_customers, clean_sessions],
+    automation_condition=ON_NEW_DATA,
+    description="Quarantined rows counted by reason and file, plus every file's row accounting "
+    "(rows in = clean + quarantined + duplicate). The rows themselves are in quarantine/<kind>/.",
+    metadata=column_schema({"kind": "string", "source_file": "string", "reason": "string", "rows": "int64"}),
+)
+def quarantine_summary(settings: EcomSettings) -> dg.Output:
+    per_file, reasons = read_quarantine_accounting(settings)
+    return dg.Output(reasons, metadata={
+        "files": per_file.height,
+        "rows_in": int(per_file["rows_in"].sum()),
+        "quarantined": int(per_file["quarantined"].sum()),
+        "duplicate": int(per_file["duplicate"].sum()),
+        "by_reason": dg.MetadataValue.md(md_table(reasons)),
+        "per_file": dg.MetadataValue.md(md_table(per_file, max_rows=50)),
+        "dagster/row_count": reasons.height,
+    })

@@ -1,0 +1,161 @@
+"""`raw_customers`, `raw_sessions`, `raw_campaigns`: one partition per dropped file.
+
+Each partition reads its file from `landing/` (or, when re-materialized, from `archive/`),
+splits the rows into clean / quarantined / duplicate, writes the quarantined rows with their
+reasons to `quarantine/<kind>/`, moves the original to `archive/` byte-identical and checks that
+`rows_in == clean + quarantined + duplicate`.
+"""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.ingest.landing import move_to_archive, move_to_rejected, sha256_of
+from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
+from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
+from ecom_assets.io import partition_file_name, write_json_atomic, write_parquet_atomic
+from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.settings import EcomSettings
+
+ACCOUNTING_CHECK = "rows_accounted_for"
+OWNER = "team:data-platform"
+
+RAW_COLUMNS = {
+    "customers": {
+        "customer_id": "string - customer key (required)",
+        "age": "int64 - null when missing or outside 10-120",
+        "age_out_of_range": "bool - an age was given but was not a whole number in 10-120",
+        "gender": "string - nullable",
+        "location": "string - nullable",
+        "signup_date": "date - nullable",
+    },
+    "sessions": {
+        "session_id": "string - session key (required)",
+        "customer_id": "string - required",
+        "session_date": "date - ISO date, not in the future",
+        "product_viewed": "string - category; empty/Unknown -> 'unknown'",
+        "browsing_time_sec": "float64 - nullable (purchase logs have none), >= 0",
+        "purchase_made": "bool",
+        "purchase_amount": "float64 - >= 0; 0 when nothing was bought",
+        "added_to_cart": "bool - null when the optional column is absent",
+    },
+    "campaigns": {
+        "campaign_id": "string - required",
+        "name": "string",
+        "start_date": "date",
+        "end_date": "date - >= start_date",
+        "channel": "string - nullable",
+    },
+}
+PROVENANCE = {
+    "source_file": "string - partition key of the drop (file name + content hash)",
+    "line": "int64 - physical line in that file (header = line 1)",
+    "ingested_at": "datetime - when the partition was ingested (later drops win on id conflicts)",
+}
+
+
+def accounting_problem(accounting: dict) -> str | None:
+    """None when every input row has exactly one fate, else what is off."""
+    fates = accounting["clean"] + accounting["quarantined"] + accounting["duplicate"]
+    if fates == accounting["rows_in"]:
+        return None
+    return (f"{accounting['source_file']}: rows_in {accounting['rows_in']:,} != clean {accounting['clean']:,} + "
+            f"quarantined {accounting['quarantined']:,} + duplicate {accounting['duplicate']:,} "
+            f"({accounting['rows_in'] - fates:+,} rows unaccounted)")
+
+
+def locate_drop(settings: EcomSettings, key: str) -> tuple[Path, bool]:
+    """(path, is_in_landing): the landing file if its content still matches the key, else the archived copy."""
+    landing = settings.landing / file_name_of(key)
+    if landing.exists() and key.endswith(sha256_of(landing)[: len(key.rsplit("__", 1)[1])]):
+        return landing, True
+    archived = settings.archive / archive_name(key)
+    if archived.exists():
+        return archived, False
+    raise dg.Failure(
+        f"drop {key}: {file_name_of(key)} is neither in {settings.landing} with this content nor in {settings.archive}"
+    )
+
+
+def quarantine_paths(settings: EcomSettings, kind: str, key: str) -> tuple[Path, Path]:
+    stem = settings.folder("quarantine") / kind / partition_file_name(key)
+    return stem.with_suffix(".parquet"), stem.with_suffix(".json")
+
+
+def _reasons(parsed: ParsedDrop) -> pl.DataFrame:
+    return parsed.quarantine.group_by("reason").agg(pl.len().alias("rows"), pl.col("line").min().alias("first_line")).sort(
+        "rows", descending=True
+    )
+
+
+def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[pl.DataFrame, dict, dict]:
+    """Ingest one partition: (typed rows, accounting, metadata). Moves the file out of landing."""
+    path, in_landing = locate_drop(settings, key)
+    try:
+        parsed = parse_drop(path.read_bytes(), kind, key)
+    except FileRejected as err:
+        if in_landing:
+            move_to_rejected(path, settings.rejected, f"{path.name}: {err}")
+        raise dg.Failure(f"{path.name} rejected: {err}") from err
+    q_parquet, q_json = quarantine_paths(settings, kind, key)
+    write_parquet_atomic(parsed.quarantine, q_parquet)
+    accounting = {**parsed.accounting, "ingested_at": datetime.now(timezone.utc).isoformat()}
+    write_json_atomic(accounting, q_json)
+    archived = move_to_archive(path, settings.archive, archive_name(key)) if in_landing else path
+    if log is not None and parsed.quarantine.height:
+        log.warning(f"{file_name_of(key)}: {parsed.quarantine.height:,} rows quarantined -> {q_parquet}")
+    rows = parsed.clean.with_columns(ingested_at=pl.lit(datetime.now(timezone.utc)).cast(pl.Datetime("us", "UTC")))
+    metadata = {
+        "rows_in": parsed.rows_in,
+        "clean": parsed.clean.height,
+        "quarantined": parsed.quarantine.height,
+        "duplicate": parsed.duplicates,
+        "dagster/row_count": rows.height,
+        "notes": "; ".join(parsed.notes) or "none",
+        "quarantine_reasons": dg.MetadataValue.md(md_table(_reasons(parsed))),
+        "quarantine_file": dg.MetadataValue.path(str(q_parquet)),
+        "original": dg.MetadataValue.path(str(archived)),
+    }
+    return rows, accounting, metadata
+
+
+def _raw_asset(kind: str) -> dg.AssetsDefinition:
+    name = f"raw_{kind}"
+
+    @dg.asset(
+        name=name,
+        group_name="ingest",
+        partitions_def=PARTITIONS[kind],
+        owners=[OWNER],
+        kinds={"polars", "csv"},
+        description=(
+            f"One partition per dropped `{kind}*.csv` file (key = file name + content hash). Rows are typed "
+            "and checked against the input contract; bad rows go to `quarantine/` with a reason, exact "
+            "in-file duplicates are counted, the original moves to `archive/` unchanged."
+        ),
+        metadata=column_schema({**RAW_COLUMNS[kind], **PROVENANCE}),
+        check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=name,
+                                       description="rows_in == clean + quarantined + duplicate for this file")],
+    )
+    def raw_drop(context: dg.AssetExecutionContext, settings: EcomSettings):
+        rows, accounting, metadata = ingest_drop(settings, kind, context.partition_key, context.log)
+        yield dg.Output(rows, metadata=metadata)
+        problem = accounting_problem(accounting)
+        yield dg.AssetCheckResult(
+            check_name=ACCOUNTING_CHECK,
+            passed=problem is None,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=problem or "every row is clean, quarantined or a counted duplicate",
+            metadata={k: accounting[k] for k in ("rows_in", "clean", "quarantined", "duplicate")}
+            | {"partition": context.partition_key},
+        )
+
+    return raw_drop
+
+
+raw_customers = _raw_asset("customers")
+raw_sessions = _raw_asset("sessions")
+raw_campaigns = _raw_asset("campaigns")
+RAW_ASSETS = {"customers": raw_customers, "sessions": raw_sessions, "campaigns": raw_campaigns}

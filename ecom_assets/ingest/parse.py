@@ -1,0 +1,272 @@
+"""Pure functions: one drop file's bytes -> typed rows, quarantined rows (with reasons), duplicates.
+
+Every row of a file ends in exactly one of three fates (the input contract in DESIGN.md):
+clean (typed, kept), quarantined (with `reason`, `source_file`, `line`) or duplicate (the same
+content as an earlier row of the same file). Problems with the whole file (not decodable as a
+table, a required column missing, 0 bytes) raise `FileRejected` with a readable reason.
+
+Everything is read as text first and cast with `strict=False`; a value that was present but did
+not survive the cast is a quarantine reason, so one bad cell never fails a whole column.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import polars as pl
+
+from ecom_assets.schemas import UNKNOWN_PRODUCT
+
+
+class FileRejected(ValueError):
+    """The whole file cannot be ingested; the message says why (it goes into `.reason.txt`)."""
+
+
+@dataclass(frozen=True)
+class DropKind:
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+KINDS = {
+    "customers": DropKind("customers", ("customer_id",), ("age", "gender", "location", "signup_date")),
+    "sessions": DropKind(
+        "sessions",
+        ("session_id", "customer_id", "session_date", "purchase_made"),
+        ("product_viewed", "browsing_time_sec", "purchase_amount", "added_to_cart"),
+    ),
+    "campaigns": DropKind("campaigns", ("campaign_id", "name", "start_date", "end_date"), ("channel",)),
+}
+# The seed format always has these columns; a sessions file without them is not a sessions export.
+EXPECTED_IN_HEADER = {
+    "customers": ("customer_id", "age", "gender", "location", "signup_date"),
+    "sessions": ("session_id", "customer_id", "session_date", "product_viewed", "browsing_time_sec",
+                 "purchase_made", "purchase_amount"),
+    "campaigns": ("campaign_id", "name", "start_date", "end_date"),
+}
+DELIMITERS = (",", ";", "\t", "|")
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass
+class ParsedDrop:
+    """The outcome for one file: kept rows, quarantined rows and the accounting."""
+
+    kind: str
+    source_file: str
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows_in: int
+    duplicates: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def accounting(self) -> dict:
+        return {
+            "source_file": self.source_file,
+            "kind": self.kind,
+            "rows_in": self.rows_in,
+            "clean": self.clean.height,
+            "quarantined": self.quarantine.height,
+            "duplicate": self.duplicates,
+            "notes": self.notes,
+        }
+
+
+def decode(raw: bytes) -> tuple[bytes, list[str]]:
+    """UTF-8 bytes for polars; a latin-1 export is decoded as latin-1 (every byte is valid) and said so."""
+    if not raw.strip():
+        raise FileRejected("empty file (0 bytes or only whitespace)")
+    notes = []
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raw = raw.decode("latin-1").encode("utf-8")
+        notes.append(f"not valid UTF-8 (byte {err.start}): decoded as latin-1")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        notes.append("UTF-8 byte-order mark removed")
+    return raw, notes
+
+
+def sniff_header(raw: bytes, kind: DropKind) -> tuple[str, list[str], list[str]]:
+    """(delimiter, normalised header names, extra columns) — or FileRejected naming what is missing."""
+    first = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    delimiter = max(DELIMITERS, key=first.count)
+    names = [c.strip().strip('"').strip().lower() for c in first.split(delimiter)]
+    missing = [c for c in kind.required if c not in names]
+    if missing:
+        raise FileRejected(
+            f"missing required column(s) {', '.join(missing)} in header line 1 "
+            f"(found: {', '.join(names) or 'nothing'}; delimiter {delimiter!r})"
+        )
+    if len(set(names)) != len(names):
+        raise FileRejected(f"duplicate column names in header line 1: {', '.join(names)}")
+    extra = [c for c in names if c not in kind.columns]
+    return delimiter, names, extra
+
+
+def read_text_table(raw: bytes, kind: DropKind, source_file: str) -> tuple[pl.DataFrame, list[str]]:
+    """All columns as text plus `line` (physical line number; the header is line 1)."""
+    raw, notes = decode(raw)
+    delimiter, names, extra = sniff_header(raw, kind)
+    if extra:
+        notes.append(f"extra column(s) ignored: {', '.join(extra)}")
+    try:
+        table = pl.read_csv(
+            raw, separator=delimiter, infer_schema=False, has_header=True, new_columns=names,
+            truncate_ragged_lines=True,
+        )
+    except pl.exceptions.PolarsError as err:
+        raise FileRejected(f"not a readable {delimiter!r}-delimited table: {err}".splitlines()[0]) from err
+    if delimiter != ",":
+        notes.append(f"delimiter {delimiter!r}")
+    table = table.select(
+        *[pl.col(c).str.strip_chars() if c in names else pl.lit(None, pl.String).alias(c) for c in kind.columns]
+    ).with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+    truncated = not raw.endswith(b"\n") and table.height > 0
+    table = table.with_columns(
+        _truncated=(pl.col("line") == table.height + 1) & pl.lit(truncated) & pl.any_horizontal(
+            pl.col(c).is_null() for c in names if c in kind.columns),
+        source_file=pl.lit(source_file),
+    )
+    if table.height == 0:
+        notes.append("header only: 0 rows")
+    return table, notes
+
+
+def _bad(condition: pl.Expr, reason: str | pl.Expr) -> pl.Expr:
+    return pl.when(condition).then(reason if isinstance(reason, pl.Expr) else pl.lit(reason))
+
+
+def _flag(text: str) -> pl.Expr:
+    """0/1 text -> bool; anything else -> null (caught by a rule)."""
+    return pl.col(text).replace_strict({"0": False, "1": True}, default=None, return_dtype=pl.Boolean)
+
+
+def _date(text: str) -> pl.Expr:
+    return pl.col(text).str.to_date("%Y-%m-%d", strict=False)
+
+
+def _not_parsed(text: str, typed: pl.Expr) -> pl.Expr:
+    return pl.col(text).is_not_null() & (pl.col(text) != "") & typed.is_null()
+
+
+def _empty(text: str) -> pl.Expr:
+    return pl.col(text).is_null() | (pl.col(text) == "")
+
+
+def _future(text: str, today: date) -> pl.Expr:
+    return _date(text) > pl.lit(today + FUTURE_TOLERANCE)
+
+
+def _value(text: str) -> pl.Expr:
+    return pl.lit(f"{text} ") + pl.lit("'") + pl.col(text).str.slice(0, 30) + pl.lit("'")
+
+
+def session_rules(today: date) -> list[pl.Expr]:
+    amount = pl.col("purchase_amount").cast(pl.Float64, strict=False)
+    browsing = pl.col("browsing_time_sec").cast(pl.Float64, strict=False)
+    return [
+        _bad(_empty("session_id"), "empty session_id"),
+        _bad(_empty("customer_id"), "empty customer_id"),
+        _bad(_empty("session_date"), "empty session_date"),
+        _bad(_not_parsed("session_date", _date("session_date")), _value("session_date") + pl.lit(" is not an ISO date (YYYY-MM-DD)")),
+        _bad(_future("session_date", today), _value("session_date") + pl.lit(f" is in the future (after {today + FUTURE_TOLERANCE})")),
+        _bad(_flag("purchase_made").is_null(), _value("purchase_made").fill_null("purchase_made empty") + pl.lit(" must be 0 or 1")),
+        _bad(_not_parsed("purchase_amount", amount), _value("purchase_amount") + pl.lit(" is not a number")),
+        _bad(amount < 0, "negative purchase_amount"),
+        _bad((amount > 0) & (_flag("purchase_made") == False), "purchase_amount > 0 with purchase_made=0"),  # noqa: E712
+        _bad(_empty("purchase_amount") & (_flag("purchase_made") == True), "purchase_made=1 without purchase_amount"),  # noqa: E712
+        _bad(_not_parsed("browsing_time_sec", browsing), _value("browsing_time_sec") + pl.lit(" is not a number")),
+        _bad(browsing < 0, "negative browsing_time_sec"),
+        _bad(~_empty("added_to_cart") & _flag("added_to_cart").is_null(), _value("added_to_cart") + pl.lit(" must be 0 or 1")),
+    ]
+
+
+def typed_sessions() -> list[pl.Expr]:
+    product = pl.col("product_viewed")
+    return [
+        pl.col("session_id"),
+        pl.col("customer_id"),
+        _date("session_date").alias("session_date"),
+        pl.when(_empty("product_viewed") | (product.str.to_lowercase() == "unknown"))
+        .then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
+        pl.col("browsing_time_sec").cast(pl.Float64, strict=False),
+        _flag("purchase_made").alias("purchase_made"),
+        pl.col("purchase_amount").cast(pl.Float64, strict=False).fill_null(0.0),
+        _flag("added_to_cart").alias("added_to_cart"),
+    ]
+
+
+def customer_rules(today: date) -> list[pl.Expr]:
+    return [
+        _bad(_empty("customer_id"), "empty customer_id"),
+        _bad(_not_parsed("signup_date", _date("signup_date")), _value("signup_date") + pl.lit(" is not an ISO date (YYYY-MM-DD)")),
+        _bad(_future("signup_date", today), _value("signup_date") + pl.lit(f" is in the future (after {today + FUTURE_TOLERANCE})")),
+    ]
+
+
+def typed_customers() -> list[pl.Expr]:
+    age = pl.col("age").cast(pl.Float64, strict=False)
+    in_range = age.is_between(10, 120) & (age == age.floor())
+    return [
+        pl.col("customer_id"),
+        pl.when(in_range).then(age.cast(pl.Int64)).otherwise(None).alias("age"),
+        (~_empty("age") & ~in_range.fill_null(False)).alias("age_out_of_range"),
+        pl.when(_empty("gender")).then(None).otherwise(pl.col("gender")).alias("gender"),
+        pl.when(_empty("location")).then(None).otherwise(pl.col("location")).alias("location"),
+        _date("signup_date").alias("signup_date"),
+    ]
+
+
+def campaign_rules(today: date) -> list[pl.Expr]:
+    return [
+        _bad(_empty("campaign_id"), "empty campaign_id"),
+        _bad(_empty("start_date") | _date("start_date").is_null(), "start_date missing or not an ISO date"),
+        _bad(_empty("end_date") | _date("end_date").is_null(), "end_date missing or not an ISO date"),
+        _bad(_date("end_date") < _date("start_date"), "end_date before start_date"),
+    ]
+
+
+def typed_campaigns() -> list[pl.Expr]:
+    return [
+        pl.col("campaign_id"), pl.col("name"), _date("start_date").alias("start_date"),
+        _date("end_date").alias("end_date"), pl.col("channel"),
+    ]
+
+
+RULES = {"sessions": (session_rules, typed_sessions), "customers": (customer_rules, typed_customers),
+         "campaigns": (campaign_rules, typed_campaigns)}
+
+
+def split_rows(table: pl.DataFrame, kind: DropKind, today: date) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """(typed clean rows, quarantined text rows with `reason`, number of in-file duplicates)."""
+    rules, typed = RULES[kind.name]
+    blank = pl.all_horizontal(_empty(c) for c in kind.columns)
+    reason = pl.concat_str(
+        [_bad(pl.col("_truncated"), "truncated last line"), _bad(blank, "blank line"), *rules(today)],
+        separator="; ", ignore_nulls=True,
+    )
+    judged = table.with_columns(reason=pl.when(blank).then(pl.lit("blank line")).otherwise(reason))
+    judged = judged.with_columns(pl.when(pl.col("reason") == "").then(None).otherwise(pl.col("reason")).alias("reason"))
+    # exact duplicates of an earlier line of the same file (same text in every contract column)
+    duplicate = ~pl.struct(kind.columns).is_first_distinct()
+    judged = judged.with_columns(_duplicate=duplicate & pl.col("reason").is_null())
+    n_duplicates = int(judged["_duplicate"].sum())
+    quarantine = judged.filter(pl.col("reason").is_not_null()).select(*kind.columns, "source_file", "line", "reason")
+    keep = judged.filter(pl.col("reason").is_null() & ~pl.col("_duplicate"))
+    clean = keep.select(*typed(), "source_file", "line")
+    return clean, quarantine, n_duplicates
+
+
+def parse_drop(raw: bytes, kind_name: str, source_file: str, today: date | None = None) -> ParsedDrop:
+    """Bytes of one drop -> its three fates. Raises FileRejected for whole-file problems."""
+    kind = KINDS[kind_name]
+    table, notes = read_text_table(raw, kind, source_file)
+    clean, quarantine, duplicates = split_rows(table, kind, today or date.today())
+    return ParsedDrop(kind_name, source_file, clean, quarantine, table.height, duplicates, notes)

@@ -1,0 +1,161 @@
+"""`landing_zone_sensor` and `ingest_landing` (the CLI's path): the same planning function decides
+which files become partitions and runs, which are rejected, and which are waited for."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from ecom_assets.ingest.assets import RAW_ASSETS
+from ecom_assets.ingest.landing import LandingFile, move_to_rejected, scan_landing
+from ecom_assets.ingest.parse import KINDS, FileRejected, decode, sniff_header
+from ecom_assets.ingest.partitions import PARTITIONS, archive_name
+from ecom_assets.settings import EcomSettings
+
+MAX_RUNS_PER_TICK = 25
+# One job per kind: a run can only target assets with one partitions definition.
+INGEST_JOBS = {
+    kind: dg.define_asset_job(f"ingest_{kind}_job", selection=[asset], partitions_def=PARTITIONS[kind],
+                              description=f"Ingest one {kind} drop (one partition of raw_{kind}).")
+    for kind, asset in RAW_ASSETS.items()
+}
+KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2}  # customers first: sessions are flagged against them
+
+
+def precheck(item: LandingFile) -> None:
+    """Cheap whole-file checks before a partition is created (header and encoding of line 1)."""
+    if item.kind is None:
+        raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv)")
+    if item.size == 0:
+        raise FileRejected("empty file (0 bytes)")
+    with item.path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    first_line = head.split(b"\n", 1)[0]
+    raw, _ = decode(first_line + b"\n")
+    sniff_header(raw, KINDS[item.kind])
+
+
+@dataclass
+class TickPlan:
+    requests: list[dg.RunRequest] = field(default_factory=list)
+    new_partitions: dict[str, list[str]] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    deferred: int = 0  # ready files left for the next tick (cap reached)
+    seen: dict[str, list] = field(default_factory=dict)
+    requested: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{len(self.requests)} run(s) requested, {sum(map(len, self.new_partitions.values()))} new "
+                f"partition(s), {len(self.rejected)} rejected, {len(self.waiting)} still being written, "
+                f"{self.deferred} deferred to the next tick")
+
+
+def plan_tick(
+    settings: EcomSettings,
+    instance: dg.DagsterInstance,
+    cursor: dict,
+    assume_stable: bool = False,
+    max_runs: int = MAX_RUNS_PER_TICK,
+) -> TickPlan:
+    """Decide what one tick does. Side effects: only moving rejected files out of landing."""
+    ready, waiting, seen = scan_landing(settings.landing, cursor.get("seen", {}), assume_stable)
+    previously_requested: dict[str, str] = cursor.get("requested", {})
+    plan = TickPlan(waiting=[w.path.name for w in waiting], seen=seen)
+    known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
+    for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.path.name)):
+        try:
+            precheck(item)
+            key = item.partition_key()
+        except (FileRejected, OSError) as err:
+            move_to_rejected(item.path, settings.rejected, f"{item.path.name}: {err}")
+            plan.rejected.append(item.path.name)
+            seen.pop(item.path.name, None)
+            continue
+        if previously_requested.get(key) == item.path.name:
+            plan.requested[key] = item.path.name  # its run is queued or running: leave the file alone
+            continue
+        if key in known[item.kind] and (settings.archive / archive_name(key)).exists():
+            move_to_rejected(item.path, settings.rejected,
+                             f"{item.path.name}: identical bytes were already ingested as partition {key}")
+            plan.rejected.append(item.path.name)
+            seen.pop(item.path.name, None)
+            continue
+        if len(plan.requests) >= max_runs:
+            plan.deferred += 1
+            continue
+        if key not in known[item.kind]:
+            plan.new_partitions.setdefault(item.kind, []).append(key)
+        plan.requested[key] = item.path.name
+        plan.requests.append(
+            dg.RunRequest(
+                run_key=key,
+                partition_key=key,
+                job_name=INGEST_JOBS[item.kind].name,
+                tags={"ecom/source_file": item.path.name, "ecom/kind": item.kind},
+            )
+        )
+    return plan
+
+
+@dg.sensor(
+    name="landing_zone_sensor",
+    jobs=list(INGEST_JOBS.values()),
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
+        f"are stable across two ticks; one partition and one run per file (run_key = content hash), at most "
+        f"{MAX_RUNS_PER_TICK} runs per tick; unreadable files and re-drops go to rejected/ with a reason."
+    ),
+)
+def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    plan = plan_tick(settings, context.instance, cursor)
+    context.log.info(plan.summary())
+    return dg.SensorResult(
+        run_requests=plan.requests,
+        dynamic_partitions_requests=[PARTITIONS[k].build_add_request(keys) for k, keys in plan.new_partitions.items()],
+        cursor=json.dumps({"seen": plan.seen, "requested": plan.requested}),
+        skip_reason=None if plan.requests else f"nothing new to ingest ({plan.summary()})",
+    )
+
+
+def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
+    """Ingest every file in `data_dir/landing` now, through the sensor's planning code.
+
+    One pass, every file treated as complete (the CLI user has finished copying); each request
+    runs in process against `instance`, so the runs appear in the UI as the sensor's would.
+    """
+    from ecom_assets.resources import build_resources
+
+    settings = EcomSettings(data_dir=str(data_dir))
+    plan = plan_tick(settings, instance, {}, assume_stable=True, max_runs=10**9)
+    for kind, keys in plan.new_partitions.items():
+        instance.add_dynamic_partitions(PARTITIONS[kind].name, keys)
+    resources = build_resources(data_dir)
+    totals = {"rows_in": 0, "clean": 0, "quarantined": 0, "duplicate": 0}
+    failed = []
+    for request in plan.requests:
+        kind = request.tags["ecom/kind"]
+        result = dg.materialize(
+            [RAW_ASSETS[kind]], partition_key=request.partition_key, instance=instance, resources=resources,
+            tags={**request.tags, "ecom/trigger": "cli"}, raise_on_error=False,
+        )
+        if not result.success:
+            failed.append(request.tags["ecom/source_file"])
+            continue
+        for event in result.get_asset_materialization_events():
+            meta = event.materialization.metadata
+            for k in totals:
+                totals[k] += meta[k].value
+    lines = [
+        f"ingested {len(plan.requests) - len(failed)} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
+        f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
+    ]
+    if plan.rejected:
+        lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}: {', '.join(plan.rejected)}")
+    if failed:
+        lines.append(f"FAILED to ingest: {', '.join(failed)} (see the runs in the UI)")
+    return "\n".join(lines)

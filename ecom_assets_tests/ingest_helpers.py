@@ -1,0 +1,39 @@
+"""Shared test helpers: drop files and ingest them through the real code path."""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.clean import clean_customers, clean_sessions, quarantine_summary
+from ecom_assets.ingest import ingest_landing, raw_campaigns, raw_customers, raw_sessions
+
+SESSIONS_HEADER = "session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount"
+CUSTOMERS_HEADER = "customer_id,age,gender,location,signup_date"
+
+
+def drop(data_dir: Path, name: str, content: str | bytes) -> Path:
+    path = data_dir / "landing" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def ingest_and_clean(data_dir: Path, instance, resources) -> dict[str, pl.DataFrame]:
+    """Ingest everything in landing (CLI path), then build the clean tables; return them."""
+    summary = ingest_landing(instance, data_dir)
+    cleaning = [clean_customers, clean_sessions, quarantine_summary]
+    result = dg.materialize([raw_customers, raw_sessions, raw_campaigns, *cleaning], instance=instance,
+                            resources=resources, selection=cleaning)
+    assert result.success
+    return {
+        "summary": summary,
+        "customers": result.output_for_node("clean_customers"),
+        "sessions": result.output_for_node("clean_sessions"),
+        "result": result,
+    }
+
+
+def quarantine(data_dir: Path, kind: str = "sessions") -> pl.DataFrame:
+    files = sorted((data_dir / "quarantine" / kind).glob("*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()

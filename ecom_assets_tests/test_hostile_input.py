@@ -1,0 +1,132 @@
+"""Hostile input: every case gets a clear fate and a readable reason; nothing crashes."""
+
+from datetime import date
+
+import pytest
+
+from ecom_assets.ingest.parse import FileRejected, parse_drop
+from ecom_assets_tests.ingest_helpers import CUSTOMERS_HEADER, SESSIONS_HEADER, drop, ingest_and_clean, quarantine
+
+TODAY = date(2026, 11, 24)
+GOOD = "S1,C1,2024-01-02,Books,120,1,19.99"
+
+
+def parse(text: str | bytes, kind: str = "sessions"):
+    raw = text.encode() if isinstance(text, str) else text
+    return parse_drop(raw, kind, "f.csv__abc", today=TODAY)
+
+
+def reasons(parsed) -> dict[int, str]:
+    return dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+
+
+def assert_accounted(parsed) -> None:
+    a = parsed.accounting
+    assert a["rows_in"] == a["clean"] + a["quarantined"] + a["duplicate"]
+
+
+def test_bom_and_crlf_are_read_transparently() -> None:
+    parsed = parse(("\ufeff" + SESSIONS_HEADER + "\r\n" + GOOD + "\r\n").encode("utf-8"))
+    assert parsed.clean.height == 1 and parsed.clean["purchase_amount"][0] == 19.99
+    assert "byte-order mark" in " ".join(parsed.notes)
+
+
+def test_semicolon_delimiter_is_detected() -> None:
+    parsed = parse(SESSIONS_HEADER.replace(",", ";") + "\n" + GOOD.replace(",", ";") + "\n")
+    assert parsed.clean.height == 1 and "delimiter ';'" in parsed.notes
+
+
+def test_latin1_bytes_are_decoded_as_latin1_and_noted() -> None:
+    parsed = parse((CUSTOMERS_HEADER + "\nC1,30,Female,Curaçao,2024-01-01\n").encode("latin-1"), "customers")
+    assert parsed.clean["location"][0] == "Curaçao"
+    assert any("latin-1" in n for n in parsed.notes)
+
+
+def test_reordered_and_extra_columns() -> None:
+    parsed = parse("purchase_amount,session_id,extra,customer_id,session_date,product_viewed,browsing_time_sec,"
+                   "purchase_made\n19.99,S1,zzz,C1,2024-01-02,Books,120,1\n")
+    row = parsed.clean.row(0, named=True)
+    assert row["session_id"] == "S1" and row["purchase_amount"] == 19.99
+    assert any("extra column(s) ignored: extra" in n for n in parsed.notes)
+
+
+def test_missing_required_column_rejects_the_file_naming_it() -> None:
+    with pytest.raises(FileRejected, match="purchase_made"):
+        parse(SESSIONS_HEADER.replace(",purchase_made", "") + "\nS1,C1,2024-01-02,Books,120,19.99\n")
+
+
+def test_header_only_is_an_empty_drop_and_zero_bytes_is_rejected() -> None:
+    parsed = parse(SESSIONS_HEADER + "\n")
+    assert parsed.rows_in == 0 and "header only: 0 rows" in parsed.notes
+    with pytest.raises(FileRejected, match="empty file"):
+        parse(b"")
+
+
+def test_truncated_last_line_is_quarantined() -> None:
+    parsed = parse(SESSIONS_HEADER + "\n" + GOOD + "\nS2,C1,2024-0")
+    assert parsed.clean.height == 1
+    assert reasons(parsed)[3].startswith("truncated last line")
+    assert_accounted(parsed)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("S1,C1,2024-01-02,Books,120,1,-5", "negative purchase_amount"),
+        ("S1,C1,2024-01-02,Books,120,2,5", "purchase_made '2' must be 0 or 1"),
+        ("S1,C1,16/06/2021,Books,120,0,0", "session_date '16/06/2021' is not an ISO date (YYYY-MM-DD)"),
+        ("S1,C1,2099-01-01,Books,120,0,0", "session_date '2099-01-01' is in the future"),
+        ("S1,C1,2024-01-02,Books,120,0,5", "purchase_amount > 0 with purchase_made=0"),
+        ("S1,C1,2024-01-02,Books,-1,0,0", "negative browsing_time_sec"),
+        ("S1,,2024-01-02,Books,120,0,0", "empty customer_id"),
+        ("S1,C1,2024-01-02,Books,abc,0,0", "browsing_time_sec 'abc' is not a number"),
+    ],
+)
+def test_bad_rows_are_quarantined_with_the_rule(row: str, reason: str) -> None:
+    parsed = parse(SESSIONS_HEADER + "\n" + GOOD.replace("S1", "S0") + "\n" + row + "\n")
+    assert parsed.clean.height == 1
+    assert reason in reasons(parsed)[3]
+    assert_accounted(parsed)
+
+
+def test_formula_like_text_is_kept_as_data() -> None:
+    parsed = parse(SESSIONS_HEADER + "\nS1,C1,2024-01-02,=HYPERLINK(\"x\"),120,0,0\n")
+    assert parsed.clean["product_viewed"][0] == '=HYPERLINK("x")'
+
+
+def test_empty_amount_without_purchase_is_zero_and_free_orders_are_kept() -> None:
+    parsed = parse(SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,0,\nS2,C1,2024-01-02,Books,,1,0\n")
+    assert parsed.clean["purchase_amount"].to_list() == [0.0, 0.0]
+    assert parsed.clean["browsing_time_sec"].null_count() == 1
+
+
+def test_same_file_twice_and_same_id_with_new_content_across_files(data_dir, instance, resources) -> None:
+    drop(data_dir, "customers.csv", CUSTOMERS_HEADER + "\nC1,30,Female,Ghana,2023-01-01\n")
+    drop(data_dir, "sessions_a.csv", SESSIONS_HEADER + "\n" + GOOD + "\nS2,C1,2024-01-03,Home,60,0,0\n")
+    first = ingest_and_clean(data_dir, instance, resources)
+    assert first["sessions"].height == 2
+    # the same bytes again: rejected with a reason, never ingested twice
+    drop(data_dir, "sessions_a.csv", SESSIONS_HEADER + "\n" + GOOD + "\nS2,C1,2024-01-03,Home,60,0,0\n")
+    # a later file repeats S2 unchanged and corrects S1
+    drop(data_dir, "sessions_b.csv", SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,24.99\nS2,C1,2024-01-03,Home,60,0,0\n")
+    second = ingest_and_clean(data_dir, instance, resources)
+    sessions = second["sessions"]
+    assert sessions.height == 2
+    assert sessions.filter(sessions["session_id"] == "S1")["purchase_amount"][0] == 24.99
+    reason_file = data_dir / "rejected" / "sessions_a.csv.reason.txt"
+    assert "already ingested" in reason_file.read_text()
+    meta = second["result"].asset_materializations_for_node("clean_sessions")[0].metadata
+    assert meta["rows_from_drops"].value == 4
+    assert meta["duplicates_across_files"].value == 1 and meta["superseded_by_later_drop"].value == 1
+
+
+def test_unreadable_file_is_rejected_without_crashing(data_dir, instance, resources) -> None:
+    drop(data_dir, "sessions_bad.csv", "no,header,here\n1,2,3\n")
+    drop(data_dir, "notes.txt", "not an export")
+    drop(data_dir, "sessions_empty.csv", b"")
+    out = ingest_and_clean(data_dir, instance, resources)
+    assert out["sessions"].height == 0
+    rejected = {p.name for p in (data_dir / "rejected").glob("*.reason.txt")}
+    assert rejected == {"sessions_bad.csv.reason.txt", "notes.txt.reason.txt", "sessions_empty.csv.reason.txt"}
+    assert "missing required column(s) session_id" in (data_dir / "rejected" / "sessions_bad.csv.reason.txt").read_text()
+    assert quarantine(data_dir).height == 0

@@ -1,0 +1,94 @@
+"""landing_zone_sensor on an ephemeral instance: stability, idempotence, caps, and the accounting check."""
+
+import json
+import os
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.ingest import ingest_landing, raw_sessions
+from ecom_assets.ingest import parse as parse_module
+from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick
+from ecom_assets.settings import EcomSettings
+from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop
+
+
+def tick(instance, resources, cursor=None) -> tuple[dg.SensorResult, str]:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    result = landing_zone_sensor(context)
+    return result, result.cursor
+
+
+def test_new_file_runs_once_after_it_is_stable(data_dir, instance, resources) -> None:
+    drop(data_dir, "sessions_1.csv", SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,19.99\n")
+    drop(data_dir, ".sessions_2.csv", "hidden")
+    drop(data_dir, "sessions_3.csv.part", "being written")
+    first, cursor = tick(instance, resources)
+    assert not first.run_requests  # seen once: maybe still being written
+    second, cursor = tick(instance, resources, cursor)
+    assert len(second.run_requests) == 1
+    request = second.run_requests[0]
+    assert request.partition_key.startswith("sessions_1.csv__") and request.run_key == request.partition_key
+    assert request.job_name == "ingest_sessions_job"
+    (add,) = second.dynamic_partitions_requests
+    assert add.partitions_def_name == "sessions_files" and add.partition_keys == [request.partition_key]
+    # the run is queued: the next tick leaves the file alone
+    third, cursor = tick(instance, resources, cursor)
+    assert not third.run_requests and (data_dir / "landing" / "sessions_1.csv").exists()
+
+
+def test_file_still_growing_waits(data_dir, instance, resources) -> None:
+    path = drop(data_dir, "sessions_1.csv", SESSIONS_HEADER + "\n")
+    _, cursor = tick(instance, resources)
+    with path.open("a") as handle:  # the export is still being appended to
+        handle.write("S1,C1,2024-01-02,Books,120,1,19.99\n")
+    os.utime(path, (1, 1))
+    result, cursor = tick(instance, resources, cursor)
+    assert not result.run_requests
+    result, _ = tick(instance, resources, cursor)
+    assert len(result.run_requests) == 1
+
+
+def test_same_bytes_dropped_again_never_run_again(data_dir, instance, resources) -> None:
+    content = SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,19.99\n"
+    drop(data_dir, "sessions_1.csv", content)
+    ingest_landing(instance, data_dir)
+    drop(data_dir, "sessions_1.csv", content)
+    _, cursor = tick(instance, resources)
+    result, _ = tick(instance, resources, cursor)
+    assert not result.run_requests
+    assert "already ingested" in (data_dir / "rejected" / "sessions_1.csv.reason.txt").read_text()
+
+
+def test_run_requests_are_capped_per_tick_and_all_files_eventually_ingested(data_dir, instance) -> None:
+    for i in range(7):
+        drop(data_dir, f"sessions_{i}.csv", SESSIONS_HEADER + f"\nS{i},C1,2024-01-02,Books,120,0,0\n")
+    settings = EcomSettings(data_dir=str(data_dir))
+    plan = plan_tick(settings, instance, {}, assume_stable=True, max_runs=3)
+    assert len(plan.requests) == 3 and plan.deferred == 4
+    requested = {r.partition_key for r in plan.requests}
+    cursor = {"seen": plan.seen, "requested": plan.requested}
+    plan2 = plan_tick(settings, instance, cursor, max_runs=3)
+    assert len(plan2.requests) == 3 and not requested & {r.partition_key for r in plan2.requests}
+
+
+def test_accounting_check_fails_when_a_row_is_dropped(data_dir, instance, resources, monkeypatch) -> None:
+    real_split = parse_module.split_rows
+
+    def losing_split(table, kind, today):
+        clean, quarantined, duplicates = real_split(table, kind, today)
+        return clean.head(clean.height - 1), quarantined, duplicates  # a bug that loses a row
+
+    monkeypatch.setattr(parse_module, "split_rows", losing_split)
+    drop(data_dir, "sessions_1.csv", SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,19.99\nS2,C1,2024-01-02,Books,1,0,0\n")
+    settings = EcomSettings(data_dir=str(data_dir))
+    plan = plan_tick(settings, instance, {}, assume_stable=True)
+    instance.add_dynamic_partitions("sessions_files", plan.new_partitions["sessions"])
+    result = dg.materialize([raw_sessions], partition_key=plan.requests[0].partition_key, instance=instance,
+                            resources=resources, raise_on_error=False)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "1 rows unaccounted" in check.description
+    stored = json.loads(next((data_dir / "quarantine" / "sessions").glob("*.json")).read_text())
+    assert stored["rows_in"] == 2 and stored["clean"] == 1
+    assert pl.read_parquet(next((data_dir / "warehouse" / "raw_sessions").glob("*.parquet"))).height == 1
