@@ -1,5 +1,12 @@
-"""Domain package `features`: pure polars functions plus thin Dagster wrappers."""
+"""Features domain: point-in-time customer features and labelled training windows."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from ecom_assets.features.assets import AsOfConfig, churn_training_set, customer_features
+
+# ops that take the as-of date as run config (`ecom-assets run --as-of`)
+AS_OF_CONFIG_OPS = ["customer_features", "churn_training_set"]
+
+__all__ = ["AS_OF_CONFIG_OPS", "AsOfConfig", "churn_training_set", "customer_features", "defs"]
+
+defs = dg.Definitions(assets=[customer_features, churn_training_set])

@@ -1,0 +1,305 @@
+"""`churn_model`, `churn_predictions`, `churn_risk_list` and the retrain / scoring jobs."""
+
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.churn import model as churn
+from ecom_assets.churn import registry
+from ecom_assets.exports import write_safe_csv
+from ecom_assets.features import churn_training_set, customer_features
+from ecom_assets.io import write_parquet_atomic
+from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.plots import png_markdown
+from ecom_assets.settings import EcomSettings
+
+OWNER = "team:data-science"
+SKILL_CHECK = "churn_model_has_skill"
+LEAKAGE_CHECK = "churn_model_no_leakage"
+TRIGGER_TAG = "ecom/trigger"
+TRIGGER_DETAIL_TAG = "ecom/trigger_detail"
+BASELINE_VERSION = "baseline-recency"
+PREDICTION_COLUMNS = {
+    "customer_id": "string",
+    "churn_probability": "float64 - calibrated P(no purchase in the next 90 days)",
+    "confidence": "float64 - ± half-width of the 95 % interval of the calibration bin's churn rate",
+    "risk_tier": "string - high >= 0.75 > medium >= 0.5 > low; unscored without any model",
+    "top_drivers": "list[string] - 3 features moving this prediction most (↑ raises risk)",
+    "model_version": "string - serving version, 'baseline-recency' or 'none'",
+    "as_of": "date",
+    "cold_start": "bool - never purchased: scored by the cold-start prior",
+}
+
+
+def _library_versions() -> dict:
+    return {name: package_version(name) for name in ("xgboost", "polars", "scikit-learn", "dagster")
+            if _installed(name)}
+
+
+def _installed(name: str) -> bool:
+    try:
+        package_version(name)
+        return True
+    except Exception:  # noqa: BLE001 — a missing distribution is simply not listed
+        return False
+
+
+def _plots(card: dict, trained: churn.TrainedModel | None) -> dict:
+    out = {}
+    table = card.get("metrics", {}).get("calibration_table")
+    if table:
+        def calibration(ax):
+            ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+            ax.plot([r["mean_predicted"] for r in table], [r["observed_rate"] for r in table], "o-")
+            ax.set_xlabel("predicted churn probability")
+            ax.set_ylabel("observed churn rate")
+        out["calibration_plot"] = dg.MetadataValue.md(png_markdown(calibration, "Calibration on the holdout"))
+    if trained is not None:
+        gain = trained.booster.get_score(importance_type="gain")
+        top = sorted(gain.items(), key=lambda kv: kv[1])[-12:]
+        if top:
+            def importance(ax):
+                ax.barh([k for k, _ in top], [v for _, v in top])
+                ax.set_xlabel("gain")
+            out["feature_importance_plot"] = dg.MetadataValue.md(png_markdown(importance, "Feature importance", (6, 4)))
+    return out
+
+
+def _compare_with_champion(settings: EcomSettings, holdout: pl.DataFrame, p_new: np.ndarray) -> dict | None:
+    """Challenger vs the serving champion on the same newest holdout (bootstrap CI of the AUC difference)."""
+    from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
+
+    current = registry.champion_version(settings.models)
+    if current is None:
+        return None
+    try:
+        champion, _ = registry.load_model(settings.models, current)
+        p_old, _, _ = churn.predict(champion, holdout)
+    except (ValueError, FileNotFoundError) as err:  # a champion built on other features cannot be compared
+        return {"champion": current, "comparable": False, "note": str(err), "challenger_not_worse": True}
+    y = holdout["churned"].to_numpy().astype(float)
+    diff = bootstrap_auc_difference(y, p_new, p_old)
+    return {"champion": current, "comparable": True, "champion_auc": auc(y, p_old), "auc_diff": diff["auc_diff"],
+            "ci_low": diff["ci_low"], "ci_high": diff["ci_high"],
+            # not worse = not significantly worse: the CI of (challenger - champion) reaches 0 or above
+            "challenger_not_worse": diff["ci_high"] >= 0}
+
+
+def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: str, detail: str):
+    """Train, judge, save and maybe promote a new version. Returns (card, trained model or None)."""
+    models = settings.models
+    version = registry.next_version(models)
+    card = {"version": version, "created_at": datetime.now(timezone.utc).isoformat(), "trigger": trigger,
+            "trigger_detail": detail, "promoted": False, "params": churn.PARAMS, "metrics": {},
+            "library_versions": _library_versions(), "champion_before": registry.champion_version(models)}
+    purchasers = training.filter(~pl.col("cold_start")) if not training.is_empty() else training
+    holdout = purchasers.filter(pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
+    train = purchasers.filter(~pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
+    if not training.is_empty():
+        card.update(training_cutoffs=sorted({str(c) for c in train["cutoff"].to_list()}),
+                    holdout_cutoff=str(holdout["cutoff"][0]) if holdout.height else None,
+                    data_fingerprint=churn.fingerprint(training))
+    problem = churn.has_enough_history(train, holdout)
+    if problem:
+        card.update(status="insufficient_history", status_reason=f"{problem}; predictions fall back to "
+                    + ("the recency baseline" if train.height else "no score") + ".")
+        if train.height:
+            registry.save_baseline(models, version, churn.recency_baseline(training.filter(~pl.col("is_holdout"))))
+        registry.write_card(models, version, card)
+        return card, None
+    baseline = churn.recency_baseline(training.filter(~pl.col("is_holdout")))
+    trained = churn.train_model(train)
+    evaluation, p_new = churn.evaluate_holdout(trained, holdout, baseline)
+    registry.save_model(models, version, trained, baseline)
+    reference = holdout.select("customer_id", *trained.features)
+    write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
+                         registry.reference_features_path(models, version))
+    card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
+                features=[{"name": f, "dtype": "categorical" if f in trained.categories else "float"}
+                          for f in trained.features],
+                categories=trained.categories, best_iteration=trained.best_iteration,
+                single_feature_auc=evaluation.single_feature_auc, leaking_features=evaluation.leaking_features)
+    if evaluation.status == "champion":
+        comparison = _compare_with_champion(settings, holdout, p_new)
+        card["champion_comparison"] = comparison
+        if comparison and not comparison["challenger_not_worse"]:
+            card.update(status="not_promoted", status_reason=(
+                f"{evaluation.status_reason}, but it is worse than champion {comparison['champion']} on the same "
+                f"holdout (AUC {comparison['champion_auc']:.3f}; difference {comparison['auc_diff']:+.3f}, 95 % CI "
+                f"{comparison['ci_low']:+.3f}…{comparison['ci_high']:+.3f}): the champion keeps serving"))
+        else:
+            card["promoted"] = True
+            registry.promote(models, version, f"trigger={trigger}: {evaluation.status_reason}")
+    registry.write_card(models, version, card)
+    return card, trained
+
+
+def _metrics_table(metrics: dict) -> str:
+    names = ["auc", "pr_auc", "brier", "log_loss", "top_decile_precision", "top_decile_lift"]
+    rows = []
+    for name in names:
+        model_key = "auc_out_of_time" if name == "auc" else name
+        base_key = "auc_baseline_recency" if name == "auc" else f"{name}_baseline"
+        if model_key in metrics:
+            rows.append({"metric": name, "model": metrics[model_key], "recency_baseline": metrics.get(base_key)})
+    return md_table(pl.DataFrame(rows)) if rows else "_(no metrics: no model was trained)_"
+
+
+@dg.asset(
+    group_name="churn",
+    owners=[OWNER],
+    kinds={"xgboost", "polars"},
+    description=(
+        "XGBoost churn model (no purchase in the next 90 days) trained on the older windows of "
+        "`churn_training_set`, early-stopped and isotonic-calibrated on the next window, judged on the newest "
+        "(out-of-time) window against a recency-only baseline. Promoted to champion only if the 95 % bootstrap CI "
+        "of AUC(model) - AUC(baseline) is above 0 and it is not significantly worse than the current champion. "
+        "Saved as models/<version>/model.json + calibration.json + model_card.json (no pickle)."
+    ),
+    metadata=column_schema({"version": "string", "status": "champion | no_skill | leakage_suspected | "
+                            "insufficient_history | not_promoted", "metrics": "holdout metrics vs the baseline",
+                            "trigger": "drift | performance | manual | schedule"}),
+    check_specs=[
+        dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
+                          description="the model beats the recency baseline out of time (WARN: no skill is a normal outcome)"),
+        dg.AssetCheckSpec(LEAKAGE_CHECK, asset="churn_model", blocking=True,
+                          description="no feature (or the model) reaches holdout AUC >= 0.97: stops the run when violated"),
+    ],
+)
+def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame):
+    tags = context.run.tags if context.run else {}
+    card, trained = train_and_register(settings, churn_training_set, tags.get(TRIGGER_TAG, "manual"),
+                                       tags.get(TRIGGER_DETAIL_TAG, ""))
+    serving = registry.champion_version(settings.models)
+    metrics = card.get("metrics", {})
+    yield dg.Output(card, metadata={
+        "version": card["version"],
+        "status": card["status"],
+        "in_words": card["status_reason"],
+        "serving_version": serving or BASELINE_VERSION,
+        "trigger": card["trigger"],
+        "auc_out_of_time": float(metrics.get("auc_out_of_time", float("nan"))),
+        "auc_baseline_recency": float(metrics.get("auc_baseline_recency", float("nan"))),
+        "metrics": dg.MetadataValue.md(_metrics_table(metrics)),
+        "model_card": dg.MetadataValue.path(str(settings.models / card["version"] / "model_card.json")),
+        **_plots(card, trained),
+    })
+    yield dg.AssetCheckResult(check_name=SKILL_CHECK, passed=card["status"] == "champion",
+                              severity=dg.AssetCheckSeverity.WARN, description=card["status_reason"])
+    leaking = card["status"] == "leakage_suspected"
+    yield dg.AssetCheckResult(check_name=LEAKAGE_CHECK, passed=not leaking, severity=dg.AssetCheckSeverity.ERROR,
+                              description=card["status_reason"] if leaking else "no single feature separates the "
+                              "holdout labels suspiciously well", metadata={"leaking_features": ", ".join(
+                                  card.get("leaking_features", [])) or "none"})
+
+
+def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
+    """Score every customer with the champion (or the recency baseline, or nothing). Returns (frame, how)."""
+    models = settings.models
+    champion = registry.champion_version(models)
+    buyers = features.filter(~pl.col("cold_start"))
+    cold = features.filter(pl.col("cold_start"))
+    if champion:
+        trained, baseline = registry.load_model(models, champion)
+        p, raw, drivers = churn.predict(trained, buyers, with_drivers=True)
+        conf = churn.confidence(raw, trained.calibration["support"])
+        version, how = champion, f"champion {champion}"
+    else:
+        baseline = registry.load_baseline(models, latest_card["version"]) if latest_card.get("version") else None
+        version = BASELINE_VERSION if baseline else "none"
+        p = churn.baseline_probability(buyers, baseline) if baseline else np.full(buyers.height, np.nan)
+        drivers = [["days_since_last_purchase ↑"]] * buyers.height
+        conf = np.full(buyers.height, np.nan)
+        how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
+               else "nothing: not enough history to estimate even the baseline")
+    prior = baseline["cold_start_prior"] if baseline else None
+    scored = pl.concat([
+        buyers.select("customer_id", "as_of", "cold_start").with_columns(
+            churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
+            confidence=pl.Series(conf, dtype=pl.Float64).fill_nan(None),
+            top_drivers=pl.Series(drivers, dtype=pl.List(pl.String))),
+        cold.select("customer_id", "as_of", "cold_start").with_columns(
+            churn_probability=pl.lit(prior, dtype=pl.Float64), confidence=pl.lit(None, dtype=pl.Float64),
+            top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String))),
+    ])
+    scored = scored.with_columns(risk_tier=churn.risk_tier(pl.col("churn_probability")), model_version=pl.lit(version))
+    return scored.select(list(PREDICTION_COLUMNS)).sort("customer_id"), how
+
+
+@dg.asset(
+    group_name="churn",
+    owners=[OWNER],
+    kinds={"xgboost", "polars"},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "Calibrated churn probability for every customer in `customer_features`, served by the CHAMPION model "
+        "(not necessarily the newest), with confidence, risk tier and the top-3 drivers (XGBoost approximate "
+        "contributions). Without a champion the recency baseline serves; customers who never purchased get the "
+        "cold-start prior (their observed 90-day no-purchase rate in the training windows). Each batch is appended "
+        "to warehouse/prediction_log/ for realised-performance monitoring."
+    ),
+    metadata=column_schema(PREDICTION_COLUMNS),
+)
+def churn_predictions(settings: EcomSettings, customer_features: pl.DataFrame, churn_model: dict) -> dg.Output:
+    if customer_features.is_empty():
+        empty = pl.DataFrame(schema={c: pl.String for c in PREDICTION_COLUMNS})
+        return dg.Output(empty, metadata={"dagster/row_count": 0, "served_by": "no customers yet"})
+    scored, how = score_customers(settings, customer_features, churn_model)
+    as_of = str(customer_features["as_of"][0])
+    version = scored["model_version"][0]
+    log = scored.select("customer_id", "churn_probability", "model_version", "as_of", "cold_start").with_columns(
+        feature_fingerprint=pl.lit(churn.fingerprint(customer_features)),
+        scored_at=pl.lit(datetime.now(timezone.utc)))
+    write_parquet_atomic(log, settings.folder("warehouse") / "prediction_log" / f"{as_of}__{version}.parquet")
+    tiers = scored.group_by("risk_tier").agg(customers=pl.len(), mean_probability=pl.col("churn_probability").mean())
+    return dg.Output(scored, metadata={
+        "dagster/row_count": scored.height,
+        "served_by": how,
+        "model_version": version,
+        "latest_model_status": f"{churn_model.get('version')}: {churn_model.get('status')} — {churn_model.get('status_reason')}",
+        "as_of": as_of,
+        "cold_start": int(scored["cold_start"].sum()),
+        "tiers": dg.MetadataValue.md(md_table(tiers.sort("risk_tier"))),
+    })
+
+
+@dg.asset(
+    group_name="churn",
+    owners=["team:customer-success"],
+    kinds={"polars", "csv"},
+    automation_condition=ON_NEW_DATA,
+    description="exports/churn_risk_list.csv: customers by churn probability (highest first) with the drivers in "
+    "plain words, safe to open in a spreadsheet (cells starting with = + - @ are neutralised).",
+    metadata=column_schema({"customer_id": "string", "churn_probability": "float64", "risk_tier": "string",
+                            "confidence": "float64", "drivers": "string - plain words",
+                            "model_version": "string", "as_of": "date", "cold_start": "bool"}),
+)
+def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame) -> dg.Output:
+    if churn_predictions.is_empty():
+        return dg.Output(pl.DataFrame(), metadata={"dagster/row_count": 0})
+    export = churn_predictions.sort("churn_probability", descending=True, nulls_last=True).select(
+        "customer_id", pl.col("churn_probability").round(4), "risk_tier", pl.col("confidence").round(4),
+        pl.col("top_drivers").map_elements(lambda d: churn.drivers_in_words(list(d)) if d[0][-1] in "↑↓" else
+                                           "; ".join(d), return_dtype=pl.String).alias("drivers"),
+        "model_version", "as_of", "cold_start",
+    )
+    path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")
+    return dg.Output(export, metadata={"dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
+                                       "top_10": dg.MetadataValue.md(md_table(export.head(10)))})
+
+
+churn_retrain_job = dg.define_asset_job(
+    "churn_retrain_job",
+    selection=[churn_training_set, churn_model, churn_predictions, churn_risk_list],
+    description="Retrain the churn model (training windows -> model -> predictions); requested by retrain_sensor.",
+)
+churn_scoring_job = dg.define_asset_job(
+    "churn_scoring_job",
+    selection=[customer_features, churn_predictions, churn_risk_list],
+    description="Re-score every customer with the serving champion.",
+    tags={TRIGGER_TAG: "schedule"},
+)

@@ -1,0 +1,93 @@
+"""The model registry on disk: `models/<version>/` (XGBoost JSON, calibration, card, drift reference)
+and `models/champion.json`, the pointer to the version that serves. JSON and parquet only."""
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ecom_assets.io import write_json_atomic
+
+VERSION = re.compile(r"^v(\d{4,})$")
+CHAMPION_FILE = "champion.json"
+
+
+def list_versions(models_dir: Path) -> list[str]:
+    if not Path(models_dir).exists():
+        return []
+    return sorted((p.name for p in Path(models_dir).iterdir() if p.is_dir() and VERSION.match(p.name)),
+                  key=lambda v: int(VERSION.match(v).group(1)))
+
+
+def next_version(models_dir: Path) -> str:
+    versions = list_versions(models_dir)
+    n = int(VERSION.match(versions[-1]).group(1)) + 1 if versions else 1
+    return f"v{n:04d}"
+
+
+def champion_version(models_dir: Path) -> str | None:
+    path = Path(models_dir) / CHAMPION_FILE
+    return json.loads(path.read_text())["version"] if path.exists() else None
+
+
+def champion_record(models_dir: Path) -> dict | None:
+    path = Path(models_dir) / CHAMPION_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def promote(models_dir: Path, version: str, reason: str) -> None:
+    write_json_atomic({"version": version, "promoted_at": datetime.now(timezone.utc).isoformat(), "reason": reason},
+                      Path(models_dir) / CHAMPION_FILE)
+
+
+def load_card(models_dir: Path, version: str) -> dict:
+    return json.loads((Path(models_dir) / version / "model_card.json").read_text())
+
+
+def write_card(models_dir: Path, version: str, card: dict) -> Path:
+    path = Path(models_dir) / version / "model_card.json"
+    write_json_atomic(card, path)
+    return path
+
+
+def reference_features_path(models_dir: Path, version: str) -> Path:
+    return Path(models_dir) / version / "reference_features.parquet"
+
+
+def save_model(models_dir: Path, version: str, model, baseline: dict) -> Path:
+    """model.json (XGBoost's own JSON), calibration.json, baseline.json under models/<version>/."""
+    folder = Path(models_dir) / version
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / ".model.partial.json"  # xgboost picks the format from the suffix
+    model.booster.save_model(str(partial))
+    partial.replace(folder / "model.json")
+    write_json_atomic({**model.calibration, "features": model.features, "categories": model.categories,
+                       "best_iteration": model.best_iteration}, folder / "calibration.json")
+    save_baseline(models_dir, version, baseline)
+    return folder
+
+
+def save_baseline(models_dir: Path, version: str, baseline: dict) -> None:
+    write_json_atomic(baseline, Path(models_dir) / version / "baseline.json")
+
+
+def load_model(models_dir: Path, version: str):
+    """(TrainedModel, baseline) for a saved version; nthread set again (it is not stored)."""
+    import xgboost as xgb
+
+    from ecom_assets.churn.model import NTHREAD, TrainedModel
+
+    folder = Path(models_dir) / version
+    booster = xgb.Booster()
+    booster.load_model(str(folder / "model.json"))
+    booster.set_param({"nthread": NTHREAD})
+    calibration = json.loads((folder / "calibration.json").read_text())
+    baseline = json.loads((folder / "baseline.json").read_text())
+    model = TrainedModel(booster, calibration["features"], calibration["categories"], calibration,
+                         calibration["best_iteration"])
+    return model, baseline
+
+
+def load_baseline(models_dir: Path, version: str) -> dict | None:
+    path = Path(models_dir) / version / "baseline.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,101 @@
+"""`customer_features` (the as-of snapshot that is scored) and `churn_training_set` (labelled windows)."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.features.build import FEATURE_WORDS, build_features, build_training_set
+from ecom_assets.metadata import column_schema, md_table
+
+OWNER = "team:data-science"
+
+
+class AsOfConfig(dg.Config):
+    """The as-of date T (ISO). Empty: the latest clean session_date."""
+
+    as_of: str = ""
+
+
+def resolve_as_of(config: AsOfConfig, sessions: pl.LazyFrame) -> date | None:
+    if config.as_of:
+        return date.fromisoformat(config.as_of)
+    return sessions.select(pl.col("session_date").max()).collect().item()
+
+
+FEATURE_SCHEMA = column_schema({
+    "customer_id": "string",
+    "as_of": "date - the cutoff the features were computed at",
+    "cold_start": "bool - visited but never purchased by the cutoff (scored by a prior)",
+    **{name: f"feature - {words}" for name, words in FEATURE_WORDS.items()},
+})
+
+
+@dg.asset(
+    group_name="features",
+    owners=[OWNER],
+    kinds={"polars"},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "Point-in-time features per customer as of T (default: the latest clean session date; set `as_of` in "
+        "the launchpad or `ecom-assets run --as-of`): RFM, sessions, 30-vs-60-day trend, purchase gaps, "
+        "product mix, temporal and financial features, demographics. Only rows dated <= T are used — the same "
+        "function builds every training window."
+    ),
+    metadata=FEATURE_SCHEMA,
+)
+def customer_features(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
+    as_of = resolve_as_of(config, clean_sessions)
+    if as_of is None:
+        return dg.Output(pl.DataFrame(schema={"customer_id": pl.String, "as_of": pl.Date, "cold_start": pl.Boolean}),
+                         metadata={"dagster/row_count": 0, "as_of": "no sessions yet"})
+    features = build_features(clean_sessions, clean_customers, as_of)
+    summary = features.select(
+        pl.len().alias("customers"), pl.col("cold_start").sum().alias("cold_start"),
+        pl.col("days_since_last_purchase").median().alias("median_days_since_purchase"),
+        pl.col("n_purchases").mean().alias("mean_purchases"), pl.col("aov").median().alias("median_aov"),
+    )
+    return dg.Output(features, metadata={
+        "dagster/row_count": features.height,
+        "as_of": str(as_of),
+        "cold_start": int(features["cold_start"].sum()),
+        "summary": dg.MetadataValue.md(md_table(summary)),
+    })
+
+
+@dg.asset(
+    group_name="features",
+    owners=[OWNER],
+    kinds={"polars"},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "Labelled training windows: for cutoffs c = T-90, T-180, … (while 90 days of history precede c), the "
+        "features as of c and `churned` = no purchase in (c, c+90]. The newest window (`is_holdout`) is the "
+        "out-of-time holdout every gate and metric uses."
+    ),
+    metadata=column_schema({
+        "customer_id": "string",
+        "cutoff": "date - the features are as of this date",
+        "window": "int - 0 = newest window (the holdout)",
+        "is_holdout": "bool",
+        "churned": "bool - no purchase in (cutoff, cutoff + 90 days]",
+        "…": "every customer_features column, computed as of cutoff",
+    }),
+)
+def churn_training_set(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
+    as_of = resolve_as_of(config, clean_sessions)
+    training = build_training_set(clean_sessions, clean_customers, as_of) if as_of else pl.DataFrame()
+    if training.is_empty():
+        return dg.Output(training, metadata={"dagster/row_count": 0, "windows": 0,
+                                             "note": "no labelled 90-day window fits in the history yet"})
+    per_window = training.group_by("window", "cutoff", "is_holdout").agg(
+        customers=pl.len(), purchasers=(~pl.col("cold_start")).sum(),
+        churn_rate=pl.col("churned").filter(~pl.col("cold_start")).mean(),
+    ).sort("window")
+    return dg.Output(training, metadata={
+        "dagster/row_count": training.height,
+        "windows": per_window.height,
+        "as_of": str(as_of),
+        "per_window": dg.MetadataValue.md(md_table(per_window)),
+    })

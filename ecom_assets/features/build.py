@@ -1,0 +1,188 @@
+"""Point-in-time customer features and churn labels.
+
+`build_features(sessions, customers, cutoff)` sees only rows dated <= cutoff (and a signup date
+only if it is <= cutoff), so the same function builds every training window and the scoring
+snapshot: no train/serving skew, no look-ahead. One lazy group-by pass over the sessions plus a
+small per-category pass; no per-customer Python.
+"""
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from ecom_assets.schemas import UNKNOWN_PRODUCT
+
+HORIZON_DAYS = 90
+RECENCY_BUCKETS = [30, 90, 180, 365]
+CATEGORICAL_FEATURES = ["gender", "location", "favourite_category", "recency_bucket"]
+ID_COLUMNS = ["customer_id", "as_of", "cold_start"]
+# what each feature means, for the column schema and the plain-words drivers in exports
+FEATURE_WORDS = {
+    "days_since_last_purchase": "days since the last purchase",
+    "days_since_last_session": "days since the last visit",
+    "n_purchases": "number of purchases",
+    "revenue": "total spend",
+    "n_sessions": "number of visits",
+    "sessions_per_active_week": "visits per week since first seen",
+    "browsing_mean_sec": "mean browsing time",
+    "browsing_median_sec": "median browsing time",
+    "views_per_purchase": "visits per purchase",
+    "purchase_rate": "share of visits with a purchase",
+    "sessions_30d": "visits in the last 30 days",
+    "sessions_prev_60d": "visits in the 60 days before that",
+    "purchases_30d": "purchases in the last 30 days",
+    "purchases_prev_60d": "purchases in the 60 days before that",
+    "revenue_30d": "spend in the last 30 days",
+    "revenue_prev_60d": "spend in the 60 days before that",
+    "session_trend": "visits last 30 days vs the 60 before (per day)",
+    "gap_mean_days": "typical days between purchases",
+    "gap_std_days": "variability of days between purchases",
+    "days_overdue": "days past the customer's typical purchase gap",
+    "distinct_categories": "number of product categories viewed",
+    "favourite_category_share": "share of visits in the favourite category",
+    "category_entropy": "spread of visits over categories",
+    "favourite_category": "favourite category",
+    "tenure_days": "days since first seen",
+    "days_since_signup": "days since signup",
+    "weekend_share": "share of visits on weekends",
+    "last_purchase_month": "month of the last purchase",
+    "aov": "average order value",
+    "max_order": "largest order",
+    "cltv_proxy": "spend per year of tenure",
+    "age": "age",
+    "gender": "gender",
+    "location": "location",
+    "recency_bucket": "recency bucket",
+}
+
+
+def _days(expr: pl.Expr, cutoff: date) -> pl.Expr:
+    return (pl.lit(cutoff) - expr).dt.total_days().cast(pl.Float64)
+
+
+def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFrame | pl.DataFrame,
+                   cutoff: date) -> pl.DataFrame:
+    """One row per customer with >= 1 session on or before `cutoff`."""
+    s = sessions.lazy().filter(pl.col("session_date") <= cutoff)
+    buy = pl.col("purchase_made")
+    amount = pl.col("purchase_amount")
+    d = pl.col("session_date")
+    recent = d > pl.lit(cutoff - timedelta(days=30))
+    before = (d > pl.lit(cutoff - timedelta(days=90))) & ~recent
+    main = s.group_by("customer_id").agg(
+        first_seen=d.min(),
+        last_session=d.max(),
+        last_purchase=d.filter(buy).max(),
+        n_sessions=pl.len().cast(pl.Float64),
+        n_purchases=buy.sum().cast(pl.Float64),
+        revenue=amount.sum(),
+        max_order=amount.filter(buy).max(),
+        browsing_mean_sec=pl.col("browsing_time_sec").mean(),
+        browsing_median_sec=pl.col("browsing_time_sec").median(),
+        sessions_30d=recent.sum().cast(pl.Float64),
+        sessions_prev_60d=before.sum().cast(pl.Float64),
+        purchases_30d=(recent & buy).sum().cast(pl.Float64),
+        purchases_prev_60d=(before & buy).sum().cast(pl.Float64),
+        revenue_30d=amount.filter(recent).sum(),
+        revenue_prev_60d=amount.filter(before).sum(),
+        weekend_share=(d.dt.weekday() >= 6).mean(),
+        gap_mean_days=d.filter(buy).unique().sort().diff().dt.total_days().mean(),
+        gap_std_days=d.filter(buy).unique().sort().diff().dt.total_days().std(),
+    )
+    per_category = (
+        s.filter(pl.col("product_viewed") != UNKNOWN_PRODUCT)
+        .group_by("customer_id", "product_viewed").agg(n=pl.len())
+        .with_columns(share=pl.col("n") / pl.col("n").sum().over("customer_id"))
+        .group_by("customer_id").agg(
+            distinct_categories=pl.len().cast(pl.Float64),
+            favourite_category_share=pl.col("share").max(),
+            favourite_category=pl.col("product_viewed").sort_by("n", "product_viewed", descending=[True, False]).first(),
+            category_entropy=-(pl.col("share") * pl.col("share").log()).sum(),
+        )
+    )
+    people = customers.lazy().select(
+        "customer_id", "age", "gender", "location",
+        signup=pl.when(pl.col("signup_date") <= cutoff).then(pl.col("signup_date")),
+    )
+    since_last = _days(pl.col("last_purchase"), cutoff)
+    first_seen = pl.min_horizontal("first_seen", "signup")
+    weeks_seen = (_days(first_seen, cutoff) / 7).clip(lower_bound=1)
+    features = (
+        main.join(per_category, on="customer_id", how="left")
+        .join(people, on="customer_id", how="left")
+        .with_columns(
+            days_since_last_purchase=since_last,
+            days_since_last_session=_days(pl.col("last_session"), cutoff),
+            tenure_days=_days(first_seen, cutoff),
+            days_since_signup=_days(pl.col("signup"), cutoff),
+            sessions_per_active_week=pl.col("n_sessions") / weeks_seen,
+            views_per_purchase=pl.col("n_sessions") / pl.col("n_purchases").clip(lower_bound=1),
+            purchase_rate=pl.col("n_purchases") / pl.col("n_sessions"),
+            session_trend=(pl.col("sessions_30d") / 30) / ((pl.col("sessions_prev_60d") + 1) / 60),
+            days_overdue=since_last - pl.col("gap_mean_days"),
+            aov=pl.col("revenue") / pl.col("n_purchases").clip(lower_bound=1),
+            cltv_proxy=pl.col("revenue") / (_days(first_seen, cutoff).clip(lower_bound=30) / 365),
+            last_purchase_month=pl.col("last_purchase").dt.month().cast(pl.Float64),
+            age=pl.col("age").cast(pl.Float64),
+            recency_bucket=pl.when(since_last.is_null()).then(pl.lit("never"))
+            .otherwise(since_last.cut(RECENCY_BUCKETS, labels=["0-30", "31-90", "91-180", "181-365", "365+"],
+                                      left_closed=False).cast(pl.String)),
+            distinct_categories=pl.col("distinct_categories").fill_null(0.0),
+            as_of=pl.lit(cutoff),
+            cold_start=pl.col("n_purchases") == 0,
+        )
+        .drop("first_seen", "last_session", "last_purchase", "signup")
+        .sort("customer_id")
+    )
+    return features.collect()
+
+
+def feature_columns(frame: pl.DataFrame) -> list[str]:
+    """Every model input column (ids, dates and labels excluded), in a stable order."""
+    excluded = set(ID_COLUMNS) | {"churned", "cutoff", "window", "is_holdout"}
+    return [c for c in frame.columns if c not in excluded]
+
+
+def churn_labels(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.DataFrame:
+    """customer_id, churned: no purchase in (cutoff, cutoff + 90]; for customers seen by the cutoff."""
+    s = sessions.lazy()
+    window = (pl.col("session_date") > cutoff) & (pl.col("session_date") <= cutoff + timedelta(days=HORIZON_DAYS))
+    return (
+        s.filter(pl.col("session_date") <= cutoff).select("customer_id").unique()
+        .join(s.filter(window & pl.col("purchase_made")).select("customer_id").unique().with_columns(bought=pl.lit(True)),
+              on="customer_id", how="left")
+        .select("customer_id", churned=pl.col("bought").is_null())
+        .collect()
+    )
+
+
+def training_cutoffs(first_date: date, as_of: date, min_history_days: int = 90, max_windows: int = 8) -> list[date]:
+    """as_of-90, as_of-180, ... newest first, while at least `min_history_days` of history precede them."""
+    cutoffs = []
+    c = as_of - timedelta(days=HORIZON_DAYS)
+    while (c - first_date).days >= min_history_days and len(cutoffs) < max_windows:
+        cutoffs.append(c)
+        c -= timedelta(days=HORIZON_DAYS)
+    return cutoffs
+
+
+def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Features + label for every cutoff; the newest window is the out-of-time holdout.
+
+    Population at a cutoff: customers with >= 1 purchase on or before it. Session-only customers
+    are kept too (cold_start) so the cold-start prior can be estimated; the model trains on the
+    purchasers only.
+    """
+    s = sessions.lazy()
+    bounds = s.select(pl.col("session_date").min().alias("first")).collect()
+    first = bounds["first"][0]
+    frames = []
+    if first is None:
+        return pl.DataFrame()
+    for window, cutoff in enumerate(training_cutoffs(first, as_of)):
+        features = build_features(s, customers, cutoff)
+        labelled = features.join(churn_labels(s, cutoff), on="customer_id", how="left")
+        frames.append(labelled.with_columns(cutoff=pl.lit(cutoff), window=pl.lit(window), is_holdout=pl.lit(window == 0)))
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames, how="vertical_relaxed")
