@@ -1,0 +1,190 @@
+"""Churn model end to end on ingested data: planted signal found, no skill said out loud,
+leakage stopped, deterministic, robust to column order and to thin data."""
+
+import json
+import shutil
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ecom_assets.churn import churn_model, churn_predictions, churn_risk_list
+from ecom_assets.churn import assets as churn_assets
+from ecom_assets.churn import model as churn
+from ecom_assets.churn import registry
+from ecom_assets.features import churn_training_set, customer_features
+from ecom_assets.generate import DefectRates, generate
+from ecom_assets.settings import EcomSettings
+from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, ingest_and_clean
+
+MODEL_ASSETS = [customer_features, churn_training_set, churn_model, churn_predictions, churn_risk_list]
+
+
+def build(data_dir, instance, resources, selection=MODEL_ASSETS, raise_on_error=True):
+    from ecom_assets.clean import clean_customers, clean_sessions
+    from ecom_assets.ingest import raw_campaigns, raw_customers, raw_sessions
+
+    everything = [raw_customers, raw_sessions, raw_campaigns, clean_customers, clean_sessions, *MODEL_ASSETS]
+    return dg.materialize(everything, selection=selection, instance=instance, resources=resources,
+                          raise_on_error=raise_on_error)
+
+
+def card(data_dir, version="v0001") -> dict:
+    return json.loads((data_dir / "models" / version / "model_card.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """20k generated customers ingested and modelled once for the module."""
+    data_dir = tmp_path_factory.mktemp("gen") / "data"
+    generate(data_dir / "landing", customers=20_000, seed=5, truth_out=data_dir / "truth", files=2)
+    from ecom_assets.resources import build_resources
+
+    resources = build_resources(data_dir)
+    with dg.instance_for_test() as instance:
+        ingest_and_clean(data_dir, instance, resources)
+        result = build(data_dir, instance, resources)
+        yield data_dir, result, instance, resources
+
+
+def test_planted_signal_is_found_and_promoted(generated) -> None:
+    data_dir, result, _, _ = generated
+    c = card(data_dir)
+    assert c["status"] == "champion" and c["promoted"], c["status_reason"]
+    assert c["metrics"]["auc_diff_ci_low"] > 0
+    assert json.loads((data_dir / "models" / "champion.json").read_text())["version"] == "v0001"
+    # scored at T against what really happened in the 90 unwritten days
+    predictions = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet").filter(~pl.col("cold_start"))
+    truth = pl.read_parquet(data_dir / "truth" / "customer_truth.parquet")
+    joined = predictions.join(truth, on="customer_id")
+    model_auc = roc_auc_score(joined["churned_90d"], joined["churn_probability"])
+    oracle_auc = roc_auc_score(joined["churned_90d"], joined["p_no_purchase_90d"])
+    assert model_auc >= 0.97 * oracle_auc, (model_auc, oracle_auc)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"churn_model_has_skill": True, "churn_model_no_leakage": True}
+
+
+def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> None:
+    data_dir, _, _, _ = generated
+    predictions = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet")
+    features = pl.read_parquet(data_dir / "warehouse" / "customer_features.parquet")
+    assert predictions.height == features.height
+    assert set(churn_assets.PREDICTION_COLUMNS) == set(predictions.columns)
+    assert predictions["churn_probability"].is_between(0, 1).all()
+    assert set(predictions["risk_tier"]) <= {"high", "medium", "low"}
+    assert predictions.filter(~pl.col("cold_start"))["top_drivers"].list.len().min() == 3
+    log = list((data_dir / "warehouse" / "prediction_log").glob("*__v0001.parquet"))
+    assert len(log) == 1
+    risk = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv")
+    assert risk["churn_probability"].is_sorted(descending=True, nulls_last=True)
+    assert "days since" in " ".join(risk["drivers"].head(50).to_list())
+
+
+def test_shuffled_columns_give_identical_predictions(generated) -> None:
+    data_dir, _, _, _ = generated
+    trained, _ = registry.load_model(data_dir / "models", "v0001")
+    features = pl.read_parquet(data_dir / "warehouse" / "customer_features.parquet").filter(~pl.col("cold_start"))
+    shuffled = features.select(list(reversed(features.columns)))
+    p1, _, _ = churn.predict(trained, features)
+    p2, _, _ = churn.predict(trained, shuffled)
+    assert np.array_equal(p1, p2)
+
+
+def test_same_data_and_seed_give_byte_identical_model(generated, tmp_path) -> None:
+    data_dir, _, _, _ = generated
+    training = pl.read_parquet(data_dir / "warehouse" / "churn_training_set.parquet")
+    train = training.filter(~pl.col("cold_start") & ~pl.col("is_holdout"))
+    baseline = churn.recency_baseline(train)
+    for name in ("a", "b"):
+        registry.save_model(tmp_path / name, "v0001", churn.train_model(train), baseline)
+    assert (tmp_path / "a" / "v0001" / "model.json").read_bytes() == (tmp_path / "b" / "v0001" / "model.json").read_bytes()
+
+
+def test_leaking_feature_stops_the_run_and_names_the_feature(generated, tmp_path) -> None:
+    data_dir, _, instance, _ = generated
+    leaky_dir = tmp_path / "data"
+    shutil.copytree(data_dir / "warehouse", leaky_dir / "warehouse")
+    training = pl.read_parquet(leaky_dir / "warehouse" / "churn_training_set.parquet")
+    rng = np.random.default_rng(0)
+    leak = training["churned"].cast(pl.Float64) + rng.normal(0, 0.05, training.height)
+    training.with_columns(refund_flag=leak).write_parquet(leaky_dir / "warehouse" / "churn_training_set.parquet")
+    from ecom_assets.resources import build_resources
+
+    result = build(leaky_dir, instance, build_resources(leaky_dir), selection=[churn_model, churn_predictions],
+                   raise_on_error=False)
+    assert not result.success
+    c = card(leaky_dir)
+    assert c["status"] == "leakage_suspected" and "refund_flag" in c["status_reason"]
+    assert not (leaky_dir / "models" / "champion.json").exists()
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert {e.check_name for e in failed} >= {"churn_model_no_leakage"}
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "churn_predictions" not in materialized  # the blocking check stopped the run before scoring
+
+
+def test_worse_challenger_is_not_promoted(generated, tmp_path, monkeypatch) -> None:
+    data_dir, _, _, _ = generated
+    work = tmp_path / "data"
+    shutil.copytree(data_dir / "models", work / "models")
+    training = pl.read_parquet(data_dir / "warehouse" / "churn_training_set.parquet")
+    real_evaluate = churn.evaluate_holdout
+
+    def passes_gate_with_worse_scores(trained, holdout, baseline):
+        evaluation, p = real_evaluate(trained, holdout, baseline)
+        noisy = np.clip(p + np.random.default_rng(1).normal(0, 0.4, p.size), 0, 1)  # much worse ranking
+        return churn.Evaluation("champion", evaluation.status_reason, evaluation.metrics), noisy
+
+    monkeypatch.setattr(churn, "evaluate_holdout", passes_gate_with_worse_scores)
+    settings = EcomSettings(data_dir=str(work))
+    new_card, _ = churn_assets.train_and_register(settings, training, "drift", "test")
+    assert new_card["version"] == "v0002" and new_card["status"] == "not_promoted"
+    assert new_card["champion_comparison"]["ci_high"] < 0
+    assert registry.champion_version(work / "models") == "v0001"
+
+
+def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, instance, resources) -> None:
+    for name in ("customers.csv", "sessions.csv"):
+        shutil.copyfile(seed_data_dir / name, data_dir / "landing" / name)
+    ingest_and_clean(data_dir, instance, resources)
+    result = build(data_dir, instance, resources)
+    c = card(data_dir)
+    assert c["status"] == "no_skill" and "no usable churn signal" in c["status_reason"]
+    assert 0.45 <= c["metrics"]["auc_out_of_time"] <= 0.55
+    assert c["metrics"]["auc_diff_ci_low"] <= 0
+    assert not (data_dir / "models" / "champion.json").exists()
+    predictions = result.output_for_node("churn_predictions")
+    assert set(predictions["model_version"]) == {"baseline-recency"}
+    skill = next(e for e in result.get_asset_check_evaluations() if e.check_name == "churn_model_has_skill")
+    assert not skill.passed and skill.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_a_few_weeks_of_purchases_is_insufficient_history(data_dir, instance, resources) -> None:
+    start = date(2024, 3, 1)
+    rows = [f"S{i},C{i % 80},{start + timedelta(days=i % 21)},Retail,,1,{10 + i % 37}.5" for i in range(400)]
+    drop(data_dir, "sessions.csv", SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n")
+    ingest_and_clean(data_dir, instance, resources)
+    result = build(data_dir, instance, resources)
+    assert result.success
+    c = card(data_dir)
+    assert c["status"] == "insufficient_history" and "window" in c["status_reason"]
+    predictions = result.output_for_node("churn_predictions")
+    assert predictions.height == 80 and set(predictions["risk_tier"]) == {"unscored"}
+
+
+def test_purchase_only_log_with_one_category_still_trains(data_dir, instance, resources) -> None:
+    sample_dir = data_dir / "landing"
+    generate(sample_dir, customers=4000, seed=9, defects=DefectRates.none())
+    sessions = pl.read_csv(sample_dir / "sessions.csv")
+    purchases = sessions.filter(pl.col("purchase_made") == 1).with_columns(
+        product_viewed=pl.lit("Retail"), browsing_time_sec=pl.lit(None, pl.Int64)).drop("added_to_cart")
+    purchases.write_csv(sample_dir / "sessions.csv")
+    (sample_dir / "customers.csv").unlink()  # real purchase logs often come without a customer table
+    ingest_and_clean(data_dir, instance, resources)
+    result = build(data_dir, instance, resources)
+    assert result.success
+    c = card(data_dir)
+    assert c["status"] in {"champion", "no_skill"}, c["status_reason"]
+    assert c["metrics"]["auc_out_of_time"] > 0.5
