@@ -13,22 +13,57 @@ from pathlib import Path
 BUILD_ALL_JOB = "build_all_job"
 
 
-def _as_of_run_config(as_of: str | None) -> dict:
+def _as_of_run_config(as_of: str | None, selected: set[str] | None = None) -> dict:
     if not as_of:
         return {}
     from ecom_assets.features import AS_OF_CONFIG_OPS
 
-    return {"ops": {op: {"config": {"as_of": as_of}} for op in AS_OF_CONFIG_OPS}}
+    ops = [op for op in AS_OF_CONFIG_OPS if selected is None or op in selected]
+    return {"ops": {op: {"config": {"as_of": as_of}} for op in ops}}
 
 
-def build_all(instance, as_of: str | None = None, tags: dict | None = None):
-    """Materialize every asset that is not a per-file ingest partition, in one run."""
+def build_all(instance, as_of: str | None = None, tags: dict | None = None, retrain: bool = False):
+    """Materialize every asset that is not a per-file ingest partition, in one run.
+
+    The churn model is trained here only when none exists yet (or `retrain`); afterwards the
+    retrain sensor decides, on drift or decaying realised performance.
+    """
+    import dagster as dg
+
+    from ecom_assets.churn import registry
     from ecom_assets.definitions import defs
+    from ecom_assets.settings import EcomSettings, default_data_dir
 
     job = defs.resolve_job_def(BUILD_ALL_JOB)
+    has_model = bool(registry.list_versions(EcomSettings(data_dir=default_data_dir()).path("models")))
+    selection = None
+    if has_model and not retrain:
+        keep_model = {dg.AssetKey("churn_training_set"), dg.AssetKey("churn_model")}
+        selection = [k for k in job.asset_layer.selected_asset_keys if k not in keep_model]
     return job.execute_in_process(
-        instance=instance, run_config=_as_of_run_config(as_of), raise_on_error=False, tags=tags
+        instance=instance, raise_on_error=False, tags=tags,
+        run_config=_as_of_run_config(as_of, {k.path[-1] for k in selection} if selection else None),
+        asset_selection=selection,
     )
+
+
+def profile_new_drops(instance, data_dir: Path) -> int:
+    """Materialize `sessions_drop_profile` for every sessions partition that has none yet."""
+    import dagster as dg
+
+    from ecom_assets.ingest import raw_sessions
+    from ecom_assets.ingest.partitions import sessions_files
+    from ecom_assets.monitoring.assets import sessions_drop_profile
+    from ecom_assets.resources import build_resources
+
+    done = instance.get_materialized_partitions(sessions_drop_profile.key)
+    todo = [k for k in instance.get_dynamic_partitions(sessions_files.name) if k not in done]
+    materialized = instance.get_materialized_partitions(raw_sessions.key)
+    for key in todo:
+        if key in materialized:
+            dg.materialize([raw_sessions, sessions_drop_profile], selection=[sessions_drop_profile], partition_key=key,
+                           instance=instance, resources=build_resources(data_dir), raise_on_error=False)
+    return len(todo)
 
 
 def _print_summary(data_dir: Path, result, seconds: float) -> None:
@@ -72,7 +107,9 @@ def cli_run(args) -> int:
     with dg.DagsterInstance.get() as instance:
         summary = ingest_landing(instance, data_dir)
         print(summary)
-        result = build_all(instance, as_of=args.as_of)
+        profile_new_drops(instance, data_dir)
+        result = build_all(instance, as_of=args.as_of, retrain=args.retrain,
+                           tags={"ecom/trigger": "manual"} if args.retrain else None)
         if result.success and not args.no_automation:
             from ecom_assets.monitoring import run_automation_once
 

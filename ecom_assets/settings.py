@@ -23,7 +23,7 @@ class EcomSettings(dg.ConfigurableResource):
 
     data_dir: str = default_data_dir()
     # monitoring / retraining
-    drift_share_threshold: float = 0.3
+    drift_share_threshold: float = 0.25
     auc_decay_margin: float = 0.05
     drift_sample_rows: int = 50_000
     retrain_cooldown_hours: float = 24.0

@@ -89,7 +89,8 @@ def _compare_with_champion(settings: EcomSettings, holdout: pl.DataFrame, p_new:
             "challenger_not_worse": diff["ci_high"] >= 0}
 
 
-def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: str, detail: str):
+def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: str, detail: str,
+                       current_features: pl.DataFrame | None = None):
     """Train, judge, save and maybe promote a new version. Returns (card, trained model or None)."""
     models = settings.models
     version = registry.next_version(models)
@@ -115,7 +116,9 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     trained = churn.train_model(train)
     evaluation, p_new = churn.evaluate_holdout(trained, holdout, baseline)
     registry.save_model(models, version, trained, baseline)
-    reference = holdout.select("customer_id", *trained.features)
+    # drift reference: the snapshot the model goes live on (same season as its first scoring batch)
+    source = current_features if current_features is not None and not current_features.is_empty() else holdout
+    reference = source.filter(~pl.col("cold_start")).select("customer_id", *trained.features)
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
     card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
@@ -160,6 +163,8 @@ def _metrics_table(metrics: dict) -> str:
         "of AUC(model) - AUC(baseline) is above 0 and it is not significantly worse than the current champion. "
         "Saved as models/<version>/model.json + calibration.json + model_card.json (no pickle)."
     ),
+    # trained once when missing; after that only on purpose (retrain_sensor, `ecom-assets run --retrain`, the UI)
+    automation_condition=dg.AutomationCondition.on_missing(),
     metadata=column_schema({"version": "string", "status": "champion | no_skill | leakage_suspected | "
                             "insufficient_history | not_promoted", "metrics": "holdout metrics vs the baseline",
                             "trigger": "drift | performance | manual | schedule"}),
@@ -170,10 +175,11 @@ def _metrics_table(metrics: dict) -> str:
                           description="no feature (or the model) reaches holdout AUC >= 0.97: stops the run when violated"),
     ],
 )
-def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame):
+def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame,
+                customer_features: pl.DataFrame):
     tags = context.run.tags if context.run else {}
     card, trained = train_and_register(settings, churn_training_set, tags.get(TRIGGER_TAG, "manual"),
-                                       tags.get(TRIGGER_DETAIL_TAG, ""))
+                                       tags.get(TRIGGER_DETAIL_TAG, ""), customer_features)
     serving = registry.champion_version(settings.models)
     metrics = card.get("metrics", {})
     yield dg.Output(card, metadata={

@@ -68,7 +68,7 @@ def customer_features(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_cu
     group_name="features",
     owners=[OWNER],
     kinds={"polars"},
-    automation_condition=ON_NEW_DATA,
+    automation_condition=dg.AutomationCondition.on_missing(),
     description=(
         "Labelled training windows: for cutoffs c = T-90, T-180, … (while 90 days of history precede c), the "
         "features as of c and `churned` = no purchase in (c, c+90]. The newest window (`is_holdout`) is the "

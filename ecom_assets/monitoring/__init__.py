@@ -1,5 +1,14 @@
-"""Domain package `monitoring`: pure polars functions plus thin Dagster wrappers."""
+"""Monitoring domain: drift reports, realised performance, retraining and on-call alerts."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from ecom_assets.monitoring.assets import feature_drift_report, model_performance, sessions_drop_profile
+from ecom_assets.monitoring.sensors import alert_on_run_failure, retrain_sensor, run_automation_once, scoring_schedule
+
+__all__ = ["defs", "run_automation_once"]
+
+defs = dg.Definitions(
+    assets=[feature_drift_report, sessions_drop_profile, model_performance],
+    sensors=[retrain_sensor, alert_on_run_failure],
+    schedules=[scoring_schedule],
+)

@@ -1,0 +1,193 @@
+"""`feature_drift_report`, `sessions_drop_profile` and `model_performance`."""
+
+import json
+import uuid
+from datetime import datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.churn import registry
+from ecom_assets.ingest.partitions import sessions_files
+from ecom_assets.io import write_json_atomic
+from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.monitoring.drift import drop_profile_shift, evidently_drift
+from ecom_assets.monitoring.performance import read_prediction_log, realised_performance
+from ecom_assets.plots import png_markdown
+from ecom_assets.settings import EcomSettings
+
+OWNER = "team:data-platform"
+DRIFT_CHECK = "feature_drift_below_threshold"
+DRIFT_LATEST = "feature_drift_latest.json"
+PERFORMANCE_LATEST = "model_performance_latest.json"
+
+
+def _save_html(snapshot, settings: EcomSettings, stem: str) -> tuple[str, str]:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    dated = settings.reports / f"{stem}_{stamp}.html"
+    latest = settings.reports / f"{stem}_latest.html"
+    snapshot.save_html(str(dated))  # a str: evidently silently writes nothing for a Path
+    snapshot.save_html(str(latest))
+    return str(dated), str(latest)
+
+
+@dg.asset(
+    group_name="monitoring",
+    owners=[OWNER],
+    kinds={"evidently", "polars"},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "Evidently data-drift report: the current customer_features snapshot vs the serving champion's training "
+        "reference (models/<version>/reference_features.parquet), both sampled to `drift_sample_rows`. Watches "
+        "per-visit rates, recent-window activity and demographics (lifetime sums grow with the customer base and "
+        "are left out). HTML in reports/ (dated + feature_drift_latest.html); the retrain sensor reads "
+        "reports/feature_drift_latest.json."
+    ),
+    metadata=column_schema({"column": "string", "method": "string - Evidently's test for the column",
+                            "score": "float64", "threshold": "float64", "drifted": "bool"}),
+    check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset="feature_drift_report",
+                                   description="share of drifted columns below settings.drift_share_threshold")],
+)
+def feature_drift_report(settings: EcomSettings, customer_features: pl.DataFrame):
+    champion = registry.champion_version(settings.models)
+    reference_path = registry.reference_features_path(settings.models, champion) if champion else None
+    if reference_path is None or not reference_path.exists() or customer_features.is_empty():
+        yield dg.Output(pl.DataFrame(), metadata={"state": "no reference yet: no champion model has been promoted"})
+        yield dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                  description="nothing to compare yet")
+        return
+    current = customer_features.filter(~pl.col("cold_start"))
+    snapshot, table, share = evidently_drift(current, pl.read_parquet(reference_path), settings.drift_sample_rows)
+    dated, latest = _save_html(snapshot, settings, "feature_drift")
+    drifted = table.filter(pl.col("drifted"))["column"].to_list()
+    summary = {
+        "report_id": uuid.uuid4().hex[:12],
+        "drift_share": share,
+        "drifted_columns": drifted,
+        "n_columns": table.height,
+        "threshold": settings.drift_share_threshold,
+        "reference_version": champion,
+        "as_of": str(customer_features["as_of"][0]),
+        "report_html": latest,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+    }
+    write_json_atomic(summary, settings.reports / DRIFT_LATEST)
+    yield dg.Output(table, metadata={
+        "drift_share": share,
+        "drifted_columns": len(drifted),
+        "drifted_names": ", ".join(drifted) or "none",
+        "reference_version": champion,
+        "per_column": dg.MetadataValue.md(md_table(table, max_rows=30)),
+        "report": dg.MetadataValue.path(dated),
+        "dagster/row_count": table.height,
+    })
+    yield dg.AssetCheckResult(
+        check_name=DRIFT_CHECK, passed=share < settings.drift_share_threshold, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{share:.0%} of {table.height} watched columns drifted (threshold "
+                    f"{settings.drift_share_threshold:.0%}): {', '.join(drifted) or 'none'}",
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    owners=[OWNER],
+    kinds={"polars"},
+    partitions_def=sessions_files,
+    ins={"raw_sessions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "Per sessions drop: how this file differs from every earlier drop — population stability index of order "
+        "amount and browsing time, category mix and conversion (>0.25 shifted, 0.1–0.25 watch). Lets on-call see "
+        "a shifted file at the file level before the features move."
+    ),
+    metadata=column_schema({"measure": "string", "previous": "float64 - median (rate for conversion)",
+                            "this_drop": "float64", "psi": "float64", "verdict": "stable | watch | shifted"}),
+)
+def sessions_drop_profile(context: dg.AssetExecutionContext, raw_sessions: pl.DataFrame) -> dg.Output:
+    key = context.partition_key
+    if raw_sessions.is_empty():
+        return dg.Output(drop_profile_shift(raw_sessions, raw_sessions), metadata={"state": "no rows"})
+    this = raw_sessions.filter(pl.col("source_file") == key)
+    cutoff = this["ingested_at"].min() if this.height else None
+    earlier = raw_sessions.filter((pl.col("source_file") != key) & (pl.col("ingested_at") < cutoff)) if cutoff else this.clear()
+    table = drop_profile_shift(this, earlier)
+    shifted = table.filter(pl.col("verdict") == "shifted")["measure"].to_list() if table.height else []
+    return dg.Output(table, metadata={
+        "rows": this.height,
+        "compared_with_rows": earlier.height,
+        "shifted": ", ".join(shifted) or ("first drop: nothing to compare" if earlier.is_empty() else "none"),
+        "profile": dg.MetadataValue.md(md_table(table)),
+    })
+
+
+def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: pl.DataFrame, row: dict) -> str | None:
+    """Evidently classification report for one matured batch (HTML path), or None if evidently cannot."""
+    from datetime import timedelta
+
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationPreset
+
+    as_of = row["as_of"]
+    batch = log.filter((pl.col("as_of") == as_of) & (pl.col("model_version") == row["model_version"])
+                       & ~pl.col("cold_start"))
+    bought = sessions.filter((pl.col("session_date") > as_of) & (pl.col("session_date") <= as_of + timedelta(days=90))
+                             & pl.col("purchase_made")).select("customer_id").unique().with_columns(b=pl.lit(1))
+    frame = batch.join(bought, on="customer_id", how="left").select(
+        target=pl.col("b").is_null().cast(pl.Int64), prediction=pl.col("churn_probability"))
+    definition = DataDefinition(classification=[BinaryClassification(target="target", prediction_probas="prediction")],
+                                numerical_columns=["prediction"])
+    snapshot = Report([ClassificationPreset()]).run(Dataset.from_pandas(frame.to_pandas(), data_definition=definition))
+    return _save_html(snapshot, settings, "model_performance")[1]
+
+
+@dg.asset(
+    group_name="monitoring",
+    owners=[OWNER],
+    kinds={"evidently", "polars"},
+    automation_condition=ON_NEW_DATA,
+    deps=["churn_predictions"],
+    description=(
+        "Realised performance: each logged prediction batch, once its 90-day window has passed in the clean data, "
+        "joined with what customers actually did — AUC, Brier, top-decile precision per model version and batch, "
+        "an Evidently classification report, and the realised-AUC trend. Batches still inside their window are "
+        "listed as waiting. The retrain sensor reads reports/model_performance_latest.json."
+    ),
+    metadata=column_schema({"as_of": "date", "model_version": "string", "customers": "int",
+                            "realised_churn_rate": "float64", "mean_predicted": "float64",
+                            "realised_auc": "float64", "brier": "float64", "top_decile_precision": "float64"}),
+)
+def model_performance(settings: EcomSettings, clean_sessions: pl.DataFrame) -> dg.Output:
+    log = read_prediction_log(settings.folder("warehouse") / "prediction_log")
+    matured, waiting = realised_performance(log, clean_sessions)
+    metadata = {"matured_batches": matured.height, "waiting_batches": waiting.height,
+                "waiting": dg.MetadataValue.md(md_table(waiting) if waiting.height else "_(none)_")}
+    if matured.is_empty():
+        metadata["state"] = ("waiting for outcomes: " + ", ".join(
+            f"{r['model_version']} batch {r['as_of']} matures on {r['matures_on']}" for r in waiting.to_dicts())
+            if waiting.height else "no predictions logged yet")
+        return dg.Output(matured, metadata=metadata)
+    latest = matured.sort("as_of").tail(1).to_dicts()[0]
+    card = registry.load_card(settings.models, latest["model_version"]) if latest["model_version"].startswith("v") else {}
+    holdout_auc = card.get("metrics", {}).get("auc_out_of_time")
+    html = _classification_report(settings, log, clean_sessions, latest)
+    write_json_atomic({**{k: str(v) if k == "as_of" else v for k, v in latest.items()}, "holdout_auc": holdout_auc,
+                       "report_id": f"{latest['as_of']}__{latest['model_version']}", "report_html": html,
+                       "created_at": datetime.now(timezone.utc).isoformat()}, settings.reports / PERFORMANCE_LATEST)
+
+    def trend(ax):
+        for version, part in matured.sort("as_of").group_by("model_version", maintain_order=True):
+            ax.plot(part["as_of"].to_list(), part["realised_auc"].to_list(), "o-", label=version[0])
+        ax.set_ylabel("realised AUC")
+        ax.legend()
+
+    metadata.update({"latest_realised_auc": latest["realised_auc"], "holdout_auc_of_that_model": holdout_auc,
+                     "per_batch": dg.MetadataValue.md(md_table(matured)),
+                     "auc_trend": dg.MetadataValue.md(png_markdown(trend, "Realised AUC by batch")),
+                     "report": dg.MetadataValue.path(html) if html else "not available",
+                     "dagster/row_count": matured.height})
+    return dg.Output(matured, metadata=metadata)
+
+
+def read_json(path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,152 @@
+"""The loop's automation: `retrain_sensor`, the on-call `alert_on_run_failure` sensor, the scoring
+schedule, and `run_automation_once` (what `ecom-assets run` does after building)."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from ecom_assets.churn.assets import TRIGGER_DETAIL_TAG, TRIGGER_TAG, churn_retrain_job, churn_scoring_job
+from ecom_assets.io import write_json_atomic
+from ecom_assets.monitoring.assets import DRIFT_LATEST, PERFORMANCE_LATEST, read_json
+from ecom_assets.settings import EcomSettings
+
+RETRAIN_JOB = "churn_retrain_job"
+
+
+@dataclass
+class RetrainDecision:
+    request: dg.RunRequest | None
+    cursor: dict
+    reason: str
+
+
+def decide_retrain(settings: EcomSettings, cursor: dict, now: datetime) -> RetrainDecision:
+    """Edge-triggered retraining with a cooldown.
+
+    A drift *episode* opens when a new report's drift share reaches the threshold and closes only
+    when a later report falls below it: one retrain per episode, however many reports (or new
+    champions) follow while it lasts. Performance decay works the same way per matured batch. No
+    request within `retrain_cooldown_hours` of the previous one.
+    """
+    cursor = dict(cursor)
+    drift = read_json(settings.reports / DRIFT_LATEST)
+    performance = read_json(settings.reports / PERFORMANCE_LATEST)
+    last = datetime.fromisoformat(cursor["last_request_at"]) if cursor.get("last_request_at") else None
+    cooling = last is not None and now - last < timedelta(hours=settings.retrain_cooldown_hours)
+    trigger = detail = run_key = None
+
+    if drift and drift["report_id"] != cursor.get("drift_report"):
+        cursor["drift_report"] = drift["report_id"]
+        drifting = drift["drift_share"] >= settings.drift_share_threshold
+        if drifting and not cursor.get("drift_episode_open"):
+            cursor["drift_episode_open"] = True
+            trigger, run_key = "drift", f"drift-{drift['report_id']}"
+            detail = (f"drift share {drift['drift_share']:.0%} >= {settings.drift_share_threshold:.0%} vs reference "
+                      f"{drift['reference_version']} (report {drift['report_id']}): {', '.join(drift['drifted_columns'])}")
+        elif not drifting:
+            cursor["drift_episode_open"] = False
+
+    if trigger is None and performance and performance.get("holdout_auc") is not None \
+            and performance["report_id"] != cursor.get("performance_report"):
+        cursor["performance_report"] = performance["report_id"]
+        decayed = performance["realised_auc"] < performance["holdout_auc"] - settings.auc_decay_margin
+        if decayed and not cursor.get("performance_episode_open"):
+            cursor["performance_episode_open"] = True
+            trigger, run_key = "performance", f"performance-{performance['report_id']}"
+            detail = (f"realised AUC {performance['realised_auc']:.3f} of {performance['model_version']} (batch "
+                      f"{performance['as_of']}) < holdout AUC {performance['holdout_auc']:.3f} - "
+                      f"{settings.auc_decay_margin}")
+        elif not decayed:
+            cursor["performance_episode_open"] = False
+
+    if trigger is None:
+        return RetrainDecision(None, cursor, "no new drift or performance episode")
+    if cooling:
+        return RetrainDecision(None, cursor, f"{trigger} episode opened, but the previous retrain was requested "
+                               f"at {last.isoformat()} (cooldown {settings.retrain_cooldown_hours} h): {detail}")
+    cursor["last_request_at"] = now.isoformat()
+    request = dg.RunRequest(run_key=run_key, job_name=RETRAIN_JOB,
+                            tags={TRIGGER_TAG: trigger, TRIGGER_DETAIL_TAG: detail[:1000]})
+    return RetrainDecision(request, cursor, f"retrain requested ({trigger}): {detail}")
+
+
+@dg.sensor(
+    name="retrain_sensor",
+    jobs=[churn_retrain_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests churn_retrain_job when the feature-drift share reaches the threshold or realised AUC falls more "
+        "than the margin below the model card's holdout AUC. A sensor rather than an AutomationCondition because it "
+        "needs state (open episode, cooldown) in its cursor and a run_key tied to the triggering report."
+    ),
+)
+def retrain_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    decision = decide_retrain(settings, cursor, datetime.now(timezone.utc))
+    context.update_cursor(json.dumps(decision.cursor))
+    if decision.request is None:
+        return dg.SkipReason(decision.reason)
+    context.log.info(decision.reason)
+    return decision.request
+
+
+def alert_record(run: dg.DagsterRun, failure_event, instance: dg.DagsterInstance) -> dict:
+    """Job, failed steps and error of a failed run: what a pager would receive."""
+    failed_steps = sorted({
+        record.event_log_entry.step_key
+        for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+        if record.event_log_entry.step_key
+    })
+    return {
+        "time": datetime.now(timezone.utc).isoformat(),
+        "job": run.job_name,
+        "run_id": run.run_id,
+        "failed_steps": failed_steps,
+        "error": (failure_event.message or "")[:2000] if failure_event else "",
+        "tags": {k: v for k, v in run.tags.items() if k.startswith("ecom/")},
+    }
+
+
+@dg.run_failure_sensor(name="alert_on_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Every failed run -> one JSON line in alerts/alerts.jsonl and an error in the log "
+                                   "(the one place to hook a pager into).")
+def alert_on_run_failure(context: dg.RunFailureSensorContext, settings: EcomSettings) -> None:
+    record = alert_record(context.dagster_run, context.failure_event, context.instance)
+    with (settings.alerts / "alerts.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    context.log.error(f"run {record['run_id']} of {record['job']} failed in {record['failed_steps']}: {record['error']}")
+
+
+scoring_schedule = dg.ScheduleDefinition(
+    name="daily_churn_scoring",
+    job=churn_scoring_job,
+    cron_schedule="0 6 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Re-score every customer with the serving champion each morning (switch on in the UI).",
+)
+
+
+def run_automation_once(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
+    """Evaluate retrain_sensor once (cursor kept under the data dir) and execute what it requests."""
+    from ecom_assets.churn import registry
+    from ecom_assets.definitions import defs
+
+    settings = EcomSettings(data_dir=str(data_dir))
+    cursor_path = settings.path(".dagster", "retrain_sensor_cursor.json")
+    cursor = json.loads(cursor_path.read_text()) if cursor_path.exists() else {}
+    decision = decide_retrain(settings, cursor, datetime.now(timezone.utc))
+    write_json_atomic(decision.cursor, cursor_path)
+    lines = [f"retrain sensor: {decision.reason}"]
+    if decision.request is not None:
+        result = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
+            instance=instance, tags=decision.request.tags, raise_on_error=False)
+        lines.append(f"retrain run {result.run_id}: {'success' if result.success else 'FAILED'}")
+    champion = registry.champion_version(settings.models)
+    record = registry.champion_record(settings.models)
+    lines.append(f"serving: {champion} ({record['reason']})" if champion else
+                 "serving: the recency baseline (no model has passed the skill gate)")
+    return "\n".join(lines)
