@@ -118,7 +118,7 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     registry.save_model(models, version, trained, baseline)
     # drift reference: the snapshot the model goes live on (same season as its first scoring batch)
     source = current_features if current_features is not None and not current_features.is_empty() else holdout
-    reference = source.filter(~pl.col("cold_start")).select("customer_id", *trained.features)
+    reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in trained.features if f in source.columns))
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
     card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
