@@ -1,0 +1,166 @@
+"""The monitoring loop on a real instance: a drifted drop arrives through the sensor, the drift
+report sees it, retrain_sensor requests exactly one retrain, the new model card says why."""
+
+import json
+import re
+import shutil
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ecom_assets.churn import registry
+from ecom_assets.definitions import defs
+from ecom_assets.generate import generate
+from ecom_assets.ingest import ingest_landing
+from ecom_assets.ingest.sensor import landing_zone_sensor
+from ecom_assets.io import write_json_atomic
+from ecom_assets.monitoring.drift import drop_profile_shift
+from ecom_assets.monitoring.sensors import alert_on_run_failure, decide_retrain, retrain_sensor
+from ecom_assets.pipeline import build_all, profile_new_drops
+from ecom_assets.settings import DATA_DIR_ENV, EcomSettings
+
+
+def sensor_ingest(instance, resources) -> list[str]:
+    """Two sensor ticks (the file must be stable), then execute what the sensor requested."""
+    cursor = None
+    for _ in range(2):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = landing_zone_sensor(context)
+        cursor = result.cursor
+        for add in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+        run_ids = []
+        for request in result.run_requests:
+            run = defs.resolve_job_def(request.job_name).execute_in_process(
+                instance=instance, partition_key=request.partition_key, tags=request.tags)
+            run_ids.append(run.run_id)
+        if run_ids:
+            return run_ids
+    return []
+
+
+@pytest.fixture
+def loop(tmp_path, monkeypatch, instance, resources, data_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))  # the one `defs` object follows this data dir
+    generate(data_dir / "landing", customers=3000, files=2, drift=True, seed=3)
+    later = tmp_path / "later"
+    later.mkdir()
+    shutil.move(data_dir / "landing" / "sessions_zz_drift.csv", later / "sessions_zz_drift.csv")
+    ingest_landing(instance, data_dir)
+    assert build_all(instance).success
+    return data_dir, later
+
+
+def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instance, resources) -> None:
+    data_dir, later = loop
+    settings = EcomSettings(data_dir=str(data_dir))
+    assert registry.champion_version(settings.models) == "v0001"
+    first = json.loads((data_dir / "reports" / "feature_drift_latest.json").read_text())
+    assert first["drift_share"] < settings.drift_share_threshold  # base data vs its own reference
+
+    no_drift = retrain_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(no_drift, dg.SkipReason)
+
+    shutil.move(later / "sessions_zz_drift.csv", data_dir / "landing" / "sessions_zz_drift.csv")
+    assert len(sensor_ingest(instance, resources)) == 1
+    profile_new_drops(instance, data_dir)
+    assert build_all(instance).success
+    report = json.loads((data_dir / "reports" / "feature_drift_latest.json").read_text())
+    assert report["drift_share"] >= settings.drift_share_threshold, report
+    assert "browsing_mean_30d" in report["drifted_columns"]
+
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    request = retrain_sensor(context)
+    assert isinstance(request, dg.RunRequest) and request.tags["ecom/trigger"] == "drift"
+    assert request.run_key == f"drift-{report['report_id']}"
+    run = defs.resolve_job_def(request.job_name).execute_in_process(instance=instance, tags=request.tags)
+    assert run.success
+    card = registry.load_card(settings.models, "v0002")
+    assert card["trigger"] == "drift" and report["report_id"] in card["trigger_detail"]
+
+    # same episode: a new report that still drifts asks for nothing more
+    assert build_all(instance).success
+    again = retrain_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor))
+    assert isinstance(again, dg.SkipReason)
+
+    # the drifted file is visible at the file level too
+    profiles = instance.get_latest_materialization_event(dg.AssetKey("sessions_drop_profile"))
+    assert "browsing_time_sec" in profiles.asset_materialization.metadata["shifted"].value
+
+
+def test_html_reports_open_offline(loop) -> None:
+    data_dir, _ = loop
+    html = (data_dir / "reports" / "feature_drift_latest.html").read_text()
+    assert len(html) > 100_000
+    assert not re.search(r"<script[^>]+src=[\"']https?://", html)
+    assert not re.search(r"<link[^>]+href=[\"']https?://", html)
+
+
+def _drift_report(settings, report_id, share):
+    write_json_atomic({"report_id": report_id, "drift_share": share, "drifted_columns": ["x"],
+                       "reference_version": "v0001"}, settings.reports / "feature_drift_latest.json")
+
+
+def test_one_retrain_per_episode_and_cooldown(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path), retrain_cooldown_hours=24)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    _drift_report(settings, "r1", 0.5)
+    first = decide_retrain(settings, {}, now)
+    assert first.request is not None and first.request.run_key == "drift-r1"
+    _drift_report(settings, "r2", 0.6)  # still drifting: same episode
+    assert decide_retrain(settings, first.cursor, now + timedelta(hours=1)).request is None
+    _drift_report(settings, "r3", 0.1)  # back to normal: the episode closes
+    closed = decide_retrain(settings, first.cursor, now + timedelta(hours=2))
+    _drift_report(settings, "r4", 0.7)  # a new episode, but inside the cooldown
+    cooling = decide_retrain(settings, closed.cursor, now + timedelta(hours=3))
+    assert cooling.request is None and "cooldown" in cooling.reason
+    _drift_report(settings, "r5", 0.1)
+    reopened = decide_retrain(settings, decide_retrain(settings, cooling.cursor, now + timedelta(hours=30)).cursor,
+                              now + timedelta(hours=30))
+    _drift_report(settings, "r6", 0.7)
+    later = decide_retrain(settings, reopened.cursor, now + timedelta(hours=31))
+    assert later.request is not None and later.request.run_key == "drift-r6"
+
+
+def test_performance_decay_requests_a_retrain(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path))
+    write_json_atomic({"report_id": "b1", "realised_auc": 0.70, "holdout_auc": 0.85, "model_version": "v0001",
+                       "as_of": "2025-01-01"}, settings.reports / "model_performance_latest.json")
+    decision = decide_retrain(settings, {}, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert decision.request.tags["ecom/trigger"] == "performance"
+
+
+@dg.op
+def broken_step():
+    raise ValueError("disk full while writing clean_sessions")
+
+
+@dg.job
+def broken_job():
+    broken_step()
+
+
+def test_failed_run_writes_an_alert(tmp_path, instance) -> None:
+    result = broken_job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
+        dagster_event=failure, resources={"settings": EcomSettings(data_dir=str(tmp_path))},
+    ).for_run_failure()
+    alert_on_run_failure(context)
+    record = json.loads((tmp_path / "alerts" / "alerts.jsonl").read_text().splitlines()[0])
+    assert record["job"] == "broken_job" and record["failed_steps"] == ["broken_step"]
+    assert record["run_id"] == result.run_id
+
+
+def test_drop_profile_flags_a_shifted_file() -> None:
+    base = pl.DataFrame({"purchase_made": [True, False] * 500, "purchase_amount": [50.0, 0.0] * 500,
+                         "browsing_time_sec": [float(100 + i % 50) for i in range(1000)],
+                         "product_viewed": ["Books", "Home"] * 500})
+    shifted = base.with_columns(pl.col("browsing_time_sec") * 2)
+    table = drop_profile_shift(shifted, base)
+    verdict = dict(zip(table["measure"], table["verdict"]))
+    assert verdict["browsing_time_sec"] == "shifted" and verdict["category_mix"] == "stable"
