@@ -10,8 +10,8 @@ what was planted so tests (and sceptical users) can check that the graph recover
   last written day are simulated too but not written: `p_no_purchase_90d` is the true probability
   of no purchase in them given the latent state at T, `churned_90d` the realised outcome.
 * weekday and month multipliers on the visit intensity (Q4/December peak), campaigns that lift
-  conversion by a known factor, one "leaky" category (most views, lowest conversion), taste
-  groups that make 4 category pairs co-purchased far more than chance, a top-5 % value group
+  conversion by a known factor, one "leaky" category (most views, lowest conversion), 4 planted
+  category pairs (a purchase in the first is followed by one in the second with probability 0.35), a top-5 % value group
   whose first 30 days differ (more sessions, bigger orders, longer browsing), seed-like defects.
 
 Everything is vectorised numpy/polars: no Python loop runs per customer or per session.
@@ -41,7 +41,8 @@ CATEGORIES = {  # name: (view weight, conversion, mean price)
     "Sports": (0.10, 0.17, 70.0),
 }
 LEAKY_CATEGORY = "Laptop"
-PLANTED_PAIRS = [("Books", "Home"), ("Beauty", "Clothing"), ("Smartphone", "Electronics"), ("Sports", "Laptop")]
+FOLLOW_UP = 0.35  # probability that a purchase in a planted pair's first category brings a second purchase
+PLANTED_PAIRS = [("Books", "Home"), ("Beauty", "Clothing"), ("Smartphone", "Electronics"), ("Laptop", "Sports")]
 WEEKDAY_MULTIPLIER = [0.90, 0.92, 0.95, 0.97, 1.05, 1.18, 1.03]  # Monday first
 MONTH_MULTIPLIER = [0.90, 0.85, 0.92, 0.95, 0.97, 0.95, 0.93, 0.95, 1.00, 1.05, 1.30, 1.65]
 LOCATIONS = ["United States", "India", "Germany", "United Kingdom", "Brazil", "Nigeria", "Japan", "Ghana"]
@@ -165,16 +166,13 @@ def simulate(
     expected = mu * day_mult.mean() * np.minimum(window, np.maximum(days - signup, 0))
     base_rate = 0.045 if sessions is None else 0.045 * sessions / max(float(expected.sum() * 0.045), 1.0)
     mu *= base_rate
-    # taste groups: 0 = none, k = planted pair k-1 (both categories viewed much more often)
     cats = list(CATEGORIES)
     n_cat = len(cats)
-    taste = rng.choice(len(PLANTED_PAIRS) + 1, n, p=[0.6] + [0.4 / len(PLANTED_PAIRS)] * len(PLANTED_PAIRS))
-    view_w = np.tile(np.array([v[0] for v in CATEGORIES.values()]), (len(PLANTED_PAIRS) + 1, 1))
-    for k, (a, b) in enumerate(PLANTED_PAIRS, start=1):
-        view_w[k] *= 0.15 / view_w[k].sum()  # the taste customers mostly browse their pair
-        view_w[k, cats.index(a)] += 0.45
-        view_w[k, cats.index(b)] += 0.45
-    view_w /= view_w.sum(axis=1, keepdims=True)
+    view_w = np.array([v[0] for v in CATEGORIES.values()])
+    # planted cross-sell: a purchase in A is followed by a purchase in B within two weeks
+    follow_target = np.full(n_cat, -1)
+    for a, b in PLANTED_PAIRS:
+        follow_target[cats.index(a)] = cats.index(b)
     conv = np.array([v[1] for v in CATEGORIES.values()])
     price = np.array([v[2] for v in CATEGORIES.values()])
     bar.step("customers")
@@ -186,19 +184,20 @@ def simulate(
     day = np.minimum(t.astype(np.int64), total_days - 1)
     keep = rng.random(owner.size) < day_mult[day] / max_mult
     owner, day = owner[keep], day[keep]
-    m = owner.size
-    u = rng.random(m)
-    cat = np.empty(m, dtype=np.int64)
-    cum = view_w.cumsum(axis=1)
-    for k in range(cum.shape[0]):  # a handful of taste groups, not a loop over rows
-        rows = taste[owner] == k
-        cat[rows] = np.minimum(np.searchsorted(cum[k], u[rows]), n_cat - 1)
+    cat = np.minimum(np.searchsorted(view_w.cumsum(), rng.random(owner.size)), n_cat - 1)
     windows = _campaign_windows(rng, days)
     lift = np.ones(total_days)
     for begin, end, factor in windows:
         lift[begin : end + 1] = factor
-    p_buy = np.clip(conv[cat] * propensity[owner] * lift[day], 0, 0.95)
-    bought = rng.random(m) < p_buy
+    bought = rng.random(owner.size) < np.clip(conv[cat] * propensity[owner] * lift[day], 0, 0.95)
+    follows = bought & (follow_target[cat] >= 0) & (rng.random(owner.size) < FOLLOW_UP)
+    follow_day = day[follows] + rng.integers(1, 15, int(follows.sum()))
+    still_active = follow_day < np.minimum(alive_until[owner[follows]], total_days)
+    owner = np.concatenate([owner, owner[follows][still_active]])
+    day = np.concatenate([day, follow_day[still_active]])
+    cat = np.concatenate([cat, follow_target[cat[follows][still_active]]])
+    bought = np.concatenate([bought, np.ones(int(still_active.sum()), dtype=bool)])
+    m = owner.size
     amount = np.where(bought, np.round(price[cat] * spend[owner] * rng.lognormal(0, 0.35, m), 2), 0.0)
     browsing = np.round(rng.lognormal(np.log(240), 0.6, m) * browse[owner] * np.where(bought, 1.4, 1.0))
     carted = bought | (rng.random(m) < 0.18)
@@ -210,7 +209,10 @@ def simulate(
     history = day <= last
     bought_future = np.bincount(owner[future & bought], minlength=n) > 0
     alive = alive_until > days
-    q = propensity * (view_w[taste] * conv).sum(axis=1)  # no campaign in the future window
+    # purchases per visit outside campaigns, plus the planted follow-up purchases
+    per_visit = (view_w * conv).sum()
+    follow_share = (view_w * conv)[follow_target >= 0].sum() / per_visit
+    q = propensity * per_visit * (1 + FOLLOW_UP * follow_share)
     cum_mult = np.cumsum(day_mult[days : days + HORIZON_DAYS])
     p_none = np.ones(n)
     p_none[alive] = _p_none_alive(mu, q, delta, cum_mult, day_mult[days], np.flatnonzero(alive))
@@ -292,8 +294,9 @@ def simulate(
         {
             "customer_id": cust_ids,
             "age": age,
-            "gender": np.where(no_gender, None, gender),
-            "location": np.where(no_location, None, np.asarray(LOCATIONS)[loc_idx]),
+            "gender": pl.Series(gender.tolist(), dtype=pl.String).scatter(np.flatnonzero(no_gender), None),
+            "location": pl.Series(np.asarray(LOCATIONS)[loc_idx].tolist(), dtype=pl.String).scatter(
+                np.flatnonzero(no_location), None),
             "signup_date": pl.Series(signup_day).cast(pl.Int32),
         }
     ).with_columns(signup_date=pl.lit(t0) + pl.duration(days=pl.col("signup_date")))
@@ -325,7 +328,6 @@ def simulate(
             "visit_rate": mu,
             "dropout_rate": delta,
             "propensity": propensity,
-            "taste_group": taste,
             "signup_channel": np.asarray(CHANNELS)[channel],
         }
     )

@@ -37,6 +37,7 @@ def atomic_write_bytes(path: Path, writer) -> None:
     os.close(fd)
     try:
         writer(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; exports and reports are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

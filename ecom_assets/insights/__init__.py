@@ -1,5 +1,21 @@
-"""Domain package `insights`: pure polars functions plus thin Dagster wrappers."""
+"""Insights domain: segments, funnel, trends, campaigns, cohorts, cross-sell, early signals, win-back, dashboard."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from ecom_assets.insights.assets import (
+    campaign_lift,
+    cohort_metrics,
+    cross_sell_rules,
+    customer_segments,
+    high_value_early_signals,
+    product_funnel,
+    sales_trends,
+    winback_assignment,
+    winback_results,
+)
+from ecom_assets.insights.dashboard import kpi_dashboard
+
+INSIGHT_ASSETS = [customer_segments, product_funnel, sales_trends, campaign_lift, cohort_metrics, cross_sell_rules,
+                  high_value_early_signals, winback_assignment, winback_results, kpi_dashboard]
+
+defs = dg.Definitions(assets=INSIGHT_ASSETS)

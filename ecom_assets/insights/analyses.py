@@ -1,0 +1,379 @@
+"""Pure functions behind the insight assets: frames in, frames (and small dicts) out."""
+
+import hashlib
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from ecom_assets.insights.stats import Z95, benjamini_hochberg, two_proportion_p, wilson
+from ecom_assets.schemas import UNKNOWN_PRODUCT
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+# --- segments -------------------------------------------------------------------------------
+SEGMENT_ACTIONS = {
+    "new": "Onboarding series: second-purchase incentive within 30 days of the first visit.",
+    "active_loyal": "Loyalty perks and early access; ask for reviews and referrals.",
+    "high_ltv": "VIP treatment: personal account manager, premium bundles, no discounting.",
+    "at_risk": "Win-back experiment (see winback_assignment): time-limited offer plus a reminder of favourites.",
+    "hibernating": "Low-cost reactivation email once per quarter; suppress from paid retargeting.",
+    "browsers": "Convert first purchase: cart reminders and a first-order incentive on the favourite category.",
+    "occasional": "Seasonal campaigns aimed at the favourite category.",
+}
+SEGMENT_RULES = (
+    "new: first seen <= 60 days ago; hibernating: last purchase > 365 days ago (or a browser quiet for 180 days); "
+    "at_risk: churn probability >= 0.6 with >= 2 purchases; high_ltv: revenue in the top 20 % of purchasers; "
+    "active_loyal: >= 2 purchases and one in the last 90 days; browsers: never purchased; occasional: the rest."
+)
+
+
+def customer_segments(features: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFrame:
+    frame = features.join(predictions.select("customer_id", "churn_probability"), on="customer_id", how="left")
+    revenue_p80 = frame.filter(~pl.col("cold_start"))["revenue"].quantile(0.8) if frame.height else 0.0
+    last_buy = pl.col("days_since_last_purchase")
+    segment = (
+        pl.when(pl.col("tenure_days") <= 60).then(pl.lit("new"))
+        .when((last_buy > 365) | (pl.col("cold_start") & (pl.col("days_since_last_session") > 180))).then(pl.lit("hibernating"))
+        .when(pl.col("cold_start")).then(pl.lit("browsers"))
+        .when((pl.col("churn_probability") >= 0.6) & (pl.col("n_purchases") >= 2)).then(pl.lit("at_risk"))
+        .when(pl.col("revenue") >= revenue_p80).then(pl.lit("high_ltv"))
+        .when((pl.col("n_purchases") >= 2) & (last_buy <= 90)).then(pl.lit("active_loyal"))
+        .otherwise(pl.lit("occasional"))
+    )
+    return frame.select(
+        "customer_id", segment.alias("segment"), "churn_probability", "revenue", "n_purchases",
+        "days_since_last_purchase", "favourite_category", "as_of",
+    ).with_columns(action=pl.col("segment").replace_strict(SEGMENT_ACTIONS, return_dtype=pl.String))
+
+
+def segment_summary(segments: pl.DataFrame) -> pl.DataFrame:
+    total_revenue = segments["revenue"].sum() or 1.0
+    return segments.group_by("segment").agg(
+        customers=pl.len(), revenue=pl.col("revenue").sum(), mean_churn_probability=pl.col("churn_probability").mean(),
+    ).with_columns(
+        share=pl.col("customers") / pl.col("customers").sum(), revenue_share=pl.col("revenue") / total_revenue,
+        action=pl.col("segment").replace_strict(SEGMENT_ACTIONS, return_dtype=pl.String),
+    ).sort("revenue", descending=True)
+
+
+# --- funnel ---------------------------------------------------------------------------------
+def product_funnel(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Views -> (cart) -> purchases per category; leakage = significantly below the overall rate."""
+    has_cart = sessions["added_to_cart"].null_count() < sessions.height
+    overall = sessions["purchase_made"].mean() or 0.0
+    funnel = sessions.group_by("product_viewed").agg(
+        views=pl.len(), carts=pl.col("added_to_cart").sum() if has_cart else pl.lit(None, pl.UInt32),
+        purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
+    ).rename({"product_viewed": "category"}).with_columns(
+        conversion=pl.col("purchases") / pl.col("views"),
+        conversion_low=wilson(pl.col("purchases"), pl.col("views"), -1),
+        conversion_high=wilson(pl.col("purchases"), pl.col("views"), +1),
+        cart_to_purchase=pl.col("purchases") / pl.col("carts") if has_cart else pl.lit(None, pl.Float64),
+    )
+    rest_views = funnel["views"].sum() - funnel["views"]
+    rest_buys = funnel["purchases"].sum() - funnel["purchases"]
+    p = two_proportion_p(funnel["purchases"], funnel["views"], rest_buys, rest_views)
+    funnel = funnel.with_columns(
+        p_value=pl.Series(p), q_value=pl.Series(benjamini_hochberg(p)),
+        # purchases lost against the overall rate: where the view -> purchase step leaks most
+        lost_purchases=(pl.lit(overall) - pl.col("conversion")) * pl.col("views"),
+    ).with_columns(
+        leaking=(pl.col("q_value") < 0.05) & (pl.col("conversion") < overall) & (pl.col("category") != UNKNOWN_PRODUCT),
+    )
+    return funnel.sort(["leaking", "lost_purchases"], descending=True).with_row_index("leakage_rank", offset=1)
+
+
+# --- trends and seasonality -------------------------------------------------------------------
+def daily_sales(sessions: pl.DataFrame) -> pl.DataFrame:
+    return sessions.group_by("session_date").agg(
+        sessions=pl.len(), purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
+        buyers=pl.col("customer_id").filter(pl.col("purchase_made")).n_unique(),
+    ).sort("session_date").with_columns(
+        conversion=pl.col("purchases") / pl.col("sessions"),
+        aov=pl.col("revenue") / pl.col("purchases").replace(0, None),
+    )
+
+
+def rollup(daily: pl.DataFrame, every: str) -> pl.DataFrame:
+    return daily.group_by_dynamic("session_date", every=every).agg(
+        pl.col("sessions", "purchases", "revenue", "buyers").sum(),
+    ).with_columns(conversion=pl.col("purchases") / pl.col("sessions"),
+                   aov=pl.col("revenue") / pl.col("purchases").replace(0, None))
+
+
+def _design(daily: pl.DataFrame, extra: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Intercept, smooth trend (1st-3rd order), weekday and month dummies (Mon / Jan as reference)."""
+    d = daily["session_date"]
+    t = (d - d.min()).dt.total_days().to_numpy().astype(float)
+    t = (t - t.mean()) / max(t.std(), 1.0)
+    cols, names = [np.ones_like(t), t, t**2, t**3], ["const", "t", "t2", "t3"]
+    weekday, month = d.dt.weekday().to_numpy(), d.dt.month().to_numpy()
+    for k in range(2, 8):
+        cols.append((weekday == k).astype(float))
+        names.append(f"wd{k}")
+    for m in range(2, 13):
+        if (month == m).any() and (month != m).any():
+            cols.append((month == m).astype(float))
+            names.append(f"m{m}")
+    for name, values in (extra or {}).items():
+        cols.append(values.astype(float))
+        names.append(name)
+    return np.column_stack(cols), names
+
+
+def seasonality(daily: pl.DataFrame) -> pl.DataFrame:
+    """Weekday and month indices of daily sessions (log-linear OLS with a smooth trend), 95 % CIs.
+    Index 1.0 = the average day; the reference level's index comes from the normalisation."""
+    import statsmodels.api as sm
+
+    if daily.height < 60:
+        return pl.DataFrame(schema={"kind": pl.String, "level": pl.String, "index": pl.Float64,
+                                    "low": pl.Float64, "high": pl.Float64})
+    x, names = _design(daily)
+    fit = sm.OLS(np.log(daily["sessions"].to_numpy().astype(float)), x).fit()
+    rows = []
+    for kind, prefix, labels, first in (("weekday", "wd", WEEKDAYS, 1), ("month", "m", MONTHS, 1)):
+        effects = {first: (0.0, 0.0)}
+        for i, name in enumerate(names):
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                effects[int(name[len(prefix):])] = (fit.params[i], fit.bse[i])
+        centre = np.mean([e for e, _ in effects.values()])
+        for level, (effect, se) in sorted(effects.items()):
+            rows.append({"kind": kind, "level": labels[level - 1], "index": float(np.exp(effect - centre)),
+                         "low": float(np.exp(effect - centre - Z95 * se)), "high": float(np.exp(effect - centre + Z95 * se))})
+    return pl.DataFrame(rows)
+
+
+def campaign_lift(daily: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
+    """Conversion and revenue-per-session ratio inside each campaign window vs the same weekday/season
+    baseline: Poisson GLMs of daily purchases (and quasi-Poisson revenue) with log(sessions) offset."""
+    import statsmodels.api as sm
+
+    if campaigns.is_empty() or daily.height < 60:
+        return pl.DataFrame(schema={"campaign_id": pl.String, "name": pl.String, "start_date": pl.Date,
+                                    "end_date": pl.Date, "days": pl.Int64, "conversion_lift": pl.Float64,
+                                    "conversion_lift_low": pl.Float64, "conversion_lift_high": pl.Float64,
+                                    "p_value": pl.Float64, "revenue_per_session_lift": pl.Float64,
+                                    "revenue_lift_low": pl.Float64, "revenue_lift_high": pl.Float64})
+    dates = daily["session_date"]
+    windows = {row["campaign_id"]: ((dates >= row["start_date"]) & (dates <= row["end_date"])).to_numpy()
+               for row in campaigns.iter_rows(named=True)}
+    x, names = _design(daily, {f"c_{k}": v for k, v in windows.items()})
+    offset = np.log(daily["sessions"].to_numpy().astype(float))
+    conv = sm.GLM(daily["purchases"].to_numpy(), x, family=sm.families.Poisson(), offset=offset).fit(scale="X2")
+    rev = sm.GLM(daily["revenue"].to_numpy(), x, family=sm.families.Poisson(), offset=offset).fit(scale="X2")
+    rows = []
+    for row in campaigns.iter_rows(named=True):
+        i = names.index(f"c_{row['campaign_id']}")
+        days = int(windows[row["campaign_id"]].sum())
+        rows.append({
+            "campaign_id": row["campaign_id"], "name": row["name"], "start_date": row["start_date"],
+            "end_date": row["end_date"], "days": days,
+            "conversion_lift": float(np.exp(conv.params[i])),
+            "conversion_lift_low": float(np.exp(conv.params[i] - Z95 * conv.bse[i])),
+            "conversion_lift_high": float(np.exp(conv.params[i] + Z95 * conv.bse[i])),
+            "p_value": float(conv.pvalues[i]),
+            "revenue_per_session_lift": float(np.exp(rev.params[i])),
+            "revenue_lift_low": float(np.exp(rev.params[i] - Z95 * rev.bse[i])),
+            "revenue_lift_high": float(np.exp(rev.params[i] + Z95 * rev.bse[i])),
+        })
+    return pl.DataFrame(rows)
+
+
+# --- cohorts --------------------------------------------------------------------------------
+def cohort_metrics(sessions: pl.DataFrame, customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per signup-month and first-purchase-month cohort: size, AOV, revenue per customer;
+    retention triangle: share of a first-purchase cohort buying again k months later)."""
+    buys = sessions.filter(pl.col("purchase_made")).select("customer_id", "session_date", "purchase_amount")
+    first = buys.group_by("customer_id").agg(first_purchase=pl.col("session_date").min())
+    per_customer = buys.group_by("customer_id").agg(revenue=pl.col("purchase_amount").sum(), orders=pl.len())
+    signup = customers.select("customer_id", cohort=pl.col("signup_date").dt.truncate("1mo")).drop_nulls()
+    by_signup = signup.join(per_customer, on="customer_id", how="left").group_by("cohort").agg(
+        customers=pl.len(), buyers=pl.col("orders").is_not_null().sum(), revenue=pl.col("revenue").sum(),
+        orders=pl.col("orders").sum(),
+    ).with_columns(kind=pl.lit("signup_month"))
+    by_first = first.with_columns(cohort=pl.col("first_purchase").dt.truncate("1mo")).join(
+        per_customer, on="customer_id").group_by("cohort").agg(
+        customers=pl.len(), buyers=pl.len(), revenue=pl.col("revenue").sum(), orders=pl.col("orders").sum(),
+    ).with_columns(kind=pl.lit("first_purchase_month"))
+    cohorts = pl.concat([by_signup, by_first], how="vertical_relaxed").with_columns(
+        aov=pl.col("revenue") / pl.col("orders").replace(0, None),
+        revenue_per_customer=pl.col("revenue") / pl.col("customers"),
+    ).sort("kind", "cohort")
+    months = buys.join(first, on="customer_id").with_columns(
+        cohort=pl.col("first_purchase").dt.truncate("1mo"),
+        months_since=((pl.col("session_date").dt.year() - pl.col("first_purchase").dt.year()) * 12
+                      + pl.col("session_date").dt.month() - pl.col("first_purchase").dt.month()),
+    ).select("customer_id", "cohort", "months_since").unique()
+    size = first.with_columns(cohort=pl.col("first_purchase").dt.truncate("1mo")).group_by("cohort").agg(size=pl.len())
+    triangle = months.group_by("cohort", "months_since").agg(active=pl.len()).join(size, on="cohort").with_columns(
+        retention=pl.col("active") / pl.col("size")).sort("cohort", "months_since")
+    return cohorts, triangle
+
+
+# --- cross-sell -----------------------------------------------------------------------------
+def cross_sell_rules(sessions: pl.DataFrame, min_customers: int = 20) -> pl.DataFrame:
+    """Pairs of categories bought by the same customers, tested against a null that keeps every
+    customer's number of purchases and each category's popularity: a customer with n purchases owns
+    both A and B with probability 1 - (1-pA)^n - (1-pB)^n + (1-pA-pB)^n if categories are chosen
+    independently. Heavy buyers buy everything, so a plain lift makes every pair look related; this
+    expectation absorbs that. One-sided z-test on the co-occurrence count, Benjamini-Hochberg."""
+    from scipy.stats import norm
+
+    buys = sessions.filter(pl.col("purchase_made") & (pl.col("product_viewed") != UNKNOWN_PRODUCT))
+    if buys.is_empty():
+        return _empty_rules()
+    owned = buys.select("customer_id", "product_viewed").unique()
+    categories = sorted(owned["product_viewed"].unique().to_list())
+    wide = owned.with_columns(v=pl.lit(1, pl.Int8)).pivot(on="product_viewed", index="customer_id", values="v").fill_null(0)
+    counts = buys.group_by("customer_id").agg(n=pl.len())
+    wide = wide.join(counts, on="customer_id")
+    matrix = wide.select(categories).to_numpy().astype(np.int64)
+    n_per_customer, how_many = np.unique(wide["n"].to_numpy(), return_counts=True)
+    share = buys["product_viewed"].value_counts().filter(pl.col("product_viewed").is_in(categories))
+    p_cat = dict(zip(share["product_viewed"], share["count"] / share["count"].sum()))
+    n_customers = matrix.shape[0]
+    rows = []
+    for i in range(len(categories)):
+        for j in range(i + 1, len(categories)):
+            a, b = matrix[:, i], matrix[:, j]
+            both = int((a & b).sum())
+            pa, pb = p_cat[categories[i]], p_cat[categories[j]]
+            p_both = 1 - (1 - pa) ** n_per_customer - (1 - pb) ** n_per_customer + (1 - pa - pb) ** n_per_customer
+            expected = float((how_many * p_both).sum())
+            sd = float(np.sqrt((how_many * p_both * (1 - p_both)).sum()))
+            z = (both - expected - 0.5) / sd if sd > 0 else 0.0
+            rows.append({
+                "antecedent": categories[i], "consequent": categories[j], "customers": both,
+                "support": both / n_customers, "confidence": both / max(a.sum(), 1),
+                "confidence_reverse": both / max(b.sum(), 1),
+                "lift": (both / n_customers) / max(a.mean() * b.mean(), 1e-12),
+                "adjusted_lift": both / expected if expected > 0 else float("nan"), "p_value": float(norm.sf(z)),
+            })
+    rules = pl.DataFrame(rows)
+    return rules.with_columns(q_value=pl.Series(benjamini_hochberg(rules["p_value"].to_numpy()))).with_columns(
+        significant=(pl.col("q_value") < 0.05) & (pl.col("customers") >= min_customers) & (pl.col("adjusted_lift") > 1),
+    ).sort(["significant", "adjusted_lift"], descending=True)
+
+
+def _empty_rules() -> pl.DataFrame:
+    return pl.DataFrame(schema={"antecedent": pl.String, "consequent": pl.String, "customers": pl.Int64,
+                                "support": pl.Float64, "confidence": pl.Float64, "confidence_reverse": pl.Float64,
+                                "lift": pl.Float64, "adjusted_lift": pl.Float64, "p_value": pl.Float64,
+                                "q_value": pl.Float64, "significant": pl.Boolean})
+
+
+# --- early signals of top-5 % customers --------------------------------------------------------
+EARLY_DAYS = 30
+EARLY_SIGNALS = ["sessions_first_30d", "purchases_first_30d", "revenue_first_30d", "first_order_value",
+                 "browsing_mean_first_30d", "categories_first_30d"]
+
+
+def early_signals_frame(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Per customer seen >= 30 days before the last date: first-30-day signals and top-5 % flag."""
+    last = sessions["session_date"].max()
+    first = sessions.group_by("customer_id").agg(first_seen=pl.col("session_date").min())
+    s = sessions.join(first, on="customer_id").filter(
+        pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS))
+    early = pl.col("session_date") < pl.col("first_seen") + timedelta(days=EARLY_DAYS)
+    frame = s.group_by("customer_id").agg(
+        revenue=pl.col("purchase_amount").sum(),
+        sessions_first_30d=early.sum().cast(pl.Float64),
+        purchases_first_30d=(early & pl.col("purchase_made")).sum().cast(pl.Float64),
+        revenue_first_30d=pl.col("purchase_amount").filter(early).sum(),
+        first_order_value=pl.col("purchase_amount").filter(pl.col("purchase_made")).sort_by(
+            pl.col("session_date").filter(pl.col("purchase_made"))).first().fill_null(0.0),
+        browsing_mean_first_30d=pl.col("browsing_time_sec").filter(early).mean(),
+        categories_first_30d=pl.col("product_viewed").filter(early).n_unique().cast(pl.Float64),
+    )
+    threshold = frame["revenue"].quantile(0.95) if frame.height else 0.0
+    return frame.with_columns(top5=pl.col("revenue") >= threshold).sort("customer_id")
+
+
+def high_value_early_signals(sessions: pl.DataFrame, seed: int = 7) -> tuple[pl.DataFrame, dict]:
+    """(per-signal AUC, {model AUC / precision@5 % on held-out customers}) — only first-30-day data."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    frame = early_signals_frame(sessions)
+    y = frame["top5"].to_numpy()
+    if frame.height < 200 or y.sum() < 10:
+        return pl.DataFrame(schema={"signal": pl.String, "auc": pl.Float64, "top5_median": pl.Float64,
+                                    "others_median": pl.Float64}), {"state": "too few customers"}
+    x = np.log1p(np.nan_to_num(frame.select(EARLY_SIGNALS).to_numpy().astype(float), nan=0.0))
+    signals = pl.DataFrame([{
+        "signal": name, "auc": float(roc_auc_score(y, x[:, k])),
+        "top5_median": float(np.median(frame[name].fill_null(0).to_numpy()[y])),
+        "others_median": float(np.median(frame[name].fill_null(0).to_numpy()[~y])),
+    } for k, name in enumerate(EARLY_SIGNALS)]).sort("auc", descending=True)
+    test = (frame["customer_id"].hash(seed=seed) % 10 < 3).to_numpy()  # 30 % of customers held out
+    model = LogisticRegression(max_iter=1000).fit(x[~test], y[~test])
+    score = model.predict_proba(x[test])[:, 1]
+    k = max(1, int(round(0.05 * test.sum())))
+    precision = float(y[test][np.argsort(-score)[:k]].mean())
+    return signals, {"model_auc": float(roc_auc_score(y[test], score)), "precision_at_5pct": precision,
+                     "base_rate": float(y[test].mean()), "held_out_customers": int(test.sum()),
+                     "lift_at_5pct": precision / max(float(y[test].mean()), 1e-9),
+                     "coefficients": dict(zip(EARLY_SIGNALS, model.coef_[0].round(3).tolist()))}
+
+
+# --- win-back experiment ---------------------------------------------------------------------
+ARMS = ["control", "offer_10", "offer_20"]
+MDE = 0.05  # absolute uplift in the 90-day return rate we want to be able to detect
+ALPHA, POWER = 0.05, 0.8
+
+
+def _unit_hash(values: pl.Series, salt: str) -> np.ndarray:
+    return np.array([int(hashlib.sha256(f"{salt}:{v}".encode()).hexdigest()[:12], 16) for v in values.to_list()])
+
+
+def winback_assignment(predictions: pl.DataFrame, salt: str) -> tuple[pl.DataFrame, dict]:
+    """At-risk purchasers -> arms, balanced within each risk tier by a salted-hash order (deterministic,
+    reproducible from the salt alone, not guessable from the id)."""
+    at_risk = predictions.filter(~pl.col("cold_start") & (pl.col("churn_probability") >= 0.6))
+    if at_risk.is_empty():
+        return at_risk.select("customer_id").with_columns(arm=pl.lit(None, pl.String)), {"state": "no at-risk customers"}
+    ordered = at_risk.with_columns(_h=pl.Series(_unit_hash(at_risk["customer_id"], salt))).sort("risk_tier", "_h")
+    assigned = ordered.with_columns(
+        arm=pl.int_range(pl.len()).over("risk_tier").mod(len(ARMS)).replace_strict(dict(enumerate(ARMS)),
+                                                                                  return_dtype=pl.String),
+        assigned_on=pl.col("as_of"),
+    ).select("customer_id", "arm", "risk_tier", "churn_probability", "assigned_on").sort("customer_id")
+    return assigned, power_calculation(1 - float(at_risk["churn_probability"].mean()), assigned.height)
+
+
+def power_calculation(p0: float, n_total: int) -> dict:
+    from scipy.stats import norm
+
+    p1 = min(p0 + MDE, 0.999)
+    z = norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER)
+    n_per_arm = int(np.ceil(z**2 * (p0 * (1 - p0) + p1 * (1 - p1)) / (p1 - p0) ** 2))
+    return {"baseline_return_rate": p0, "mde_absolute": MDE, "alpha": ALPHA, "power": POWER,
+            "required_per_arm": n_per_arm, "available_per_arm": n_total // len(ARMS),
+            "powered": n_total // len(ARMS) >= n_per_arm}
+
+
+def winback_results(assignment: pl.DataFrame, sessions: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    if assignment.is_empty() or assignment["arm"].null_count() == assignment.height:
+        return pl.DataFrame(), "no experiment running (no at-risk customers were assigned)"
+    start = assignment["assigned_on"].max()
+    last = sessions["session_date"].max()
+    if last is None or last <= start:
+        return pl.DataFrame(), f"waiting for outcomes: assigned on {start}, no sessions after that date yet"
+    end = min(last, start + timedelta(days=90))
+    returned = sessions.filter((pl.col("session_date") > start) & (pl.col("session_date") <= end)
+                               & pl.col("purchase_made")).select("customer_id").unique().with_columns(r=pl.lit(True))
+    per_arm = assignment.join(returned, on="customer_id", how="left").group_by("arm").agg(
+        customers=pl.len(), returned=pl.col("r").is_not_null().sum()).with_columns(
+        return_rate=pl.col("returned") / pl.col("customers")).sort("arm")
+    control = per_arm.filter(pl.col("arm") == "control").row(0, named=True)
+    uplift = per_arm["return_rate"] - control["return_rate"]
+    se = np.sqrt(per_arm["return_rate"] * (1 - per_arm["return_rate"]) / per_arm["customers"]
+                 + control["return_rate"] * (1 - control["return_rate"]) / control["customers"])
+    p = two_proportion_p(per_arm["returned"], per_arm["customers"], control["returned"], control["customers"])
+    table = per_arm.with_columns(uplift=uplift, uplift_low=uplift - Z95 * se, uplift_high=uplift + Z95 * se,
+                                 p_value=pl.Series(p))
+    days = (end - start).days
+    return table, f"outcomes over {days} of 90 days after {start}" + ("" if days >= 90 else " (window still open)")
