@@ -227,6 +227,8 @@ def cross_sell_rules(sessions: pl.DataFrame, min_customers: int = 20) -> pl.Data
         return _empty_rules()
     owned = buys.select("customer_id", "product_viewed").unique()
     categories = sorted(owned["product_viewed"].unique().to_list())
+    if len(categories) < 2:
+        return _empty_rules()
     wide = owned.with_columns(v=pl.lit(1, pl.Int8)).pivot(on="product_viewed", index="customer_id", values="v").fill_null(0)
     counts = buys.group_by("customer_id").agg(n=pl.len())
     wide = wide.join(counts, on="customer_id")

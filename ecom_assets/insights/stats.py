@@ -33,8 +33,8 @@ def two_proportion_p(x1, n1, x2, n2) -> np.ndarray:
     from scipy.stats import norm
 
     x1, n1, x2, n2 = (np.asarray(v, dtype=float) for v in (x1, n1, x2, n2))
-    pooled = (x1 + x2) / (n1 + n2)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty groups give no evidence (p = 1)
+        pooled = (x1 + x2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
         z = (x1 / n1 - x2 / n2) / se
     return np.where(np.isfinite(z), 2 * norm.sf(np.abs(z)), 1.0)
