@@ -1,0 +1,168 @@
+"""`ecom-assets bench`: the whole graph on a large generated sample, against the parse floor and the
+pandas baseline, plus an incremental 1 % drop. Writes `<out>/results.json` and prints a table."""
+
+import json
+import os
+import platform
+import resource
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+CLEAN_FEATURE_STEPS = ("raw_customers", "raw_sessions", "clean_customers", "clean_sessions", "customer_features")
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident set of this process and its finished children (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def _step_seconds(events) -> dict[str, float]:
+    out = {}
+    for event in events:
+        if event.event_type_value == "STEP_SUCCESS":
+            out[event.step_key] = out.get(event.step_key, 0.0) + event.event_specific_data.duration_ms / 1000
+    return out
+
+
+def _source(out: Path, sessions: int, customers: int) -> Path:
+    """Generated once per size and reused (bench/data is git-ignored)."""
+    from ecom_assets.generate import generate
+
+    folder = out / "data" / f"source_{sessions}_{customers}"
+    if not (folder / "sessions.csv").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.perf_counter()
+        generate(folder, customers=customers, sessions=sessions, seed=7, progress=True)
+        (folder / "generate_s.txt").write_text(f"{time.perf_counter() - started:.2f}\n")
+    return folder
+
+
+def _incremental_drop(source: Path, target: Path, share: float = 0.01) -> int:
+    """A new drop holding `share` of the history: the latest sessions again, with new ids."""
+    sessions = pl.scan_csv(source / "sessions.csv", infer_schema=False)
+    n = sessions.select(pl.len()).collect().item()
+    take = max(1, int(n * share))
+    drop = sessions.tail(take).with_columns(session_id=pl.lit("INC") + pl.col("session_id")).collect()
+    drop.write_csv(target)
+    return take
+
+
+def _time_baseline(source: Path, rows: int) -> float:
+    import pandas as pd
+
+    from ecom_assets.baseline_pandas import load_sessions, notebook_rfm_features
+
+    frame = load_sessions(source / "sessions.csv", nrows=rows)
+    started = time.perf_counter()
+    notebook_rfm_features(frame, pd.Timestamp(frame["session_date"].max()))
+    return time.perf_counter() - started
+
+
+def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int | None, incremental: bool) -> dict:
+    import dagster as dg
+
+    from ecom_assets.ingest import ingest_landing
+    from ecom_assets.instance import prepare_dagster_home
+    from ecom_assets.pipeline import build_all
+    from ecom_assets.settings import DATA_DIR_ENV
+
+    source = _source(out, sessions, customers)
+    run_dir = out / "data" / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    (run_dir / "landing").mkdir(parents=True)
+    for name in ("customers.csv", "sessions.csv", "campaigns.csv"):
+        shutil.copyfile(source / name, run_dir / "landing" / name)
+    os.environ[DATA_DIR_ENV] = str(run_dir.resolve())
+    os.environ["DAGSTER_HOME"] = str((run_dir / ".dagster").resolve())
+    prepare_dagster_home(run_dir)
+
+    started = time.perf_counter()
+    floor = pl.read_csv(source / "sessions.csv")
+    floor_s = time.perf_counter() - started
+    n_sessions = floor.height
+    del floor
+
+    with dg.DagsterInstance.get() as instance:
+        started = time.perf_counter()
+        ingest_landing(instance, run_dir)
+        ingest_s = time.perf_counter() - started
+        per_asset = {}
+        for record in instance.get_run_records():
+            for event in instance.all_logs(record.dagster_run.run_id):
+                if event.dagster_event is not None:
+                    for k, v in _step_seconds([event.dagster_event]).items():
+                        per_asset[k] = per_asset.get(k, 0.0) + v
+        build_started = time.perf_counter()
+        result = build_all(instance)
+        build_s = time.perf_counter() - build_started
+        total_s = time.perf_counter() - started
+        per_asset.update(_step_seconds(result.all_events))
+        incremental_s = None
+        if incremental:
+            _incremental_drop(source, run_dir / "landing" / "sessions_incremental.csv")
+            inc_started = time.perf_counter()
+            ingest_landing(instance, run_dir)
+            build_all(instance)
+            incremental_s = time.perf_counter() - inc_started
+
+    baseline_rows = min(baseline_sessions or 1_000_000, n_sessions)
+    baseline_measured = _time_baseline(source, baseline_rows)
+    baseline_s = baseline_measured * n_sessions / baseline_rows  # linear in rows: per-customer lambdas
+    clean_features_s = sum(per_asset.get(k, 0.0) for k in CLEAN_FEATURE_STEPS)
+    results = {
+        "sessions": n_sessions,
+        "customers": customers,
+        "total_s": round(total_s, 2),
+        "ingest_s": round(ingest_s, 2),
+        "build_s": round(build_s, 2),
+        "peak_rss_mib": _peak_rss_mib(),
+        "floor_parse_s": round(floor_s, 2),
+        "clean_features_s": round(clean_features_s, 2),
+        "clean_features_over_floor": round(clean_features_s / floor_s, 2),
+        "baseline_pandas_s": round(baseline_s, 2),
+        "baseline_pandas_measured_s": round(baseline_measured, 2),
+        "baseline_sessions": baseline_rows,
+        "baseline_over_clean_features": round(baseline_s / max(clean_features_s, 1e-9), 1),
+        "incremental_s": round(incremental_s, 2) if incremental_s is not None else None,
+        "incremental_share_of_full": round(incremental_s / total_s, 3) if incremental_s is not None else None,
+        "ingest_rows_per_s": round(n_sessions / max(per_asset.get("raw_sessions", ingest_s), 1e-9)),
+        "per_asset_s": {k: round(v, 2) for k, v in sorted(per_asset.items(), key=lambda kv: -kv[1])},
+        "generate_s": float((source / "generate_s.txt").read_text()) if (source / "generate_s.txt").exists() else None,
+        "build_success": result.success,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "measured_at": datetime.now(timezone.utc).isoformat(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def format_table(results: dict) -> str:
+    rows = [
+        ("sessions / customers", f"{results['sessions']:,} / {results['customers']:,}", ""),
+        ("full graph (ingest + build)", f"{results['total_s']} s", "<= 120 s"),
+        ("parse floor (pl.read_csv)", f"{results['floor_parse_s']} s", ""),
+        ("clean + features", f"{results['clean_features_s']} s ({results['clean_features_over_floor']}x floor)", "<= 3x floor"),
+        ("pandas baseline (scaled)", f"{results['baseline_pandas_s']} s ({results['baseline_over_clean_features']}x slower)",
+         ">= 15x"),
+        ("peak RSS", f"{results['peak_rss_mib']} MiB", "<= 4096 MiB"),
+        ("incremental 1 % drop", f"{results['incremental_s']} s ({results['incremental_share_of_full']} of full)",
+         "<= 0.1 of full"),
+        ("ingest", f"{results['ingest_rows_per_s']:,} rows/s", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{name:<{width}}  {value:<40} {target}" for name, value, target in rows]
+    lines.append("per asset (s): " + ", ".join(f"{k} {v}" for k, v in results["per_asset_s"].items()))
+    return "\n".join(lines)
+
+
+def cli_bench(args) -> int:
+    results = run_bench(args.sessions, args.customers, Path(args.out), args.baseline_sessions, args.incremental)
+    print(format_table(results))
+    return 0 if results["build_success"] else 1
