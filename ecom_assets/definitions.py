@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_assets import churn, clean, features, ingest, insights, monitoring
+from ecom_assets.celery import celery_build_job
 from ecom_assets.pipeline import BUILD_ALL_JOB
 from ecom_assets.resources import build_resources
 from ecom_assets.settings import DATA_DIR_ENV
@@ -44,6 +45,6 @@ defs = dg.Definitions.merge(
     monitoring.defs,
     insights.defs,
     dg.Definitions(
-        jobs=[build_all_job], sensors=[automation_sensor], resources=build_resources()
+        jobs=[build_all_job, celery_build_job], sensors=[automation_sensor], resources=build_resources()
     ),
 )
