@@ -27,8 +27,11 @@ def latest_per_id(rows: pl.DataFrame, key: str, content: list[str]) -> Dedup:
     """Union of drops -> one row per id; identical rows are counted duplicates, the later drop wins."""
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
-    ordered = rows.sort("ingested_at", "source_file", "line")
-    first_copy = ordered.filter(pl.struct(content).is_first_distinct())
+    if rows["source_file"].n_unique() > 1:
+        ordered = rows.sort("ingested_at", "source_file", "line")
+        first_copy = ordered.filter(pl.struct(content).is_first_distinct())
+    else:  # one drop, already in line order, exact duplicates removed at ingest: skip the 10M-row sort
+        first_copy = rows
     latest = first_copy.filter(pl.col(key).is_last_distinct())
     return Dedup(latest, rows.height, rows.height - first_copy.height, first_copy.height - latest.height)
 
@@ -60,6 +63,6 @@ def build_clean_sessions(raw_sessions: pl.DataFrame, clean_customers: pl.DataFra
             unknown_customer=pl.col("_known").is_null(),
         )
         .select(list(CleanSessions.to_schema().columns))
-        .sort("session_date", "session_id")
+        .sort("session_date", maintain_order=True)
     )
     return CleanSessions.validate(table), dedup

@@ -163,7 +163,7 @@ def churn_labels(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.Data
     )
 
 
-def training_cutoffs(first_date: date, as_of: date, min_history_days: int = 90, max_windows: int = 8) -> list[date]:
+def training_cutoffs(first_date: date, as_of: date, min_history_days: int = 90, max_windows: int = 5) -> list[date]:
     """as_of-90, as_of-180, ... newest first, while at least `min_history_days` of history precede them."""
     cutoffs = []
     c = as_of - timedelta(days=HORIZON_DAYS)
