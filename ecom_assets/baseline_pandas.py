@@ -22,6 +22,8 @@ def notebook_rfm_features(sessions: pd.DataFrame, as_of: pd.Timestamp) -> pd.Dat
     return sessions.groupby("customer_id").apply(per_customer)
 
 
-def load_sessions(path, nrows: int | None = None) -> pd.DataFrame:
-    frame = pd.read_csv(path, nrows=nrows, parse_dates=["session_date"])
-    return frame.dropna(subset=["customer_id"])
+def to_pandas_sessions(sessions) -> pd.DataFrame:
+    """The notebook's frame: numpy-backed columns, dates as datetime64."""
+    frame = sessions.to_pandas()
+    frame["session_date"] = pd.to_datetime(frame["session_date"])
+    return frame

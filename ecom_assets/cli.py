@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--customers", type=int, default=500_000)
     b.add_argument("--out", default="bench")
     b.add_argument("--baseline-sessions", type=int, default=None)
-    b.add_argument("--incremental", action="store_true")
+    b.add_argument("--incremental", action="store_true", help="also time a new drop of 1 %% of the history")
+    b.add_argument("--sensor-files", type=int, default=10_000, help="small drops for the sensor tick timing")
+    b.add_argument("--sensor-only", action="store_true", help="only time the sensor; update results.json")
     return p
 
 

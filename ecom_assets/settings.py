@@ -22,6 +22,8 @@ class EcomSettings(dg.ConfigurableResource):
     """Paths under the data directory plus monitoring thresholds (see README "Configuration")."""
 
     data_dir: str = default_data_dir()
+    # ingestion: runs one sensor tick may request (the rest wait for the next tick)
+    max_runs_per_tick: int = 25
     # monitoring / retraining
     drift_share_threshold: float = 0.25
     auc_decay_margin: float = 0.05

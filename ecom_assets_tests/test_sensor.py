@@ -7,8 +7,10 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.ingest import ingest_landing, raw_sessions
+from ecom_assets.ingest import landing as landing_module
 from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick
+from ecom_assets.resources import build_resources
 from ecom_assets.settings import EcomSettings
 from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop
 
@@ -60,16 +62,48 @@ def test_same_bytes_dropped_again_never_run_again(data_dir, instance, resources)
     assert "already ingested" in (data_dir / "rejected" / "sessions_1.csv.reason.txt").read_text()
 
 
-def test_run_requests_are_capped_per_tick_and_all_files_eventually_ingested(data_dir, instance) -> None:
-    for i in range(7):
-        drop(data_dir, f"sessions_{i}.csv", SESSIONS_HEADER + f"\nS{i},C1,2024-01-02,Books,120,0,0\n")
-    settings = EcomSettings(data_dir=str(data_dir))
-    plan = plan_tick(settings, instance, {}, assume_stable=True, max_runs=3)
-    assert len(plan.requests) == 3 and plan.deferred == 4
-    requested = {r.partition_key for r in plan.requests}
-    cursor = {"seen": plan.seen, "requested": plan.requested}
-    plan2 = plan_tick(settings, instance, cursor, max_runs=3)
-    assert len(plan2.requests) == 3 and not requested & {r.partition_key for r in plan2.requests}
+def test_run_requests_are_capped_per_tick_and_all_files_eventually_ingested_once(data_dir, instance) -> None:
+    files = 12
+    for i in range(files):
+        drop(data_dir, f"sessions_{i:02d}.csv", SESSIONS_HEADER + f"\nS{i},C1,2024-01-02,Books,120,0,0\n")
+    resources = build_resources(data_dir)
+    resources["settings"] = EcomSettings(data_dir=str(data_dir), max_runs_per_tick=5)
+    requested_keys: list[str] = []
+    per_tick: list[int] = []
+    result, cursor = tick(instance, resources)  # first sight: every file may still be being written
+    assert not result.run_requests
+    for _ in range(10):
+        result, cursor = tick(instance, resources, cursor)
+        per_tick.append(len(result.run_requests))
+        for add in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+        for request in result.run_requests:  # what the daemon would launch
+            requested_keys.append(request.run_key)
+            assert dg.materialize([raw_sessions], partition_key=request.partition_key, instance=instance,
+                                  resources=resources).success
+        if not any((data_dir / "landing").iterdir()):
+            break
+    assert per_tick[:3] == [5, 5, 2]
+    assert len(requested_keys) == len(set(requested_keys)) == files
+    assert len(list((data_dir / "archive").glob("sessions_*.csv"))) == files
+    assert sorted(instance.get_dynamic_partitions("sessions_files")) == sorted(requested_keys)
+    ingested = pl.read_parquet(data_dir / "warehouse" / "raw_sessions" / "*.parquet")
+    assert ingested.height == files and ingested["session_id"].n_unique() == files
+
+
+def test_a_tick_over_many_waiting_files_hashes_only_what_it_requests(data_dir, instance, monkeypatch) -> None:
+    for i in range(200):
+        drop(data_dir, f"sessions_{i:03d}.csv", SESSIONS_HEADER + f"\nS{i},C1,2024-01-02,Books,120,0,0\n")
+    hashed = []
+    real_sha = landing_module.sha256_of
+    monkeypatch.setattr(landing_module, "sha256_of", lambda path: hashed.append(path.name) or real_sha(path))
+    settings = EcomSettings(data_dir=str(data_dir), max_runs_per_tick=25)
+    plan = plan_tick(settings, instance, {}, assume_stable=True)
+    assert len(plan.requests) == 25 and plan.deferred == 175 and len(hashed) == 25
+    hashed.clear()
+    again = plan_tick(settings, instance, json.loads(plan.cursor()))  # runs still queued
+    assert hashed == sorted(hashed) and len(hashed) == 25  # 25 new files hashed; the queued ones were cached
+    assert not {r.run_key for r in again.requests} & {r.run_key for r in plan.requests}
 
 
 def test_accounting_check_fails_when_a_row_is_dropped(data_dir, instance, resources, monkeypatch) -> None:

@@ -15,6 +15,8 @@ from ecom_assets.settings import EcomSettings
 
 OWNER = "team:data-platform"
 ALL_DROPS = dg.AllPartitionMapping()
+ACCOUNTING_DESCRIPTION = ("rows from every drop = rows in the table + duplicates across files + rows superseded by "
+                          "a later drop. Blocking: a table that lost a row is not built upon.")
 PROVENANCE_COLUMNS = {k: v for k, v in PROVENANCE.items() if k != "ingested_at"}
 
 
@@ -50,7 +52,8 @@ def _accounting_check(dedup: Dedup, table: str) -> dg.AssetCheckResult:
         "content keeps the version from the later drop."
     ),
     metadata=column_schema({**RAW_COLUMNS["customers"], **PROVENANCE_COLUMNS}),
-    check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_customers")],
+    check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_customers", blocking=True,
+                                   description=ACCOUNTING_DESCRIPTION)],
 )
 def clean_customers(raw_customers: pl.DataFrame):
     table, dedup = build_clean_customers(raw_customers)
@@ -83,7 +86,8 @@ def clean_customers(raw_customers: pl.DataFrame):
         **PROVENANCE_COLUMNS,
     }),
     check_specs=[
-        dg.AssetCheckSpec("rows_accounted_for", asset="clean_sessions"),
+        dg.AssetCheckSpec("rows_accounted_for", asset="clean_sessions", blocking=True,
+                          description=ACCOUNTING_DESCRIPTION),
         dg.AssetCheckSpec("sessions_of_unknown_customers", asset="clean_sessions",
                           description="warns when sessions reference customers not (yet) in clean_customers"),
     ],

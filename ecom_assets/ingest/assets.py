@@ -136,8 +136,9 @@ def _raw_asset(kind: str) -> dg.AssetsDefinition:
             "in-file duplicates are counted, the original moves to `archive/` unchanged."
         ),
         metadata=column_schema({**RAW_COLUMNS[kind], **PROVENANCE}),
-        check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=name,
-                                       description="rows_in == clean + quarantined + duplicate for this file")],
+        check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=name, blocking=True,
+                                       description="rows_in == clean + quarantined + duplicate for this file. "
+                                       "Blocking: a drop that lost a row is not built upon.")],
     )
     def raw_drop(context: dg.AssetExecutionContext, settings: EcomSettings):
         rows, accounting, metadata = ingest_drop(settings, kind, context.partition_key, context.log)

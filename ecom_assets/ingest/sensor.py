@@ -13,7 +13,6 @@ from ecom_assets.ingest.parse import KINDS, FileRejected, decode, sniff_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
 from ecom_assets.settings import EcomSettings
 
-MAX_RUNS_PER_TICK = 25
 # One job per kind: a run can only target assets with one partitions definition.
 INGEST_JOBS = {
     kind: dg.define_asset_job(f"ingest_{kind}_job", selection=[asset], partitions_def=PARTITIONS[kind],
@@ -45,11 +44,15 @@ class TickPlan:
     deferred: int = 0  # ready files left for the next tick (cap reached)
     seen: dict[str, list] = field(default_factory=dict)
     requested: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, list] = field(default_factory=dict)  # name -> [size, mtime, partition key]
 
     def summary(self) -> str:
         return (f"{len(self.requests)} run(s) requested, {sum(map(len, self.new_partitions.values()))} new "
                 f"partition(s), {len(self.rejected)} rejected, {len(self.waiting)} still being written, "
                 f"{self.deferred} deferred to the next tick")
+
+    def cursor(self) -> str:
+        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys})
 
 
 def plan_tick(
@@ -57,22 +60,36 @@ def plan_tick(
     instance: dg.DagsterInstance,
     cursor: dict,
     assume_stable: bool = False,
-    max_runs: int = MAX_RUNS_PER_TICK,
+    max_runs: int | None = None,
 ) -> TickPlan:
-    """Decide what one tick does. Side effects: only moving rejected files out of landing."""
+    """Decide what one tick does. Side effects: only moving rejected files out of landing.
+
+    Hashing is the only per-file cost that grows with file size, so a file is hashed at most
+    once (the key is cached in the cursor by name, size and mtime) and only when the tick still
+    has room for a run: a landing zone of 10,000 files costs a directory listing per tick.
+    """
+    max_runs = settings.max_runs_per_tick if max_runs is None else max_runs
     ready, waiting, seen = scan_landing(settings.landing, cursor.get("seen", {}), assume_stable)
     previously_requested: dict[str, str] = cursor.get("requested", {})
+    cached_keys: dict[str, list] = cursor.get("keys", {})
     plan = TickPlan(waiting=[w.path.name for w in waiting], seen=seen)
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
     for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.path.name)):
+        cached = cached_keys.get(item.path.name)
+        key = cached[2] if cached and cached[:2] == item.signature else None
+        if key is None and len(plan.requests) >= max_runs:
+            plan.deferred += 1  # not hashed yet and no room this tick
+            continue
         try:
-            precheck(item)
-            key = item.partition_key()
+            if key is None:
+                precheck(item)
+                key = item.partition_key()
         except (FileRejected, OSError) as err:
             move_to_rejected(item.path, settings.rejected, f"{item.path.name}: {err}")
             plan.rejected.append(item.path.name)
             seen.pop(item.path.name, None)
             continue
+        plan.keys[item.path.name] = [*item.signature, key]
         if previously_requested.get(key) == item.path.name:
             plan.requested[key] = item.path.name  # its run is queued or running: leave the file alone
             continue
@@ -81,6 +98,7 @@ def plan_tick(
                              f"{item.path.name}: identical bytes were already ingested as partition {key}")
             plan.rejected.append(item.path.name)
             seen.pop(item.path.name, None)
+            plan.keys.pop(item.path.name)
             continue
         if len(plan.requests) >= max_runs:
             plan.deferred += 1
@@ -106,8 +124,9 @@ def plan_tick(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
-        f"are stable across two ticks; one partition and one run per file (run_key = content hash), at most "
-        f"{MAX_RUNS_PER_TICK} runs per tick; unreadable files and re-drops go to rejected/ with a reason."
+        "are stable across two ticks; one partition and one run per file (run_key = content hash), at most "
+        "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
+        "and re-drops go to rejected/ with a reason."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
@@ -117,7 +136,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSetti
     return dg.SensorResult(
         run_requests=plan.requests,
         dynamic_partitions_requests=[PARTITIONS[k].build_add_request(keys) for k, keys in plan.new_partitions.items()],
-        cursor=json.dumps({"seen": plan.seen, "requested": plan.requested}),
+        cursor=plan.cursor(),
         skip_reason=None if plan.requests else f"nothing new to ingest ({plan.summary()})",
     )
 
