@@ -72,13 +72,15 @@ def customer_features(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_cu
     description=(
         "Labelled training windows: for cutoffs c = T-90, T-180, … (while 90 days of history precede c), the "
         "features as of c and `churned` = no purchase in (c, c+90]. The newest window (`is_holdout`) is the "
-        "out-of-time holdout every gate and metric uses."
+        "out-of-time holdout every gate and metric uses. Above 100,000 customers a stable hash-sample of whole "
+        "customers is used (`sample_share`)."
     ),
     metadata=column_schema({
         "customer_id": "string",
         "cutoff": "date - the features are as of this date",
         "window": "int - 0 = newest window (the holdout)",
         "is_holdout": "bool",
+        "sample_share": "float - share of customers in the stable hash-sample (1.0 = all)",
         "churned": "bool - no purchase in (cutoff, cutoff + 90 days]",
         "…": "every customer_features column, computed as of cutoff",
     }),
@@ -97,5 +99,6 @@ def churn_training_set(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_c
         "dagster/row_count": training.height,
         "windows": per_window.height,
         "as_of": str(as_of),
+        "customer_sample_share": float(training["sample_share"][0]),
         "per_window": dg.MetadataValue.md(md_table(per_window)),
     })

@@ -146,7 +146,7 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
 
 def feature_columns(frame: pl.DataFrame) -> list[str]:
     """Every model input column (ids, dates and labels excluded), in a stable order."""
-    excluded = set(ID_COLUMNS) | {"churned", "cutoff", "window", "is_holdout"}
+    excluded = set(ID_COLUMNS) | {"churned", "cutoff", "window", "is_holdout", "sample_share"}
     return [c for c in frame.columns if c not in excluded]
 
 
@@ -173,23 +173,44 @@ def training_cutoffs(first_date: date, as_of: date, min_history_days: int = 90, 
     return cutoffs
 
 
-def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame, as_of: date) -> pl.DataFrame:
+MAX_TRAINING_CUSTOMERS = 100_000  # per window; beyond this, more customers add minutes, not skill
+SAMPLE_BUCKETS = 100_000
+
+
+def sample_customers(sessions: pl.LazyFrame, max_customers: int) -> tuple[pl.LazyFrame, float]:
+    """Every session of a stable hash-sample of customers (the same customers in every window).
+
+    Whole customers are kept so their histories, gaps and labels stay exact; the sample is
+    deterministic (a fixed-seed hash of the id), so a rebuild trains on the same people.
+    """
+    customers = sessions.select(pl.col("customer_id").n_unique()).collect().item()
+    if customers <= max_customers:
+        return sessions, 1.0
+    share = max_customers / customers
+    bucket = pl.col("customer_id").hash(seed=20240601) % SAMPLE_BUCKETS
+    return sessions.filter(bucket < int(share * SAMPLE_BUCKETS)), share
+
+
+def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame, as_of: date,
+                       max_customers: int = MAX_TRAINING_CUSTOMERS) -> pl.DataFrame:
     """Features + label for every cutoff; the newest window is the out-of-time holdout.
 
     Population at a cutoff: customers with >= 1 purchase on or before it. Session-only customers
     are kept too (cold_start) so the cold-start prior can be estimated; the model trains on the
-    purchasers only.
+    purchasers only. Above `max_customers` a stable hash-sample of customers is used (see
+    `sample_customers`); the share is in the `sample_share` column.
     """
-    s = sessions.lazy()
-    bounds = s.select(pl.col("session_date").min().alias("first")).collect()
-    first = bounds["first"][0]
-    frames = []
+    sampled, share = sample_customers(sessions.lazy(), max_customers)
+    s = sampled.collect().lazy()  # one scan; every window below reads the sample from memory
+    first = s.select(pl.col("session_date").min()).collect().item()
     if first is None:
         return pl.DataFrame()
+    frames = []
     for window, cutoff in enumerate(training_cutoffs(first, as_of)):
         features = build_features(s, customers, cutoff)
         labelled = features.join(churn_labels(s, cutoff), on="customer_id", how="left")
-        frames.append(labelled.with_columns(cutoff=pl.lit(cutoff), window=pl.lit(window), is_holdout=pl.lit(window == 0)))
+        frames.append(labelled.with_columns(cutoff=pl.lit(cutoff), window=pl.lit(window),
+                                            is_holdout=pl.lit(window == 0), sample_share=pl.lit(share)))
     if not frames:
         return pl.DataFrame()
     return pl.concat(frames, how="vertical_relaxed")

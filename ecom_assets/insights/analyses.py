@@ -274,22 +274,25 @@ EARLY_SIGNALS = ["sessions_first_30d", "purchases_first_30d", "revenue_first_30d
 
 
 def early_signals_frame(sessions: pl.DataFrame) -> pl.DataFrame:
-    """Per customer seen >= 30 days before the last date: first-30-day signals and top-5 % flag."""
+    """Per customer seen >= 30 days before the last date: first-30-day signals and top-5 % flag.
+
+    One pass: the first-30-day window is relative to each customer's own first session, which
+    the aggregation knows (`min()` inside the group); sessions arrive sorted by date, so the
+    first purchase in group order is the first order.
+    """
     last = sessions["session_date"].max()
-    first = sessions.group_by("customer_id").agg(first_seen=pl.col("session_date").min())
-    s = sessions.join(first, on="customer_id").filter(
-        pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS))
-    early = pl.col("session_date") < pl.col("first_seen") + timedelta(days=EARLY_DAYS)
-    frame = s.group_by("customer_id").agg(
-        revenue=pl.col("purchase_amount").sum(),
+    date, bought, amount = pl.col("session_date"), pl.col("purchase_made"), pl.col("purchase_amount")
+    early = date < date.min() + timedelta(days=EARLY_DAYS)
+    frame = sessions.group_by("customer_id").agg(
+        first_seen=date.min(),
+        revenue=amount.sum(),
         sessions_first_30d=early.sum().cast(pl.Float64),
-        purchases_first_30d=(early & pl.col("purchase_made")).sum().cast(pl.Float64),
-        revenue_first_30d=pl.col("purchase_amount").filter(early).sum(),
-        first_order_value=pl.col("purchase_amount").filter(pl.col("purchase_made")).sort_by(
-            pl.col("session_date").filter(pl.col("purchase_made"))).first().fill_null(0.0),
+        purchases_first_30d=(early & bought).sum().cast(pl.Float64),
+        revenue_first_30d=amount.filter(early).sum(),
+        first_order_value=amount.filter(bought).first().fill_null(0.0),
         browsing_mean_first_30d=pl.col("browsing_time_sec").filter(early).mean(),
         categories_first_30d=pl.col("product_viewed").filter(early).n_unique().cast(pl.Float64),
-    )
+    ).filter(pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS)).drop("first_seen")
     threshold = frame["revenue"].quantile(0.95) if frame.height else 0.0
     return frame.with_columns(top5=pl.col("revenue") >= threshold).sort("customer_id")
 
