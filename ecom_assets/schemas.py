@@ -6,16 +6,33 @@ on; the ingest domain adds the raw/quarantine schemas next to them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 
 UNKNOWN_PRODUCT = "unknown"
 
 
+def repeated(values: pl.Series) -> pl.Series:
+    """True where a value occurs more than once (sort-based: 2-3x faster than a hash table at 10M rows)."""
+    order = values.arg_sort()
+    ordered = values.gather(order)
+    twice = ((ordered == ordered.shift(1)) | (ordered == ordered.shift(-1))).fill_null(False)
+    return pl.Series(values.name, np.zeros(values.len(), dtype=bool)).scatter(order, twice)
+
+
+def _unique_by_sort(data) -> pl.LazyFrame:
+    """Every value distinct. Same rule as `unique=True`, by one sort: pandera's hash-based version
+    spends ~5 s on 10M string ids."""
+    ordered = pl.col(data.key).sort()
+    return data.lazyframe.select((ordered != ordered.shift(1)).fill_null(True).all())
+
+
+
 class CleanSessions(pa.DataFrameModel):
     """One row per kept session (deduplicated across every sessions drop)."""
 
-    session_id: str = pa.Field(unique=True)
+    session_id: str
     customer_id: str
     session_date: pl.Date
     product_viewed: str  # category; empty / "Unknown" in the input -> "unknown"
@@ -28,6 +45,11 @@ class CleanSessions(pa.DataFrameModel):
     source_file: str  # partition key of the drop the row came from
     line: pl.Int64  # 1-based line number in that file (header = line 1)
 
+    @pa.check("session_id", name="unique")
+    @classmethod
+    def session_id_unique(cls, data) -> pl.LazyFrame:
+        return _unique_by_sort(data)
+
     class Config:
         strict = True
         coerce = False
@@ -36,7 +58,7 @@ class CleanSessions(pa.DataFrameModel):
 class CleanCustomers(pa.DataFrameModel):
     """One row per customer id (the later drop wins on conflicting content)."""
 
-    customer_id: str = pa.Field(unique=True)
+    customer_id: str
     age: pl.Int64 = pa.Field(nullable=True, ge=10, le=120)  # out of range -> null + flag
     age_out_of_range: bool
     gender: str = pa.Field(nullable=True)
@@ -44,6 +66,11 @@ class CleanCustomers(pa.DataFrameModel):
     signup_date: pl.Date = pa.Field(nullable=True)
     source_file: str
     line: pl.Int64
+
+    @pa.check("customer_id", name="unique")
+    @classmethod
+    def customer_id_unique(cls, data) -> pl.LazyFrame:
+        return _unique_by_sort(data)
 
     class Config:
         strict = True

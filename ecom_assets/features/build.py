@@ -90,8 +90,14 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
         browsing_mean_30d=pl.col("browsing_time_sec").filter(recent).mean(),
         revenue_prev_60d=amount.filter(before).sum(),
         weekend_share=(d.dt.weekday() >= 6).mean(),
-        gap_mean_days=d.filter(buy).unique().sort().diff().dt.total_days().mean(),
-        gap_std_days=d.filter(buy).unique().sort().diff().dt.total_days().std(),
+    )
+    # days between distinct purchase dates: one sort of the purchases, not a sort per customer
+    gaps = (
+        s.filter(buy).select("customer_id", "session_date").unique()
+        .sort("customer_id", "session_date")
+        .with_columns(gap=d.diff().dt.total_days().cast(pl.Float64))
+        .filter(pl.col("customer_id") == pl.col("customer_id").shift(1))
+        .group_by("customer_id").agg(gap_mean_days=pl.col("gap").mean(), gap_std_days=pl.col("gap").std())
     )
     per_category = (
         s.filter(pl.col("product_viewed") != UNKNOWN_PRODUCT)
@@ -112,7 +118,8 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
     first_seen = pl.min_horizontal("first_seen", "signup")
     weeks_seen = (_days(first_seen, cutoff) / 7).clip(lower_bound=1)
     features = (
-        main.join(per_category, on="customer_id", how="left")
+        main.join(gaps, on="customer_id", how="left")
+        .join(per_category, on="customer_id", how="left")
         .join(people, on="customer_id", how="left")
         .with_columns(
             days_since_last_purchase=since_last,

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.schemas import UNKNOWN_PRODUCT, repeated
 
 
 class FileRejected(ValueError):
@@ -250,14 +250,6 @@ RULES = {"sessions": (session_rules, typed_sessions), "customers": (customer_rul
          "campaigns": (campaign_rules, typed_campaigns)}
 
 
-def _repeated(values: pl.Series) -> pl.Series:
-    """True where a value occurs more than once (sort-based: 2-3x faster than a hash table at 10M rows)."""
-    order = values.arg_sort()
-    ordered = values.gather(order)
-    repeated = ((ordered == ordered.shift(1)) | (ordered == ordered.shift(-1))).fill_null(False)
-    return pl.Series(values.name, np.zeros(values.len(), dtype=bool)).scatter(order, repeated)
-
-
 def split_rows(table: pl.DataFrame, kind: DropKind, today: date) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """(typed clean rows, quarantined text rows with `reason`, number of in-file duplicates).
 
@@ -279,7 +271,7 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date) -> tuple[pl.Dat
         reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).otherwise(reason)
     ).select(*kind.columns, "source_file", "line", "reason")
     # duplicate candidates among the good rows (a quarantined row is never a counted duplicate)
-    candidate = _repeated(judged["_hash"].set(bad, None)) & ~bad & judged["_hash"].is_not_null()
+    candidate = repeated(judged["_hash"].set(bad, None)) & ~bad & judged["_hash"].is_not_null()
     duplicate = candidate
     if candidate.any():
         exact = judged.filter(candidate).select(~pl.struct(kind.columns).is_first_distinct())[:, 0]
