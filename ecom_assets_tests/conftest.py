@@ -10,7 +10,13 @@ import pytest
 
 from ecom_assets.resources import build_resources
 
-SEED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "seed_data"
+# The seed export sits beside the checkout (../shared/seed_data); a clone elsewhere (CI) can
+# point at it with ECOM_SEED_DATA. It is never copied into the repository.
+SEED_CANDIDATES = [Path(p) for p in [os.environ.get("ECOM_SEED_DATA", "")] if p] + [
+    Path(__file__).resolve().parents[1].parent / "shared" / "seed_data",
+    Path("/work/shared/seed_data"),
+]
+SEED_DATA = next((p for p in SEED_CANDIDATES if (p / "sessions.csv").exists()), SEED_CANDIDATES[0])
 
 os.environ.setdefault("DAGSTER_TELEMETRY_DISABLED", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
