@@ -28,8 +28,15 @@ def _unique_by_sort(data) -> pl.LazyFrame:
     return data.lazyframe.select((ordered != ordered.shift(1)).fill_null(True).all())
 
 
+class _StrictModel(pa.DataFrameModel):
+    """Exactly these columns with exactly these dtypes: nothing is coerced on the way in."""
 
-class CleanSessions(pa.DataFrameModel):
+    class Config:
+        strict = True
+        coerce = False
+
+
+class CleanSessions(_StrictModel):
     """One row per kept session (deduplicated across every sessions drop)."""
 
     session_id: str
@@ -50,12 +57,8 @@ class CleanSessions(pa.DataFrameModel):
     def session_id_unique(cls, data) -> pl.LazyFrame:
         return _unique_by_sort(data)
 
-    class Config:
-        strict = True
-        coerce = False
 
-
-class CleanCustomers(pa.DataFrameModel):
+class CleanCustomers(_StrictModel):
     """One row per customer id (the later drop wins on conflicting content)."""
 
     customer_id: str
@@ -71,10 +74,6 @@ class CleanCustomers(pa.DataFrameModel):
     @classmethod
     def customer_id_unique(cls, data) -> pl.LazyFrame:
         return _unique_by_sort(data)
-
-    class Config:
-        strict = True
-        coerce = False
 
 
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:

@@ -38,16 +38,13 @@ def _free_port() -> int:
 def webserver(tmp_path_factory):
     """A generated sample ingested and built by the CLI, then the webserver on a free port."""
     data_dir = tmp_path_factory.mktemp("ui") / "data"
-    env = {**os.environ, DATA_DIR_ENV: str(data_dir), "DAGSTER_HOME": str(data_dir / ".dagster")}
-    saved = {k: os.environ.get(k) for k in (DATA_DIR_ENV, "DAGSTER_HOME")}
-    os.environ.update({k: env[k] for k in saved})
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the CLI reads both; keep them module-local
+        patch.setenv(DATA_DIR_ENV, str(data_dir))
+        patch.setenv("DAGSTER_HOME", str(data_dir / ".dagster"))
+        env = dict(os.environ)
         assert main(["generate", "--out", str(data_dir / "landing"), "--customers", "1500", "--days", "400",
                      "--seed", "3"]) == 0
         assert main(["run", "--data-dir", str(data_dir), "--no-automation"]) == 0
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     port = _free_port()
     log = (data_dir / "webserver.log").open("w")
     process = subprocess.Popen(
