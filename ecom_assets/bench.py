@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import shutil
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +31,57 @@ def _step_seconds(events) -> dict[str, float]:
     return out
 
 
+class RssSampler:
+    """Samples this process's resident set every `interval` s in a thread, so each step's peak can be
+    read off its start/end timestamps (steps run in this process one after another)."""
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self._process, self._interval = psutil.Process(), interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._process.memory_info().rss))
+            self._stop.wait(self._interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mib(self, start: float, end: float) -> float:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return round(max(inside, default=0) / 2**20, 1)
+
+
+def _step_peak_rss(records, sampler: RssSampler) -> dict[str, float]:
+    """Peak RSS (MiB) while each step ran, from the STEP_START / STEP_SUCCESS event timestamps."""
+    started, peaks = {}, {}
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = record.timestamp
+        elif event.event_type_value == "STEP_SUCCESS" and event.step_key in started:
+            peak = sampler.peak_mib(started.pop(event.step_key), record.timestamp)
+            peaks[event.step_key] = max(peaks.get(event.step_key, 0.0), peak)
+    return peaks
+
+
+def _records(instance) -> list:
+    """Every event record of every run on the instance, oldest run first."""
+    runs = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp)
+    return [record for run in runs for record in instance.all_logs(run.dagster_run.run_id)]
+
+
 def _source(out: Path, sessions: int, customers: int) -> Path:
     """Generated once per size and reused (bench/data is git-ignored)."""
     from ecom_assets.generate import generate
@@ -44,11 +96,19 @@ def _source(out: Path, sessions: int, customers: int) -> Path:
 
 
 def _incremental_drop(source: Path, target: Path, share: float = 0.01) -> int:
-    """A new drop holding `share` of the history: the latest sessions again, with new ids."""
+    """The next export: `share` of the history as new sessions dated after it (the latest sessions
+    again, with new ids, moved past the last day), so the as-of date moves as it would in production."""
     sessions = pl.scan_csv(source / "sessions.csv", infer_schema=False)
     n = sessions.select(pl.len()).collect().item()
     take = max(1, int(n * share))
-    drop = sessions.tail(take).with_columns(session_id=pl.lit("INC") + pl.col("session_id")).collect()
+    tail = sessions.tail(take).collect()
+    dates = tail["session_date"].str.to_date("%Y-%m-%d", strict=False)
+    shift = (dates.max() - dates.min()).days + 1
+    drop = tail.with_columns(
+        session_id=pl.lit("INC") + pl.col("session_id"),
+        session_date=(pl.col("session_date").str.to_date("%Y-%m-%d", strict=False) + pl.duration(days=shift))
+        .dt.to_string("%Y-%m-%d").fill_null(pl.col("session_date")),
+    )
     drop.write_csv(target)
     return take
 
@@ -124,31 +184,39 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
     os.environ["DAGSTER_HOME"] = str((run_dir / ".dagster").resolve())
     prepare_dagster_home(run_dir)
 
+    staged_drop = out / "data" / "sessions_incremental.csv"
+    if incremental:  # written before the graph runs so that building it never counts toward the graph's memory
+        _incremental_drop(source, staged_drop)
+    with dg.DagsterInstance.get() as instance, RssSampler() as sampler:
+        graph_started = time.time()
+        started = time.perf_counter()
+        ingest_landing(instance, run_dir)
+        ingest_s = time.perf_counter() - started
+        build_started = time.perf_counter()
+        result = build_all(instance)
+        build_s = time.perf_counter() - build_started
+        total_s = time.perf_counter() - started
+        full_records = _records(instance)
+        graph_peak = sampler.peak_mib(graph_started, time.time())
+        incremental_s, incremental_records = None, []
+        if incremental:
+            shutil.move(staged_drop, run_dir / "landing" / "sessions_incremental.csv")
+            seen = {r.run_id for r in full_records}
+            inc_started = time.perf_counter()
+            ingest_landing(instance, run_dir)
+            build_all(instance)
+            incremental_s = time.perf_counter() - inc_started
+            incremental_records = [r for r in _records(instance) if r.run_id not in seen]
+        per_asset = _step_seconds(r.dagster_event for r in full_records if r.dagster_event is not None)
+        per_asset_rss = _step_peak_rss(full_records, sampler)
+        graph_peak = max(graph_peak, sampler.peak_mib(graph_started, time.time()))
+
+    # the floor is read after the graph so its memory never counts toward the graph's peak RSS
     started = time.perf_counter()
     floor = pl.read_csv(source / "sessions.csv")
     floor_s = time.perf_counter() - started
     n_sessions = floor.height
     del floor
-
-    with dg.DagsterInstance.get() as instance:
-        started = time.perf_counter()
-        ingest_landing(instance, run_dir)
-        ingest_s = time.perf_counter() - started
-        per_asset = _step_seconds(event.dagster_event for record in instance.get_run_records()
-                                  for event in instance.all_logs(record.dagster_run.run_id)
-                                  if event.dagster_event is not None)
-        build_started = time.perf_counter()
-        result = build_all(instance)
-        build_s = time.perf_counter() - build_started
-        total_s = time.perf_counter() - started
-        per_asset.update(_step_seconds(result.all_events))
-        incremental_s = None
-        if incremental:
-            _incremental_drop(source, run_dir / "landing" / "sessions_incremental.csv")
-            inc_started = time.perf_counter()
-            ingest_landing(instance, run_dir)
-            build_all(instance)
-            incremental_s = time.perf_counter() - inc_started
 
     baseline_measured, baseline_rows, baseline_scale = _time_baseline(source, min(baseline_sessions or 500_000,
                                                                                 n_sessions))
@@ -160,7 +228,8 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         "total_s": round(total_s, 2),
         "ingest_s": round(ingest_s, 2),
         "build_s": round(build_s, 2),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": graph_peak,
+        "peak_rss_process_mib": _peak_rss_mib(),
         "floor_parse_s": round(floor_s, 2),
         "clean_features_s": round(clean_features_s, 2),
         "clean_features_over_floor": round(clean_features_s / floor_s, 2),
@@ -173,6 +242,10 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         "incremental_share_of_full": round(incremental_s / total_s, 3) if incremental_s is not None else None,
         "ingest_rows_per_s": round(n_sessions / max(per_asset.get("raw_sessions", ingest_s), 1e-9)),
         "per_asset_s": {k: round(v, 2) for k, v in sorted(per_asset.items(), key=lambda kv: -kv[1])},
+        "per_asset_peak_rss_mib": dict(sorted(per_asset_rss.items(), key=lambda kv: -kv[1])),
+        "incremental_per_asset_s": {k: round(v, 2) for k, v in sorted(
+            _step_seconds(r.dagster_event for r in incremental_records if r.dagster_event is not None).items(),
+            key=lambda kv: -kv[1])},
         "generate_s": float((source / "generate_s.txt").read_text()) if (source / "generate_s.txt").exists() else None,
         "build_success": result.success,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -12,10 +12,12 @@ large tables are not loaded whole unless the asset asks for a `pl.DataFrame`.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,37 @@ def write_json_atomic(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
 
 
+@dataclass
+class StoredParts:
+    """An asset that stores itself as a folder of parquet parts (it writes them; the IO manager reads).
+
+    `_manifest.json` lists the parts in order (`{"parts": [{"file": ...}, ...], ...}`);
+    `_schema.parquet` is a zero-row frame with the table's columns, read when there are no parts.
+    """
+
+    folder: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "_manifest.json"
+
+    @property
+    def schema_path(self) -> Path:
+        return self.folder / "_schema.parquet"
+
+    def manifest(self, default: dict | None = None) -> dict:
+        if self.manifest_path.exists():
+            return json.loads(self.manifest_path.read_text())
+        return copy.deepcopy(default or {"parts": []})
+
+    def paths(self, manifest: dict | None = None) -> list[Path]:
+        return [self.folder / p["file"] for p in (manifest or self.manifest())["parts"]]
+
+    def scan(self) -> pl.LazyFrame:
+        paths = self.paths()
+        return pl.scan_parquet(paths) if paths else pl.scan_parquet(self.schema_path)
+
+
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
     """Stores polars frames as parquet (and plain dicts as JSON) under `base_dir`."""
 
@@ -73,6 +106,15 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
     def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
         return self.root.joinpath(*asset_key.path)
 
+    def dataset_dir(self, asset_key: dg.AssetKey) -> Path:
+        """Folder of an asset that stores itself as parts (`clean_sessions`); read back via its manifest."""
+        return self._asset_dir(asset_key)
+
+    def partition_files(self, asset_key: dg.AssetKey, partition_keys: list[str]) -> dict[str, Path]:
+        """partition key -> stored parquet, for the partitions that have one."""
+        paths = {k: self._file(asset_key, k, ".parquet") for k in partition_keys}
+        return {k: p for k, p in paths.items() if p.exists()}
+
     def _file(self, asset_key: dg.AssetKey, partition_key: str | None, suffix: str) -> Path:
         if partition_key is None:
             d = self._asset_dir(asset_key)
@@ -81,6 +123,9 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
+            return
+        if isinstance(obj, StoredParts):  # the asset wrote its own parts; record where they are
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(obj.folder))})
             return
         partition_key = context.partition_key if context.has_partition_key else None
         if isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
@@ -117,6 +162,10 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
                 empty = pl.DataFrame()
                 return empty.lazy() if lazy else empty
             scan = pl.concat([pl.scan_parquet(p) for p in present], how="diagonal_relaxed")
+            return scan if lazy else scan.collect()
+        parts = StoredParts(self.dataset_dir(asset_key))
+        if parts.manifest_path.exists():
+            scan = parts.scan()
             return scan if lazy else scan.collect()
         parquet = self._file(asset_key, None, ".parquet")
         if parquet.exists():

@@ -29,7 +29,7 @@ def ingest_and_clean(data_dir: Path, instance, resources) -> dict[str, pl.DataFr
     return {
         "summary": summary,
         "customers": result.output_for_node("clean_customers"),
-        "sessions": result.output_for_node("clean_sessions"),
+        "sessions": result.output_for_node("clean_sessions").scan().collect(),
         "result": result,
     }
 

@@ -12,6 +12,7 @@ import pytest
 from ecom_assets.generate import DefectRates, generate
 from ecom_assets.ingest import ingest_landing
 from ecom_assets.insights import analyses
+from ecom_assets.io import StoredParts
 from ecom_assets.pipeline import build_all
 from ecom_assets.settings import DATA_DIR_ENV
 from ecom_assets_tests.ingest_helpers import ingest_and_clean
@@ -40,6 +41,9 @@ def built(tmp_path_factory):
 
 
 def table(data_dir, name: str) -> pl.DataFrame:
+    parts = StoredParts(data_dir / "warehouse" / name)
+    if parts.manifest_path.exists():
+        return parts.scan().collect()
     return pl.read_parquet(data_dir / "warehouse" / f"{name}.parquet")
 
 

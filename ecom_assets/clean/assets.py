@@ -7,7 +7,9 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.automation import ON_NEW_DATA
-from ecom_assets.clean.tables import Dedup, build_clean_customers, build_clean_sessions
+from ecom_assets.clean.store import MergeReport, merge_sessions
+from ecom_assets.clean.tables import Dedup, build_clean_customers
+from ecom_assets.io import StoredParts
 from ecom_assets.ingest.assets import PROVENANCE, RAW_COLUMNS, raw_customers, raw_sessions
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.schemas import UNKNOWN_PRODUCT
@@ -20,23 +22,23 @@ ACCOUNTING_DESCRIPTION = ("rows from every drop = rows in the table + duplicates
 PROVENANCE_COLUMNS = {k: v for k, v in PROVENANCE.items() if k != "ingested_at"}
 
 
-def _dedup_metadata(dedup: Dedup) -> dict:
+def _merge_metadata(dedup: Dedup | MergeReport) -> dict:
     return {
         "rows_from_drops": dedup.rows_from_drops,
         "duplicates_across_files": dedup.duplicates_across_files,
         "superseded_by_later_drop": dedup.superseded,
-        "dagster/row_count": dedup.kept.height,
+        "dagster/row_count": dedup.rows,
     }
 
 
-def _accounting_check(dedup: Dedup, table: str) -> dg.AssetCheckResult:
+def _accounting_check(dedup: Dedup | MergeReport, table: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="rows_accounted_for",
         passed=dedup.accounted,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"{dedup.rows_from_drops:,} rows from the drops = {dedup.kept.height:,} in {table} + "
+        description=(f"{dedup.rows_from_drops:,} rows from the drops = {dedup.rows:,} in {table} + "
                      f"{dedup.duplicates_across_files:,} duplicates across files + {dedup.superseded:,} superseded"),
-        metadata=_dedup_metadata(dedup),
+        metadata=_merge_metadata(dedup),
     )
 
 
@@ -58,7 +60,7 @@ def _accounting_check(dedup: Dedup, table: str) -> dg.AssetCheckResult:
 def clean_customers(raw_customers: pl.DataFrame):
     table, dedup = build_clean_customers(raw_customers)
     yield dg.Output(table, metadata={
-        **_dedup_metadata(dedup),
+        **_merge_metadata(dedup),
         "missing_gender": table["gender"].null_count(),
         "missing_location": table["location"].null_count(),
         "missing_signup_date": table["signup_date"].null_count(),
@@ -70,14 +72,18 @@ def clean_customers(raw_customers: pl.DataFrame):
 @dg.asset(
     group_name="clean",
     owners=[OWNER],
-    kinds={"polars", "pandera"},
-    ins={"raw_sessions": dg.AssetIn(partition_mapping=ALL_DROPS)},
+    kinds={"polars", "pandera", "parquet"},
+    deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS)],
+    required_resource_keys={"io_manager"},
     automation_condition=ON_NEW_DATA,
     description=(
-        "One row per session across every sessions drop (validated with pandera `CleanSessions`): "
-        "de-duplicated across files, later drop wins on a session_id conflict, flagged "
-        "`before_signup` (dated before the customer's signup_date) and `unknown_customer` (id not in "
-        "clean_customers). Empty or 'Unknown' products are the category 'unknown'."
+        "One row per session across every sessions drop (each part validated with pandera `CleanSessions`), "
+        "stored as one parquet part per drop under `warehouse/clean_sessions/`. A new drop is merged against "
+        "the stored parts (only the ids it shares with them are read back); the latest version of a "
+        "session_id wins, a re-delivered identical row is a counted duplicate. Flags: `before_signup` (dated "
+        "before the customer's signup_date) and `unknown_customer` (id not in clean_customers). Empty or "
+        "'Unknown' products are the category 'unknown'. Rebuilt from scratch only when a stored drop was "
+        "re-ingested; metadata `mode` says which happened."
     ),
     metadata=column_schema({
         **RAW_COLUMNS["sessions"],
@@ -92,20 +98,34 @@ def clean_customers(raw_customers: pl.DataFrame):
                           description="warns when sessions reference customers not (yet) in clean_customers"),
     ],
 )
-def clean_sessions(raw_sessions: pl.DataFrame, clean_customers: pl.DataFrame):
-    table, dedup = build_clean_sessions(raw_sessions, clean_customers)
-    unknown_customers = int(table["unknown_customer"].sum())
-    dates = table["session_date"]
-    yield dg.Output(table, metadata={
-        **_dedup_metadata(dedup),
-        "before_signup": int(table["before_signup"].sum()),
+def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFrame):
+    io_manager = context.resources.io_manager
+    raw = io_manager.partition_files(raw_sessions.key, context.instance.get_dynamic_partitions(
+        raw_sessions.partitions_def.name))
+    parts = StoredParts(io_manager.dataset_dir(context.asset_key))
+    report = merge_sessions(parts, raw, clean_customers)
+    totals = parts.scan().select(
+        unknown_customer=pl.col("unknown_customer").sum(), before_signup=pl.col("before_signup").sum(),
+        unknown_product=(pl.col("product_viewed") == UNKNOWN_PRODUCT).sum(), purchases=pl.col("purchase_made").sum(),
+        first_date=pl.col("session_date").min(), last_date=pl.col("session_date").max(),
+    ).collect().row(0, named=True)
+    unknown_customers = int(totals["unknown_customer"] or 0)
+    yield dg.Output(parts, metadata={
+        **_merge_metadata(report),
+        "mode": report.mode,
+        "mode_reason": report.reason,
+        "drops_merged": len(report.merged),
+        "parts": len(parts.paths()),
+        "parts_rewritten": report.rewritten_parts,
+        "parts_reflagged": report.reflagged_parts,
+        "before_signup": int(totals["before_signup"] or 0),
         "unknown_customer": unknown_customers,
-        "unknown_product": int((table["product_viewed"] == UNKNOWN_PRODUCT).sum()),
-        "purchases": int(table["purchase_made"].sum()),
-        "first_date": str(dates.min()) if table.height else "none",
-        "last_date": str(dates.max()) if table.height else "none",
+        "unknown_product": int(totals["unknown_product"] or 0),
+        "purchases": int(totals["purchases"] or 0),
+        "first_date": str(totals["first_date"] or "none"),
+        "last_date": str(totals["last_date"] or "none"),
     })
-    yield _accounting_check(dedup, "clean_sessions")
+    yield _accounting_check(report, "clean_sessions")
     yield dg.AssetCheckResult(
         check_name="sessions_of_unknown_customers",
         passed=unknown_customers == 0,

@@ -19,25 +19,36 @@ class Dedup:
     superseded: int  # same id, different content: an earlier drop's version lost to a later drop
 
     @property
+    def rows(self) -> int:
+        return self.kept.height
+
+    @property
     def accounted(self) -> bool:
-        return self.rows_from_drops == self.kept.height + self.duplicates_across_files + self.superseded
+        return self.rows_from_drops == self.rows + self.duplicates_across_files + self.superseded
 
 
 def latest_per_id(rows: pl.DataFrame, key: str, content: list[str]) -> Dedup:
-    """Union of drops -> one row per id; identical rows are counted duplicates, the later drop wins.
+    """Union of drops -> one row per id, replayed in ingestion order (ingested_at, file, line).
 
-    Only ids that occur more than once need ordering and comparing; at 10M rows they are a small
-    minority, so they are split off first (one sort) instead of sorting and hashing every row.
+    A row whose content equals the id's current version is a counted duplicate; any other row
+    becomes the current version, and the one it replaces is superseded. This is the rule a stream
+    of drops applied one by one gives, so merging drops incrementally (clean/store.py) and all at
+    once agree. Only ids that occur more than once need ordering and comparing; at 10M rows they
+    are a small minority, so they are split off first (one sort) instead of sorting every row.
     """
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
     contested_mask = repeated(rows[key])
     unique_rows = rows.filter(~contested_mask)
-    contested = rows.filter(contested_mask).sort("ingested_at", "source_file", "line")
-    first_copy = contested.filter(pl.struct(content).is_first_distinct())
-    latest = first_copy.filter(pl.col(key).is_last_distinct())
+    contested = rows.filter(contested_mask).sort(key, "ingested_at", "source_file", "line")
+    same = contested.select(
+        pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in content)
+        & (pl.col(key) == pl.col(key).shift(1)).fill_null(False)
+    ).to_series()
+    versions = contested.filter(~same)
+    latest = versions.filter(pl.col(key).is_last_distinct())
     kept = pl.concat([unique_rows, latest]) if latest.height else unique_rows
-    return Dedup(kept, rows.height, contested.height - first_copy.height, first_copy.height - latest.height)
+    return Dedup(kept, rows.height, int(same.sum()), versions.height - latest.height)
 
 
 def _typed_or_empty(rows: pl.DataFrame, model, extra: dict) -> pl.DataFrame:
@@ -53,20 +64,3 @@ def build_clean_customers(raw_customers: pl.DataFrame) -> tuple[pl.DataFrame, De
     dedup = latest_per_id(rows, "customer_id", CUSTOMER_CONTENT)
     table = dedup.kept.select(list(CleanCustomers.to_schema().columns)).sort("customer_id")
     return CleanCustomers.validate(table), dedup
-
-
-def build_clean_sessions(raw_sessions: pl.DataFrame, clean_customers: pl.DataFrame) -> tuple[pl.DataFrame, Dedup]:
-    flags = {"before_signup": None, "unknown_customer": None}
-    rows = _typed_or_empty(raw_sessions, CleanSessions, flags)
-    dedup = latest_per_id(rows, "session_id", SESSION_CONTENT)
-    signups = clean_customers.select("customer_id", pl.col("signup_date").alias("_signup"), _known=pl.lit(True))
-    table = (
-        dedup.kept.join(signups, on="customer_id", how="left")
-        .with_columns(
-            before_signup=(pl.col("session_date") < pl.col("_signup")).fill_null(False),
-            unknown_customer=pl.col("_known").is_null(),
-        )
-        .select(list(CleanSessions.to_schema().columns))
-        .sort("session_date", maintain_order=True)
-    )
-    return CleanSessions.validate(table), dedup

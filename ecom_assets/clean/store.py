@@ -1,0 +1,175 @@
+"""`clean_sessions` on disk: one parquet part per sessions drop, merged incrementally.
+
+A new drop is merged against the parts already stored instead of re-deduplicating the whole
+history: only the ids it shares with stored rows are read back (one column scan plus a semi-join),
+the drop becomes a new part, and a part is rewritten only when the drop supersedes one of its
+rows. The result is the same as merging every drop from scratch in ingestion order — which is
+exactly what a rebuild does (same function, starting from nothing), so the two paths cannot drift.
+
+A rebuild happens when a stored part no longer matches its raw partition (re-ingested, removed)
+or a drop arrives out of ingestion order. When `clean_customers` changes, only the two customer
+flags are recomputed, part by part.
+
+`_manifest.json` records, per part, the raw partition it came from (and that partition's file
+size and mtime), plus the running counts of cross-file duplicates and superseded rows, so the
+row accounting can be re-checked from the files at any time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ecom_assets.clean.tables import SESSION_CONTENT, latest_per_id
+from ecom_assets.io import StoredParts, write_json_atomic, write_parquet_atomic
+from ecom_assets.schemas import empty_frame
+from ecom_assets.schemas import CleanSessions
+
+MANIFEST = "_manifest.json"
+COLUMNS = list(CleanSessions.to_schema().columns)
+
+
+def _identity(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def customers_fingerprint(clean_customers: pl.DataFrame) -> str:
+    """Changes whenever a customer id or signup date does (the only inputs of the session flags)."""
+    rows = clean_customers.select("customer_id", "signup_date").sort("customer_id").hash_rows(seed=0)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def _with_flags(rows: pl.DataFrame | pl.LazyFrame, signups: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        rows.lazy().drop("before_signup", "unknown_customer", strict=False)
+        .join(signups, on="customer_id", how="left")
+        .with_columns(
+            before_signup=(pl.col("session_date") < pl.col("_signup")).fill_null(False),
+            unknown_customer=pl.col("_known").is_null(),
+        )
+        .select(COLUMNS)
+    )
+
+
+def _signups(clean_customers: pl.DataFrame) -> pl.LazyFrame:
+    return clean_customers.lazy().select("customer_id", pl.col("signup_date").alias("_signup"), _known=pl.lit(True))
+
+
+EMPTY_MANIFEST = {"parts": [], "customers": None, "duplicates_across_files": 0, "superseded": 0}
+
+
+@dataclass
+class MergeReport:
+    mode: str  # "incremental", "rebuild" or "unchanged"
+    reason: str
+    merged: list[str] = field(default_factory=list)
+    rewritten_parts: int = 0
+    reflagged_parts: int = 0
+    rows_from_drops: int = 0
+    rows: int = 0
+    duplicates_across_files: int = 0
+    superseded: int = 0
+
+    @property
+    def accounted(self) -> bool:
+        return self.rows_from_drops == self.rows + self.duplicates_across_files + self.superseded
+
+
+def _rows_in(path: Path) -> int:
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
+def _ingested_at(path: Path) -> int | None:
+    """When the raw partition was ingested, in epoch microseconds (its rows all carry the same stamp)."""
+    return pl.scan_parquet(path).select(pl.col("ingested_at").first().dt.epoch("us")).collect().item()
+
+
+def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, signups: pl.LazyFrame) -> int:
+    """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
+    drop = pl.read_parquet(raw_path)
+    stored = parts.paths(manifest)
+    ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}
+    # stored rows that share an id with the drop (usually none): their current version competes
+    clashing = (
+        pl.scan_parquet(stored).select(*SESSION_CONTENT, "source_file", "line")
+        .join(drop.lazy().select("session_id").unique(), on="session_id", how="semi").collect()
+        if stored else pl.DataFrame()
+    )
+    rewritten = 0
+    if clashing.height:
+        clashing = clashing.with_columns(
+            ingested_at=pl.col("source_file").replace_strict(ingested, return_dtype=pl.Int64)
+            .cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+        competing = pl.concat([clashing, drop.select(clashing.columns)], how="vertical_relaxed")
+    else:
+        competing = drop
+    dedup = latest_per_id(competing, "session_id", SESSION_CONTENT)
+    kept = dedup.kept
+    # stored rows that lost to the drop leave their part (rewritten in place; rare)
+    lost = clashing.join(kept.select("source_file", "line"), on=["source_file", "line"], how="anti") \
+        if clashing.height else clashing
+    for source_file, rows in (lost.partition_by("source_file", as_dict=True).items() if lost.height else []):
+        entry = next(p for p in manifest["parts"] if p["key"] == source_file[0])
+        path = parts.folder / entry["file"]
+        remaining = pl.read_parquet(path).join(rows.select("line"), on="line", how="anti")
+        write_parquet_atomic(CleanSessions.validate(remaining), path)
+        rewritten += 1
+    new_rows = kept.filter(pl.col("source_file") == key)
+    table = _with_flags(new_rows, signups).sort("session_date", maintain_order=True).collect()
+    file = f"part-{raw_path.stem}.parquet"
+    write_parquet_atomic(CleanSessions.validate(table), parts.folder / file)
+    manifest["parts"].append({"key": key, "file": file, "raw": str(raw_path), "raw_identity": _identity(raw_path),
+                              "ingested_at": _ingested_at(raw_path),
+                              "rows_in": drop.height})
+    manifest["duplicates_across_files"] += dedup.duplicates_across_files
+    manifest["superseded"] += dedup.superseded
+    return rewritten
+
+
+def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl.DataFrame) -> MergeReport:
+    """Bring the stored parts up to date with the raw partitions `raw` (partition key -> parquet)."""
+    manifest = parts.manifest(EMPTY_MANIFEST)
+    stored = {p["key"]: p for p in manifest["parts"]}
+    arrivals = sorted(((_ingested_at(path), key) for key, path in raw.items() if key not in stored),
+                      key=lambda item: (item[0] is None, item[0], item[1]))
+    reason = None
+    for key, entry in stored.items():
+        if key not in raw or _identity(raw[key]) != entry["raw_identity"]:
+            reason = f"drop {key} was re-ingested or removed since the last build"
+            break
+    latest = max((p["ingested_at"] for p in manifest["parts"] if p["ingested_at"]), default=None)
+    if reason is None and arrivals and latest and arrivals[0][0] and arrivals[0][0] < latest:
+        reason = f"drop {arrivals[0][1]} arrived out of ingestion order"
+    if reason is not None:
+        for path in parts.folder.glob("part-*.parquet"):
+            path.unlink()
+        manifest = copy.deepcopy(EMPTY_MANIFEST)
+        arrivals = sorted(((_ingested_at(path), key) for key, path in raw.items()),
+                          key=lambda item: (item[0] is None, item[0], item[1]))
+    parts.folder.mkdir(parents=True, exist_ok=True)
+    if not parts.schema_path.exists():
+        write_parquet_atomic(empty_frame(CleanSessions), parts.schema_path)
+    signups = _signups(clean_customers)
+    fingerprint = customers_fingerprint(clean_customers)
+    report = MergeReport(mode="rebuild" if reason else "incremental" if arrivals else "unchanged",
+                         reason=reason or (f"{len(arrivals)} new drop(s)" if arrivals else "no new drops"))
+    reflag = manifest["customers"] not in (None, fingerprint)
+    if reflag:  # customer signups changed: recompute the two flags on the parts already stored
+        for path in parts.paths(manifest):
+            write_parquet_atomic(CleanSessions.validate(_with_flags(pl.read_parquet(path), signups).collect()), path)
+            report.reflagged_parts += 1
+    for _, key in arrivals:
+        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], signups)
+        report.merged.append(key)
+    manifest["customers"] = fingerprint
+    write_json_atomic(manifest, parts.manifest_path)
+    report.rows_from_drops = sum(_rows_in(path) for path in raw.values())
+    report.rows = sum(_rows_in(path) for path in parts.paths(manifest))
+    report.duplicates_across_files = manifest["duplicates_across_files"]
+    report.superseded = manifest["superseded"]
+    return report
