@@ -1,4 +1,10 @@
-"""The declarative-automation condition every derived asset uses.
+"""The two declarative-automation conditions of the derived assets.
+
+Operational assets (clean tables, features, churn scores, the risk list, segments) refresh on every
+drop (`ON_NEW_DATA`); the analytical reports and the monitoring reports refresh once a day after
+new data arrived (`DAILY`), so a drop is turned into a fresh churn list without also recomputing
+eight reports over the whole history each time.
+
 
 `AutomationCondition.eager()` waits while ANY upstream partition is missing; one drop whose run
 failed (a file rejected mid-read) would then freeze the clean tables for good. This is eager
@@ -15,3 +21,6 @@ ON_NEW_DATA = (
     & ~AC.any_deps_in_progress()
     & ~AC.in_progress()
 ).with_label("eager (refresh on new drops)")
+
+DAILY_CRON = "0 6 * * *"
+DAILY = AC.on_cron(DAILY_CRON, "UTC").with_label("daily at 06:00 UTC, once new data has arrived")

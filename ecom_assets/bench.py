@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-CLEAN_FEATURE_STEPS = ("raw_customers", "raw_sessions", "clean_customers", "clean_sessions", "customer_features")
+CLEAN_FEATURE_STEPS = ("raw_customers", "raw_sessions", "clean_customers", "clean_sessions", "customer_history",
+                       "customer_features")
 
 
 def _peak_rss_mib() -> float:
@@ -74,6 +75,11 @@ def _step_peak_rss(records, sampler: RssSampler) -> dict[str, float]:
             peak = sampler.peak_mib(started.pop(event.step_key), record.timestamp)
             peaks[event.step_key] = max(peaks.get(event.step_key, 0.0), peak)
     return peaks
+
+
+def _sorted_seconds(records) -> dict[str, float]:
+    seconds = _step_seconds(r.dagster_event for r in records if r.dagster_event is not None)
+    return {k: round(v, 2) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}
 
 
 def _records(instance) -> list:
@@ -171,7 +177,8 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
 
     from ecom_assets.ingest import ingest_landing
     from ecom_assets.instance import prepare_dagster_home
-    from ecom_assets.pipeline import build_all
+    from ecom_assets.automation import DAILY, ON_NEW_DATA
+    from ecom_assets.pipeline import build_all, refresh
     from ecom_assets.settings import DATA_DIR_ENV
 
     source = _source(out, sessions, customers)
@@ -198,15 +205,21 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         total_s = time.perf_counter() - started
         full_records = _records(instance)
         graph_peak = sampler.peak_mib(graph_started, time.time())
-        incremental_s, incremental_records = None, []
+        incremental_s, incremental_records, daily_s, daily_records = None, [], None, []
         if incremental:
             shutil.move(staged_drop, run_dir / "landing" / "sessions_incremental.csv")
             seen = {r.run_id for r in full_records}
             inc_started = time.perf_counter()
             ingest_landing(instance, run_dir)
-            build_all(instance)
+            refreshed = refresh(instance, ON_NEW_DATA.get_label())
             incremental_s = time.perf_counter() - inc_started
             incremental_records = [r for r in _records(instance) if r.run_id not in seen]
+            seen |= {r.run_id for r in incremental_records}
+            daily_started = time.perf_counter()
+            daily = refresh(instance, DAILY.get_label())
+            daily_s = time.perf_counter() - daily_started
+            daily_records = [r for r in _records(instance) if r.run_id not in seen]
+            assert refreshed.success and daily.success
         per_asset = _step_seconds(r.dagster_event for r in full_records if r.dagster_event is not None)
         per_asset_rss = _step_peak_rss(full_records, sampler)
         graph_peak = max(graph_peak, sampler.peak_mib(graph_started, time.time()))
@@ -243,9 +256,10 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         "ingest_rows_per_s": round(n_sessions / max(per_asset.get("raw_sessions", ingest_s), 1e-9)),
         "per_asset_s": {k: round(v, 2) for k, v in sorted(per_asset.items(), key=lambda kv: -kv[1])},
         "per_asset_peak_rss_mib": dict(sorted(per_asset_rss.items(), key=lambda kv: -kv[1])),
-        "incremental_per_asset_s": {k: round(v, 2) for k, v in sorted(
-            _step_seconds(r.dagster_event for r in incremental_records if r.dagster_event is not None).items(),
-            key=lambda kv: -kv[1])},
+        "incremental_per_asset_s": _sorted_seconds(incremental_records),
+        "incremental_peak_rss_mib": _step_peak_rss(incremental_records, sampler),
+        "daily_refresh_s": round(daily_s, 2) if daily_s is not None else None,
+        "daily_refresh_per_asset_s": _sorted_seconds(daily_records),
         "generate_s": float((source / "generate_s.txt").read_text()) if (source / "generate_s.txt").exists() else None,
         "build_success": result.success,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -26,7 +26,8 @@ def celery_config(broker: str | None = None) -> dict:
 
 celery_build_job = dg.define_asset_job(
     "celery_build_job",
-    selection=dg.AssetSelection.assets("clean_customers", "clean_sessions", "quarantine_summary", "customer_features"),
+    selection=dg.AssetSelection.assets("clean_customers", "clean_sessions", "quarantine_summary", "customer_history",
+                                      "customer_features"),
     executor_def=celery_executor,
     description="Clean tables and customer features with every step on a Celery worker (scale-out demo and test).",
 )

@@ -110,6 +110,10 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         """Folder of an asset that stores itself as parts (`clean_sessions`); read back via its manifest."""
         return self._asset_dir(asset_key)
 
+    def stored_file(self, asset_key: dg.AssetKey) -> Path:
+        """Where an unpartitioned table is stored (an asset may read its own previous version)."""
+        return self._file(asset_key, None, ".parquet")
+
     def partition_files(self, asset_key: dg.AssetKey, partition_keys: list[str]) -> dict[str, Path]:
         """partition key -> stored parquet, for the partitions that have one."""
         paths = {k: self._file(asset_key, k, ".parquet") for k in partition_keys}

@@ -47,6 +47,23 @@ def build_all(instance, as_of: str | None = None, tags: dict | None = None, retr
     )
 
 
+def keys_refreshed_by(label: str) -> list:
+    """Asset keys whose automation condition carries `label` (ON_NEW_DATA, DAILY in automation.py)."""
+    from ecom_assets.definitions import defs
+
+    return [key for assets_def in defs.assets for key, condition in assets_def.automation_conditions_by_key.items()
+            if condition is not None and condition.get_label() == label]
+
+
+def refresh(instance, label: str, tags: dict | None = None):
+    """One run of what declarative automation refreshes under `label` (what the daemon would launch)."""
+    from ecom_assets.definitions import defs
+
+    job = defs.resolve_job_def(BUILD_ALL_JOB)
+    return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,
+                                  asset_selection=keys_refreshed_by(label))
+
+
 def profile_new_drops(instance, data_dir: Path) -> int:
     """Materialize `sessions_drop_profile` for every sessions partition that has none yet."""
     import dagster as dg

@@ -58,7 +58,7 @@ def test_build_steps_run_in_the_celery_worker(worker, data_dir) -> None:
         assert result.success
         steps = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
         assert {e.step_key for e in steps} == {"clean_customers", "clean_sessions", "quarantine_summary",
-                                                 "customer_features"}
+                                                 "customer_history", "customer_features"}
         # each step ran in a process started by the worker, not in this test process
         assert all(e.pid not in (None, os.getpid()) for e in steps)
     assert (data_dir / "warehouse" / "customer_features.parquet").exists()

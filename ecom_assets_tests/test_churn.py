@@ -15,12 +15,12 @@ from ecom_assets.churn import churn_model, churn_predictions, churn_risk_list
 from ecom_assets.churn import assets as churn_assets
 from ecom_assets.churn import model as churn
 from ecom_assets.churn import registry
-from ecom_assets.features import churn_training_set, customer_features
+from ecom_assets.features import churn_training_set, customer_features, customer_history
 from ecom_assets.generate import DefectRates, generate
 from ecom_assets.settings import EcomSettings
 from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, ingest_and_clean
 
-MODEL_ASSETS = [customer_features, churn_training_set, churn_model, churn_predictions, churn_risk_list]
+MODEL_ASSETS = [customer_history, customer_features, churn_training_set, churn_model, churn_predictions, churn_risk_list]
 
 
 def build(data_dir, instance, resources, selection=MODEL_ASSETS, raise_on_error=True):

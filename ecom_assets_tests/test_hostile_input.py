@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.parse import FileRejected, parse_drop
 from ecom_assets_tests.ingest_helpers import CUSTOMERS_HEADER, SESSIONS_HEADER, drop, ingest_and_clean, quarantine
 
@@ -130,3 +131,16 @@ def test_unreadable_file_is_rejected_without_crashing(data_dir, instance, resour
     assert rejected == {"sessions_bad.csv.reason.txt", "notes.txt.reason.txt", "sessions_empty.csv.reason.txt"}
     assert "missing required column(s) session_id" in (data_dir / "rejected" / "sessions_bad.csv.reason.txt").read_text()
     assert quarantine(data_dir).height == 0
+
+
+def test_batched_judging_gives_the_same_fates_as_one_batch() -> None:
+    """Duplicates and bad rows spread over several batches are found exactly as in one pass."""
+    rows = [GOOD, "S2,C1,2024-01-02,Books,-1,0,0", GOOD, "S3,C2,2024-01-05,Home,60,0,0", "S2,C1,2024-01-02,Books,-1,0,0",
+            "S3,C2,2024-01-05,Home,60,0,0", "S3,C2,2024-01-05,Home,61,0,0", "S4,,2024-01-02,Books,1,0,0", GOOD]
+    raw = (SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n").encode()
+    kind = parse_module.KINDS["sessions"]
+    table, _ = parse_module.read_text_table(raw, kind, "sessions.csv__x")
+    whole = parse_module.split_rows(table, kind, date(2026, 1, 1))
+    batched = parse_module.split_rows(table, kind, date(2026, 1, 1), batch_rows=2)
+    assert whole[0].equals(batched[0]) and whole[1].equals(batched[1]) and whole[2] == batched[2] == 3
+    assert whole[0]["line"].to_list() == [2, 5, 8] and whole[1].height == 3

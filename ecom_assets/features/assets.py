@@ -6,10 +6,20 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.automation import ON_NEW_DATA
-from ecom_assets.features.build import FEATURE_WORDS, build_features, build_training_set
+from ecom_assets.features.build import (
+    FEATURE_WORDS,
+    LIFETIME_COLUMNS,
+    build_features,
+    build_training_set,
+    derive_features,
+    window_aggregates,
+)
+from ecom_assets.features.history import part_identities, update_history
+from ecom_assets.io import StoredParts
 from ecom_assets.metadata import column_schema, md_table
 
 OWNER = "team:data-science"
+clean_sessions_key = dg.AssetKey("clean_sessions")
 
 
 class AsOfConfig(dg.Config):
@@ -32,6 +42,48 @@ FEATURE_SCHEMA = column_schema({
 })
 
 
+HISTORY_SCHEMA = column_schema({
+    "customer_id": "string",
+    "first_seen": "date - first session", "last_session": "date - latest session",
+    "last_purchase": "date - latest purchase (null: never bought)",
+    **{name: f"aggregate - {FEATURE_WORDS[name]}" for name in LIFETIME_COLUMNS},
+})
+
+
+@dg.asset(
+    group_name="features",
+    owners=[OWNER],
+    kinds={"polars"},
+    required_resource_keys={"io_manager"},
+    automation_condition=ON_NEW_DATA,
+    description=(
+        "Lifetime aggregates per customer over every clean session (first/last dates, visits, purchases, spend, "
+        "browsing, purchase gaps, category mix): the cutoff-independent half of `customer_features`. A new drop "
+        "recomputes only the customers that appear in it; a stored part that changed (re-ingested drop, "
+        "superseded rows, new customer flags) recomputes everyone. Metadata `mode` says which happened."
+    ),
+    metadata=HISTORY_SCHEMA,
+)
+def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyFrame) -> dg.Output:
+    io_manager = context.resources.io_manager
+    parts = StoredParts(io_manager.dataset_dir(clean_sessions_key)).paths()
+    previous_event = context.instance.get_latest_materialization_event(context.asset_key)
+    covered, previous = None, None
+    if previous_event is not None:
+        meta = previous_event.asset_materialization.metadata
+        stored = io_manager.stored_file(context.asset_key)
+        if "covers" in meta and stored.exists():
+            covered, previous = meta["covers"].value, pl.read_parquet(stored)
+    history, mode, recomputed = update_history(previous, covered, parts)
+    return dg.Output(history, metadata={
+        "dagster/row_count": history.height,
+        "mode": mode,
+        "customers_recomputed": recomputed,
+        "covers": dg.MetadataValue.json(part_identities(parts)),
+        "last_session": str(history["last_session"].max()) if history.height else "none",
+    })
+
+
 @dg.asset(
     group_name="features",
     owners=[OWNER],
@@ -41,16 +93,25 @@ FEATURE_SCHEMA = column_schema({
         "Point-in-time features per customer as of T (default: the latest clean session date; set `as_of` in "
         "the launchpad or `ecom-assets run --as-of`): RFM, sessions, 30-vs-60-day trend, purchase gaps, "
         "product mix, temporal and financial features, demographics. Only rows dated <= T are used — the same "
-        "function builds every training window."
+        "function builds every training window. At the default T the lifetime half comes from "
+        "`customer_history` and only the last 90 days of sessions are read; an earlier T recomputes from the "
+        "sessions."
     ),
     metadata=FEATURE_SCHEMA,
 )
-def customer_features(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
-    as_of = resolve_as_of(config, clean_sessions)
+def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_sessions: pl.LazyFrame,
+                      clean_customers: pl.DataFrame) -> dg.Output:
+    latest = customer_history["last_session"].max() if customer_history.height else None
+    as_of = date.fromisoformat(config.as_of) if config.as_of else latest
     if as_of is None:
         return dg.Output(pl.DataFrame(schema={"customer_id": pl.String, "as_of": pl.Date, "cold_start": pl.Boolean}),
                          metadata={"dagster/row_count": 0, "as_of": "no sessions yet"})
-    features = build_features(clean_sessions, clean_customers, as_of)
+    if latest is not None and as_of >= latest:  # every session counts: the stored lifetime half is exact
+        features = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
+        source = "customer_history + last 90 days of sessions"
+    else:
+        features = build_features(clean_sessions, clean_customers, as_of)
+        source = f"all sessions up to {as_of} (as_of before the latest session)"
     summary = features.select(
         pl.len().alias("customers"), pl.col("cold_start").sum().alias("cold_start"),
         pl.col("days_since_last_purchase").median().alias("median_days_since_purchase"),
@@ -59,6 +120,7 @@ def customer_features(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_cu
     return dg.Output(features, metadata={
         "dagster/row_count": features.height,
         "as_of": str(as_of),
+        "computed_from": source,
         "cold_start": int(features["cold_start"].sum()),
         "summary": dg.MetadataValue.md(md_table(summary)),
     })

@@ -63,15 +63,22 @@ def _days(expr: pl.Expr, cutoff: date) -> pl.Expr:
     return (pl.lit(cutoff) - expr).dt.total_days().cast(pl.Float64)
 
 
-def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFrame | pl.DataFrame,
-                   cutoff: date) -> pl.DataFrame:
-    """One row per customer with >= 1 session on or before `cutoff`."""
-    s = sessions.lazy().filter(pl.col("session_date") <= cutoff)
+WINDOW_DAYS = 90  # the longest look-back of the windowed features (30 days + the 60 before)
+WINDOW_SUMS = ["sessions_30d", "sessions_prev_60d", "purchases_30d", "purchases_prev_60d", "revenue_30d",
+               "revenue_prev_60d"]
+
+
+def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """Per customer, over every session given: what does not depend on the cutoff except through
+    which sessions are included (dates are kept absolute; `derive_features` turns them into ages).
+
+    Recomputing these for the customers a drop touched and keeping everyone else's is exact, which
+    is what `customer_history` does between full rebuilds.
+    """
+    s = sessions.lazy()
     buy = pl.col("purchase_made")
     amount = pl.col("purchase_amount")
     d = pl.col("session_date")
-    recent = d > pl.lit(cutoff - timedelta(days=30))
-    before = (d > pl.lit(cutoff - timedelta(days=90))) & ~recent
     main = s.group_by("customer_id").agg(
         first_seen=d.min(),
         last_session=d.max(),
@@ -82,13 +89,6 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
         max_order=amount.filter(buy).max(),
         browsing_mean_sec=pl.col("browsing_time_sec").mean(),
         browsing_median_sec=pl.col("browsing_time_sec").median(),
-        sessions_30d=recent.sum().cast(pl.Float64),
-        sessions_prev_60d=before.sum().cast(pl.Float64),
-        purchases_30d=(recent & buy).sum().cast(pl.Float64),
-        purchases_prev_60d=(before & buy).sum().cast(pl.Float64),
-        revenue_30d=amount.filter(recent).sum(),
-        browsing_mean_30d=pl.col("browsing_time_sec").filter(recent).mean(),
-        revenue_prev_60d=amount.filter(before).sum(),
         weekend_share=(d.dt.weekday() >= 6).mean(),
     )
     # days between distinct purchase dates: one sort of the purchases, not a sort per customer
@@ -110,6 +110,50 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
             category_entropy=-(pl.col("share") * pl.col("share").log()).sum(),
         )
     )
+    return (main.join(gaps, on="customer_id", how="left").join(per_category, on="customer_id", how="left")
+            .with_columns(pl.col("distinct_categories").fill_null(0.0)))
+
+
+def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.LazyFrame:
+    """Per customer with a session in (cutoff - 90 days, cutoff]: the last-30-day and prior-60-day figures.
+    Reads only that stretch of the history (parquet statistics skip the rest)."""
+    d = pl.col("session_date")
+    buy = pl.col("purchase_made")
+    amount = pl.col("purchase_amount")
+    recent = d > pl.lit(cutoff - timedelta(days=30))
+    before = ~recent
+    return (
+        sessions.lazy().filter((d > pl.lit(cutoff - timedelta(days=WINDOW_DAYS))) & (d <= pl.lit(cutoff)))
+        .group_by("customer_id").agg(
+            sessions_30d=recent.sum().cast(pl.Float64),
+            sessions_prev_60d=before.sum().cast(pl.Float64),
+            purchases_30d=(recent & buy).sum().cast(pl.Float64),
+            purchases_prev_60d=(before & buy).sum().cast(pl.Float64),
+            revenue_30d=amount.filter(recent).sum(),
+            browsing_mean_30d=pl.col("browsing_time_sec").filter(recent).mean(),
+            revenue_prev_60d=amount.filter(before).sum(),
+        )
+    )
+
+
+LIFETIME_COLUMNS = ["n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec", "browsing_median_sec",
+                    "weekend_share", "gap_mean_days", "gap_std_days", "distinct_categories",
+                    "favourite_category_share", "favourite_category", "category_entropy"]
+# the model's column order (model.json records it; keep it stable across refactors)
+FEATURE_ORDER = [
+    "customer_id", "n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec", "browsing_median_sec",
+    "sessions_30d", "sessions_prev_60d", "purchases_30d", "purchases_prev_60d", "revenue_30d", "browsing_mean_30d",
+    "revenue_prev_60d", "weekend_share", "gap_mean_days", "gap_std_days", "distinct_categories",
+    "favourite_category_share", "favourite_category", "category_entropy", "age", "gender", "location",
+    "days_since_last_purchase", "days_since_last_session", "tenure_days", "days_since_signup",
+    "sessions_per_active_week", "views_per_purchase", "purchase_rate", "session_trend", "purchase_rate_30d",
+    "aov_30d", "days_overdue", "aov", "cltv_proxy", "last_purchase_month", "recency_bucket", "as_of", "cold_start",
+]
+
+
+def derive_features(lifetime: pl.LazyFrame | pl.DataFrame, window: pl.LazyFrame | pl.DataFrame,
+                    customers: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.DataFrame:
+    """The feature row per customer from its lifetime and window aggregates as of `cutoff`."""
     people = customers.lazy().select(
         "customer_id", "age", "gender", "location",
         signup=pl.when(pl.col("signup_date") <= cutoff).then(pl.col("signup_date")),
@@ -118,9 +162,10 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
     first_seen = pl.min_horizontal("first_seen", "signup")
     weeks_seen = (_days(first_seen, cutoff) / 7).clip(lower_bound=1)
     features = (
-        main.join(gaps, on="customer_id", how="left")
-        .join(per_category, on="customer_id", how="left")
+        lifetime.lazy()
+        .join(window.lazy(), on="customer_id", how="left")
         .join(people, on="customer_id", how="left")
+        .with_columns(pl.col(WINDOW_SUMS).fill_null(0.0))
         .with_columns(
             days_since_last_purchase=since_last,
             days_since_last_session=_days(pl.col("last_session"), cutoff),
@@ -141,14 +186,20 @@ def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFram
             recency_bucket=pl.when(since_last.is_null()).then(pl.lit("never"))
             .otherwise(since_last.cut(RECENCY_BUCKETS, labels=["0-30", "31-90", "91-180", "181-365", "365+"],
                                       left_closed=False).cast(pl.String)),
-            distinct_categories=pl.col("distinct_categories").fill_null(0.0),
             as_of=pl.lit(cutoff),
             cold_start=pl.col("n_purchases") == 0,
         )
-        .drop("first_seen", "last_session", "last_purchase", "signup")
+        .select(FEATURE_ORDER)
         .sort("customer_id")
     )
     return features.collect()
+
+
+def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFrame | pl.DataFrame,
+                   cutoff: date) -> pl.DataFrame:
+    """One row per customer with >= 1 session on or before `cutoff`."""
+    s = sessions.lazy().filter(pl.col("session_date") <= cutoff)
+    return derive_features(lifetime_aggregates(s), window_aggregates(s, cutoff), customers, cutoff)
 
 
 def feature_columns(frame: pl.DataFrame) -> list[str]:

@@ -94,7 +94,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
     """Ingest one partition: (typed rows, accounting, metadata). Moves the file out of landing."""
     path, in_landing = locate_drop(settings, key)
     try:
-        parsed = parse_drop(path.read_bytes(), kind, key)
+        parsed = parse_drop(path, kind, key)
     except FileRejected as err:
         if in_landing:
             move_to_rejected(path, settings.rejected, f"{path.name}: {err}")

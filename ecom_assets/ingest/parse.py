@@ -11,8 +11,8 @@ not survive the cast is a quarantine reason, so one bad cell never fails a whole
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from ecom_assets.schemas import UNKNOWN_PRODUCT, repeated
@@ -250,39 +250,64 @@ RULES = {"sessions": (session_rules, typed_sessions), "customers": (customer_rul
          "campaigns": (campaign_rules, typed_campaigns)}
 
 
-def split_rows(table: pl.DataFrame, kind: DropKind, today: date) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+BATCH_ROWS = 2_000_000  # rows judged at a time: bounds the working set at 10M-row drops
+
+
+def _judge(table: pl.DataFrame, kind: DropKind, rules: list, typed_values: list[pl.Expr]) -> pl.DataFrame:
+    """Text rows + `_rule<i>` flags, `_blank`, `_bad` and the typed values as `_typed_<name>`.
+
+    One lazy projection, so the date and number parsing that rules and typed values share runs once."""
+    return table.lazy().with_columns(
+        _blank=pl.all_horizontal(_empty(c) for c in kind.columns),
+        *[cond.fill_null(False).alias(f"_rule{i}") for i, (cond, _) in enumerate(rules)],
+        *[expr.alias(f"_typed_{expr.meta.output_name()}") for expr in typed_values],
+    ).with_columns(_bad=pl.col("_blank") | pl.any_horizontal(f"_rule{i}" for i in range(len(rules)))).collect()
+
+
+def split_rows(table: pl.DataFrame, kind: DropKind, today: date,
+               batch_rows: int = BATCH_ROWS) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """(typed clean rows, quarantined text rows with `reason`, number of in-file duplicates).
 
     Rules are evaluated as booleans over every row; reason texts are built only for the few rows
-    that broke one. Duplicates are found by a 64-bit row hash and confirmed on the candidates by
-    comparing the full text, so a hash collision can never drop a row.
+    that broke one. An exact duplicate repeats its row's id, so only rows whose id occurs twice are
+    compared (on the full text: a hash collision can never drop a row). The rest is judged in
+    batches of `batch_rows` so that a 10M-row drop never holds a second full copy of itself.
     """
     rule_list, typed = RULES[kind.name]
     rules = [(pl.col("_truncated"), pl.lit("truncated last line")), *rule_list(today)]
-    judged = table.with_columns(
-        _blank=pl.all_horizontal(_empty(c) for c in kind.columns),
-        _hash=pl.struct(kind.columns).hash(seed=0),
-        *[cond.fill_null(False).alias(f"_rule{i}") for i, (cond, _) in enumerate(rules)],
-    ).with_columns(_bad=pl.col("_blank") | pl.any_horizontal(f"_rule{i}" for i in range(len(rules))))
-    bad = judged["_bad"]
+    typed_values = typed()
+    typed_names = [expr.meta.output_name() for expr in typed_values]
     reason = pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
                            separator="; ", ignore_nulls=True)
-    quarantine = judged.filter(bad).with_columns(
-        reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).otherwise(reason)
-    ).select(*kind.columns, "source_file", "line", "reason")
-    # duplicate candidates among the good rows (a quarantined row is never a counted duplicate)
-    candidate = repeated(judged["_hash"].set(bad, None)) & ~bad & judged["_hash"].is_not_null()
-    duplicate = candidate
-    if candidate.any():
-        exact = judged.filter(candidate).select(~pl.struct(kind.columns).is_first_distinct())[:, 0]
-        duplicate = candidate.scatter(candidate.arg_true(), exact)
-    clean = judged.filter(~bad & ~duplicate).select(*typed(), "source_file", "line")
-    return clean, quarantine, int(duplicate.sum())
+    # duplicates: among good rows sharing an id, every copy of an already-seen text is one
+    shared_id = repeated(table[kind.required[0]].hash(seed=0))
+    candidates = _judge(table.filter(shared_id), kind, rules, typed_values).filter(~pl.col("_bad"))
+    duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct())["line"]
+    source_file = table["source_file"][0] if table.height else ""
+    clean_parts, quarantine_parts = [], []
+    for offset in range(0, table.height, batch_rows):
+        judged = _judge(table.slice(offset, batch_rows), kind, rules, typed_values)
+        quarantine_parts.append(judged.filter(pl.col("_bad")).with_columns(
+            reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).otherwise(reason)
+        ).select(*kind.columns, "source_file", "line", "reason"))
+        # narrow first, then filter: filtering the text columns too would cost more than the rest together
+        clean_parts.append(
+            judged.select(*[pl.col(f"_typed_{name}").alias(name) for name in typed_names], "line", "_bad")
+            .filter(~pl.col("_bad") & ~pl.col("line").is_in(duplicate_lines.implode()))
+            .select(*typed_names, pl.lit(source_file).alias("source_file"), "line"))
+        del judged
+    if not clean_parts:  # header only: empty frames with the right columns
+        judged = _judge(table, kind, rules, typed_values)
+        quarantine_parts.append(judged.select(*kind.columns, "source_file", "line", reason=pl.lit("", pl.String)))
+        clean_parts.append(judged.select(*[pl.col(f"_typed_{name}").alias(name) for name in typed_names],
+                                         pl.lit(source_file).alias("source_file"), "line"))
+    return pl.concat(clean_parts), pl.concat(quarantine_parts), duplicate_lines.len()
 
 
-def parse_drop(raw: bytes, kind_name: str, source_file: str, today: date | None = None) -> ParsedDrop:
-    """Bytes of one drop -> its three fates. Raises FileRejected for whole-file problems."""
+def parse_drop(raw: bytes | Path, kind_name: str, source_file: str, today: date | None = None) -> ParsedDrop:
+    """One drop (its bytes, or its path: then the bytes are freed once read) -> its three fates.
+    Raises FileRejected for whole-file problems."""
     kind = KINDS[kind_name]
-    table, notes = read_text_table(raw, kind, source_file)
+    table, notes = read_text_table(raw.read_bytes() if isinstance(raw, Path) else raw, kind, source_file)
     clean, quarantine, duplicates = split_rows(table, kind, today or date.today())
     return ParsedDrop(kind_name, source_file, clean, quarantine, table.height, duplicates, notes)

@@ -4,7 +4,7 @@ warehouse, a readable summary (and a plot where it helps) in the metadata."""
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import DAILY, ON_NEW_DATA
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights import analyses
 from ecom_assets.metadata import column_schema, md_table
@@ -16,14 +16,16 @@ ANALYTICS = ["team:analytics"]
 ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
 
 
-def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), **kwargs):
-    """@dg.asset with the settings every insight shares."""
-    return dg.asset(group_name="insights", owners=owners, kinds=set(kinds), automation_condition=ON_NEW_DATA, **kwargs)
+def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=DAILY, **kwargs):
+    """@dg.asset with the settings every insight shares (refreshed daily unless said otherwise)."""
+    return dg.asset(group_name="insights", owners=owners, kinds=set(kinds), automation_condition=automation_condition,
+                    **kwargs)
 
 
 @insight(
     owners=MARKETING,
     kinds={"polars", "csv"},
+    automation_condition=ON_NEW_DATA,  # an action list: as fresh as the churn scores it is built from
     description="Customer segments with a recommended action each; exports/segments.csv. Rules: " + analyses.SEGMENT_RULES,
     metadata=column_schema({"customer_id": "string", "segment": "string", "churn_probability": "float64",
                             "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",

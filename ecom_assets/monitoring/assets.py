@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import DAILY
 from ecom_assets.churn import registry
 from ecom_assets.ingest.partitions import sessions_files
 from ecom_assets.io import write_json_atomic
@@ -36,7 +36,7 @@ def _save_html(snapshot, settings: EcomSettings, stem: str) -> tuple[str, str]:
     group_name="monitoring",
     owners=[OWNER],
     kinds={"evidently", "polars"},
-    automation_condition=ON_NEW_DATA,
+    automation_condition=DAILY,
     description=(
         "Evidently data-drift report: the current customer_features snapshot vs the serving champion's training "
         "reference (models/<version>/reference_features.parquet), both sampled to `drift_sample_rows`. Watches "
@@ -145,7 +145,7 @@ def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: 
     group_name="monitoring",
     owners=[OWNER],
     kinds={"evidently", "polars"},
-    automation_condition=ON_NEW_DATA,
+    automation_condition=DAILY,
     deps=["churn_predictions"],
     description=(
         "Realised performance: each logged prediction batch, once its 90-day window has passed in the clean data, "

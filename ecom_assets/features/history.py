@@ -1,0 +1,47 @@
+"""`customer_history` kept up to date: recompute the customers a new drop touched, keep the rest.
+
+Lifetime aggregates are per-customer functions of that customer's sessions, so when new parts
+arrive and no stored part changed, only the customers that appear in the new parts can have a
+different row. A changed or removed part (a drop re-ingested, a row superseded, the customer
+flags recomputed) falls back to a full recompute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ecom_assets.features.build import lifetime_aggregates
+
+
+def part_identities(paths: list[Path]) -> dict[str, list[int]]:
+    """file name -> [size, mtime_ns]: what a stored history covers, recorded in its metadata."""
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+
+
+def update_history(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None,
+                   parts: list[Path]) -> tuple[pl.DataFrame, str, int]:
+    """(lifetime aggregates over `parts`, mode, customers recomputed)."""
+    current = part_identities(parts)
+    if not parts:
+        return lifetime_aggregates(_empty_sessions()).collect(), "full", 0
+    reusable = previous is not None and covered is not None and all(
+        current.get(name) == identity for name, identity in covered.items())
+    if not reusable:
+        table = lifetime_aggregates(pl.scan_parquet(parts)).collect().sort("customer_id")
+        return table, "full", table.height
+    new_parts = [p for p in parts if p.name not in covered]
+    if not new_parts:
+        return previous, "unchanged", 0
+    touched = pl.scan_parquet(new_parts).select("customer_id").unique().collect()
+    recomputed = lifetime_aggregates(
+        pl.scan_parquet(parts).join(touched.lazy(), on="customer_id", how="semi")).collect()
+    table = pl.concat([previous.join(touched, on="customer_id", how="anti"), recomputed.select(previous.columns)])
+    return table.sort("customer_id"), "incremental", recomputed.height
+
+
+def _empty_sessions() -> pl.LazyFrame:
+    from ecom_assets.schemas import CleanSessions, empty_frame
+
+    return empty_frame(CleanSessions).lazy()
