@@ -211,7 +211,7 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
             seen = {r.run_id for r in full_records}
             inc_started = time.perf_counter()
             ingest_landing(instance, run_dir)
-            refreshed = refresh(instance, ON_NEW_DATA.get_label())
+            refreshed = refresh(instance, ON_NEW_DATA.get_label(), updated=[dg.AssetKey("raw_sessions")])
             incremental_s = time.perf_counter() - inc_started
             incremental_records = [r for r in _records(instance) if r.run_id not in seen]
             seen |= {r.run_id for r in incremental_records}

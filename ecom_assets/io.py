@@ -149,8 +149,17 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             )
 
     def load_input(self, context: dg.InputContext) -> Any:
-        wanted = context.dagster_type.typing_type
-        lazy = wanted is pl.LazyFrame
+        stored = self._scan(context)
+        if not isinstance(stored, pl.LazyFrame):
+            return stored  # a dict / list stored as JSON
+        # `AssetIn(metadata={"columns": [...]})` reads only those columns: the 10M-row session table is
+        # mostly read for a few of its columns, and a projection is pushed down into the parquet scan
+        columns = (context.definition_metadata or {}).get("columns")
+        if columns and stored.collect_schema().names():
+            stored = stored.select(columns)
+        return stored if context.dagster_type.typing_type is pl.LazyFrame else stored.collect()
+
+    def _scan(self, context: dg.InputContext) -> pl.LazyFrame | dict | list:
         asset_key = context.asset_key
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
@@ -163,18 +172,14 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
                     "no stored table (not materialized yet) and are skipped"
                 )
             if not present:
-                empty = pl.DataFrame()
-                return empty.lazy() if lazy else empty
-            scan = pl.concat([pl.scan_parquet(p) for p in present], how="diagonal_relaxed")
-            return scan if lazy else scan.collect()
+                return pl.LazyFrame()
+            return pl.concat([pl.scan_parquet(p) for p in present], how="diagonal_relaxed")
         parts = StoredParts(self.dataset_dir(asset_key))
         if parts.manifest_path.exists():
-            scan = parts.scan()
-            return scan if lazy else scan.collect()
+            return parts.scan()
         parquet = self._file(asset_key, None, ".parquet")
         if parquet.exists():
-            scan = pl.scan_parquet(parquet)
-            return scan if lazy else scan.collect()
+            return pl.scan_parquet(parquet)
         as_json = self._file(asset_key, None, ".json")
         if as_json.exists():
             return json.loads(as_json.read_text())

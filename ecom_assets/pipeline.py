@@ -55,13 +55,18 @@ def keys_refreshed_by(label: str) -> list:
             if condition is not None and condition.get_label() == label]
 
 
-def refresh(instance, label: str, tags: dict | None = None):
-    """One run of what declarative automation refreshes under `label` (what the daemon would launch)."""
+def refresh(instance, label: str, updated: list | None = None, tags: dict | None = None):
+    """One run of what declarative automation refreshes under `label` (what the daemon would launch):
+    with `updated` (asset keys that received data), only what lies downstream of them."""
+    import dagster as dg
+
     from ecom_assets.definitions import defs
 
+    keys = set(keys_refreshed_by(label))
+    if updated is not None:
+        keys &= dg.AssetSelection.assets(*updated).downstream().resolve(defs.resolve_asset_graph())
     job = defs.resolve_job_def(BUILD_ALL_JOB)
-    return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,
-                                  asset_selection=keys_refreshed_by(label))
+    return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, asset_selection=sorted(keys))
 
 
 def profile_new_drops(instance, data_dir: Path) -> int:

@@ -1,7 +1,6 @@
 """The instance on the real PostgreSQL server (127.0.0.1:5432): sensor and materializations land in
 PostgreSQL storage. A scratch database is created and dropped for the test."""
 
-import os
 import uuid
 
 import dagster as dg

@@ -289,8 +289,7 @@ def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame) -> 
         return dg.Output(pl.DataFrame(), metadata={"dagster/row_count": 0})
     export = churn_predictions.sort("churn_probability", descending=True, nulls_last=True).select(
         "customer_id", pl.col("churn_probability").round(4), "risk_tier", pl.col("confidence").round(4),
-        pl.col("top_drivers").map_elements(lambda d: churn.drivers_in_words(list(d)) if d[0][-1] in "↑↓" else
-                                           "; ".join(d), return_dtype=pl.String).alias("drivers"),
+        churn.drivers_in_words(pl.col("top_drivers")).alias("drivers"),
         "model_version", "as_of", "cold_start",
     )
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.churn import evaluate
-from ecom_assets.features.build import CATEGORICAL_FEATURES, FEATURE_WORDS, RECENCY_BUCKETS, feature_columns
+from ecom_assets.features.build import CATEGORICAL_FEATURES, FEATURE_WORDS, feature_columns
 
 SEED = 7
 NTHREAD = 2
@@ -141,13 +141,15 @@ def predict(model: TrainedModel, frame: pl.DataFrame, with_drivers: bool = False
     matrix = xgb.DMatrix(design_matrix(frame, model.features, model.categories), enable_categorical=True,
                          nthread=NTHREAD)
     model.booster.set_param({"nthread": NTHREAD})
-    raw = model.booster.predict(matrix)
-    calibrated = apply_calibration(raw, model.calibration)
     drivers = None
     if with_drivers:
-        contribs = model.booster.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
-        drivers = top_drivers(contribs, model.features)
-    return calibrated, raw, drivers
+        # contributions (+ the bias column) sum to the margin, so one pass gives both scores and drivers
+        contribs = model.booster.predict(matrix, pred_contribs=True, approx_contribs=True)
+        raw = (1.0 / (1.0 + np.exp(-contribs.sum(axis=1, dtype=np.float64)))).astype(np.float32)
+        drivers = top_drivers(contribs[:, :-1], model.features)
+    else:
+        raw = model.booster.predict(matrix)
+    return apply_calibration(raw, model.calibration), raw, drivers
 
 
 def top_drivers(contribs: np.ndarray, features: list[str], k: int = 3) -> pl.Series:
@@ -164,12 +166,17 @@ def top_drivers(contribs: np.ndarray, features: list[str], k: int = 3) -> pl.Ser
     return pl.DataFrame(columns).select(pl.concat_list(pl.all()).alias("top_drivers")).to_series()
 
 
-def drivers_in_words(drivers: list[str]) -> str:
-    out = []
-    for d in drivers:
-        name, arrow = d[:-2], d[-1]
-        out.append(f"{FEATURE_WORDS.get(name, name.replace('_', ' '))} ({'raises' if arrow == '↑' else 'lowers'} risk)")
-    return "; ".join(out)
+def drivers_in_words(drivers: pl.Expr) -> pl.Expr:
+    """A list column of drivers ("days_since_last_purchase ↑") -> one plain-words string per row
+    ("days since the last purchase (raises risk); ..."); entries without an arrow pass unchanged."""
+    driver = pl.element()
+    arrow = driver.str.slice(-1)
+    name = driver.str.head(-2)
+    words = pl.concat_str(
+        name.replace_strict(FEATURE_WORDS, default=name.str.replace_all("_", " ")),
+        pl.when(arrow == "↑").then(pl.lit(" (raises risk)")).otherwise(pl.lit(" (lowers risk)")),
+    )
+    return drivers.list.eval(pl.when(arrow.is_in(["↑", "↓"])).then(words).otherwise(driver)).list.join("; ")
 
 
 def recency_baseline(train: pl.DataFrame) -> dict:

@@ -7,12 +7,11 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.automation import ON_NEW_DATA
-from ecom_assets.clean.store import MergeReport, merge_sessions
+from ecom_assets.clean.store import MergeReport, merge_sessions, table_stats
 from ecom_assets.clean.tables import Dedup, build_clean_customers
 from ecom_assets.io import StoredParts
-from ecom_assets.ingest.assets import PROVENANCE, RAW_COLUMNS, raw_customers, raw_sessions
+from ecom_assets.ingest.assets import PROVENANCE, RAW_COLUMNS, raw_sessions
 from ecom_assets.metadata import column_schema, md_table
-from ecom_assets.schemas import UNKNOWN_PRODUCT
 from ecom_assets.settings import EcomSettings
 
 OWNER = "team:data-platform"
@@ -104,12 +103,8 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
         raw_sessions.partitions_def.name))
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
     report = merge_sessions(parts, raw, clean_customers)
-    totals = parts.scan().select(
-        unknown_customer=pl.col("unknown_customer").sum(), before_signup=pl.col("before_signup").sum(),
-        unknown_product=(pl.col("product_viewed") == UNKNOWN_PRODUCT).sum(), purchases=pl.col("purchase_made").sum(),
-        first_date=pl.col("session_date").min(), last_date=pl.col("session_date").max(),
-    ).collect().row(0, named=True)
-    unknown_customers = int(totals["unknown_customer"] or 0)
+    totals = table_stats(parts.manifest())
+    unknown_customers = totals["unknown_customer"]
     yield dg.Output(parts, metadata={
         **_merge_metadata(report),
         "mode": report.mode,
@@ -118,12 +113,8 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
         "parts": len(parts.paths()),
         "parts_rewritten": report.rewritten_parts,
         "parts_reflagged": report.reflagged_parts,
-        "before_signup": int(totals["before_signup"] or 0),
-        "unknown_customer": unknown_customers,
-        "unknown_product": int(totals["unknown_product"] or 0),
-        "purchases": int(totals["purchases"] or 0),
-        "first_date": str(totals["first_date"] or "none"),
-        "last_date": str(totals["last_date"] or "none"),
+        **{k: totals[k] for k in ("before_signup", "unknown_customer", "unknown_product", "purchases", "first_date",
+                                  "last_date")},
     })
     yield _accounting_check(report, "clean_sessions")
     yield dg.AssetCheckResult(

@@ -26,8 +26,8 @@ import polars as pl
 
 from ecom_assets.clean.tables import SESSION_CONTENT, latest_per_id
 from ecom_assets.io import StoredParts, write_json_atomic, write_parquet_atomic
-from ecom_assets.schemas import empty_frame
-from ecom_assets.schemas import CleanSessions
+
+from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame
 
 MANIFEST = "_manifest.json"
 COLUMNS = list(CleanSessions.to_schema().columns)
@@ -80,6 +80,27 @@ class MergeReport:
         return self.rows_from_drops == self.rows + self.duplicates_across_files + self.superseded
 
 
+def _write_part(table: pl.DataFrame, path: Path, entry: dict) -> None:
+    """Validate and store one part; its key figures go into its manifest entry (no re-scan for metadata)."""
+    write_parquet_atomic(CleanSessions.validate(table), path)
+    entry["stats"] = table.select(
+        rows=pl.len(), unknown_customer=pl.col("unknown_customer").sum(), before_signup=pl.col("before_signup").sum(),
+        unknown_product=(pl.col("product_viewed") == UNKNOWN_PRODUCT).sum(), purchases=pl.col("purchase_made").sum(),
+        first_date=pl.col("session_date").min().cast(pl.String), last_date=pl.col("session_date").max().cast(pl.String),
+    ).row(0, named=True)
+
+
+def table_stats(manifest: dict) -> dict:
+    """Key figures of the whole table, summed from the parts' manifest entries."""
+    stats = [p["stats"] for p in manifest["parts"]]
+    total = {k: sum(s[k] for s in stats) for k in ("rows", "unknown_customer", "before_signup", "unknown_product",
+                                                   "purchases")}
+    dates = [s for s in stats if s["rows"]]
+    total["first_date"] = min((s["first_date"] for s in dates), default="none")
+    total["last_date"] = max((s["last_date"] for s in dates), default="none")
+    return total
+
+
 def _rows_in(path: Path) -> int:
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
@@ -116,16 +137,14 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, si
     for source_file, rows in (lost.partition_by("source_file", as_dict=True).items() if lost.height else []):
         entry = next(p for p in manifest["parts"] if p["key"] == source_file[0])
         path = parts.folder / entry["file"]
-        remaining = pl.read_parquet(path).join(rows.select("line"), on="line", how="anti")
-        write_parquet_atomic(CleanSessions.validate(remaining), path)
+        _write_part(pl.read_parquet(path).join(rows.select("line"), on="line", how="anti"), path, entry)
         rewritten += 1
     new_rows = kept.filter(pl.col("source_file") == key)
     table = _with_flags(new_rows, signups).sort("session_date", maintain_order=True).collect()
-    file = f"part-{raw_path.stem}.parquet"
-    write_parquet_atomic(CleanSessions.validate(table), parts.folder / file)
-    manifest["parts"].append({"key": key, "file": file, "raw": str(raw_path), "raw_identity": _identity(raw_path),
-                              "ingested_at": _ingested_at(raw_path),
-                              "rows_in": drop.height})
+    entry = {"key": key, "file": f"part-{raw_path.stem}.parquet", "raw": str(raw_path),
+             "raw_identity": _identity(raw_path), "ingested_at": _ingested_at(raw_path), "rows_in": drop.height}
+    _write_part(table, parts.folder / entry["file"], entry)
+    manifest["parts"].append(entry)
     manifest["duplicates_across_files"] += dedup.duplicates_across_files
     manifest["superseded"] += dedup.superseded
     return rewritten
@@ -160,8 +179,9 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl
                          reason=reason or (f"{len(arrivals)} new drop(s)" if arrivals else "no new drops"))
     reflag = manifest["customers"] not in (None, fingerprint)
     if reflag:  # customer signups changed: recompute the two flags on the parts already stored
-        for path in parts.paths(manifest):
-            write_parquet_atomic(CleanSessions.validate(_with_flags(pl.read_parquet(path), signups).collect()), path)
+        for entry in manifest["parts"]:
+            path = parts.folder / entry["file"]
+            _write_part(_with_flags(pl.read_parquet(path), signups).collect(), path, entry)
             report.reflagged_parts += 1
     for _, key in arrivals:
         report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], signups)
@@ -169,7 +189,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl
     manifest["customers"] = fingerprint
     write_json_atomic(manifest, parts.manifest_path)
     report.rows_from_drops = sum(_rows_in(path) for path in raw.values())
-    report.rows = sum(_rows_in(path) for path in parts.paths(manifest))
+    report.rows = sum(_rows_in(path) for path in parts.paths(manifest))  # from the files, not the manifest
     report.duplicates_across_files = manifest["duplicates_across_files"]
     report.superseded = manifest["superseded"]
     return report

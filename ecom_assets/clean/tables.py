@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ecom_assets.schemas import CleanCustomers, CleanSessions, empty_frame, repeated
+from ecom_assets.schemas import CleanCustomers, empty_frame, repeated
 
 SESSION_CONTENT = ["session_id", "customer_id", "session_date", "product_viewed", "browsing_time_sec",
                    "purchase_made", "purchase_amount", "added_to_cart"]

@@ -14,6 +14,9 @@ from ecom_assets.settings import EcomSettings
 MARKETING = ["team:marketing"]
 ANALYTICS = ["team:analytics"]
 ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
+# what the analyses read of clean_sessions (ids, provenance and flags stay on disk)
+SESSION_FACTS = dg.AssetIn(metadata={"columns": ["customer_id", "session_date", "product_viewed", "browsing_time_sec",
+                                                 "purchase_made", "purchase_amount", "added_to_cart"]})
 
 
 def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=DAILY, **kwargs):
@@ -43,6 +46,7 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
 
 
 @insight(
+    ins={"clean_sessions": SESSION_FACTS},
     description="View -> cart -> purchase per product category with Wilson 95 % intervals. Leakage ranking: categories "
     "whose conversion is significantly below the overall rate (two-proportion z-test, Benjamini-Hochberg q < 0.05), "
     "ordered by purchases lost against the overall rate.",
@@ -65,6 +69,7 @@ def product_funnel(clean_sessions: pl.DataFrame) -> dg.Output:
 
 
 @insight(
+    ins={"clean_sessions": SESSION_FACTS},
     description="Daily, weekly and monthly sessions, buyers, revenue, conversion and AOV, plus weekday and month "
     "indices of traffic with 95 % intervals (log-linear regression on weekday, month and a smooth trend).",
     metadata=column_schema({"grain": "day | week | month | weekday_index | month_index", "session_date": "date",
@@ -100,7 +105,7 @@ def sales_trends(clean_sessions: pl.DataFrame) -> dg.Output:
 
 @insight(
     owners=MARKETING,
-    ins={"raw_campaigns": ALL_DROPS},
+    ins={"raw_campaigns": ALL_DROPS, "clean_sessions": SESSION_FACTS},
     description="Lift of each campaign in raw_campaigns: conversion and revenue-per-session ratio inside the window vs "
     "the weekday/season/trend baseline (Poisson GLMs with a log(sessions) offset, over-dispersion-corrected 95 % "
     "intervals). Without a campaigns file the table is empty and says so.",
@@ -119,6 +124,7 @@ def campaign_lift(clean_sessions: pl.DataFrame, raw_campaigns: pl.DataFrame) -> 
 
 
 @insight(
+    ins={"clean_sessions": SESSION_FACTS},
     description="Cohorts by signup month and by first-purchase month (customers, buyers, AOV, revenue per customer) "
     "and the retention triangle: share of each first-purchase cohort buying again k months later.",
     metadata=column_schema({"kind": "signup_month | first_purchase_month | retention", "cohort": "date",
@@ -145,6 +151,7 @@ def cohort_metrics(clean_sessions: pl.DataFrame, clean_customers: pl.DataFrame) 
 
 
 @insight(
+    ins={"clean_sessions": SESSION_FACTS},
     owners=MARKETING,
     kinds={"polars", "csv"},
     description="Category pairs bought by the same customers: support, confidence, lift, and a test against "
@@ -167,6 +174,7 @@ def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.DataFrame) -> dg
 
 
 @insight(
+    ins={"clean_sessions": SESSION_FACTS},
     description="Top-5 % customers by revenue over the history, and what their first 30 days looked like: per-signal "
     "AUC and a logistic model on first-30-day signals evaluated on 30 % held-out customers (precision in the top "
     "5 % of scores vs the 5 % base rate).",
@@ -204,6 +212,7 @@ def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) 
 
 
 @insight(
+    ins={"clean_sessions": SESSION_FACTS},
     owners=MARKETING,
     description="Win-back read-out: 90-day return rate per arm after the assignment date, uplift vs control with 95 % "
     "interval and p-value (two-proportion z-test). Says 'waiting for outcomes' until sessions after the assignment "

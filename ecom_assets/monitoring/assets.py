@@ -94,7 +94,8 @@ def feature_drift_report(settings: EcomSettings, customer_features: pl.DataFrame
     owners=[OWNER],
     kinds={"polars"},
     partitions_def=sessions_files,
-    ins={"raw_sessions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    ins={"raw_sessions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), metadata={"columns": [
+        "source_file", "ingested_at", "purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"]})},
     automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Per sessions drop: how this file differs from every earlier drop — population stability index of order "
@@ -147,6 +148,7 @@ def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: 
     kinds={"evidently", "polars"},
     automation_condition=DAILY,
     deps=["churn_predictions"],
+    ins={"clean_sessions": dg.AssetIn(metadata={"columns": ["customer_id", "session_date", "purchase_made"]})},
     description=(
         "Realised performance: each logged prediction batch, once its 90-day window has passed in the clean data, "
         "joined with what customers actually did — AUC, Brier, top-decile precision per model version and batch, "
