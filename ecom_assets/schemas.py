@@ -22,10 +22,14 @@ def repeated(values: pl.Series) -> pl.Series:
 
 
 def _unique_by_sort(data) -> pl.LazyFrame:
-    """Every value distinct. Same rule as `unique=True`, by one sort: pandera's hash-based version
-    spends ~5 s on 10M string ids."""
-    ordered = pl.col(data.key).sort()
-    return data.lazyframe.select((ordered != ordered.shift(1)).fill_null(True).all())
+    """Every value distinct. Same rule as `unique=True`, by sorting 64-bit hashes of the values
+    (pandera's hash-table version spends ~5 s on 10M string ids, a string sort ~1.5 s). Equal
+    hashes are confirmed on the values themselves, so a collision can never fail a good table."""
+    hashes = pl.col(data.key).hash(seed=0).sort()
+    if data.lazyframe.select((hashes != hashes.shift(1)).fill_null(True).all()).collect().item():
+        return pl.LazyFrame({data.key: [True]})
+    # a repeat (or a hash collision): judge row by row, so the error names the repeated values
+    return data.lazyframe.select(~pl.col(data.key).is_duplicated())
 
 
 class _StrictModel(pa.DataFrameModel):

@@ -95,3 +95,21 @@ def test_reingested_drop_rebuilds_and_changed_customers_only_reflag(tmp_path: Pa
     rebuilt = merge_sessions(parts, drops, known)
     assert rebuilt.mode == "rebuild" and key in rebuilt.reason and rebuilt.accounted
     assert rebuilt.rows_from_drops == 70
+
+
+def test_uniqueness_check_catches_a_repeated_id_and_passes_distinct_ones() -> None:
+    import pandera.errors
+
+    from ecom_assets.schemas import CleanCustomers
+
+    row = {"age": 30, "age_out_of_range": False, "gender": "F", "location": "x", "signup_date": date(2024, 1, 1),
+           "source_file": "f", "line": 2}
+    distinct = pl.DataFrame([{"customer_id": f"C{i}", **row} for i in range(1000)])
+    assert CleanCustomers.validate(distinct).height == 1000
+    repeated_id = pl.concat([distinct, distinct.tail(1)])
+    try:
+        CleanCustomers.validate(repeated_id)
+    except pandera.errors.SchemaError as err:
+        assert "unique" in str(err) and "C999" in str(err)
+    else:
+        raise AssertionError("a repeated customer_id passed validation")

@@ -113,6 +113,7 @@ def _ingested_at(path: Path) -> int | None:
 def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, signups: pl.LazyFrame) -> int:
     """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
     drop = pl.read_parquet(raw_path)
+    rows_in = drop.height
     stored = parts.paths(manifest)
     ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}
     # stored rows that share an id with the drop (usually none): their current version competes
@@ -139,14 +140,16 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, si
         path = parts.folder / entry["file"]
         _write_part(pl.read_parquet(path).join(rows.select("line"), on="line", how="anti"), path, entry)
         rewritten += 1
-    new_rows = kept.filter(pl.col("source_file") == key)
-    table = _with_flags(new_rows, signups).sort("session_date", maintain_order=True).collect()
-    entry = {"key": key, "file": f"part-{raw_path.stem}.parquet", "raw": str(raw_path),
-             "raw_identity": _identity(raw_path), "ingested_at": _ingested_at(raw_path), "rows_in": drop.height}
-    _write_part(table, parts.folder / entry["file"], entry)
-    manifest["parts"].append(entry)
+    new_rows = kept.filter(pl.col("source_file") == key) if clashing.height else kept
     manifest["duplicates_across_files"] += dedup.duplicates_across_files
     manifest["superseded"] += dedup.superseded
+    del drop, competing, dedup, kept  # only the new rows are needed from here on (10M-row drops)
+    table = _with_flags(new_rows, signups).sort("session_date", maintain_order=True).collect()
+    del new_rows
+    entry = {"key": key, "file": f"part-{raw_path.stem}.parquet", "raw": str(raw_path),
+             "raw_identity": _identity(raw_path), "ingested_at": _ingested_at(raw_path), "rows_in": rows_in}
+    _write_part(table, parts.folder / entry["file"], entry)
+    manifest["parts"].append(entry)
     return rewritten
 
 

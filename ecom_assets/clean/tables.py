@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from ecom_assets.schemas import CleanCustomers, empty_frame, repeated
@@ -39,16 +40,19 @@ def latest_per_id(rows: pl.DataFrame, key: str, content: list[str]) -> Dedup:
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
     contested_mask = repeated(rows[key])
-    unique_rows = rows.filter(~contested_mask)
-    contested = rows.filter(contested_mask).sort(key, "ingested_at", "source_file", "line")
+    if not contested_mask.any():  # the common case at scale: nothing to order or compare, nothing copied
+        return Dedup(rows, rows.height, 0, 0)
+    positions = pl.Series("_row", np.arange(rows.height, dtype=np.int64)).filter(contested_mask)
+    contested = rows.filter(contested_mask).with_columns(positions).sort(key, "ingested_at", "source_file", "line")
     same = contested.select(
         pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in content)
         & (pl.col(key) == pl.col(key).shift(1)).fill_null(False)
     ).to_series()
     versions = contested.filter(~same)
     latest = versions.filter(pl.col(key).is_last_distinct())
-    kept = pl.concat([unique_rows, latest]) if latest.height else unique_rows
-    return Dedup(kept, rows.height, int(same.sum()), versions.height - latest.height)
+    # one filter of the whole table keeps the uncontested rows and each id's latest version in place
+    keep = (~contested_mask).scatter(latest["_row"], True)
+    return Dedup(rows.filter(keep), rows.height, int(same.sum()), versions.height - latest.height)
 
 
 def _typed_or_empty(rows: pl.DataFrame, model, extra: dict) -> pl.DataFrame:
