@@ -29,7 +29,8 @@ dev: $(BIN)/ecom-assets
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(BIN)/ecom-assets
-	$(BIN)/ecom-assets bench --sessions 10000000 --customers 500000 --out bench
+	$(BIN)/ecom-assets bench --sessions 10000000 --customers 500000 --out bench --incremental \
+		--baseline-sessions 500000 --readme README.md
 
 clean-data:
 	rm -rf $(ECOM_DATA_DIR)/landing $(ECOM_DATA_DIR)/archive $(ECOM_DATA_DIR)/rejected \

@@ -294,6 +294,64 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def markdown_table(r: dict) -> str:
+    """The README table: every figure of `results.json` that has a target, against it."""
+    inc = r.get("incremental_per_asset_s") or {}
+    slowest_daily = max((r.get("daily_refresh_per_asset_s") or {"-": 0}).items(), key=lambda kv: kv[1])
+    rss = r["per_asset_peak_rss_mib"]
+    top_rss = ", ".join(f"`{k}` {v:,.0f}" for k, v in list(rss.items())[:3])
+    rows = [
+        ("full graph, ingest + build", f"{r['total_s']} s", "≤ 120 s", _met(r["total_s"] <= 120)),
+        ("parse floor: `pl.read_csv` of the sessions file", f"{r['floor_parse_s']} s", "—", ""),
+        ("ingest + clean + features (`raw_*`, `clean_*`, `customer_history`, `customer_features`)",
+         f"{r['clean_features_s']} s = {r['clean_features_over_floor']}× floor", "≤ 3× floor",
+         _met(r["clean_features_over_floor"] <= 3)),
+        ("pandas notebook baseline (per-customer `groupby.apply`), scaled",
+         f"{r['baseline_pandas_s']:,.0f} s = {r['baseline_over_clean_features']}× slower", "≥ 15×",
+         _met(r["baseline_over_clean_features"] >= 15)),
+        ("peak RSS of the graph (sampled every 50 ms)", f"{r['peak_rss_mib']:,.0f} MiB (largest steps: {top_rss})",
+         "≤ 4096 MiB", _met(r["peak_rss_mib"] <= 4096)),
+    ]
+    if r.get("incremental_s") is not None:
+        steps = ", ".join(f"`{k}` {v}" for k, v in list(inc.items())[:4])
+        rows.append(("incremental: next export, 1 % of the history, dated after it; ingest + every-drop refresh",
+                     f"{r['incremental_s']} s = {r['incremental_share_of_full']} of full ({steps}, …)", "≤ 0.1 of full",
+                     _met(r["incremental_share_of_full"] <= 0.1)))
+        rows.append(("daily refresh after that drop (reports, monitoring, dashboard)",
+                     f"{r['daily_refresh_s']} s (slowest `{slowest_daily[0]}` {slowest_daily[1]} s)", "—", ""))
+    scoring = sum(r["per_asset_s"].get(k, 0) for k in ("customer_history", "customer_features", "churn_predictions"))
+    rows += [
+        ("scoring 500k customers from scratch: `customer_history` + `customer_features` + `churn_predictions` "
+         "(incl. drivers)", f"{scoring:.2f} s",
+         "≤ 15 s", _met(scoring <= 15)),
+        ("ingestion throughput (`raw_sessions`)", f"{r['ingest_rows_per_s']:,} rows/s", "—", ""),
+    ]
+    if "sensor_tick_s" in r:
+        rows.append((f"one sensor tick over {r['sensor_files']:,} waiting files",
+                     f"{r['sensor_tick_s']} s (cap {r['sensor_max_runs_per_tick']} runs/tick)", "≤ 10 s",
+                     _met(r["sensor_tick_s"] <= 10)))
+    if r.get("generate_s"):
+        rows.append(("generator, 10M sessions / 500k customers", f"{r['generate_s']} s", "≤ 30 s",
+                     _met(r["generate_s"] <= 30)))
+    head = (f"Figures of the committed run ({r['sessions']:,} sessions, {r['customers']:,} customers, "
+            f"{r['machine']['cpus']} cores, Python {r['machine']['python']}, {r['measured_at'][:10]}):\n\n"
+            "| measure | result | target | met |\n|---|---|---|---|\n")
+    return head + "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows) + "\n"
+
+
+def update_readme(readme: Path, results: dict) -> None:
+    text = readme.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + markdown_table(results) + text[end:])
+
+
 def cli_bench(args) -> int:
     out = Path(args.out)
     if args.sensor_only:  # refresh only the sensor figures of an existing results.json
@@ -306,4 +364,6 @@ def cli_bench(args) -> int:
     results = run_bench(args.sessions, args.customers, out, args.baseline_sessions, args.incremental,
                         args.sensor_files)
     print(format_table(results))
+    if args.readme:
+        update_readme(Path(args.readme), results)
     return 0 if results["build_success"] else 1

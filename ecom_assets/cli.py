@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--incremental", action="store_true", help="also time a new drop of 1 %% of the history")
     b.add_argument("--sensor-files", type=int, default=10_000, help="small drops for the sensor tick timing")
     b.add_argument("--sensor-only", action="store_true", help="only time the sensor; update results.json")
+    b.add_argument("--readme", default=None, help="rewrite the table between the bench markers of this README")
     return p
 
 
