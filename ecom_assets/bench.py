@@ -178,7 +178,7 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
     from ecom_assets.ingest import ingest_landing
     from ecom_assets.instance import prepare_dagster_home
     from ecom_assets.automation import DAILY, ON_NEW_DATA
-    from ecom_assets.pipeline import build_all, refresh
+    from ecom_assets.pipeline import build_all, profile_new_drops, refresh
     from ecom_assets.settings import DATA_DIR_ENV
 
     source = _source(out, sessions, customers)
@@ -211,6 +211,7 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
             seen = {r.run_id for r in full_records}
             inc_started = time.perf_counter()
             ingest_landing(instance, run_dir)
+            profile_new_drops(instance, run_dir)  # the per-drop profile: eager on every new partition
             refreshed = refresh(instance, ON_NEW_DATA.get_label(), updated=[dg.AssetKey("raw_sessions")])
             incremental_s = time.perf_counter() - inc_started
             incremental_records = [r for r in _records(instance) if r.run_id not in seen]
