@@ -25,7 +25,7 @@ from ecom_assets.settings import DATA_DIR_ENV
 pytestmark = pytest.mark.browser
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--window-size=1700,1000"]
+                  "--window-size=1700,1200"]
 
 
 def _free_port() -> int:
@@ -101,17 +101,21 @@ def browser():
     driver.quit()
 
 
+DIALOG = "Join the Dagster community"
+
+
 def _page_text_when(driver, url: str, *needles: str, timeout: float = 60) -> str:
     """Open `url` and wait until the rendered page contains every needle (the UI loads over GraphQL)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
-    for skip in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-        skip.click()  # the first-visit newsletter dialog
     WebDriverWait(driver, timeout).until(
         lambda d: all(n in d.find_element(By.TAG_NAME, "body").text for n in needles))
-    time.sleep(1.5)  # let the graph layout settle before the screenshot
+    time.sleep(1.5)  # let the graph layout settle (and the first-visit dialog appear) before the screenshot
+    for skip in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+        skip.click()  # the first-visit newsletter dialog would cover the screenshot
+    WebDriverWait(driver, 10).until(lambda d: DIALOG not in d.find_element(By.TAG_NAME, "body").text)
     return driver.find_element(By.TAG_NAME, "body").text
 
 
