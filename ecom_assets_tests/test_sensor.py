@@ -6,7 +6,8 @@ import os
 import dagster as dg
 import polars as pl
 
-from ecom_assets.ingest import ingest_landing, raw_sessions
+from ecom_assets.clean import clean_customers, clean_sessions
+from ecom_assets.ingest import ingest_landing, raw_customers, raw_sessions
 from ecom_assets.ingest import landing as landing_module
 from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick
@@ -126,3 +127,14 @@ def test_accounting_check_fails_when_a_row_is_dropped(data_dir, instance, resour
     stored = json.loads(next((data_dir / "quarantine" / "sessions").glob("*.json")).read_text())
     assert stored["rows_in"] == 2 and stored["clean"] == 1
     assert pl.read_parquet(next((data_dir / "warehouse" / "raw_sessions").glob("*.parquet"))).height == 1
+    # the clean tables do not build on that drop, in this run or any later one, and say so
+    cleaning = [clean_customers, clean_sessions]
+    built = dg.materialize([raw_customers, raw_sessions, *cleaning], selection=cleaning, instance=instance,
+                           resources=resources, raise_on_error=False)
+    assert built.success
+    held = {c.asset_key.path[-1]: c for c in built.get_asset_check_evaluations()
+            if c.check_name == "every_drop_accounted"}
+    assert not held["clean_sessions"].passed and "1 rows unaccounted" in held["clean_sessions"].description
+    assert held["clean_customers"].passed
+    meta = built.asset_materializations_for_node("clean_sessions")[0].metadata
+    assert meta["drops_held_back"].value == 1 and meta["dagster/row_count"].value == 0

@@ -138,11 +138,18 @@ def test_lineage_graph_shows_the_pipeline(webserver, browser, tmp_path) -> None:
 
 
 def test_asset_page_shows_checks_and_row_accounting(webserver, browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
     text = _page_text_when(browser, f"{webserver}/assets/clean_sessions", "rows_from_drops", "Columns")
     for column in ("session_id", "before_signup", "source_file"):
         assert column in text
     _keep(browser, tmp_path, "asset_clean_sessions.png")
-    checks = _page_text_when(browser, f"{webserver}/assets/clean_sessions?view=checks",
-                             "rows_accounted_for", "Succeeded", "rows from the drops =")
+    listed = _page_text_when(browser, f"{webserver}/assets/clean_sessions?view=checks",
+                             "rows_accounted_for", "every_drop_accounted", "Succeeded")
+    assert "sessions_of_u" in listed  # the third check (its name is shortened in the list)
+    browser.find_element(By.XPATH, "//*[normalize-space()='rows_accounted_for']").click()
+    WebDriverWait(browser, 30).until(lambda d: "rows from the drops =" in d.find_element(By.TAG_NAME, "body").text)
+    checks = browser.find_element(By.TAG_NAME, "body").text
     assert "Passed" in checks and "Blocking" in checks
     _keep(browser, tmp_path, "asset_checks.png")

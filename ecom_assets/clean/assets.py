@@ -2,6 +2,7 @@
 domain builds on, refreshed by declarative automation whenever a drop lands."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -10,7 +11,8 @@ from ecom_assets.automation import ON_NEW_DATA
 from ecom_assets.clean.store import MergeReport, merge_sessions, table_stats
 from ecom_assets.clean.tables import Dedup, build_clean_customers
 from ecom_assets.io import StoredParts
-from ecom_assets.ingest.assets import PROVENANCE, RAW_COLUMNS, raw_sessions
+from ecom_assets.ingest.assets import PROVENANCE, RAW_ASSETS, RAW_COLUMNS, raw_sessions, unaccounted_drops
+from ecom_assets.ingest.partitions import PARTITIONS
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.settings import EcomSettings
 
@@ -19,6 +21,34 @@ ALL_DROPS = dg.AllPartitionMapping()
 ACCOUNTING_DESCRIPTION = ("rows from every drop = rows in the table + duplicates across files + rows superseded by "
                           "a later drop. Blocking: a table that lost a row is not built upon.")
 PROVENANCE_COLUMNS = {k: v for k, v in PROVENANCE.items() if k != "ingested_at"}
+
+
+HELD_BACK_CHECK = "every_drop_accounted"
+HELD_BACK_DESCRIPTION = ("fails when a drop is held back because its row accounting does not add up (its own blocking "
+                         "check failed) or its stored table lacks rows it counted; the other drops are still built")
+
+
+def _raw_files(context: dg.AssetExecutionContext, kind: str) -> dict[str, Path]:
+    """partition key -> stored raw table, for every drop of `kind` ingested so far."""
+    partitions = context.instance.get_dynamic_partitions(PARTITIONS[kind].name)
+    return context.resources.io_manager.partition_files(RAW_ASSETS[kind].key, partitions)
+
+
+def _held_back(context: dg.AssetExecutionContext, kind: str) -> dict[str, str]:
+    held_back = unaccounted_drops(context.resources.settings, kind, _raw_files(context, kind))
+    for problem in held_back.values():
+        context.log.error(f"held back, not built upon: {problem}")
+    return held_back
+
+
+def _held_back_check(held_back: dict[str, str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=HELD_BACK_CHECK,
+        passed=not held_back,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(held_back.values()) or "every stored drop adds up and is included",
+        metadata={"held_back": ", ".join(held_back) or "none"},
+    )
 
 
 def _merge_metadata(dedup: Dedup | MergeReport) -> dict:
@@ -46,6 +76,7 @@ def _accounting_check(dedup: Dedup | MergeReport, table: str) -> dg.AssetCheckRe
     owners=[OWNER],
     kinds={"polars", "pandera"},
     ins={"raw_customers": dg.AssetIn(partition_mapping=ALL_DROPS)},
+    required_resource_keys={"io_manager", "settings"},
     automation_condition=ON_NEW_DATA,
     description=(
         "One row per customer across every customers drop (validated with pandera `CleanCustomers`). "
@@ -54,9 +85,13 @@ def _accounting_check(dedup: Dedup | MergeReport, table: str) -> dg.AssetCheckRe
     ),
     metadata=column_schema({**RAW_COLUMNS["customers"], **PROVENANCE_COLUMNS}),
     check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_customers", blocking=True,
-                                   description=ACCOUNTING_DESCRIPTION)],
+                                   description=ACCOUNTING_DESCRIPTION),
+                 dg.AssetCheckSpec(HELD_BACK_CHECK, asset="clean_customers", description=HELD_BACK_DESCRIPTION)],
 )
-def clean_customers(raw_customers: pl.DataFrame):
+def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFrame):
+    held_back = _held_back(context, "customers")
+    if held_back and raw_customers.width:
+        raw_customers = raw_customers.filter(~pl.col("source_file").is_in(list(held_back)))
     table, dedup = build_clean_customers(raw_customers)
     yield dg.Output(table, metadata={
         **_merge_metadata(dedup),
@@ -64,8 +99,10 @@ def clean_customers(raw_customers: pl.DataFrame):
         "missing_location": table["location"].null_count(),
         "missing_signup_date": table["signup_date"].null_count(),
         "age_out_of_range": int(table["age_out_of_range"].sum()),
+        "drops_held_back": len(held_back),
     })
     yield _accounting_check(dedup, "clean_customers")
+    yield _held_back_check(held_back)
 
 
 @dg.asset(
@@ -73,7 +110,7 @@ def clean_customers(raw_customers: pl.DataFrame):
     owners=[OWNER],
     kinds={"polars", "pandera", "parquet"},
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS)],
-    required_resource_keys={"io_manager"},
+    required_resource_keys={"io_manager", "settings"},
     automation_condition=ON_NEW_DATA,
     description=(
         "One row per session across every sessions drop (each part validated with pandera `CleanSessions`), "
@@ -95,12 +132,13 @@ def clean_customers(raw_customers: pl.DataFrame):
                           description=ACCOUNTING_DESCRIPTION),
         dg.AssetCheckSpec("sessions_of_unknown_customers", asset="clean_sessions",
                           description="warns when sessions reference customers not (yet) in clean_customers"),
+        dg.AssetCheckSpec(HELD_BACK_CHECK, asset="clean_sessions", description=HELD_BACK_DESCRIPTION),
     ],
 )
 def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFrame):
     io_manager = context.resources.io_manager
-    raw = io_manager.partition_files(raw_sessions.key, context.instance.get_dynamic_partitions(
-        raw_sessions.partitions_def.name))
+    held_back = _held_back(context, "sessions")
+    raw = {k: p for k, p in _raw_files(context, "sessions").items() if k not in held_back}
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
     report = merge_sessions(parts, raw, clean_customers)
     totals = table_stats(parts.manifest())
@@ -113,6 +151,7 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
         "parts": len(parts.paths()),
         "parts_rewritten": report.rewritten_parts,
         "parts_reflagged": report.reflagged_parts,
+        "drops_held_back": len(held_back),
         **{k: totals[k] for k in ("before_signup", "unknown_customer", "unknown_product", "purchases", "first_date",
                                   "last_date")},
     })
@@ -124,6 +163,7 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
         description=f"{unknown_customers:,} sessions reference a customer_id not in clean_customers (kept, flagged)",
         metadata={"sessions": unknown_customers},
     )
+    yield _held_back_check(held_back)
 
 
 def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
