@@ -1,4 +1,4 @@
-"""Pure functions behind the clean tables: cross-file de-duplication and the session flags."""
+"""Pure functions behind the clean tables: the replay rule that de-duplicates drops, and clean_customers."""
 
 from dataclasses import dataclass
 
@@ -55,16 +55,15 @@ def latest_per_id(rows: pl.DataFrame, key: str, content: list[str]) -> Dedup:
     return Dedup(rows.filter(keep), rows.height, int(same.sum()), versions.height - latest.height)
 
 
-def _typed_or_empty(rows: pl.DataFrame, model, extra: dict) -> pl.DataFrame:
+def _typed_or_empty(rows: pl.DataFrame, model) -> pl.DataFrame:
     """Partition union as read by the IO manager; with no drops yet, an empty typed frame."""
     if rows.width == 0:
-        return empty_frame(model).drop(list(extra)).with_columns(
-            ingested_at=pl.lit(None, pl.Datetime("us", "UTC")))
+        return empty_frame(model).with_columns(ingested_at=pl.lit(None, pl.Datetime("us", "UTC")))
     return rows
 
 
 def build_clean_customers(raw_customers: pl.DataFrame) -> tuple[pl.DataFrame, Dedup]:
-    rows = _typed_or_empty(raw_customers, CleanCustomers, {})
+    rows = _typed_or_empty(raw_customers, CleanCustomers)
     dedup = latest_per_id(rows, "customer_id", CUSTOMER_CONTENT)
     table = dedup.kept.select(list(CleanCustomers.to_schema().columns)).sort("customer_id")
     return CleanCustomers.validate(table), dedup
