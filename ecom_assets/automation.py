@@ -5,7 +5,6 @@ drop (`ON_NEW_DATA`); the analytical reports and the monitoring reports refresh 
 new data arrived (`DAILY`), so a drop is turned into a fresh churn list without also recomputing
 eight reports over the whole history each time.
 
-
 `AutomationCondition.eager()` waits while ANY upstream partition is missing; one drop whose run
 failed (a file rejected mid-read) would then freeze the clean tables for good. This is eager
 without that clause: refresh when an upstream partition or asset is updated, never while an

@@ -53,6 +53,17 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None
         atomic_write_bytes(path, lambda tmp: frame.write_parquet(tmp))
 
 
+def parquet_rows(path: Path) -> int:
+    """Rows of a stored parquet file, from its footer (no data read)."""
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
+def file_identity(path: Path) -> list[int]:
+    """[size, mtime_ns]: changes whenever the file is rewritten; what incremental steps compare."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def write_json_atomic(obj: Any, path: Path) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=str)
     atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
@@ -103,12 +114,10 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             raise ValueError("PolarsParquetIOManager needs base_dir or data_dir")
         return Path(self.data_dir) / "warehouse"
 
-    def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
-        return self.root.joinpath(*asset_key.path)
-
     def dataset_dir(self, asset_key: dg.AssetKey) -> Path:
-        """Folder of an asset that stores itself as parts (`clean_sessions`); read back via its manifest."""
-        return self._asset_dir(asset_key)
+        """An asset's folder: its partitions' files, or the parts of an asset that stores itself
+        (`clean_sessions`, read back via its manifest)."""
+        return self.root.joinpath(*asset_key.path)
 
     def stored_file(self, asset_key: dg.AssetKey) -> Path:
         """Where an unpartitioned table is stored (an asset may read its own previous version)."""
@@ -121,9 +130,9 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
 
     def _file(self, asset_key: dg.AssetKey, partition_key: str | None, suffix: str) -> Path:
         if partition_key is None:
-            d = self._asset_dir(asset_key)
+            d = self.dataset_dir(asset_key)
             return d.with_name(d.name + suffix)
-        return self._asset_dir(asset_key) / f"{partition_file_name(partition_key)}{suffix}"
+        return self.dataset_dir(asset_key) / f"{partition_file_name(partition_key)}{suffix}"
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -163,17 +172,16 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         asset_key = context.asset_key
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
-            paths = [self._file(asset_key, k, ".parquet") for k in keys]
-            present = [p for p in paths if p.exists()]
-            missing = len(paths) - len(present)
+            present = self.partition_files(asset_key, keys)
+            missing = len(keys) - len(present)
             if missing:
                 context.log.warning(
-                    f"{asset_key.to_user_string()}: {missing} of {len(paths)} partitions have "
+                    f"{asset_key.to_user_string()}: {missing} of {len(keys)} partitions have "
                     "no stored table (not materialized yet) and are skipped"
                 )
             if not present:
                 return pl.LazyFrame()
-            return pl.concat([pl.scan_parquet(p) for p in present], how="diagonal_relaxed")
+            return pl.concat([pl.scan_parquet(p) for p in present.values()], how="diagonal_relaxed")
         parts = StoredParts(self.dataset_dir(asset_key))
         if parts.manifest_path.exists():
             return parts.scan()

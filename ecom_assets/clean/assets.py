@@ -8,8 +8,8 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.automation import ON_NEW_DATA
-from ecom_assets.clean.store import MergeReport, merge_sessions, table_stats
-from ecom_assets.clean.tables import Dedup, build_clean_customers
+from ecom_assets.clean.store import merge_sessions, table_stats
+from ecom_assets.clean.tables import RowAccounting, build_clean_customers
 from ecom_assets.io import StoredParts
 from ecom_assets.ingest.assets import PROVENANCE, RAW_ASSETS, RAW_COLUMNS, raw_sessions, unaccounted_drops
 from ecom_assets.ingest.partitions import PARTITIONS
@@ -34,8 +34,8 @@ def _raw_files(context: dg.AssetExecutionContext, kind: str) -> dict[str, Path]:
     return context.resources.io_manager.partition_files(RAW_ASSETS[kind].key, partitions)
 
 
-def _held_back(context: dg.AssetExecutionContext, kind: str) -> dict[str, str]:
-    held_back = unaccounted_drops(context.resources.settings, kind, _raw_files(context, kind))
+def _held_back(context: dg.AssetExecutionContext, kind: str, raw: dict[str, Path]) -> dict[str, str]:
+    held_back = unaccounted_drops(context.resources.settings, kind, raw)
     for problem in held_back.values():
         context.log.error(f"held back, not built upon: {problem}")
     return held_back
@@ -51,7 +51,7 @@ def _held_back_check(held_back: dict[str, str]) -> dg.AssetCheckResult:
     )
 
 
-def _merge_metadata(dedup: Dedup | MergeReport) -> dict:
+def _merge_metadata(dedup: RowAccounting) -> dict:
     return {
         "rows_from_drops": dedup.rows_from_drops,
         "duplicates_across_files": dedup.duplicates_across_files,
@@ -60,7 +60,7 @@ def _merge_metadata(dedup: Dedup | MergeReport) -> dict:
     }
 
 
-def _accounting_check(dedup: Dedup | MergeReport, table: str) -> dg.AssetCheckResult:
+def _accounting_check(dedup: RowAccounting, table: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="rows_accounted_for",
         passed=dedup.accounted,
@@ -89,7 +89,7 @@ def _accounting_check(dedup: Dedup | MergeReport, table: str) -> dg.AssetCheckRe
                  dg.AssetCheckSpec(HELD_BACK_CHECK, asset="clean_customers", description=HELD_BACK_DESCRIPTION)],
 )
 def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFrame):
-    held_back = _held_back(context, "customers")
+    held_back = _held_back(context, "customers", _raw_files(context, "customers"))
     if held_back and raw_customers.width:
         raw_customers = raw_customers.filter(~pl.col("source_file").is_in(list(held_back)))
     table, dedup = build_clean_customers(raw_customers)
@@ -137,18 +137,19 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
 )
 def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFrame):
     io_manager = context.resources.io_manager
-    held_back = _held_back(context, "sessions")
-    raw = {k: p for k, p in _raw_files(context, "sessions").items() if k not in held_back}
+    raw = _raw_files(context, "sessions")
+    held_back = _held_back(context, "sessions", raw)
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
-    report = merge_sessions(parts, raw, clean_customers)
-    totals = table_stats(parts.manifest())
+    report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers)
+    manifest = parts.manifest()
+    totals = table_stats(manifest)
     unknown_customers = totals["unknown_customer"]
     yield dg.Output(parts, metadata={
         **_merge_metadata(report),
         "mode": report.mode,
         "mode_reason": report.reason,
         "drops_merged": len(report.merged),
-        "parts": len(parts.paths()),
+        "parts": len(manifest["parts"]),
         "parts_rewritten": report.rewritten_parts,
         "parts_reflagged": report.reflagged_parts,
         "drops_held_back": len(held_back),

@@ -24,18 +24,11 @@ from pathlib import Path
 
 import polars as pl
 
-from ecom_assets.clean.tables import SESSION_CONTENT, latest_per_id
-from ecom_assets.io import StoredParts, write_json_atomic, write_parquet_atomic
-
+from ecom_assets.clean.tables import SESSION_CONTENT, RowAccounting, latest_per_id
+from ecom_assets.io import StoredParts, file_identity, parquet_rows, write_json_atomic, write_parquet_atomic
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame
 
-MANIFEST = "_manifest.json"
 COLUMNS = list(CleanSessions.to_schema().columns)
-
-
-def _identity(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
 
 
 def customers_fingerprint(clean_customers: pl.DataFrame) -> str:
@@ -73,7 +66,7 @@ EMPTY_MANIFEST = {"parts": [], "customers": None, "duplicates_across_files": 0, 
 
 
 @dataclass
-class MergeReport:
+class MergeReport(RowAccounting):
     mode: str  # "incremental", "rebuild" or "unchanged"
     reason: str
     merged: list[str] = field(default_factory=list)
@@ -83,10 +76,6 @@ class MergeReport:
     rows: int = 0
     duplicates_across_files: int = 0
     superseded: int = 0
-
-    @property
-    def accounted(self) -> bool:
-        return self.rows_from_drops == self.rows + self.duplicates_across_files + self.superseded
 
 
 def _write_part(table: pl.DataFrame, path: Path, entry: dict) -> None:
@@ -110,16 +99,19 @@ def table_stats(manifest: dict) -> dict:
     return total
 
 
-def _rows_in(path: Path) -> int:
-    return pl.scan_parquet(path).select(pl.len()).collect().item()
-
-
 def _ingested_at(path: Path) -> int | None:
     """When the raw partition was ingested, in epoch microseconds (its rows all carry the same stamp)."""
     return pl.scan_parquet(path).select(pl.col("ingested_at").first().dt.epoch("us")).collect().item()
 
 
-def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, signups: pl.LazyFrame) -> int:
+def _in_ingestion_order(raw: dict[str, Path]) -> list[tuple[int | None, str]]:
+    """(ingested_at, key) for the given raw partitions, oldest first (the order drops are replayed in)."""
+    return sorted(((_ingested_at(path), key) for key, path in raw.items()),
+                  key=lambda item: (item[0] is None, item[0], item[1]))
+
+
+def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, ingested_at: int | None,
+                signups: pl.LazyFrame) -> int:
     """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
     drop = pl.read_parquet(raw_path)
     rows_in = drop.height
@@ -156,7 +148,7 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, si
     table = _with_flags(_by_date(new_rows), signups)
     del new_rows
     entry = {"key": key, "file": f"part-{raw_path.stem}.parquet", "raw": str(raw_path),
-             "raw_identity": _identity(raw_path), "ingested_at": _ingested_at(raw_path), "rows_in": rows_in}
+             "raw_identity": file_identity(raw_path), "ingested_at": ingested_at, "rows_in": rows_in}
     _write_part(table, parts.folder / entry["file"], entry)
     manifest["parts"].append(entry)
     return rewritten
@@ -166,11 +158,10 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl
     """Bring the stored parts up to date with the raw partitions `raw` (partition key -> parquet)."""
     manifest = parts.manifest(EMPTY_MANIFEST)
     stored = {p["key"]: p for p in manifest["parts"]}
-    arrivals = sorted(((_ingested_at(path), key) for key, path in raw.items() if key not in stored),
-                      key=lambda item: (item[0] is None, item[0], item[1]))
+    arrivals = _in_ingestion_order({key: path for key, path in raw.items() if key not in stored})
     reason = None
     for key, entry in stored.items():
-        if key not in raw or _identity(raw[key]) != entry["raw_identity"]:
+        if key not in raw or file_identity(raw[key]) != entry["raw_identity"]:
             reason = f"drop {key} was re-ingested or removed since the last build"
             break
     latest = max((p["ingested_at"] for p in manifest["parts"] if p["ingested_at"]), default=None)
@@ -180,8 +171,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl
         for path in parts.folder.glob("part-*.parquet"):
             path.unlink()
         manifest = copy.deepcopy(EMPTY_MANIFEST)
-        arrivals = sorted(((_ingested_at(path), key) for key, path in raw.items()),
-                          key=lambda item: (item[0] is None, item[0], item[1]))
+        arrivals = _in_ingestion_order(raw)
     parts.folder.mkdir(parents=True, exist_ok=True)
     if not parts.schema_path.exists():
         write_parquet_atomic(empty_frame(CleanSessions), parts.schema_path)
@@ -195,13 +185,13 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl
             path = parts.folder / entry["file"]
             _write_part(_with_flags(pl.read_parquet(path), signups), path, entry)
             report.reflagged_parts += 1
-    for _, key in arrivals:
-        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], signups)
+    for ingested_at, key in arrivals:
+        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups)
         report.merged.append(key)
     manifest["customers"] = fingerprint
     write_json_atomic(manifest, parts.manifest_path)
-    report.rows_from_drops = sum(_rows_in(path) for path in raw.values())
-    report.rows = sum(_rows_in(path) for path in parts.paths(manifest))  # from the files, not the manifest
+    report.rows_from_drops = sum(parquet_rows(path) for path in raw.values())
+    report.rows = sum(parquet_rows(path) for path in parts.paths(manifest))  # from the files, not the manifest
     report.duplicates_across_files = manifest["duplicates_across_files"]
     report.superseded = manifest["superseded"]
     return report

@@ -12,20 +12,29 @@ SESSION_CONTENT = ["session_id", "customer_id", "session_date", "product_viewed"
 CUSTOMER_CONTENT = ["customer_id", "age", "age_out_of_range", "gender", "location", "signup_date"]
 
 
-@dataclass
-class Dedup:
-    kept: pl.DataFrame
-    rows_from_drops: int
-    duplicates_across_files: int  # same content as a row kept from an earlier drop
-    superseded: int  # same id, different content: an earlier drop's version lost to a later drop
+class RowAccounting:
+    """Rows from the drops = rows kept + duplicates across files + rows superseded by a later drop."""
 
-    @property
-    def rows(self) -> int:
-        return self.kept.height
+    rows_from_drops: int
+    rows: int
+    duplicates_across_files: int  # same content as the id's current version
+    superseded: int  # same id, different content: an earlier version lost to a later one
 
     @property
     def accounted(self) -> bool:
         return self.rows_from_drops == self.rows + self.duplicates_across_files + self.superseded
+
+
+@dataclass
+class Dedup(RowAccounting):
+    kept: pl.DataFrame
+    rows_from_drops: int
+    duplicates_across_files: int
+    superseded: int
+
+    @property
+    def rows(self) -> int:
+        return self.kept.height
 
 
 def latest_per_id(rows: pl.DataFrame, key: str, content: list[str]) -> Dedup:

@@ -14,7 +14,7 @@ from ecom_assets.features.build import (
     derive_features,
     window_aggregates,
 )
-from ecom_assets.features.history import part_identities, update_history
+from ecom_assets.features.history import update_history
 from ecom_assets.io import StoredParts
 from ecom_assets.metadata import column_schema, md_table
 
@@ -74,12 +74,12 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
         stored = io_manager.stored_file(context.asset_key)
         if "covers" in meta and stored.exists():
             covered, previous = meta["covers"].value, pl.read_parquet(stored)
-    history, mode, recomputed = update_history(previous, covered, parts)
+    history, mode, recomputed, covers = update_history(previous, covered, parts)
     return dg.Output(history, metadata={
         "dagster/row_count": history.height,
         "mode": mode,
         "customers_recomputed": recomputed,
-        "covers": dg.MetadataValue.json(part_identities(parts)),
+        "covers": dg.MetadataValue.json(covers),
         "last_session": str(history["last_session"].max()) if history.height else "none",
     })
 

@@ -13,17 +13,20 @@ from pathlib import Path
 import polars as pl
 
 from ecom_assets.features.build import lifetime_aggregates
-
-
-def part_identities(paths: list[Path]) -> dict[str, list[int]]:
-    """file name -> [size, mtime_ns]: what a stored history covers, recorded in its metadata."""
-    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+from ecom_assets.io import file_identity
 
 
 def update_history(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None,
-                   parts: list[Path]) -> tuple[pl.DataFrame, str, int]:
-    """(lifetime aggregates over `parts`, mode, customers recomputed)."""
-    current = part_identities(parts)
+                   parts: list[Path]) -> tuple[pl.DataFrame, str, int, dict[str, list[int]]]:
+    """(lifetime aggregates over `parts`, mode, customers recomputed, what the result covers:
+    file name -> [size, mtime_ns], to be recorded in the materialization's metadata)."""
+    current = {p.name: file_identity(p) for p in parts}
+    table, mode, recomputed = _update(previous, covered, parts, current)
+    return table, mode, recomputed, current
+
+
+def _update(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None, parts: list[Path],
+            current: dict[str, list[int]]) -> tuple[pl.DataFrame, str, int]:
     if not parts:
         return lifetime_aggregates(_empty_sessions()).collect(), "full", 0
     reusable = previous is not None and covered is not None and all(

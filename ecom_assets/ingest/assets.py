@@ -16,7 +16,7 @@ import polars as pl
 from ecom_assets.ingest.landing import move_to_archive, move_to_rejected, sha256_of
 from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
-from ecom_assets.io import partition_file_name, write_json_atomic, write_parquet_atomic
+from ecom_assets.io import parquet_rows, partition_file_name, write_json_atomic, write_parquet_atomic
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.settings import EcomSettings
 
@@ -79,7 +79,7 @@ def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Path]
             continue
         accounting = json.loads(record.read_text())
         problem = accounting_problem(accounting)
-        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        rows = parquet_rows(path)
         if problem is None and rows != accounting["clean"]:
             problem = f"{file_name_of(key)}: the stored table holds {rows:,} rows, the accounting counted {accounting['clean']:,} clean"
         if problem:

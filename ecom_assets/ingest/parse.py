@@ -285,7 +285,7 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date,
     duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct())["line"]
     source_file = table["source_file"][0] if table.height else ""
     clean_parts, quarantine_parts = [], []
-    for offset in range(0, table.height, batch_rows):
+    for offset in range(0, max(table.height, 1), batch_rows):  # once at least: a header-only file gives empty frames
         judged = _judge(table.slice(offset, batch_rows), kind, rules, typed_values)
         quarantine_parts.append(judged.filter(pl.col("_bad")).with_columns(
             reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).otherwise(reason)
@@ -296,11 +296,6 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date,
             .filter(~pl.col("_bad") & ~pl.col("line").is_in(duplicate_lines.implode()))
             .select(*typed_names, pl.lit(source_file).alias("source_file"), "line"))
         del judged
-    if not clean_parts:  # header only: empty frames with the right columns
-        judged = _judge(table, kind, rules, typed_values)
-        quarantine_parts.append(judged.select(*kind.columns, "source_file", "line", reason=pl.lit("", pl.String)))
-        clean_parts.append(judged.select(*[pl.col(f"_typed_{name}").alias(name) for name in typed_names],
-                                         pl.lit(source_file).alias("source_file"), "line"))
     return pl.concat(clean_parts), pl.concat(quarantine_parts), duplicate_lines.len()
 
 
