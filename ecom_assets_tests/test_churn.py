@@ -188,3 +188,15 @@ def test_purchase_only_log_with_one_category_still_trains(data_dir, instance, re
     c = card(data_dir)
     assert c["status"] in {"champion", "no_skill"}, c["status_reason"]
     assert c["metrics"]["auc_out_of_time"] > 0.5
+
+
+def test_top_drivers_are_the_strongest_contributions_in_order() -> None:
+    import numpy as np
+
+    from ecom_assets.churn.model import top_drivers
+
+    contribs = np.random.default_rng(3).normal(size=(500, 6)).astype(np.float32)
+    features = [f"f{i}" for i in range(6)]
+    expected = [[f"f{j} {'↑' if row[j] > 0 else '↓'}" for j in np.argsort(-np.abs(row))[:3]] for row in contribs]
+    assert top_drivers(contribs, features).to_list() == expected
+    assert top_drivers(contribs[:, :2], features[:2]).list.len().to_list() == [2] * 500

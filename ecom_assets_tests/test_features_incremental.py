@@ -56,3 +56,26 @@ def test_new_drop_recomputes_touched_customers_only(tmp_path: Path, data_dir: Pa
     # a new customers drop re-flags the stored parts (files rewritten): the history is recomputed in full
     drop(data_dir, "customers_late.csv", "customer_id,age,gender,location,signup_date\nCNEW,30,Female,Ghana,2024-01-01\n")
     assert build(data_dir, instance, resources)["mode"] == "full"
+
+
+def test_category_mix_is_the_same_counted_wide_or_long() -> None:
+    """Few categories are counted as columns in the main group-by; many fall back to a (customer,
+    category) group-by. Ties go to the alphabetically first category; `unknown` never counts."""
+    from ecom_assets.features.build import lifetime_aggregates
+    from ecom_assets.schemas import UNKNOWN_PRODUCT
+
+    sessions = pl.DataFrame({
+        "customer_id": ["A", "A", "A", "A", "B", "B", "C", "D", "D"],
+        "session_date": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 9), eager=True),
+        "product_viewed": ["Toys", "Books", "Toys", "Books", "Garden", UNKNOWN_PRODUCT, UNKNOWN_PRODUCT, "Books",
+                           "Toys"],
+        "browsing_time_sec": [10.0, 20.0, None, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0],
+        "purchase_made": [True, False, True, True, False, True, False, True, True],
+        "purchase_amount": [5.0, 0.0, 7.0, 9.0, 0.0, 3.0, 0.0, 4.0, 6.0],
+    })
+    wide = lifetime_aggregates(sessions).collect().sort("customer_id")
+    long = lifetime_aggregates(sessions, max_wide=0).collect().sort("customer_id").select(wide.columns)
+    assert_frame_equal(wide, long, check_exact=False, rel_tol=1e-12)
+    mix = wide.select("customer_id", "distinct_categories", "favourite_category", "favourite_category_share")
+    assert mix.rows() == [("A", 2.0, "Books", 0.5), ("B", 1.0, "Garden", 1.0), ("C", 0.0, None, None),
+                          ("D", 2.0, "Books", 0.5)]

@@ -287,9 +287,9 @@ def churn_predictions(settings: EcomSettings, customer_features: pl.DataFrame, c
 def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame) -> dg.Output:
     if churn_predictions.is_empty():
         return dg.Output(pl.DataFrame(), metadata={"dagster/row_count": 0})
-    export = churn_predictions.sort("churn_probability", descending=True, nulls_last=True).select(
-        "customer_id", pl.col("churn_probability").round(4), "risk_tier", pl.col("confidence").round(4),
-        churn.drivers_in_words(pl.col("top_drivers")).alias("drivers"),
+    export = churn_predictions.with_columns(drivers=churn.drivers_in_words(churn_predictions["top_drivers"])).sort(
+        "churn_probability", descending=True, nulls_last=True).select(
+        "customer_id", pl.col("churn_probability").round(4), "risk_tier", pl.col("confidence").round(4), "drivers",
         "model_version", "as_of", "cold_start",
     )
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")

