@@ -13,10 +13,16 @@ from ecom_assets.ingest.parse import KINDS, FileRejected, decode, sniff_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
 from ecom_assets.settings import EcomSettings
 
-# One job per kind: a run can only target assets with one partitions definition.
+# One job per kind: a run can only target assets with one partitions definition. A sessions drop is
+# profiled against the earlier drops in the same run (the profile shares the partition), so on-call
+# sees a shifted file with its ingest run, without a second run per drop.
+PER_DROP_ASSETS = {"sessions": ["sessions_drop_profile"]}
 INGEST_JOBS = {
-    kind: dg.define_asset_job(f"ingest_{kind}_job", selection=[asset], partitions_def=PARTITIONS[kind],
-                              description=f"Ingest one {kind} drop (one partition of raw_{kind}).")
+    kind: dg.define_asset_job(f"ingest_{kind}_job", selection=[asset.key.to_user_string(), *PER_DROP_ASSETS.get(kind, [])],
+                              partitions_def=PARTITIONS[kind],
+                              description=f"Ingest one {kind} drop (one partition of raw_{kind})"
+                              + (f" and materialize {', '.join(PER_DROP_ASSETS[kind])} for it." if kind in PER_DROP_ASSETS
+                                 else "."))
     for kind, asset in RAW_ASSETS.items()
 }
 KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2}  # customers first: sessions are flagged against them
@@ -141,6 +147,14 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSetti
     )
 
 
+def _ingest_job_assets() -> dict[str, list]:
+    """The asset definitions each ingest job materializes (what the sensor's runs do)."""
+    from ecom_assets.monitoring.assets import sessions_drop_profile
+
+    extra = {"sessions_drop_profile": sessions_drop_profile}
+    return {kind: [asset, *(extra[name] for name in PER_DROP_ASSETS.get(kind, []))] for kind, asset in RAW_ASSETS.items()}
+
+
 def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
     """Ingest every file in `data_dir/landing` now, through the sensor's planning code.
 
@@ -154,18 +168,21 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
     for kind, keys in plan.new_partitions.items():
         instance.add_dynamic_partitions(PARTITIONS[kind].name, keys)
     resources = build_resources(data_dir)
+    job_assets = _ingest_job_assets()
     totals = {"rows_in": 0, "clean": 0, "quarantined": 0, "duplicate": 0}
     failed = []
     for request in plan.requests:
         kind = request.tags["ecom/kind"]
         result = dg.materialize(
-            [RAW_ASSETS[kind]], partition_key=request.partition_key, instance=instance, resources=resources,
+            job_assets[kind], partition_key=request.partition_key, instance=instance, resources=resources,
             tags={**request.tags, "ecom/trigger": "cli"}, raise_on_error=False,
         )
         if not result.success:
             failed.append(request.tags["ecom/source_file"])
             continue
         for event in result.get_asset_materialization_events():
+            if event.asset_key != RAW_ASSETS[kind].key:
+                continue
             meta = event.materialization.metadata
             for k in totals:
                 totals[k] += meta[k].value
