@@ -62,10 +62,13 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def category_psi(expected: pl.Series, actual: pl.Series) -> float:
-    levels = sorted(set(expected.drop_nulls().to_list()) | set(actual.drop_nulls().to_list()))
-    e = np.array([(expected == lv).sum() for lv in levels], dtype=float) / max(expected.len(), 1)
-    a = np.array([(actual == lv).sum() for lv in levels], dtype=float) / max(actual.len(), 1)
-    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
+    """PSI over the levels of either series (shares of all rows; nulls count only in the total)."""
+    def shares(values: pl.Series, name: str) -> pl.DataFrame:
+        counts = values.drop_nulls().rename("level").value_counts(name="n")
+        return counts.select("level", (pl.col("n") / max(values.len(), 1)).alias(name))
+
+    both = shares(expected, "e").join(shares(actual, "a"), on="level", how="full", coalesce=True).fill_null(0.0)
+    e, a = np.clip(both["e"].to_numpy(), 1e-4, None), np.clip(both["a"].to_numpy(), 1e-4, None)
     return float(((a - e) * np.log(a / e)).sum())
 
 
