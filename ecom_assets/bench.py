@@ -58,8 +58,12 @@ class RssSampler:
         self._thread.join()
 
     def peak_mib(self, start: float, end: float) -> float:
-        inside = [rss for t, rss in self.samples if start <= t <= end]
-        return round(max(inside, default=0) / 2**20, 1)
+        return self.peak(start, end)[0]
+
+    def peak(self, start: float, end: float) -> tuple[float, float | None]:
+        """(peak MiB, when) between two timestamps."""
+        rss, at = max(((rss, t) for t, rss in self.samples if start <= t <= end), default=(0, None))
+        return round(rss / 2**20, 1), at
 
 
 def _step_peak_rss(records, sampler: RssSampler) -> dict[str, float]:
@@ -75,6 +79,26 @@ def _step_peak_rss(records, sampler: RssSampler) -> dict[str, float]:
             peak = sampler.peak_mib(started.pop(event.step_key), record.timestamp)
             peaks[event.step_key] = max(peaks.get(event.step_key, 0.0), peak)
     return peaks
+
+
+def _step_at(records, moment: float | None) -> str:
+    """The step that was running at `moment` (a sampler timestamp), or what ran around it."""
+    if moment is None:
+        return "no sample"
+    started, last = {}, "before the first step"
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = record.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+            begin = started.pop(event.step_key)
+            if begin <= moment <= record.timestamp:
+                return event.step_key
+            if record.timestamp < moment:
+                last = f"after {event.step_key}, between steps"
+    return last
 
 
 def _sorted_seconds(records) -> dict[str, float]:
@@ -222,7 +246,9 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
             assert refreshed.success and daily.success
         per_asset = _step_seconds(r.dagster_event for r in full_records if r.dagster_event is not None)
         per_asset_rss = _step_peak_rss(full_records, sampler)
-        graph_peak = sampler.peak_mib(graph_started, time.time())  # full build and, if run, the drop
+        # full build and, if run, the drop; and which step it happened in
+        graph_peak, graph_peak_at = sampler.peak(graph_started, time.time())
+        peak_step = _step_at(_records(instance), graph_peak_at)
 
     # the floor is read after the graph so its memory never counts toward the graph's peak RSS
     started = time.perf_counter()
@@ -242,6 +268,7 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         "ingest_s": round(ingest_s, 2),
         "build_s": round(build_s, 2),
         "peak_rss_mib": graph_peak,
+        "peak_rss_step": peak_step,
         "peak_rss_process_mib": _peak_rss_mib(),
         "floor_parse_s": round(floor_s, 2),
         "clean_features_s": round(clean_features_s, 2),

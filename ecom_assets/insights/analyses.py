@@ -360,16 +360,21 @@ def power_calculation(p0: float, n_total: int) -> dict:
             "powered": n_total // len(ARMS) >= n_per_arm}
 
 
-def winback_results(assignment: pl.DataFrame, sessions: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+WINBACK_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made"]
+
+
+def winback_results(assignment: pl.DataFrame, sessions: pl.LazyFrame | pl.DataFrame) -> tuple[pl.DataFrame, str]:
     if assignment.is_empty() or assignment["arm"].null_count() == assignment.height:
         return pl.DataFrame(), "no experiment running (no at-risk customers were assigned)"
+    sessions = sessions.lazy().select(WINBACK_SESSION_COLUMNS)
     start = assignment["assigned_on"].max()
-    last = sessions["session_date"].max()
+    last = sessions.select(pl.col("session_date").max()).collect().item()
     if last is None or last <= start:
         return pl.DataFrame(), f"waiting for outcomes: assigned on {start}, no sessions after that date yet"
     end = min(last, start + timedelta(days=90))
     returned = sessions.filter((pl.col("session_date") > start) & (pl.col("session_date") <= end)
-                               & pl.col("purchase_made")).select("customer_id").unique().with_columns(r=pl.lit(True))
+                               & pl.col("purchase_made")).select("customer_id").unique().collect().with_columns(
+        r=pl.lit(True))
     per_arm = assignment.join(returned, on="customer_id", how="left").group_by("arm").agg(
         customers=pl.len(), returned=pl.col("r").is_not_null().sum()).with_columns(
         return_rate=pl.col("returned") / pl.col("customers")).sort("arm")

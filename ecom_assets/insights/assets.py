@@ -212,7 +212,7 @@ def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) 
 
 
 @insight(
-    ins={"clean_sessions": SESSION_FACTS},
+    ins={"clean_sessions": dg.AssetIn(metadata={"columns": analyses.WINBACK_SESSION_COLUMNS})},
     owners=MARKETING,
     description="Win-back read-out: 90-day return rate per arm after the assignment date, uplift vs control with 95 % "
     "interval and p-value (two-proportion z-test). Says 'waiting for outcomes' until sessions after the assignment "
@@ -220,7 +220,7 @@ def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) 
     metadata=column_schema({"arm": "string", "customers": "int", "returned": "int", "return_rate": "float64",
                             "uplift": "float64", "uplift_low": "float64", "uplift_high": "float64", "p_value": "float64"}),
 )
-def winback_results(winback_assignment: pl.DataFrame, clean_sessions: pl.DataFrame) -> dg.Output:
+def winback_results(winback_assignment: pl.DataFrame, clean_sessions: pl.LazyFrame) -> dg.Output:
     table, state = analyses.winback_results(winback_assignment, clean_sessions)
     return dg.Output(table, metadata={"state": state, "dagster/row_count": table.height,
                                       "results": dg.MetadataValue.md(md_table(table))})
