@@ -1,5 +1,6 @@
 """A new drop recomputes only the customers it touched, and the features equal a from-scratch build."""
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +10,7 @@ from polars.testing import assert_frame_equal
 from ecom_assets.clean import clean_customers, clean_sessions
 from ecom_assets.features import customer_features, customer_history
 from ecom_assets.features.build import build_features
+from ecom_assets.features.lifetime import lifetime_aggregates, update_with_drop
 from ecom_assets.generate import generate
 from ecom_assets.ingest import ingest_landing, raw_campaigns, raw_customers, raw_sessions
 from ecom_assets.io import StoredParts
@@ -41,7 +43,7 @@ def test_new_drop_recomputes_touched_customers_only(tmp_path: Path, data_dir: Pa
     new.write_csv(data_dir / "landing" / "sessions_december.csv")
     second = build(data_dir, instance, resources)
     assert second["mode"] == "incremental"
-    assert 0 < second["customers_recomputed"] <= touched.len() < second["dagster/row_count"]
+    assert 0 < second["customers_merged"] + second["customers_recomputed"] <= touched.len() < second["dagster/row_count"]
 
     clean = StoredParts(data_dir / "warehouse" / "clean_sessions").scan()
     customers = pl.read_parquet(data_dir / "warehouse" / "clean_customers.parquet")
@@ -61,7 +63,6 @@ def test_new_drop_recomputes_touched_customers_only(tmp_path: Path, data_dir: Pa
 def test_category_mix_is_the_same_counted_wide_or_long() -> None:
     """Few categories are counted as columns in the main group-by; many fall back to a (customer,
     category) group-by. Ties go to the alphabetically first category; `unknown` never counts."""
-    from ecom_assets.features.build import lifetime_aggregates
     from ecom_assets.schemas import UNKNOWN_PRODUCT
 
     sessions = pl.DataFrame({
@@ -76,6 +77,28 @@ def test_category_mix_is_the_same_counted_wide_or_long() -> None:
     wide = lifetime_aggregates(sessions).collect().sort("customer_id")
     long = lifetime_aggregates(sessions, max_wide=0).collect().sort("customer_id").select(wide.columns)
     assert_frame_equal(wide, long, check_exact=False, rel_tol=1e-12)
-    mix = wide.select("customer_id", "distinct_categories", "favourite_category", "favourite_category_share")
-    assert mix.rows() == [("A", 2.0, "Books", 0.5), ("B", 1.0, "Garden", 1.0), ("C", 0.0, None, None),
-                          ("D", 2.0, "Books", 0.5)]
+    mix = wide.select("customer_id", "distinct_categories", "favourite_category", "favourite_category_share",
+                      "browsing_mean_sec", "gap_mean_days")
+    assert mix.rows() == [("A", 2.0, "Books", 0.5, 70 / 3, 1.5), ("B", 1.0, "Garden", 1.0, 55.0, None),
+                          ("C", 0.0, None, None, 70.0, None), ("D", 2.0, "Books", 0.5, 85.0, 1.0)]
+
+
+def test_merging_drops_equals_recomputing_everything() -> None:
+    """History merged drop by drop (new customers, purchases on the last purchase day, late purchases
+    that split a gap, a category that appears later) equals the aggregates over all sessions at once."""
+    generated = pl.DataFrame({
+        "customer_id": [f"C{i % 37}" for i in range(600)],
+        "session_date": [date(2024, 1, 1) + timedelta(days=(i * 7919) % 400) for i in range(600)],
+        "product_viewed": [["Books", "Toys", "Garden", "unknown", f"New{i // 200}"][(i * 31) % 5] for i in range(600)],
+        "browsing_time_sec": [None if i % 11 == 0 else float((i * 13) % 300) for i in range(600)],
+        "purchase_made": [(i * 17) % 3 == 0 for i in range(600)],
+    }).with_columns(purchase_amount=pl.when(pl.col("purchase_made")).then(pl.int_range(600) % 90 + 1.0).otherwise(0.0))
+    drops = [generated.slice(0, 300), generated.slice(300, 150), generated.slice(450, 150)]
+    history = lifetime_aggregates(drops[0]).collect().sort("customer_id")
+    merged_total, late_total = 0, 0
+    for n, drop_rows in enumerate(drops[1:], start=2):
+        history, merged, late = update_with_drop(history, drop_rows, pl.concat(drops[:n]).lazy())
+        merged_total, late_total = merged_total + merged, late_total + late
+    assert merged_total > 0 and late_total > 0  # dates are shuffled: some drops carry purchases before the last one
+    assert_frame_equal(history, lifetime_aggregates(generated).collect().sort("customer_id"), check_exact=False,
+                       rel_tol=1e-12)

@@ -51,6 +51,7 @@ def test_sensor_and_materializations_in_postgres(scratch_db, tmp_path, monkeypat
         assert result.success
     with psycopg2.connect(scratch_db) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")
-        assert cur.fetchone()[0] == 4  # two raw partitions + two clean tables
+        # two raw partitions, the sessions drop's profile (same run as its ingest) and two clean tables
+        assert cur.fetchone()[0] == 5
         cur.execute("select count(*) from runs")
         assert cur.fetchone()[0] == 3

@@ -8,13 +8,13 @@ import polars as pl
 from ecom_assets.automation import ON_NEW_DATA
 from ecom_assets.features.build import (
     FEATURE_WORDS,
-    LIFETIME_COLUMNS,
     build_features,
     build_training_set,
     derive_features,
     window_aggregates,
 )
 from ecom_assets.features.history import update_history
+from ecom_assets.features.lifetime import LIFETIME_COLUMNS
 from ecom_assets.io import StoredParts
 from ecom_assets.metadata import column_schema, md_table
 
@@ -45,7 +45,13 @@ FEATURE_SCHEMA = column_schema({
 HISTORY_SCHEMA = column_schema({
     "customer_id": "string",
     "first_seen": "date - first session", "last_session": "date - latest session",
+    "first_purchase": "date - first purchase (null: never bought)",
     "last_purchase": "date - latest purchase (null: never bought)",
+    "browsing_total_sec": "state - browsing seconds summed", "browsing_sessions": "state - sessions with a browsing time",
+    "weekend_sessions": "state - sessions on a Saturday or Sunday",
+    "category_counts": "state - list of {category, n}: visits per category (unknown excluded), sorted by category",
+    "purchase_days": "state - distinct purchase dates",
+    "gap_sq_sum": "state - sum of squared days between consecutive purchase dates",
     **{name: f"aggregate - {FEATURE_WORDS[name]}" for name in LIFETIME_COLUMNS},
 })
 
@@ -58,8 +64,10 @@ HISTORY_SCHEMA = column_schema({
     automation_condition=ON_NEW_DATA,
     description=(
         "Lifetime aggregates per customer over every clean session (first/last dates, visits, purchases, spend, "
-        "browsing, purchase gaps, category mix): the cutoff-independent half of `customer_features`. A new drop "
-        "recomputes only the customers that appear in it; a stored part that changed (re-ingested drop, "
+        "browsing, purchase gaps, category mix): the cutoff-independent half of `customer_features`. Stored as a "
+        "mergeable state (counts, sums, minima, maxima, per-category counts, the purchase-gap chain) beside the "
+        "readable aggregates, so a new drop is merged in without re-reading earlier sessions; customers with a "
+        "purchase dated before their last one are recomputed; a stored part that changed (re-ingested drop, "
         "superseded rows, new customer flags) recomputes everyone. Metadata `mode` says which happened."
     ),
     metadata=HISTORY_SCHEMA,
@@ -74,11 +82,10 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
         stored = io_manager.stored_file(context.asset_key)
         if "covers" in meta and stored.exists():
             covered, previous = meta["covers"].value, pl.read_parquet(stored)
-    history, mode, recomputed, covers = update_history(previous, covered, parts)
+    history, summary, covers = update_history(previous, covered, parts)
     return dg.Output(history, metadata={
         "dagster/row_count": history.height,
-        "mode": mode,
-        "customers_recomputed": recomputed,
+        **summary,
         "covers": dg.MetadataValue.json(covers),
         "last_session": str(history["last_session"].max()) if history.height else "none",
     })

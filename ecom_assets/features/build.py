@@ -2,15 +2,15 @@
 
 `build_features(sessions, customers, cutoff)` sees only rows dated <= cutoff (and a signup date
 only if it is <= cutoff), so the same function builds every training window and the scoring
-snapshot: no train/serving skew, no look-ahead. One lazy group-by pass over the sessions plus a
-small per-category pass; no per-customer Python.
+snapshot: no train/serving skew, no look-ahead. Lifetime aggregates (features/lifetime.py) plus
+the last 90 days; lazy group-bys, no per-customer Python.
 """
 
 from datetime import date, timedelta
 
 import polars as pl
 
-from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.features.lifetime import lifetime_aggregates
 
 HORIZON_DAYS = 90
 RECENCY_BUCKETS = [30, 90, 180, 365]
@@ -25,7 +25,6 @@ FEATURE_WORDS = {
     "n_sessions": "number of visits",
     "sessions_per_active_week": "visits per week since first seen",
     "browsing_mean_sec": "mean browsing time",
-    "browsing_median_sec": "median browsing time",
     "views_per_purchase": "visits per purchase",
     "purchase_rate": "share of visits with a purchase",
     "sessions_30d": "visits in the last 30 days",
@@ -68,94 +67,6 @@ WINDOW_SUMS = ["sessions_30d", "sessions_prev_60d", "purchases_30d", "purchases_
                "revenue_prev_60d"]
 
 
-LIFETIME_INPUTS = ["customer_id", "session_date", "purchase_made", "purchase_amount", "browsing_time_sec",
-                   "product_viewed"]  # the session columns `lifetime_aggregates` reads
-MAX_WIDE_CATEGORIES = 64  # up to this many categories the mix is counted in the main group-by
-
-
-def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WIDE_CATEGORIES) -> pl.LazyFrame:
-    """Per customer, over every session given: what does not depend on the cutoff except through
-    which sessions are included (dates are kept absolute; `derive_features` turns them into ages).
-
-    Recomputing these for the customers a drop touched and keeping everyone else's is exact, which
-    is what `customer_history` does between full rebuilds. With at most `max_wide` product
-    categories the category mix is one count column per category in the same group-by (3x faster
-    than grouping by customer and category, the cost that dominated); beyond that it falls back to
-    the two-key group-by. Both give the same columns (tests compare them).
-    """
-    s = sessions.lazy()
-    buy = pl.col("purchase_made")
-    amount = pl.col("purchase_amount")
-    d = pl.col("session_date")
-    known = pl.col("product_viewed") != UNKNOWN_PRODUCT
-    categories = s.select(pl.col("product_viewed").filter(known).unique().sort()).collect().to_series().to_list()
-    wide = len(categories) <= max_wide
-    counts = [(pl.col("product_viewed") == category).sum().alias(f"__n{i}") for i, category in enumerate(categories)]
-    main = s.group_by("customer_id").agg(
-        first_seen=d.min(),
-        last_session=d.max(),
-        last_purchase=d.filter(buy).max(),
-        n_sessions=pl.len().cast(pl.Float64),
-        n_purchases=buy.sum().cast(pl.Float64),
-        revenue=amount.sum(),
-        max_order=amount.filter(buy).max(),
-        browsing_mean_sec=pl.col("browsing_time_sec").mean(),
-        browsing_median_sec=pl.col("browsing_time_sec").median(),
-        weekend_share=(d.dt.weekday() >= 6).mean(),
-        *(counts if wide else []),
-    )
-    # days between distinct purchase dates: one sort of the purchases, not a sort per customer
-    gaps = (
-        s.filter(buy).select("customer_id", "session_date").unique()
-        .sort("customer_id", "session_date")
-        .with_columns(gap=d.diff().dt.total_days().cast(pl.Float64))
-        .filter(pl.col("customer_id") == pl.col("customer_id").shift(1))
-        .group_by("customer_id").agg(gap_mean_days=pl.col("gap").mean(), gap_std_days=pl.col("gap").std())
-    )
-    lifetime = main.join(gaps, on="customer_id", how="left")
-    if wide:
-        lifetime = lifetime.with_columns(_category_mix_from_counts(categories)).drop(r"^__n\d+$")
-    else:
-        lifetime = lifetime.join(_category_mix_long(s.filter(known)), on="customer_id", how="left")
-    return lifetime.with_columns(pl.col("distinct_categories").fill_null(0.0))
-
-
-def _category_mix_from_counts(categories: list[str]) -> list[pl.Expr]:
-    """The category-mix features from one count column per category (`__n0`, `__n1`, … in
-    `categories` order, which is sorted, so the first maximum is the alphabetically first)."""
-    n = [pl.col(f"__n{i}") for i in range(len(categories))]
-    if not n:
-        return [pl.lit(None, dtype=pl.Float64).alias("favourite_category_share"),
-                pl.lit(None, dtype=pl.String).alias("favourite_category"),
-                pl.lit(None, dtype=pl.Float64).alias("category_entropy"),
-                pl.lit(0.0).alias("distinct_categories")]
-    total = pl.sum_horizontal(n)
-    top = pl.max_horizontal(n)
-    seen = total > 0  # customers who only viewed `unknown` get nulls, as with no category rows at all
-    entropy = -pl.sum_horizontal([pl.when(c > 0).then((c / total) * (c / total).log()).otherwise(0.0) for c in n])
-    return [
-        pl.sum_horizontal([(c > 0) for c in n]).cast(pl.Float64).alias("distinct_categories"),
-        pl.when(seen).then(top / total).alias("favourite_category_share"),
-        pl.coalesce([pl.when(seen & (c == top)).then(pl.lit(category)) for c, category in zip(n, categories)])
-        .alias("favourite_category"),
-        pl.when(seen).then(entropy).alias("category_entropy"),
-    ]
-
-
-def _category_mix_long(known_sessions: pl.LazyFrame) -> pl.LazyFrame:
-    """The category-mix features by grouping on (customer, category): for many categories."""
-    return (
-        known_sessions.group_by("customer_id", "product_viewed").agg(n=pl.len())
-        .with_columns(share=pl.col("n") / pl.col("n").sum().over("customer_id"))
-        .group_by("customer_id").agg(
-            distinct_categories=pl.len().cast(pl.Float64),
-            favourite_category_share=pl.col("share").max(),
-            favourite_category=pl.col("product_viewed").sort_by("n", "product_viewed", descending=[True, False]).first(),
-            category_entropy=-(pl.col("share") * pl.col("share").log()).sum(),
-        )
-    )
-
-
 def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.LazyFrame:
     """Per customer with a session in (cutoff - 90 days, cutoff]: the last-30-day and prior-60-day figures.
     Reads only that stretch of the history (parquet statistics skip the rest)."""
@@ -178,12 +89,9 @@ def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl
     )
 
 
-LIFETIME_COLUMNS = ["n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec", "browsing_median_sec",
-                    "weekend_share", "gap_mean_days", "gap_std_days", "distinct_categories",
-                    "favourite_category_share", "favourite_category", "category_entropy"]
 # the model's column order (model.json records it; keep it stable across refactors)
 FEATURE_ORDER = [
-    "customer_id", "n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec", "browsing_median_sec",
+    "customer_id", "n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec",
     "sessions_30d", "sessions_prev_60d", "purchases_30d", "purchases_prev_60d", "revenue_30d", "browsing_mean_30d",
     "revenue_prev_60d", "weekend_share", "gap_mean_days", "gap_std_days", "distinct_categories",
     "favourite_category_share", "favourite_category", "category_entropy", "age", "gender", "location",
