@@ -49,7 +49,7 @@ HISTORY_SCHEMA = column_schema({
     "last_purchase": "date - latest purchase (null: never bought)",
     "browsing_total_sec": "state - browsing seconds summed", "browsing_sessions": "state - sessions with a browsing time",
     "weekend_sessions": "state - sessions on a Saturday or Sunday",
-    "category_counts": "state - list of {category, n}: visits per category (unknown excluded), sorted by category",
+    "visits::<category>": "state - visits per product category (one column each; unknown excluded)",
     "purchase_days": "state - distinct purchase dates",
     "gap_sq_sum": "state - sum of squared days between consecutive purchase dates",
     **{name: f"aggregate - {FEATURE_WORDS[name]}" for name in LIFETIME_COLUMNS},
@@ -65,7 +65,7 @@ HISTORY_SCHEMA = column_schema({
     description=(
         "Lifetime aggregates per customer over every clean session (first/last dates, visits, purchases, spend, "
         "browsing, purchase gaps, category mix): the cutoff-independent half of `customer_features`. Stored as a "
-        "mergeable state (counts, sums, minima, maxima, per-category counts, the purchase-gap chain) beside the "
+        "mergeable state (counts, sums, minima, maxima, visits per category, the purchase-gap chain) beside the "
         "readable aggregates, so a new drop is merged in without re-reading earlier sessions; customers with a "
         "purchase dated before their last one are recomputed; a stored part that changed (re-ingested drop, "
         "superseded rows, new customer flags) recomputes everyone. Metadata `mode` says which happened."
