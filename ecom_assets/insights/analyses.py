@@ -29,6 +29,10 @@ SEGMENT_RULES = (
 )
 
 
+SEGMENT_FEATURES = ["customer_id", "as_of", "cold_start", "tenure_days", "days_since_last_purchase",
+                    "days_since_last_session", "n_purchases", "revenue", "favourite_category"]
+
+
 def customer_segments(features: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFrame:
     frame = features.join(predictions.select("customer_id", "churn_probability"), on="customer_id", how="left")
     revenue_p80 = frame.filter(~pl.col("cold_start"))["revenue"].quantile(0.8) if frame.height else 0.0
@@ -273,14 +277,19 @@ EARLY_SIGNALS = ["sessions_first_30d", "purchases_first_30d", "revenue_first_30d
                  "browsing_mean_first_30d", "categories_first_30d"]
 
 
-def early_signals_frame(sessions: pl.DataFrame) -> pl.DataFrame:
+EARLY_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount", "browsing_time_sec",
+                         "product_viewed"]
+
+
+def early_signals_frame(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """Per customer seen >= 30 days before the last date: first-30-day signals and top-5 % flag.
 
     One pass: the first-30-day window is relative to each customer's own first session, which
     the aggregation knows (`min()` inside the group); sessions arrive sorted by date, so the
     first purchase in group order is the first order.
     """
-    last = sessions["session_date"].max()
+    sessions = sessions.lazy().select(EARLY_SESSION_COLUMNS)  # a lazy scan: the 10M-row table is never held whole
+    last = sessions.select(pl.col("session_date").max()).collect().item()
     date, bought, amount = pl.col("session_date"), pl.col("purchase_made"), pl.col("purchase_amount")
     early = date < date.min() + timedelta(days=EARLY_DAYS)
     frame = sessions.group_by("customer_id").agg(
@@ -292,12 +301,15 @@ def early_signals_frame(sessions: pl.DataFrame) -> pl.DataFrame:
         first_order_value=amount.filter(bought).first().fill_null(0.0),
         browsing_mean_first_30d=pl.col("browsing_time_sec").filter(early).mean(),
         categories_first_30d=pl.col("product_viewed").filter(early).n_unique().cast(pl.Float64),
-    ).filter(pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS)).drop("first_seen")
+    ).collect()
+    if last is None:
+        return frame.drop("first_seen").with_columns(top5=pl.lit(False))
+    frame = frame.filter(pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS)).drop("first_seen")
     threshold = frame["revenue"].quantile(0.95) if frame.height else 0.0
     return frame.with_columns(top5=pl.col("revenue") >= threshold).sort("customer_id")
 
 
-def high_value_early_signals(sessions: pl.DataFrame, seed: int = 7) -> tuple[pl.DataFrame, dict]:
+def high_value_early_signals(sessions: pl.LazyFrame | pl.DataFrame, seed: int = 7) -> tuple[pl.DataFrame, dict]:
     """(per-signal AUC, {model AUC / precision@5 % on held-out customers}) — only first-30-day data."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score

@@ -29,6 +29,8 @@ def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=
     owners=MARKETING,
     kinds={"polars", "csv"},
     automation_condition=ON_NEW_DATA,  # an action list: as fresh as the churn scores it is built from
+    ins={"customer_features": dg.AssetIn(metadata={"columns": analyses.SEGMENT_FEATURES}),
+         "churn_predictions": dg.AssetIn(metadata={"columns": ["customer_id", "churn_probability"]})},
     description="Customer segments with a recommended action each; exports/segments.csv. Rules: " + analyses.SEGMENT_RULES,
     metadata=column_schema({"customer_id": "string", "segment": "string", "churn_probability": "float64",
                             "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
@@ -174,15 +176,15 @@ def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.DataFrame) -> dg
 
 
 @insight(
-    ins={"clean_sessions": SESSION_FACTS},
+    ins={"clean_sessions": dg.AssetIn(metadata={"columns": analyses.EARLY_SESSION_COLUMNS})},
     description="Top-5 % customers by revenue over the history, and what their first 30 days looked like: per-signal "
     "AUC and a logistic model on first-30-day signals evaluated on 30 % held-out customers (precision in the top "
     "5 % of scores vs the 5 % base rate).",
     metadata=column_schema({"signal": "string", "auc": "float64", "top5_median": "float64",
                             "others_median": "float64"}),
 )
-def high_value_early_signals(clean_sessions: pl.DataFrame) -> dg.Output:
-    if clean_sessions.is_empty():
+def high_value_early_signals(clean_sessions: pl.LazyFrame) -> dg.Output:
+    if clean_sessions.select(pl.len()).collect().item() == 0:
         return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
     signals, model = analyses.high_value_early_signals(clean_sessions)
     meta = {k: v for k, v in model.items() if isinstance(v, (int, float, str))}
