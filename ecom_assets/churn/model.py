@@ -70,7 +70,8 @@ def design_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str
 
     missing = [c for c in features if c not in frame.columns]
     if missing:
-        raise ValueError(f"scoring data lacks model features: {', '.join(missing)}")
+        raise ValueError(f"scoring data lacks model features: {', '.join(missing)} (a model trained on an older "
+                         "feature set: retrain it, e.g. `ecom-assets run --retrain`)")
     columns = []
     for col in features:
         if col in categories:
