@@ -66,26 +66,10 @@ class RssSampler:
         return round(rss / 2**20, 1), at
 
 
-def _step_peak_rss(records, sampler: RssSampler) -> dict[str, float]:
-    """Peak RSS (MiB) while each step ran, from the STEP_START / STEP_SUCCESS event timestamps."""
-    started, peaks = {}, {}
-    for record in records:
-        event = record.dagster_event
-        if event is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            started[event.step_key] = record.timestamp
-        elif event.event_type_value == "STEP_SUCCESS" and event.step_key in started:
-            peak = sampler.peak_mib(started.pop(event.step_key), record.timestamp)
-            peaks[event.step_key] = max(peaks.get(event.step_key, 0.0), peak)
-    return peaks
-
-
-def _step_at(records, moment: float | None) -> str:
-    """The step that was running at `moment` (a sampler timestamp), or what ran around it."""
-    if moment is None:
-        return "no sample"
-    started, last = {}, "before the first step"
+def _step_windows(records):
+    """(step key, start, end) for every finished step, from the STEP_START / STEP_SUCCESS (or
+    STEP_FAILURE) event timestamps; steps run in this process one after another."""
+    started = {}
     for record in records:
         event = record.dagster_event
         if event is None:
@@ -93,11 +77,27 @@ def _step_at(records, moment: float | None) -> str:
         if event.event_type_value == "STEP_START":
             started[event.step_key] = record.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
-            begin = started.pop(event.step_key)
-            if begin <= moment <= record.timestamp:
-                return event.step_key
-            if record.timestamp < moment:
-                last = f"after {event.step_key}, between steps"
+            yield event.step_key, started.pop(event.step_key), record.timestamp
+
+
+def _step_peak_rss(records, sampler: RssSampler) -> dict[str, float]:
+    """Peak RSS (MiB) while each step ran."""
+    peaks = {}
+    for step, start, end in _step_windows(records):
+        peaks[step] = max(peaks.get(step, 0.0), sampler.peak_mib(start, end))
+    return peaks
+
+
+def _step_at(records, moment: float | None) -> str:
+    """The step that was running at `moment` (a sampler timestamp), or what ran before it."""
+    if moment is None:
+        return "no sample"
+    last = "before the first step"
+    for step, start, end in _step_windows(records):
+        if start <= moment <= end:
+            return step
+        if end < moment:
+            last = f"after {step}, between steps"
     return last
 
 
