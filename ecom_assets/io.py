@@ -190,7 +190,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         parts = StoredParts(self.dataset_dir(asset_key))
         if parts.manifest_path.exists():
             return parts.scan()
-        parquet = self._file(asset_key, None, ".parquet")
+        parquet = self.stored_file(asset_key)
         if parquet.exists():
             return pl.scan_parquet(parquet)
         as_json = self._file(asset_key, None, ".json")

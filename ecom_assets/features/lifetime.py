@@ -143,10 +143,11 @@ def _with_visits(state: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return state.with_columns(missing).select(*STATE_COLUMNS, *columns)
 
 
-def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, visits: list[str]) -> pl.DataFrame:
+def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, added: pl.DataFrame, visits: list[str]) -> pl.DataFrame:
     """The state of every customer in `drop` (new sessions only, none dated before the customer's
-    last purchase) combined with its stored state, with the visit columns `visits`."""
-    added = _with_visits(lifetime_state(drop).collect(), visits)
+    last purchase; `added` is its `lifetime_state`) combined with its stored state, with the visit
+    columns `visits`."""
+    added = _with_visits(added, visits)
     before = _with_visits(previous.join(added.select("customer_id"), on="customer_id", how="semi"), visits)
     # the gap chain continues from the stored last purchase: chain it in front of the drop's dates
     chain = purchase_chain(pl.concat([
@@ -172,16 +173,20 @@ def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, visits: list[str]) ->
 def update_with_drop(previous: pl.DataFrame, drop: pl.DataFrame,
                      all_sessions: pl.LazyFrame) -> tuple[pl.DataFrame, int, int]:
     """(history after `drop`, customers merged, customers recomputed). `all_sessions` (the stored
-    sessions including the drop's) is read only for customers with a late purchase."""
-    visits = sorted(set(visit_columns(previous))
-                    | {VISITS + c for c in drop["product_viewed"].unique().drop_nulls() if c != UNKNOWN_PRODUCT})
-    changed = merge_drop(previous, drop, visits)
+    sessions including the drop's) is read only for customers with a late purchase. Only the
+    changed customers are finished again; the others keep their stored row (a category new to the
+    table is a zero count for them, which changes none of their aggregates)."""
+    added = lifetime_state(drop).collect()
+    visits = sorted(set(visit_columns(previous)) | set(visit_columns(added)))
+    changed = merge_drop(previous, drop, added, visits)
     late = late_customers(previous, drop)
     if late.len():  # their gap chain is split: recompute them from every session they have
         # is_in inside the scan: filtered in the parquet reader, other columns decoded only where it matches
         sessions = all_sessions.select(LIFETIME_INPUTS).filter(pl.col("customer_id").is_in(late.implode()))
         recomputed = _with_visits(lifetime_state(sessions).collect(), visits)
         changed = pl.concat([changed.join(recomputed, on="customer_id", how="anti"), recomputed])
-    kept = _with_visits(previous.join(changed, on="customer_id", how="anti"), visits)
-    table = finish(pl.concat([kept, changed])).collect().sort("customer_id")
+    finished = finish(changed).collect()
+    missing = [pl.lit(0, dtype=pl.UInt32).alias(c) for c in visits if c not in previous.columns]
+    kept = previous.join(changed, on="customer_id", how="anti").with_columns(missing).select(finished.columns)
+    table = pl.concat([kept, finished]).sort("customer_id")
     return table, changed.height - late.len(), late.len()
