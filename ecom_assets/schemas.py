@@ -21,6 +21,14 @@ def repeated(values: pl.Series) -> pl.Series:
     return pl.Series(values.name, np.zeros(values.len(), dtype=bool)).scatter(order, twice)
 
 
+def sorted_by_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by customer_id; a frame that already is (the stored tables) is only checked and
+    flagged, which is ~40x cheaper than sorting 500k ids again."""
+    if frame["customer_id"].is_sorted():
+        return frame.with_columns(pl.col("customer_id").set_sorted())
+    return frame.sort("customer_id")
+
+
 def _unique_by_sort(data) -> pl.LazyFrame:
     """Every value distinct. Same rule as `unique=True`, by sorting 64-bit hashes of the values
     (pandera's hash-table version spends ~5 s on 10M string ids, a string sort ~1.5 s). Equal

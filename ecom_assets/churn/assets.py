@@ -15,6 +15,7 @@ from ecom_assets.features import churn_training_set, customer_features
 from ecom_assets.io import write_parquet_atomic
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.plots import png_markdown
+from ecom_assets.schemas import sorted_by_id
 from ecom_assets.settings import EcomSettings
 
 OWNER = "team:data-science"
@@ -223,17 +224,17 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
         how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
                else "nothing: not enough history to estimate even the baseline")
     prior = baseline["cold_start_prior"] if baseline else None
-    scored = pl.concat([
-        buyers.select("customer_id", "as_of", "cold_start").with_columns(
-            churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
-            confidence=pl.Series(conf, dtype=pl.Float64).fill_nan(None),
-            top_drivers=pl.Series(drivers, dtype=pl.List(pl.String))),
-        cold.select("customer_id", "as_of", "cold_start").with_columns(
-            churn_probability=pl.lit(prior, dtype=pl.Float64), confidence=pl.lit(None, dtype=pl.Float64),
-            top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String))),
-    ])
+    scored_buyers = buyers.select("customer_id", "as_of", "cold_start").with_columns(
+        churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
+        confidence=pl.Series(conf, dtype=pl.Float64).fill_nan(None),
+        top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)))
+    scored_cold = cold.select("customer_id", "as_of", "cold_start").with_columns(
+        churn_probability=pl.lit(prior, dtype=pl.Float64), confidence=pl.lit(None, dtype=pl.Float64),
+        top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
+    # both halves keep the features' id order: merged in one pass, not sorted again
+    scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold), key="customer_id")
     scored = scored.with_columns(risk_tier=churn.risk_tier(pl.col("churn_probability")), model_version=pl.lit(version))
-    return scored.select(list(PREDICTION_COLUMNS)).sort("customer_id"), how
+    return scored.select(list(PREDICTION_COLUMNS)), how
 
 
 @dg.asset(

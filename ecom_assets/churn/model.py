@@ -20,7 +20,7 @@ SEED = 7
 NTHREAD = 2
 PARAMS = {
     "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "max_depth": 4,
-    "eta": 0.05, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 5, "lambda": 1.0,
+    "eta": 0.15, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 5, "lambda": 1.0,
     "max_cat_to_onehot": 1, "seed": SEED, "nthread": NTHREAD,
 }
 MAX_ROUNDS = 600

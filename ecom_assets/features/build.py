@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from ecom_assets.features.lifetime import lifetime_aggregates
+from ecom_assets.schemas import sorted_by_id
 
 HORIZON_DAYS = 90
 RECENCY_BUCKETS = [30, 90, 180, 365]
@@ -113,8 +114,8 @@ def derive_features(lifetime: pl.LazyFrame | pl.DataFrame, window: pl.LazyFrame 
     weeks_seen = (_days(first_seen, cutoff) / 7).clip(lower_bound=1)
     features = (
         lifetime.lazy()
-        .join(window.lazy(), on="customer_id", how="left")
-        .join(people, on="customer_id", how="left")
+        .join(window.lazy(), on="customer_id", how="left", maintain_order="left")
+        .join(people, on="customer_id", how="left", maintain_order="left")
         .with_columns(pl.col(WINDOW_SUMS).fill_null(0.0))
         .with_columns(
             days_since_last_purchase=since_last,
@@ -140,9 +141,8 @@ def derive_features(lifetime: pl.LazyFrame | pl.DataFrame, window: pl.LazyFrame 
             cold_start=pl.col("n_purchases") == 0,
         )
         .select(FEATURE_ORDER)
-        .sort("customer_id")
     )
-    return features.collect()
+    return sorted_by_id(features.collect())  # the stored history arrives sorted: then nothing is sorted
 
 
 def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFrame | pl.DataFrame,

@@ -63,13 +63,20 @@ def segment_summary(segments: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- funnel ---------------------------------------------------------------------------------
-def product_funnel(sessions: pl.DataFrame) -> pl.DataFrame:
-    """Views -> (cart) -> purchases per category; leakage = significantly below the overall rate."""
-    has_cart = sessions["added_to_cart"].null_count() < sessions.height
-    overall = sessions["purchase_made"].mean() or 0.0
-    funnel = sessions.group_by("product_viewed").agg(
-        views=pl.len(), carts=pl.col("added_to_cart").sum() if has_cart else pl.lit(None, pl.UInt32),
+FUNNEL_SESSION_COLUMNS = ["product_viewed", "added_to_cart", "purchase_made", "purchase_amount"]
+
+
+def product_funnel(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Views -> (cart) -> purchases per category; leakage = significantly below the overall rate.
+    One lazy group-by: only the category counts are ever held in memory."""
+    funnel = sessions.lazy().group_by("product_viewed").agg(
+        views=pl.len(), carts=pl.col("added_to_cart").sum(), cart_known=pl.col("added_to_cart").is_not_null().any(),
         purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
+    ).collect()
+    has_cart = funnel["cart_known"].any()  # an export without the optional column has no cart step
+    overall = funnel["purchases"].sum() / max(funnel["views"].sum(), 1)
+    funnel = funnel.drop("cart_known").with_columns(
+        carts=pl.col("carts") if has_cart else pl.lit(None, pl.UInt32),
     ).rename({"product_viewed": "category"}).with_columns(
         conversion=pl.col("purchases") / pl.col("views"),
         conversion_low=wilson(pl.col("purchases"), pl.col("views"), -1),
@@ -90,11 +97,15 @@ def product_funnel(sessions: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- trends and seasonality -------------------------------------------------------------------
-def daily_sales(sessions: pl.DataFrame) -> pl.DataFrame:
-    return sessions.group_by("session_date").agg(
+DAILY_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount"]
+
+
+def daily_sales(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Sessions, purchases, revenue and buyers per day (one lazy group-by over the session facts)."""
+    return sessions.lazy().group_by("session_date").agg(
         sessions=pl.len(), purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
         buyers=pl.col("customer_id").filter(pl.col("purchase_made")).n_unique(),
-    ).sort("session_date").with_columns(
+    ).sort("session_date").collect().with_columns(
         conversion=pl.col("purchases") / pl.col("sessions"),
         aov=pl.col("revenue") / pl.col("purchases").replace(0, None),
     )
@@ -187,10 +198,18 @@ def campaign_lift(daily: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- cohorts --------------------------------------------------------------------------------
-def cohort_metrics(sessions: pl.DataFrame, customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+PURCHASE_SESSION_COLUMNS = ["customer_id", "session_date", "product_viewed", "purchase_made", "purchase_amount"]
+
+
+def purchases(sessions: pl.LazyFrame | pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """The purchase sessions' `columns`, filtered in the scan: the views (most rows) are never loaded."""
+    return sessions.lazy().filter(pl.col("purchase_made")).select(columns).collect()
+
+
+def cohort_metrics(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(per signup-month and first-purchase-month cohort: size, AOV, revenue per customer;
     retention triangle: share of a first-purchase cohort buying again k months later)."""
-    buys = sessions.filter(pl.col("purchase_made")).select("customer_id", "session_date", "purchase_amount")
+    buys = purchases(sessions, "customer_id", "session_date", "purchase_amount")
     first = buys.group_by("customer_id").agg(first_purchase=pl.col("session_date").min())
     per_customer = buys.group_by("customer_id").agg(revenue=pl.col("purchase_amount").sum(), orders=pl.len())
     signup = customers.select("customer_id", cohort=pl.col("signup_date").dt.truncate("1mo")).drop_nulls()
@@ -218,7 +237,7 @@ def cohort_metrics(sessions: pl.DataFrame, customers: pl.DataFrame) -> tuple[pl.
 
 
 # --- cross-sell -----------------------------------------------------------------------------
-def cross_sell_rules(sessions: pl.DataFrame, min_customers: int = 20) -> pl.DataFrame:
+def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int = 20) -> pl.DataFrame:
     """Pairs of categories bought by the same customers, tested against a null that keeps every
     customer's number of purchases and each category's popularity: a customer with n purchases owns
     both A and B with probability 1 - (1-pA)^n - (1-pB)^n + (1-pA-pB)^n if categories are chosen
@@ -226,7 +245,7 @@ def cross_sell_rules(sessions: pl.DataFrame, min_customers: int = 20) -> pl.Data
     expectation absorbs that. One-sided z-test on the co-occurrence count, Benjamini-Hochberg."""
     from scipy.stats import norm
 
-    buys = sessions.filter(pl.col("purchase_made") & (pl.col("product_viewed") != UNKNOWN_PRODUCT))
+    buys = purchases(sessions, "customer_id", "product_viewed").filter(pl.col("product_viewed") != UNKNOWN_PRODUCT)
     if buys.is_empty():
         return _empty_rules()
     owned = buys.select("customer_id", "product_viewed").unique()

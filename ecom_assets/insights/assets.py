@@ -14,9 +14,16 @@ from ecom_assets.settings import EcomSettings
 MARKETING = ["team:marketing"]
 ANALYTICS = ["team:analytics"]
 ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
-# what the analyses read of clean_sessions (ids, provenance and flags stay on disk)
-SESSION_FACTS = dg.AssetIn(metadata={"columns": ["customer_id", "session_date", "product_viewed", "browsing_time_sec",
-                                                 "purchase_made", "purchase_amount", "added_to_cart"]})
+
+
+def sessions_in(columns: list[str]) -> dg.AssetIn:
+    """clean_sessions as a lazy scan of `columns`: each analysis reads the few columns (and, through
+    its filters, the rows) it needs of the 10M-row table instead of holding it whole."""
+    return dg.AssetIn(metadata={"columns": columns})
+
+
+def no_rows(frame: pl.LazyFrame) -> bool:
+    return frame.select(pl.len()).collect().item() == 0  # parquet row counts: read from the footers
 
 
 def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=DAILY, **kwargs):
@@ -48,7 +55,7 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
 
 
 @insight(
-    ins={"clean_sessions": SESSION_FACTS},
+    ins={"clean_sessions": sessions_in(analyses.FUNNEL_SESSION_COLUMNS)},
     description="View -> cart -> purchase per product category with Wilson 95 % intervals. Leakage ranking: categories "
     "whose conversion is significantly below the overall rate (two-proportion z-test, Benjamini-Hochberg q < 0.05), "
     "ordered by purchases lost against the overall rate.",
@@ -57,8 +64,8 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
                             "conversion_low": "float64", "conversion_high": "float64", "q_value": "float64",
                             "lost_purchases": "float64", "leaking": "bool"}),
 )
-def product_funnel(clean_sessions: pl.DataFrame) -> dg.Output:
-    if clean_sessions.is_empty():
+def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
+    if no_rows(clean_sessions):
         return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
     funnel = analyses.product_funnel(clean_sessions)
     leaking = funnel.filter(pl.col("leaking"))["category"].to_list()
@@ -71,7 +78,7 @@ def product_funnel(clean_sessions: pl.DataFrame) -> dg.Output:
 
 
 @insight(
-    ins={"clean_sessions": SESSION_FACTS},
+    ins={"clean_sessions": sessions_in(analyses.DAILY_SESSION_COLUMNS)},
     description="Daily, weekly and monthly sessions, buyers, revenue, conversion and AOV, plus weekday and month "
     "indices of traffic with 95 % intervals (log-linear regression on weekday, month and a smooth trend).",
     metadata=column_schema({"grain": "day | week | month | weekday_index | month_index", "session_date": "date",
@@ -79,8 +86,8 @@ def product_funnel(clean_sessions: pl.DataFrame) -> dg.Output:
                             "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
                             "low": "float64", "high": "float64"}),
 )
-def sales_trends(clean_sessions: pl.DataFrame) -> dg.Output:
-    if clean_sessions.is_empty():
+def sales_trends(clean_sessions: pl.LazyFrame) -> dg.Output:
+    if no_rows(clean_sessions):
         return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
     daily = analyses.daily_sales(clean_sessions)
     season = analyses.seasonality(daily)
@@ -107,7 +114,7 @@ def sales_trends(clean_sessions: pl.DataFrame) -> dg.Output:
 
 @insight(
     owners=MARKETING,
-    ins={"raw_campaigns": ALL_DROPS, "clean_sessions": SESSION_FACTS},
+    ins={"raw_campaigns": ALL_DROPS, "clean_sessions": sessions_in(analyses.DAILY_SESSION_COLUMNS)},
     description="Lift of each campaign in raw_campaigns: conversion and revenue-per-session ratio inside the window vs "
     "the weekday/season/trend baseline (Poisson GLMs with a log(sessions) offset, over-dispersion-corrected 95 % "
     "intervals). Without a campaigns file the table is empty and says so.",
@@ -116,8 +123,8 @@ def sales_trends(clean_sessions: pl.DataFrame) -> dg.Output:
                             "conversion_lift_high": "float64", "p_value": "float64",
                             "revenue_per_session_lift": "float64"}),
 )
-def campaign_lift(clean_sessions: pl.DataFrame, raw_campaigns: pl.DataFrame) -> dg.Output:
-    if raw_campaigns.is_empty() or clean_sessions.is_empty():
+def campaign_lift(clean_sessions: pl.LazyFrame, raw_campaigns: pl.DataFrame) -> dg.Output:
+    if raw_campaigns.is_empty() or no_rows(clean_sessions):
         return dg.Output(analyses.campaign_lift(pl.DataFrame(), pl.DataFrame()),
                          metadata={"state": "no campaigns file has been dropped (campaigns*.csv)"})
     campaigns = raw_campaigns.sort("ingested_at").unique("campaign_id", keep="last").sort("start_date")
@@ -126,15 +133,15 @@ def campaign_lift(clean_sessions: pl.DataFrame, raw_campaigns: pl.DataFrame) -> 
 
 
 @insight(
-    ins={"clean_sessions": SESSION_FACTS},
+    ins={"clean_sessions": sessions_in(analyses.PURCHASE_SESSION_COLUMNS)},
     description="Cohorts by signup month and by first-purchase month (customers, buyers, AOV, revenue per customer) "
     "and the retention triangle: share of each first-purchase cohort buying again k months later.",
     metadata=column_schema({"kind": "signup_month | first_purchase_month | retention", "cohort": "date",
                             "customers": "int", "buyers": "int", "revenue": "float64", "aov": "float64",
                             "revenue_per_customer": "float64", "months_since": "int", "retention": "float64"}),
 )
-def cohort_metrics(clean_sessions: pl.DataFrame, clean_customers: pl.DataFrame) -> dg.Output:
-    if clean_sessions.is_empty():
+def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
+    if no_rows(clean_sessions):
         return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
     cohorts, triangle = analyses.cohort_metrics(clean_sessions, clean_customers)
     table = pl.concat([cohorts, triangle.with_columns(kind=pl.lit("retention"))], how="diagonal_relaxed")
@@ -153,19 +160,20 @@ def cohort_metrics(clean_sessions: pl.DataFrame, clean_customers: pl.DataFrame) 
 
 
 @insight(
-    ins={"clean_sessions": SESSION_FACTS},
+    ins={"clean_sessions": sessions_in(analyses.PURCHASE_SESSION_COLUMNS)},
     owners=MARKETING,
     kinds={"polars", "csv"},
-    description="Category pairs bought by the same customers: support, confidence, lift, and a test against "
-    "independence within strata of basket size (Cochran-Mantel-Haenszel, Benjamini-Hochberg q < 0.05, >= 20 "
-    "customers) so heavy buyers who buy everything do not make every pair look related. Only `significant` rules are "
+    description="Category pairs bought by the same customers: support, confidence, lift, and a test against a "
+    "null that keeps each customer's number of purchases and each category's popularity (one-sided z-test on the "
+    "co-occurrence count, Benjamini-Hochberg q < 0.05, >= 20 customers) so heavy buyers who buy everything do not "
+    "make every pair look related. Only `significant` rules are "
     "findings; exports/cross_sell.csv.",
     metadata=column_schema({"antecedent": "string", "consequent": "string", "customers": "int", "support": "float64",
                             "confidence": "float64", "lift": "float64", "adjusted_lift": "float64 - vs same-basket-size "
                             "expectation", "q_value": "float64", "significant": "bool"}),
 )
-def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.DataFrame) -> dg.Output:
-    rules = analyses.cross_sell_rules(clean_sessions) if not clean_sessions.is_empty() else analyses._empty_rules()
+def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.LazyFrame) -> dg.Output:
+    rules = analyses._empty_rules() if no_rows(clean_sessions) else analyses.cross_sell_rules(clean_sessions)
     path = write_safe_csv(rules, settings.exports / "cross_sell.csv")
     findings = rules.filter(pl.col("significant"))
     return dg.Output(rules, metadata={
@@ -176,7 +184,7 @@ def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.DataFrame) -> dg
 
 
 @insight(
-    ins={"clean_sessions": dg.AssetIn(metadata={"columns": analyses.EARLY_SESSION_COLUMNS})},
+    ins={"clean_sessions": sessions_in(analyses.EARLY_SESSION_COLUMNS)},
     description="Top-5 % customers by revenue over the history, and what their first 30 days looked like: per-signal "
     "AUC and a logistic model on first-30-day signals evaluated on 30 % held-out customers (precision in the top "
     "5 % of scores vs the 5 % base rate).",
@@ -184,7 +192,7 @@ def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.DataFrame) -> dg
                             "others_median": "float64"}),
 )
 def high_value_early_signals(clean_sessions: pl.LazyFrame) -> dg.Output:
-    if clean_sessions.select(pl.len()).collect().item() == 0:
+    if no_rows(clean_sessions):
         return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
     signals, model = analyses.high_value_early_signals(clean_sessions)
     meta = {k: v for k, v in model.items() if isinstance(v, (int, float, str))}
@@ -214,7 +222,7 @@ def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) 
 
 
 @insight(
-    ins={"clean_sessions": dg.AssetIn(metadata={"columns": analyses.WINBACK_SESSION_COLUMNS})},
+    ins={"clean_sessions": sessions_in(analyses.WINBACK_SESSION_COLUMNS)},
     owners=MARKETING,
     description="Win-back read-out: 90-day return rate per arm after the assignment date, uplift vs control with 95 % "
     "interval and p-value (two-proportion z-test). Says 'waiting for outcomes' until sessions after the assignment "
