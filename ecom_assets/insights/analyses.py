@@ -303,27 +303,33 @@ EARLY_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purcha
 def early_signals_frame(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """Per customer seen >= 30 days before the last date: first-30-day signals and top-5 % flag.
 
-    Two lazy passes: each customer's first session and first purchase date, then joined back so the
-    first-30-day window is a plain row filter (a window relative to the group's own minimum inside
-    one aggregation made polars hold every customer's rows at once: 370 MiB more at 10M sessions).
-    The join keeps the sessions' (date) order, so among purchases on the first purchase day the
-    first in the export is the first order.
+    Two lazy passes: each customer's first session, first purchase date and total revenue; then
+    only the rows inside the customer's first 30 days (or on the first purchase day) are joined
+    and aggregated. A window relative to each group's own minimum inside one aggregation made
+    polars hold every customer's rows at once (1.6 GiB vs 0.7 GiB at 10M sessions). The join keeps
+    the sessions' (date) order, so among purchases on the first purchase day the first in the
+    export is the first order.
     """
     sessions = sessions.lazy().select(EARLY_SESSION_COLUMNS)  # a lazy scan: the 10M-row table is never held whole
     last = sessions.select(pl.col("session_date").max()).collect().item()
     date, bought, amount = pl.col("session_date"), pl.col("purchase_made"), pl.col("purchase_amount")
-    firsts = sessions.group_by("customer_id").agg(first_seen=date.min(), first_purchase=date.filter(bought).min())
+    firsts = sessions.group_by("customer_id").agg(
+        first_seen=date.min(), first_purchase=date.filter(bought).min(), revenue=amount.sum()).collect()
     early = date < pl.col("first_seen") + timedelta(days=EARLY_DAYS)
-    frame = sessions.join(firsts, on="customer_id", maintain_order="left").group_by("customer_id").agg(
-        first_seen=pl.col("first_seen").first(),
-        revenue=amount.sum(),
-        sessions_first_30d=early.sum().cast(pl.Float64),
-        purchases_first_30d=(early & bought).sum().cast(pl.Float64),
-        revenue_first_30d=amount.filter(early).sum(),
-        first_order_value=amount.filter(bought & (date == pl.col("first_purchase"))).first().fill_null(0.0),
-        browsing_mean_first_30d=pl.col("browsing_time_sec").filter(early).mean(),
-        categories_first_30d=pl.col("product_viewed").filter(early).n_unique().cast(pl.Float64),
-    ).collect()
+    first_order = bought & (date == pl.col("first_purchase"))
+    signals = (
+        sessions.join(firsts.lazy().drop("revenue"), on="customer_id", maintain_order="left")
+        .filter(early | first_order)
+        .group_by("customer_id").agg(
+            sessions_first_30d=early.sum().cast(pl.Float64),
+            purchases_first_30d=(early & bought).sum().cast(pl.Float64),
+            revenue_first_30d=amount.filter(early).sum(),
+            first_order_value=amount.filter(first_order).first().fill_null(0.0),
+            browsing_mean_first_30d=pl.col("browsing_time_sec").filter(early).mean(),
+            categories_first_30d=pl.col("product_viewed").filter(early).n_unique().cast(pl.Float64),
+        ).collect()
+    )
+    frame = firsts.join(signals, on="customer_id").select("customer_id", "first_seen", "revenue", *EARLY_SIGNALS)
     if last is None:
         return frame.drop("first_seen").with_columns(top5=pl.lit(False))
     frame = frame.filter(pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS)).drop("first_seen")
