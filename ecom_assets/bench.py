@@ -101,8 +101,11 @@ def _step_at(records, moment: float | None) -> str:
     return last
 
 
-def _sorted_seconds(records) -> dict[str, float]:
-    seconds = _step_seconds(r.dagster_event for r in records if r.dagster_event is not None)
+def _record_seconds(records) -> dict[str, float]:
+    return _step_seconds(r.dagster_event for r in records if r.dagster_event is not None)
+
+
+def _slowest_first(seconds: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}
 
 
@@ -244,7 +247,7 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
             daily_s = time.perf_counter() - daily_started
             daily_records = [r for r in _records(instance) if r.run_id not in seen]
             assert refreshed.success and daily.success
-        per_asset = _step_seconds(r.dagster_event for r in full_records if r.dagster_event is not None)
+        per_asset = _record_seconds(full_records)
         per_asset_rss = _step_peak_rss(full_records, sampler)
         # full build and, if run, the drop; and which step it happened in
         graph_peak, graph_peak_at = sampler.peak(graph_started, time.time())
@@ -281,12 +284,12 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         "incremental_s": round(incremental_s, 2) if incremental_s is not None else None,
         "incremental_share_of_full": round(incremental_s / total_s, 3) if incremental_s is not None else None,
         "ingest_rows_per_s": round(n_sessions / max(per_asset.get("raw_sessions", ingest_s), 1e-9)),
-        "per_asset_s": {k: round(v, 2) for k, v in sorted(per_asset.items(), key=lambda kv: -kv[1])},
+        "per_asset_s": _slowest_first(per_asset),
         "per_asset_peak_rss_mib": dict(sorted(per_asset_rss.items(), key=lambda kv: -kv[1])),
-        "incremental_per_asset_s": _sorted_seconds(incremental_records),
+        "incremental_per_asset_s": _slowest_first(_record_seconds(incremental_records)),
         "incremental_peak_rss_mib": _step_peak_rss(incremental_records, sampler),
         "daily_refresh_s": round(daily_s, 2) if daily_s is not None else None,
-        "daily_refresh_per_asset_s": _sorted_seconds(daily_records),
+        "daily_refresh_per_asset_s": _slowest_first(_record_seconds(daily_records)),
         "generate_s": float((source / "generate_s.txt").read_text()) if (source / "generate_s.txt").exists() else None,
         "build_success": result.success,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

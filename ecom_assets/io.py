@@ -105,6 +105,12 @@ class StoredParts:
         return pl.scan_parquet(paths) if paths else pl.scan_parquet(self.schema_path)
 
 
+def columns_in(columns: list[str], **asset_in) -> dg.AssetIn:
+    """An input that reads only `columns` of the stored table (pushed down into the parquet scan by
+    `PolarsParquetIOManager.load_input`); `asset_in` passes on, e.g. a partition mapping."""
+    return dg.AssetIn(metadata={"columns": list(columns)}, **asset_in)
+
+
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
     """Stores polars frames as parquet (and plain dicts as JSON) under `base_dir`."""
 

@@ -21,12 +21,16 @@ def repeated(values: pl.Series) -> pl.Series:
     return pl.Series(values.name, np.zeros(values.len(), dtype=bool)).scatter(order, twice)
 
 
+def sorted_on(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """`frame` stably sorted by `column`; a frame that already is (stored tables, chronological
+    exports) is only checked and flagged, ~40x cheaper than sorting 500k ids again, and not copied."""
+    if frame[column].is_sorted():
+        return frame.with_columns(pl.col(column).set_sorted())
+    return frame.sort(column, maintain_order=True)
+
+
 def sorted_by_id(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` sorted by customer_id; a frame that already is (the stored tables) is only checked and
-    flagged, which is ~40x cheaper than sorting 500k ids again."""
-    if frame["customer_id"].is_sorted():
-        return frame.with_columns(pl.col("customer_id").set_sorted())
-    return frame.sort("customer_id")
+    return sorted_on(frame, "customer_id")
 
 
 def _unique_by_sort(data) -> pl.LazyFrame:

@@ -26,7 +26,7 @@ import polars as pl
 
 from ecom_assets.clean.tables import SESSION_CONTENT, RowAccounting, latest_per_id
 from ecom_assets.io import StoredParts, file_identity, parquet_rows, write_json_atomic, write_parquet_atomic
-from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame
+from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame, sorted_on
 
 COLUMNS = list(CleanSessions.to_schema().columns)
 
@@ -50,12 +50,6 @@ def _with_flags(rows: pl.DataFrame, signups: pl.LazyFrame) -> pl.DataFrame:
         .collect()
     )
     return rows.with_columns(flags).select(COLUMNS)
-
-
-def _by_date(rows: pl.DataFrame) -> pl.DataFrame:
-    """Parts are stored in date order so the windowed features' date filter skips old row groups;
-    an export that is already chronological (the usual case) is not copied to sort it."""
-    return rows if rows["session_date"].is_sorted() else rows.sort("session_date", maintain_order=True)
 
 
 def _signups(clean_customers: pl.DataFrame) -> pl.LazyFrame:
@@ -147,7 +141,8 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, in
     manifest["duplicates_across_files"] += dedup.duplicates_across_files
     manifest["superseded"] += dedup.superseded
     del drop, competing, dedup, kept  # only the new rows are needed from here on (10M-row drops)
-    table = _with_flags(_by_date(new_rows), signups)
+    # parts are stored in date order so the windowed features' date filter skips old row groups
+    table = _with_flags(sorted_on(new_rows, "session_date"), signups)
     del new_rows
     entry = {"key": key, "file": f"part-{raw_path.stem}.parquet", "raw": str(raw_path),
              "raw_identity": file_identity(raw_path), "ingested_at": ingested_at, "rows_in": rows_in}

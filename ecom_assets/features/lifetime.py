@@ -137,10 +137,14 @@ def late_customers(previous: pl.DataFrame, drop: pl.DataFrame) -> pl.Series:
     )
 
 
+def _zero_visits(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`frame` with a 0 count for every visit column in `columns` it lacks (a category it never saw)."""
+    return frame.with_columns(pl.lit(0, dtype=pl.UInt32).alias(c) for c in columns if c not in frame.columns)
+
+
 def _with_visits(state: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """`state` with every visit column in `columns` (0 where it has none) in that order."""
-    missing = [pl.lit(0, dtype=pl.UInt32).alias(c) for c in columns if c not in state.columns]
-    return state.with_columns(missing).select(*STATE_COLUMNS, *columns)
+    """The state columns of `state` with every visit column in `columns`, in that order."""
+    return _zero_visits(state, columns).select(*STATE_COLUMNS, *columns)
 
 
 def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, added: pl.DataFrame, visits: list[str]) -> pl.DataFrame:
@@ -186,8 +190,7 @@ def update_with_drop(previous: pl.DataFrame, drop: pl.DataFrame,
         recomputed = _with_visits(lifetime_state(sessions).collect(), visits)
         changed = pl.concat([changed.join(recomputed, on="customer_id", how="anti"), recomputed])
     finished = finish(changed).collect()
-    missing = [pl.lit(0, dtype=pl.UInt32).alias(c) for c in visits if c not in previous.columns]
-    kept = previous.join(changed, on="customer_id", how="anti", maintain_order="left").with_columns(missing)
+    kept = _zero_visits(previous.join(changed, on="customer_id", how="anti", maintain_order="left"), visits)
     # both halves sorted by id: one linear merge instead of sorting the whole table again
     table = sorted_by_id(kept.select(finished.columns)).merge_sorted(sorted_by_id(finished), key="customer_id")
     return table, changed.height - late.len(), late.len()

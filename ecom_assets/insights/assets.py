@@ -7,6 +7,7 @@ import polars as pl
 from ecom_assets.automation import DAILY, ON_NEW_DATA
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights import analyses
+from ecom_assets.io import columns_in
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.plots import png_markdown
 from ecom_assets.settings import EcomSettings
@@ -14,12 +15,6 @@ from ecom_assets.settings import EcomSettings
 MARKETING = ["team:marketing"]
 ANALYTICS = ["team:analytics"]
 ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
-
-
-def sessions_in(columns: list[str]) -> dg.AssetIn:
-    """clean_sessions as a lazy scan of `columns`: each analysis reads the few columns (and, through
-    its filters, the rows) it needs of the 10M-row table instead of holding it whole."""
-    return dg.AssetIn(metadata={"columns": columns})
 
 
 def no_rows(frame: pl.LazyFrame) -> bool:
@@ -36,8 +31,8 @@ def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=
     owners=MARKETING,
     kinds={"polars", "csv"},
     automation_condition=ON_NEW_DATA,  # an action list: as fresh as the churn scores it is built from
-    ins={"customer_features": dg.AssetIn(metadata={"columns": analyses.SEGMENT_FEATURES}),
-         "churn_predictions": dg.AssetIn(metadata={"columns": ["customer_id", "churn_probability"]})},
+    ins={"customer_features": columns_in(analyses.SEGMENT_FEATURES),
+         "churn_predictions": columns_in(["customer_id", "churn_probability"])},
     description="Customer segments with a recommended action each; exports/segments.csv. Rules: " + analyses.SEGMENT_RULES,
     metadata=column_schema({"customer_id": "string", "segment": "string", "churn_probability": "float64",
                             "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
@@ -55,7 +50,7 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
 
 
 @insight(
-    ins={"clean_sessions": sessions_in(analyses.FUNNEL_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(analyses.FUNNEL_SESSION_COLUMNS)},
     description="View -> cart -> purchase per product category with Wilson 95 % intervals. Leakage ranking: categories "
     "whose conversion is significantly below the overall rate (two-proportion z-test, Benjamini-Hochberg q < 0.05), "
     "ordered by purchases lost against the overall rate.",
@@ -78,7 +73,7 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
 
 
 @insight(
-    ins={"clean_sessions": sessions_in(analyses.DAILY_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS)},
     description="Daily, weekly and monthly sessions, buyers, revenue, conversion and AOV, plus weekday and month "
     "indices of traffic with 95 % intervals (log-linear regression on weekday, month and a smooth trend).",
     metadata=column_schema({"grain": "day | week | month | weekday_index | month_index", "session_date": "date",
@@ -114,7 +109,7 @@ def sales_trends(clean_sessions: pl.LazyFrame) -> dg.Output:
 
 @insight(
     owners=MARKETING,
-    ins={"raw_campaigns": ALL_DROPS, "clean_sessions": sessions_in(analyses.DAILY_SESSION_COLUMNS)},
+    ins={"raw_campaigns": ALL_DROPS, "clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS)},
     description="Lift of each campaign in raw_campaigns: conversion and revenue-per-session ratio inside the window vs "
     "the weekday/season/trend baseline (Poisson GLMs with a log(sessions) offset, over-dispersion-corrected 95 % "
     "intervals). Without a campaigns file the table is empty and says so.",
@@ -133,7 +128,7 @@ def campaign_lift(clean_sessions: pl.LazyFrame, raw_campaigns: pl.DataFrame) -> 
 
 
 @insight(
-    ins={"clean_sessions": sessions_in(analyses.PURCHASE_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(analyses.PURCHASE_SESSION_COLUMNS)},
     description="Cohorts by signup month and by first-purchase month (customers, buyers, AOV, revenue per customer) "
     "and the retention triangle: share of each first-purchase cohort buying again k months later.",
     metadata=column_schema({"kind": "signup_month | first_purchase_month | retention", "cohort": "date",
@@ -160,7 +155,7 @@ def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) 
 
 
 @insight(
-    ins={"clean_sessions": sessions_in(analyses.PURCHASE_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(analyses.PURCHASE_SESSION_COLUMNS)},
     owners=MARKETING,
     kinds={"polars", "csv"},
     description="Category pairs bought by the same customers: support, confidence, lift, and a test against a "
@@ -184,7 +179,7 @@ def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.LazyFrame) -> dg
 
 
 @insight(
-    ins={"clean_sessions": sessions_in(analyses.EARLY_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(analyses.EARLY_SESSION_COLUMNS)},
     description="Top-5 % customers by revenue over the history, and what their first 30 days looked like: per-signal "
     "AUC and a logistic model on first-30-day signals evaluated on 30 % held-out customers (precision in the top "
     "5 % of scores vs the 5 % base rate).",
@@ -222,7 +217,7 @@ def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) 
 
 
 @insight(
-    ins={"clean_sessions": sessions_in(analyses.WINBACK_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(analyses.WINBACK_SESSION_COLUMNS)},
     owners=MARKETING,
     description="Win-back read-out: 90-day return rate per arm after the assignment date, uplift vs control with 95 % "
     "interval and p-value (two-proportion z-test). Says 'waiting for outcomes' until sessions after the assignment "

@@ -10,7 +10,7 @@ import polars as pl
 
 from ecom_assets.churn import registry
 from ecom_assets.insights.assets import insight
-from ecom_assets.io import atomic_write_bytes
+from ecom_assets.io import atomic_write_bytes, columns_in
 from ecom_assets.metadata import column_schema
 from ecom_assets.settings import EcomSettings
 
@@ -142,7 +142,7 @@ def render(settings, tiles: list[tuple[str, str]], trends, funnel, segments, coh
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": dg.AssetIn(metadata={"columns": KPI_SESSION_COLUMNS})},
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS)},
     description="reports/dashboard.html: KPI tiles (revenue, buyers, conversion, AOV, repeat rate, churn-risk counts), "
     "model status with holdout and realised performance, drift status, segments, funnel, weekly revenue with campaign "
     "windows, retention cohorts and significant cross-sell pairs. Self-contained (plotly inlined), opens offline.",

@@ -10,7 +10,7 @@ import polars as pl
 from ecom_assets.automation import DAILY
 from ecom_assets.churn import registry
 from ecom_assets.ingest.partitions import sessions_files
-from ecom_assets.io import write_json_atomic
+from ecom_assets.io import columns_in, write_json_atomic
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.monitoring.drift import drop_profile_shift, evidently_drift
 from ecom_assets.monitoring.performance import read_prediction_log, realised_performance
@@ -97,8 +97,9 @@ PROFILE_REFERENCE_ROWS = 1_000_000
     owners=[OWNER],
     kinds={"polars"},
     partitions_def=sessions_files,
-    ins={"raw_sessions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), metadata={"columns": [
-        "source_file", "ingested_at", "purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"]})},
+    ins={"raw_sessions": columns_in(
+        ["source_file", "ingested_at", "purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"],
+        partition_mapping=dg.AllPartitionMapping())},
     automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Per sessions drop: how this file differs from every earlier drop (every k-th earlier row, at most "
@@ -159,7 +160,7 @@ def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: 
     kinds={"evidently", "polars"},
     automation_condition=DAILY,
     deps=["churn_predictions"],
-    ins={"clean_sessions": dg.AssetIn(metadata={"columns": ["customer_id", "session_date", "purchase_made"]})},
+    ins={"clean_sessions": columns_in(["customer_id", "session_date", "purchase_made"])},
     description=(
         "Realised performance: each logged prediction batch, once its 90-day window has passed in the clean data, "
         "joined with what customers actually did — AUC, Brier, top-decile precision per model version and batch, "
