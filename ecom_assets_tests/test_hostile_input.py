@@ -144,3 +144,33 @@ def test_batched_judging_gives_the_same_fates_as_one_batch() -> None:
     batched = parse_module.split_rows(table, kind, date(2026, 1, 1), batch_rows=2)
     assert whole[0].equals(batched[0]) and whole[1].equals(batched[1]) and whole[2] == batched[2] == 3
     assert whole[0]["line"].to_list() == [2, 5, 8] and whole[1].height == 3
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tail", "note"),
+    [
+        (b"\xef\xbb\xbf", b"", "byte-order mark"),  # BOM: polars skips it, the note still says so
+        (b"", "S9,C9,2024-01-02,Caf\u00e9,120,0,0\n".encode("latin-1"), "latin-1"),  # bad UTF-8 deep in the file
+        (b"", b"S9,C9,2024-0", None),  # no newline at the end: the last line is truncated
+    ],
+)
+def test_a_large_file_read_from_its_path_gets_the_same_fates_as_its_bytes(tmp_path, prefix, tail, note) -> None:
+    """Files above HEAD_BYTES are parsed by polars from the path (no Python copy or decode):
+    BOM, latin-1 fallback, truncated last line, quarantine and duplicates as on the bytes route."""
+    rows = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},{i % 2},{(i % 2) * 9.5}" for i in range(3000)]
+    rows[10] = "S10,C1,2024-01-02,Books,-1,0,0"  # quarantined
+    rows[20] = rows[19]  # an in-file duplicate
+    raw = prefix + (SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n").encode() + tail
+    assert len(raw) > parse_module.HEAD_BYTES
+    path = tmp_path / "sessions.csv"
+    path.write_bytes(raw)
+    from_path = parse_drop(path, "sessions", "f.csv__abc", today=TODAY)
+    from_bytes = parse(raw)
+    assert from_path.clean.equals(from_bytes.clean) and from_path.quarantine.equals(from_bytes.quarantine)
+    assert from_path.notes == from_bytes.notes and from_path.duplicates == from_bytes.duplicates == 1
+    assert reasons(from_path)[12] == "negative browsing_time_sec"
+    if note:
+        assert any(note in n for n in from_path.notes)
+    else:
+        assert reasons(from_path)[3002].startswith("truncated last line")
+    assert_accounted(from_path)

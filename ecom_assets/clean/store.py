@@ -22,6 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from ecom_assets.clean.tables import SESSION_CONTENT, RowAccounting, latest_per_id
@@ -40,15 +41,22 @@ def customers_fingerprint(clean_customers: pl.DataFrame) -> str:
 def _with_flags(rows: pl.DataFrame, signups: pl.LazyFrame) -> pl.DataFrame:
     """The rows with `before_signup` / `unknown_customer` recomputed, in the stored column order.
 
-    The join runs on the two columns it needs and the flags are attached as new columns, so the
-    wide table is never copied (at 10M rows a copy is 1.3 GB)."""
-    flags = (
-        rows.lazy().select("customer_id", "session_date")
-        .join(signups, on="customer_id", how="left", maintain_order="left")
-        .select(before_signup=(pl.col("session_date") < pl.col("_signup")).fill_null(False),
+    The join runs on the two columns it needs, unordered, and the flags are put back in row order
+    by position (at 10M rows 0.55 s; an order-keeping join took 0.8 s), then attached as new
+    columns, so the wide table is never copied (at 10M rows a copy is 1.3 GB)."""
+    joined = (
+        rows.lazy().select("customer_id", "session_date").with_row_index("_row")
+        .join(signups, on="customer_id", how="left")
+        .select("_row", before_signup=(pl.col("session_date") < pl.col("_signup")).fill_null(False),
                 unknown_customer=pl.col("_known").is_null())
         .collect()
     )
+    position = joined["_row"].to_numpy()
+    flags = []
+    for name in ("before_signup", "unknown_customer"):
+        in_order = np.empty(rows.height, dtype=bool)
+        in_order[position] = joined[name].to_numpy()
+        flags.append(pl.Series(name, in_order))
     return rows.with_columns(flags).select(COLUMNS)
 
 
