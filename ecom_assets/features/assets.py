@@ -8,6 +8,7 @@ import polars as pl
 from ecom_assets.automation import ON_NEW_DATA
 from ecom_assets.features.build import (
     FEATURE_WORDS,
+    HISTORY_COLUMNS_USED,
     build_features,
     build_training_set,
     derive_features,
@@ -15,7 +16,7 @@ from ecom_assets.features.build import (
 )
 from ecom_assets.features.history import update_history
 from ecom_assets.features.lifetime import LIFETIME_COLUMNS
-from ecom_assets.io import StoredParts
+from ecom_assets.io import StoredParts, columns_in
 from ecom_assets.metadata import column_schema, md_table
 
 OWNER = "team:data-science"
@@ -95,6 +96,7 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
     group_name="features",
     owners=[OWNER],
     kinds={"polars"},
+    ins={"customer_history": columns_in(HISTORY_COLUMNS_USED)},
     automation_condition=ON_NEW_DATA,
     description=(
         "Point-in-time features per customer as of T (default: the latest clean session date; set `as_of` in "

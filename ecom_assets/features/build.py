@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from ecom_assets.features.lifetime import lifetime_aggregates
+from ecom_assets.features.lifetime import LIFETIME_COLUMNS, lifetime_aggregates
 from ecom_assets.schemas import sorted_by_id
 
 HORIZON_DAYS = 90
@@ -100,6 +100,11 @@ FEATURE_ORDER = [
     "sessions_per_active_week", "views_per_purchase", "purchase_rate", "session_trend", "purchase_rate_30d",
     "aov_30d", "days_overdue", "aov", "cltv_proxy", "last_purchase_month", "recency_bucket", "as_of", "cold_start",
 ]
+
+
+# what derive_features takes from customer_history: not the merge state (visits per category etc.);
+# carrying only these through its joins saves ~0.1 s per drop at 500k customers
+HISTORY_COLUMNS_USED = ["customer_id", "first_seen", "last_session", "last_purchase", *LIFETIME_COLUMNS]
 
 
 def derive_features(lifetime: pl.LazyFrame | pl.DataFrame, window: pl.LazyFrame | pl.DataFrame,
