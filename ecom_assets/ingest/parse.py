@@ -1,11 +1,14 @@
-"""Pure functions: one drop file's bytes -> typed rows, quarantined rows (with reasons), duplicates.
+"""Pure functions: one drop file (its path or its bytes) -> typed rows, quarantined rows (with
+reasons), duplicates.
 
 Every row of a file ends in exactly one of three fates (the input contract in DESIGN.md):
 clean (typed, kept), quarantined (with `reason`, `source_file`, `line`) or duplicate (the same
 content as an earlier row of the same file). Problems with the whole file (not decodable as a
 table, a required column missing, 0 bytes) raise `FileRejected` with a readable reason.
 
-Everything is read as text first and cast with `strict=False`; a value that was present but did
+A file above HEAD_BYTES is parsed by polars from its path; a small one, or one that is not valid
+UTF-8, from its bytes (decoded in Python, so the note can say where and how). Everything is read
+as text first and cast with `strict=False`; a value that was present but did
 not survive the cast is a quarantine reason, so one bad cell never fails a whole column.
 """
 
