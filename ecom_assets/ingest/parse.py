@@ -91,10 +91,14 @@ def decode(raw: bytes) -> tuple[bytes, list[str]]:
     except UnicodeDecodeError as err:
         raw = raw.decode("latin-1").encode("utf-8")
         notes.append(f"not valid UTF-8 (byte {err.start}): decoded as latin-1")
+    raw, bom = _without_bom(raw)
+    return raw, notes + bom
+
+
+def _without_bom(raw: bytes) -> tuple[bytes, list[str]]:
     if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-        notes.append("UTF-8 byte-order mark removed")
-    return raw, notes
+        return raw[3:], ["UTF-8 byte-order mark removed"]
+    return raw, []
 
 
 def sniff_header(raw: bytes, kind: DropKind) -> tuple[str, list[str], list[str]]:
@@ -114,7 +118,7 @@ def sniff_header(raw: bytes, kind: DropKind) -> tuple[str, list[str], list[str]]
     return delimiter, names, extra
 
 
-HEAD_BYTES = 1 << 16  # a file this small is read into memory; a larger one is parsed from its path
+HEAD_BYTES = 1 << 16  # the bytes read for the header; a file this small is parsed from memory, a larger one from its path
 
 
 def _read_csv(source: bytes | Path, delimiter: str, names: list[str]) -> pl.DataFrame:
@@ -136,15 +140,11 @@ def _read_path(path: Path, kind: DropKind) -> tuple[pl.DataFrame, str, list[str]
             return None
         handle.seek(size - 1)
         ends_with_newline = handle.read(1) == b"\n"
-    notes = []
-    if head.startswith(b"\xef\xbb\xbf"):  # polars skips the byte-order mark itself
-        head = head[3:]
-        notes.append("UTF-8 byte-order mark removed")
+    head, notes = _without_bom(head)  # polars skips the byte-order mark itself; the note still says so
     try:
-        head.split(b"\n", 1)[0].decode("utf-8")
-    except UnicodeDecodeError:
+        delimiter, names, extra = sniff_header(head, kind)
+    except UnicodeDecodeError:  # header not UTF-8: the bytes route decodes and reports it
         return None
-    delimiter, names, extra = sniff_header(head, kind)
     try:
         table = _read_csv(path, delimiter, names)
     except FileRejected as err:

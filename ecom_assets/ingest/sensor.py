@@ -9,7 +9,7 @@ import dagster as dg
 
 from ecom_assets.ingest.assets import RAW_ASSETS
 from ecom_assets.ingest.landing import LandingFile, move_to_rejected, scan_landing
-from ecom_assets.ingest.parse import KINDS, FileRejected, decode, sniff_header
+from ecom_assets.ingest.parse import HEAD_BYTES, KINDS, FileRejected, decode, sniff_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
 from ecom_assets.settings import EcomSettings
 
@@ -35,7 +35,7 @@ def precheck(item: LandingFile) -> None:
     if item.size == 0:
         raise FileRejected("empty file (0 bytes)")
     with item.path.open("rb") as handle:
-        head = handle.read(1 << 16)
+        head = handle.read(HEAD_BYTES)
     first_line = head.split(b"\n", 1)[0]
     raw, _ = decode(first_line + b"\n")
     sniff_header(raw, KINDS[item.kind])
