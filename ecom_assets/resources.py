@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -9,16 +10,22 @@ import dagster as dg
 from ecom_assets.io import PolarsParquetIOManager
 from ecom_assets.settings import DATA_DIR_ENV, EcomSettings
 
+# Tables in an object store shared by workers on several machines (s3://bucket/warehouse, gs://…):
+# read when the definitions load, so set it for the webserver, the daemon and every worker alike.
+WAREHOUSE_URL_ENV = "ECOM_WAREHOUSE_URL"
+
 
 def build_resources(data_dir: str | Path | None = None) -> dict:
     """The resource dict for `Definitions`, `materialize` and the CLI.
 
     With a `data_dir` the resources are rooted there (tests, benchmarks). Without one they read
     `$ECOM_DATA_DIR` when a run starts, not when the code is imported, so the one `defs` object
-    follows whatever data directory the CLI, `make dev` or a test points it at.
+    follows whatever data directory the CLI, `make dev` or a test points it at. With
+    `$ECOM_WAREHOUSE_URL` set, the IO manager's tables live there instead of `<data_dir>/warehouse`
+    (models, reports, exports, the prediction log and the landing folder stay in the data directory).
     """
     root = str(data_dir) if data_dir is not None else dg.EnvVar(DATA_DIR_ENV)
     return {
         "settings": EcomSettings(data_dir=root),
-        "io_manager": PolarsParquetIOManager(data_dir=root),
+        "io_manager": PolarsParquetIOManager(data_dir=root, base_dir=os.environ.get(WAREHOUSE_URL_ENV, "")),
     }

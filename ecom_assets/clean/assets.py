@@ -2,7 +2,6 @@
 domain builds on, refreshed by declarative automation whenever a drop lands."""
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -10,7 +9,7 @@ import polars as pl
 from ecom_assets.automation import ON_NEW_DATA
 from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import RowAccounting, build_clean_customers
-from ecom_assets.io import StoredParts
+from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import PROVENANCE, RAW_ASSETS, RAW_COLUMNS, raw_sessions, unaccounted_drops
 from ecom_assets.ingest.partitions import PARTITIONS
 from ecom_assets.metadata import column_schema, md_table
@@ -28,13 +27,13 @@ HELD_BACK_DESCRIPTION = ("fails when a drop is held back because its row account
                          "check failed) or its stored table lacks rows it counted; the other drops are still built")
 
 
-def _raw_files(context: dg.AssetExecutionContext, kind: str) -> dict[str, Path]:
+def _raw_files(context: dg.AssetExecutionContext, kind: str) -> dict[str, Location]:
     """partition key -> stored raw table, for every drop of `kind` ingested so far."""
     partitions = context.instance.get_dynamic_partitions(PARTITIONS[kind].name)
     return context.resources.io_manager.partition_files(RAW_ASSETS[kind].key, partitions)
 
 
-def _held_back(context: dg.AssetExecutionContext, kind: str, raw: dict[str, Path]) -> dict[str, str]:
+def _held_back(context: dg.AssetExecutionContext, kind: str, raw: dict[str, Location]) -> dict[str, str]:
     held_back = unaccounted_drops(context.resources.settings, kind, raw)
     for problem in held_back.values():
         context.log.error(f"held back, not built upon: {problem}")

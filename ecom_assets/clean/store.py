@@ -20,13 +20,13 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from ecom_assets.clean.tables import SESSION_CONTENT, RowAccounting, latest_per_id
-from ecom_assets.io import StoredParts, file_identity, parquet_rows, write_json_atomic, write_parquet_atomic
+from ecom_assets.io import (Location, StoredParts, file_identity, parquet_rows, read_parquet, scan_parquet,
+                            write_json_atomic, write_parquet_atomic)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame, sorted_on
 
 COLUMNS = list(CleanSessions.to_schema().columns)
@@ -80,7 +80,7 @@ class MergeReport(RowAccounting):
     superseded: int = 0
 
 
-def _write_part(table: pl.DataFrame, path: Path, entry: dict) -> None:
+def _write_part(table: pl.DataFrame, path: Location, entry: dict) -> None:
     """Validate and store one part; its key figures go into its manifest entry (no re-scan for metadata)."""
     write_parquet_atomic(CleanSessions.validate(table), path)
     entry["stats"] = table.select(
@@ -101,21 +101,21 @@ def table_stats(manifest: dict) -> dict:
     return total
 
 
-def _ingested_at(path: Path) -> int | None:
+def _ingested_at(path: Location) -> int | None:
     """When the raw partition was ingested, in epoch microseconds (its rows all carry the same stamp)."""
-    return pl.scan_parquet(path).select(pl.col("ingested_at").first().dt.epoch("us")).collect().item()
+    return scan_parquet(path).select(pl.col("ingested_at").first().dt.epoch("us")).collect().item()
 
 
-def _in_ingestion_order(raw: dict[str, Path]) -> list[tuple[int | None, str]]:
+def _in_ingestion_order(raw: dict[str, Location]) -> list[tuple[int | None, str]]:
     """(ingested_at, key) for the given raw partitions, oldest first (the order drops are replayed in)."""
     return sorted(((_ingested_at(path), key) for key, path in raw.items()),
                   key=lambda item: (item[0] is None, item[0], item[1]))
 
 
-def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, ingested_at: int | None,
+def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location, ingested_at: int | None,
                 signups: pl.LazyFrame) -> int:
     """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
-    drop = pl.read_parquet(raw_path)
+    drop = read_parquet(raw_path)
     rows_in = drop.height
     stored = parts.paths(manifest)
     ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}
@@ -123,7 +123,7 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, in
     # is_in inside the scan reads the ids and decodes the other columns only where one matches
     # (0.13 s for 10.7M stored rows; a semi join decoded every column first: 0.45 s)
     clashing = (
-        pl.scan_parquet(stored).select(*SESSION_CONTENT, "source_file", "line")
+        scan_parquet(stored).select(*SESSION_CONTENT, "source_file", "line")
         .filter(pl.col("session_id").is_in(drop["session_id"].unique().implode())).collect()
         if stored else pl.DataFrame()
     )
@@ -143,7 +143,7 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, in
     for source_file, rows in (lost.partition_by("source_file", as_dict=True).items() if lost.height else []):
         entry = next(p for p in manifest["parts"] if p["key"] == source_file[0])
         path = parts.folder / entry["file"]
-        _write_part(pl.read_parquet(path).join(rows.select("line"), on="line", how="anti"), path, entry)
+        _write_part(read_parquet(path).join(rows.select("line"), on="line", how="anti"), path, entry)
         rewritten += 1
     new_rows = kept.filter(pl.col("source_file") == key) if clashing.height else kept
     manifest["duplicates_across_files"] += dedup.duplicates_across_files
@@ -159,7 +159,7 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Path, in
     return rewritten
 
 
-def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl.DataFrame) -> MergeReport:
+def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers: pl.DataFrame) -> MergeReport:
     """Bring the stored parts up to date with the raw partitions `raw` (partition key -> parquet)."""
     manifest = parts.manifest(EMPTY_MANIFEST)
     stored = {p["key"]: p for p in manifest["parts"]}
@@ -188,7 +188,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Path], clean_customers: pl
     if reflag:  # customer signups changed: recompute the two flags on the parts already stored
         for entry in manifest["parts"]:
             path = parts.folder / entry["file"]
-            _write_part(_with_flags(pl.read_parquet(path), signups), path, entry)
+            _write_part(_with_flags(read_parquet(path), signups), path, entry)
             report.reflagged_parts += 1
     for ingested_at, key in arrivals:
         report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups)

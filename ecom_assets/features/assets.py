@@ -16,7 +16,7 @@ from ecom_assets.features.build import (
 )
 from ecom_assets.features.history import update_history
 from ecom_assets.features.lifetime import LIFETIME_COLUMNS
-from ecom_assets.io import StoredParts, columns_in
+from ecom_assets.io import StoredParts, columns_in, read_parquet
 from ecom_assets.metadata import column_schema, md_table
 
 OWNER = "team:data-science"
@@ -82,7 +82,7 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
         meta = previous_event.asset_materialization.metadata
         stored = io_manager.stored_file(context.asset_key)
         if "covers" in meta and stored.exists():
-            covered, previous = meta["covers"].value, pl.read_parquet(stored)
+            covered, previous = meta["covers"].value, read_parquet(stored)
     history, summary, covers = update_history(previous, covered, parts)
     return dg.Output(history, metadata={
         "dagster/row_count": history.height,

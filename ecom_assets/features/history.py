@@ -9,16 +9,15 @@ re-ingested, a row superseded, the customer flags recomputed) falls back to a fu
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import polars as pl
 
 from ecom_assets.features.lifetime import LIFETIME_INPUTS, lifetime_aggregates, update_with_drop
-from ecom_assets.io import file_identity
+from ecom_assets.io import Location, file_identity, scan_parquet
 
 
 def update_history(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None,
-                   parts: list[Path]) -> tuple[pl.DataFrame, dict, dict[str, list[int]]]:
+                   parts: list[Location]) -> tuple[pl.DataFrame, dict, dict[str, list[int]]]:
     """(lifetime aggregates over `parts`, what happened {mode, customers_merged, customers_recomputed},
     what the result covers: file name -> [size, mtime_ns], for the materialization's metadata)."""
     current = {p.name: file_identity(p) for p in parts}
@@ -26,20 +25,20 @@ def update_history(previous: pl.DataFrame | None, covered: dict[str, list[int]] 
     return table, summary, current
 
 
-def _update(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None, parts: list[Path],
+def _update(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None, parts: list[Location],
             current: dict[str, list[int]]) -> tuple[pl.DataFrame, dict]:
     if not parts:
         return lifetime_aggregates(_empty_sessions()).collect(), {"mode": "full", "customers_recomputed": 0}
     reusable = previous is not None and covered is not None and all(
         current.get(name) == identity for name, identity in covered.items()) and "purchase_days" in previous.columns
     if not reusable:
-        table = lifetime_aggregates(pl.scan_parquet(parts)).collect().sort("customer_id")
+        table = lifetime_aggregates(scan_parquet(parts)).collect().sort("customer_id")
         return table, {"mode": "full", "customers_recomputed": table.height}
     new_parts = [p for p in parts if p.name not in covered]
     if not new_parts:
         return previous, {"mode": "unchanged"}
-    drop = pl.scan_parquet(new_parts).select(LIFETIME_INPUTS).collect()
-    table, merged, recomputed = update_with_drop(previous, drop, pl.scan_parquet(parts))
+    drop = scan_parquet(new_parts).select(LIFETIME_INPUTS).collect()
+    table, merged, recomputed = update_with_drop(previous, drop, scan_parquet(parts))
     return table, {"mode": "incremental", "customers_merged": merged, "customers_recomputed": recomputed}
 
 

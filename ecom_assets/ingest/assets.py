@@ -16,7 +16,7 @@ import polars as pl
 from ecom_assets.ingest.landing import move_to_archive, move_to_rejected, sha256_of
 from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
-from ecom_assets.io import parquet_rows, partition_file_name, write_json_atomic, write_parquet_atomic
+from ecom_assets.io import Location, parquet_rows, partition_file_name, write_json_atomic, write_parquet_atomic
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.settings import EcomSettings
 
@@ -67,7 +67,7 @@ def accounting_problem(accounting: dict) -> str | None:
             f"({accounting['rows_in'] - fates:+,} rows unaccounted)")
 
 
-def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Path]) -> dict[str, str]:
+def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Location]) -> dict[str, str]:
     """partition key -> why the clean tables must not build on it: its row accounting does not add
     up, or its stored table does not hold the clean rows the accounting counted. Read from the files
     the partition wrote, so a drop whose blocking check failed is held back in every later run too."""
