@@ -128,22 +128,25 @@ def _source(out: Path, sessions: int, customers: int) -> Path:
     return folder
 
 
-def _incremental_drop(source: Path, target: Path, share: float = 0.01) -> int:
-    """The next export: `share` of the history as new sessions dated after it (the latest sessions
-    again, with new ids, moved past the last day), so the as-of date moves as it would in production."""
+def _incremental_drops(source: Path, folder: Path, count: int, share: float = 0.01) -> list[Path]:
+    """The next `count` exports, each `share` of the history as new sessions dated after the one
+    before (the latest sessions again, with new ids, moved past the last day), so the as-of date
+    moves with every drop as it would in production."""
     sessions = pl.scan_csv(source / "sessions.csv", infer_schema=False)
     n = sessions.select(pl.len()).collect().item()
-    take = max(1, int(n * share))
-    tail = sessions.tail(take).collect()
+    tail = sessions.tail(max(1, int(n * share))).collect()
     dates = tail["session_date"].str.to_date("%Y-%m-%d", strict=False)
-    shift = (dates.max() - dates.min()).days + 1
-    drop = tail.with_columns(
-        session_id=pl.lit("INC") + pl.col("session_id"),
-        session_date=(pl.col("session_date").str.to_date("%Y-%m-%d", strict=False) + pl.duration(days=shift))
-        .dt.to_string("%Y-%m-%d").fill_null(pl.col("session_date")),
-    )
-    drop.write_csv(target)
-    return take
+    span = (dates.max() - dates.min()).days + 1
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        drop = tail.with_columns(
+            session_id=pl.lit(f"INC{i}-") + pl.col("session_id"),
+            session_date=(dates + pl.duration(days=span * (i + 1))).dt.to_string("%Y-%m-%d").fill_null(pl.col("session_date")),
+        )
+        paths.append(folder / f"sessions_incremental_{i + 1}.csv")
+        drop.write_csv(paths[-1])
+    return paths
 
 
 def _time_baseline(source: Path, rows: int) -> tuple[float, int, float]:
@@ -199,7 +202,7 @@ def _time_sensor(out: Path, files: int) -> dict:
 
 
 def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int | None, incremental: bool,
-              sensor_files: int = 10_000) -> dict:
+              sensor_files: int = 10_000, drops: int = 3) -> dict:
     import dagster as dg
 
     from ecom_assets.ingest import ingest_landing
@@ -218,9 +221,10 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
     os.environ["DAGSTER_HOME"] = str((run_dir / ".dagster").resolve())
     prepare_dagster_home(run_dir)
 
-    staged_drop = out / "data" / "sessions_incremental.csv"
-    if incremental:  # written before the graph runs so that building it never counts toward the graph's memory
-        _incremental_drop(source, staged_drop)
+    staged = out / "data" / "incremental"
+    shutil.rmtree(staged, ignore_errors=True)
+    # written before the graph runs so that building them never counts toward the graph's memory
+    staged_drops = _incremental_drops(source, staged, drops) if incremental else []
     with dg.DagsterInstance.get() as instance, RssSampler() as sampler:
         graph_started = time.time()
         started = time.perf_counter()
@@ -231,22 +235,27 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         build_s = time.perf_counter() - build_started
         total_s = time.perf_counter() - started
         full_records = _records(instance)
-        incremental_s, incremental_records, daily_s, daily_records = None, [], None, []
-        if incremental:
-            shutil.move(staged_drop, run_dir / "landing" / "sessions_incremental.csv")
-            seen = {r.run_id for r in full_records}
-            inc_started = time.perf_counter()
+        seen = {r.run_id for r in full_records}
+        # one drop after another, as exports arrive: each is ingested, then what automation refreshes per drop
+        drop_runs = []
+        for staged_drop in staged_drops:
+            shutil.move(staged_drop, run_dir / "landing" / staged_drop.name)
+            drop_started = time.perf_counter()
             ingest_landing(instance, run_dir)
             profile_new_drops(instance, run_dir)  # the per-drop profile: eager on every new partition
             refreshed = refresh(instance, ON_NEW_DATA.get_label(), updated=[dg.AssetKey("raw_sessions")])
-            incremental_s = time.perf_counter() - inc_started
-            incremental_records = [r for r in _records(instance) if r.run_id not in seen]
-            seen |= {r.run_id for r in incremental_records}
+            drop_s = time.perf_counter() - drop_started
+            records = [r for r in _records(instance) if r.run_id not in seen]
+            seen |= {r.run_id for r in records}
+            assert refreshed.success
+            drop_runs.append((drop_s, records))
+        daily_s, daily_records = None, []
+        if drop_runs:
             daily_started = time.perf_counter()
             daily = refresh(instance, DAILY.get_label())
             daily_s = time.perf_counter() - daily_started
             daily_records = [r for r in _records(instance) if r.run_id not in seen]
-            assert refreshed.success and daily.success
+            assert daily.success
         per_asset = _record_seconds(full_records)
         per_asset_rss = _step_peak_rss(full_records, sampler)
         # full build and, if run, the drop; and which step it happened in
@@ -264,6 +273,10 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
                                                                                 n_sessions))
     baseline_s = baseline_measured * baseline_scale
     clean_features_s = sum(per_asset.get(k, 0.0) for k in CLEAN_FEATURE_STEPS)
+    drop_seconds = [seconds for seconds, _ in drop_runs]
+    # the median drop (the VM's speed wanders by +-20 % between runs of the same code)
+    incremental_s, incremental_records = (sorted(drop_runs, key=lambda run: run[0])[len(drop_runs) // 2]
+                                          if drop_runs else (None, []))
     results = {
         "sessions": n_sessions,
         "customers": customers,
@@ -283,11 +296,12 @@ def run_bench(sessions: int, customers: int, out: Path, baseline_sessions: int |
         "baseline_over_clean_features": round(baseline_s / max(clean_features_s, 1e-9), 1),
         "incremental_s": round(incremental_s, 2) if incremental_s is not None else None,
         "incremental_share_of_full": round(incremental_s / total_s, 3) if incremental_s is not None else None,
+        "incremental_drops_s": [round(x, 2) for x in drop_seconds],
         "ingest_rows_per_s": round(n_sessions / max(per_asset.get("raw_sessions", ingest_s), 1e-9)),
         "per_asset_s": _slowest_first(per_asset),
         "per_asset_peak_rss_mib": dict(sorted(per_asset_rss.items(), key=lambda kv: -kv[1])),
         "incremental_per_asset_s": _slowest_first(_record_seconds(incremental_records)),
-        "incremental_peak_rss_mib": _step_peak_rss(incremental_records, sampler),
+        "incremental_peak_rss_mib": _step_peak_rss([r for _, records in drop_runs for r in records], sampler),
         "daily_refresh_s": round(daily_s, 2) if daily_s is not None else None,
         "daily_refresh_per_asset_s": _slowest_first(_record_seconds(daily_records)),
         "generate_s": float((source / "generate_s.txt").read_text()) if (source / "generate_s.txt").exists() else None,
@@ -311,8 +325,8 @@ def format_table(results: dict) -> str:
         ("pandas baseline (scaled)", f"{results['baseline_pandas_s']} s ({results['baseline_over_clean_features']}x slower)",
          ">= 15x"),
         ("peak RSS", f"{results['peak_rss_mib']} MiB", "<= 4096 MiB"),
-        ("incremental 1 % drop", f"{results['incremental_s']} s ({results['incremental_share_of_full']} of full)",
-         "<= 0.1 of full"),
+        ("incremental 1 % drop (median)", f"{results['incremental_s']} s ({results['incremental_share_of_full']} of full; "
+         f"drops {results.get('incremental_drops_s')})", "<= 0.1 of full"),
         ("ingest", f"{results['ingest_rows_per_s']:,} rows/s", ""),
     ]
     if "sensor_files" in results:
@@ -352,8 +366,11 @@ def markdown_table(r: dict) -> str:
     ]
     if r.get("incremental_s") is not None:
         steps = ", ".join(f"`{k}` {v}" for k, v in list(inc.items())[:4])
-        rows.append(("incremental: next export, 1 % of the history, dated after it; ingest + every-drop refresh",
-                     f"{r['incremental_s']} s = {r['incremental_share_of_full']} of full ({steps}, …)", "≤ 0.1 of full",
+        drops = ", ".join(f"{x} s" for x in r.get("incremental_drops_s") or [r["incremental_s"]])
+        rows.append(("incremental: next export, 1 % of the history, dated after it; ingest + every-drop refresh "
+                     "(median of successive drops)",
+                     f"{r['incremental_s']} s = {r['incremental_share_of_full']} of full (drops: {drops}; median drop's "
+                     f"steps: {steps}, …)", "≤ 0.1 of full",
                      _met(r["incremental_share_of_full"] <= 0.1)))
         rows.append(("daily refresh after that drop (reports, monitoring, dashboard)",
                      f"{r['daily_refresh_s']} s (slowest `{slowest_daily[0]}` {slowest_daily[1]} s)", "—", ""))
@@ -393,7 +410,7 @@ def cli_bench(args) -> int:
         print(json.dumps({k: v for k, v in results.items() if k.startswith("sensor_")}))
         return 0
     results = run_bench(args.sessions, args.customers, out, args.baseline_sessions, args.incremental,
-                        args.sensor_files)
+                        args.sensor_files, args.drops)
     print(format_table(results))
     if args.readme:
         update_readme(Path(args.readme), results)

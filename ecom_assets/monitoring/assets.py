@@ -89,7 +89,10 @@ def feature_drift_report(settings: EcomSettings, customer_features: pl.DataFrame
     )
 
 
-PROFILE_REFERENCE_ROWS = 1_000_000
+# PSI over ten bins from a sample: its sampling noise is about (bins - 1) * (1/reference + 1/drop),
+# 0.00005 from 200k reference rows, far below the 0.1 / 0.25 verdicts (1M rows took 0.15 s more per drop)
+PROFILE_REFERENCE_ROWS = 200_000
+PROFILE_MEASURES = ["purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"]
 
 
 @dg.asset(
@@ -97,13 +100,12 @@ PROFILE_REFERENCE_ROWS = 1_000_000
     owners=[OWNER],
     kinds={"polars"},
     partitions_def=sessions_files,
-    ins={"raw_sessions": columns_in(
-        ["source_file", "ingested_at", "purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"],
-        partition_mapping=dg.AllPartitionMapping())},
+    ins={"raw_sessions": columns_in(["source_file", "ingested_at", *PROFILE_MEASURES],
+                                    partition_mapping=dg.AllPartitionMapping())},
     automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Per sessions drop: how this file differs from every earlier drop (every k-th earlier row, at most "
-        "1,000,000) — population stability index of order "
+        f"{PROFILE_REFERENCE_ROWS:,}) — population stability index of order "
         "amount and browsing time, category mix and conversion (>0.25 shifted, 0.1–0.25 watch). Lets on-call see "
         "a shifted file at the file level before the features move."
     ),
@@ -122,7 +124,7 @@ def sessions_drop_profile(context: dg.AssetExecutionContext, raw_sessions: pl.La
     # every k-th earlier row, at most PROFILE_REFERENCE_ROWS: PSI over ten bins needs far fewer than 10M rows
     earlier_rows = earlier.select(pl.len()).collect().item()
     every = max(1, -(-earlier_rows // PROFILE_REFERENCE_ROWS))
-    earlier = earlier.gather_every(every).collect()
+    earlier = earlier.select(PROFILE_MEASURES).gather_every(every).collect()
     table = drop_profile_shift(this, earlier)
     shifted = table.filter(pl.col("verdict") == "shifted")["measure"].to_list() if table.height else []
     return dg.Output(table, metadata={
