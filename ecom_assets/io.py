@@ -9,9 +9,10 @@ crashed run never leaves a half-written table that a reader would take for a goo
 `ECOM_WAREHOUSE_URL` variable, see resources.py), so workers on several machines share the tables
 through an object store: paths are then `UPath`s (universal-pathlib, which Dagster's own
 UPathIOManager uses). An object store has no rename, but a single PUT is atomic per object, so a
-table is written to a local temporary file and uploaded in one `put_file`; it is read back as
-bytes and scanned lazily from memory (column projection and row-group skipping still apply, the
-download does not). Every read and write of the warehouse goes through the helpers below.
+table is written to a local temporary file and uploaded in one `put_file`. It is read through a
+pyarrow dataset on the same fsspec file system: lazily, fetching only the footers, row groups and
+columns a query needs (range requests), as a local scan would. Every read and write of the
+warehouse goes through the helpers below.
 
 A downstream input annotated `pl.LazyFrame` gets a lazy scan (all partitions in one scan), so
 large tables are not loaded whole unless the asset asks for a `pl.DataFrame`.
@@ -88,12 +89,22 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Location) -> 
         atomic_write_bytes(path, lambda tmp: frame.write_parquet(tmp, compression=PARQUET_COMPRESSION))
 
 
+def _remote_dataset(paths: list[Location]):
+    """The files as one pyarrow dataset on their fsspec file system (range reads, nothing fetched yet)."""
+    import pyarrow.dataset as ds
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    if any(not is_remote(p) or p.fs is not paths[0].fs for p in paths):
+        raise ValueError("one scan reads files of one file system")
+    return ds.dataset([p.path for p in paths], filesystem=PyFileSystem(FSSpecHandler(paths[0].fs)), format="parquet")
+
+
 def scan_parquet(paths: Location | list[Location]) -> pl.LazyFrame:
-    """A lazy scan of one or more stored parquet files (local: read in place; remote: downloaded)."""
+    """A lazy scan of one or more stored parquet files, local or in an object store."""
     paths = paths if isinstance(paths, list) else [paths]
     if not any(is_remote(p) for p in paths):
         return pl.scan_parquet(paths)
-    return pl.concat([pl.scan_parquet(p.read_bytes()) if is_remote(p) else pl.scan_parquet(p) for p in paths])
+    return pl.scan_pyarrow_dataset(_remote_dataset(paths))
 
 
 def read_parquet(path: Location, columns: list[str] | None = None) -> pl.DataFrame:
@@ -102,8 +113,10 @@ def read_parquet(path: Location, columns: list[str] | None = None) -> pl.DataFra
 
 
 def parquet_rows(path: Location) -> int:
-    """Rows of a stored parquet file, from its footer (no data read, locally)."""
-    return scan_parquet(path).select(pl.len()).collect().item()
+    """Rows of a stored parquet file, from its footer (no data read)."""
+    if is_remote(path):
+        return _remote_dataset([path]).count_rows()
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
 def file_identity(path: Location) -> list:

@@ -59,3 +59,38 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
 def test_partition_file_name_is_filesystem_safe() -> None:
     assert partition_file_name("sessions_2024 01.csv__ab12") == "sessions_2024_01.csv__ab12"
     assert "/" not in partition_file_name("a/b")
+
+
+def test_an_object_store_table_is_read_lazily_by_range(monkeypatch) -> None:
+    """A scan of a table in an object store fetches the footer, then only the columns a query uses;
+    counting rows reads the footer alone (fsspec's memory file system, reads counted)."""
+    import fsspec.implementations.memory as memory
+    from upath import UPath
+
+    from ecom_assets.io import parquet_rows, scan_parquet, write_parquet_atomic
+
+    fetched = []
+    read = memory.MemoryFile.read
+
+    def counted_read(self, *args, **kwargs):
+        out = read(self, *args, **kwargs)
+        fetched.append(len(out))
+        return out
+
+    monkeypatch.setattr(memory.MemoryFile, "read", counted_read)
+    table = UPath("memory://ecom-io-test/warehouse/t.parquet")
+    frame = pl.DataFrame({"n": range(500_000), "text": [f"row {i}" for i in range(500_000)]})
+    try:
+        write_parquet_atomic(frame, table)
+        size = table.stat().st_size
+        fetched.clear()
+        scan = scan_parquet(table)
+        assert 0 < sum(fetched) < size / 10  # the footer
+        fetched.clear()
+        assert parquet_rows(table) == 500_000 and sum(fetched) < size / 10
+        fetched.clear()
+        assert scan.select(pl.col("n").sum()).collect().item() == frame["n"].sum()
+        assert sum(fetched) < size * 0.6  # the `n` column, not the text
+        assert scan.collect().equals(frame)
+    finally:
+        table.fs.rm("/ecom-io-test", recursive=True)
