@@ -43,3 +43,12 @@ def test_resources_follow_the_data_dir_at_run_time(tmp_path, monkeypatch, instan
     result = dg.materialize([where_am_i], resources=build_resources(), instance=instance)
     assert result.output_for_node("where_am_i")["data_dir"][0] == str(tmp_path)
     assert (tmp_path / "warehouse" / "where_am_i.parquet").exists()
+
+
+def test_runs_execute_in_process_except_the_celery_job() -> None:
+    """Launched runs (sensor, automation, the UI) run their steps in the run's own process; only
+    `celery_build_job` hands steps to Celery workers."""
+    assert defs.resolve_job_def("build_all_job").executor_def.name == "in_process"
+    assert defs.resolve_job_def("ingest_sessions_job").executor_def.name == "in_process"
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    assert defs.resolve_job_def("celery_build_job").executor_def.name == "celery"
