@@ -94,7 +94,7 @@ def _remote_dataset(paths: list[Location]):
     import pyarrow.dataset as ds
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    if any(not is_remote(p) or p.fs is not paths[0].fs for p in paths):
+    if any(not is_remote(p) or p.fs != paths[0].fs for p in paths):
         raise ValueError("one scan reads files of one file system")
     return ds.dataset([p.path for p in paths], filesystem=PyFileSystem(FSSpecHandler(paths[0].fs)), format="parquet")
 
