@@ -89,7 +89,7 @@ def profile_new_drops(instance, data_dir: Path) -> int:
 
 
 def _print_summary(data_dir: Path, result, seconds: float) -> None:
-    from ecom_assets.resources import WAREHOUSE_URL_ENV
+    from ecom_assets.resources import build_resources
     from ecom_assets.settings import EcomSettings
 
     settings = EcomSettings(data_dir=str(data_dir))
@@ -108,7 +108,7 @@ def _print_summary(data_dir: Path, result, seconds: float) -> None:
         )
         if card.get("status_reason"):
             print(f"  {card['status_reason']}")
-    print(f"tables:  {os.environ.get(WAREHOUSE_URL_ENV) or settings.path('warehouse')}")
+    print(f"tables:  {build_resources(data_dir)['io_manager'].root}")  # the data directory or $ECOM_WAREHOUSE_URL
     print(f"exports: {settings.path('exports')}")
     print(f"reports: {settings.path('reports')}")
     print("UI:      make dev  (dagster dev -w workspace.yaml on http://127.0.0.1:3000)")

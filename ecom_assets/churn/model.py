@@ -83,7 +83,8 @@ def design_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str
             columns.append(pl.when(values.is_not_null()).then(codes).alias(col))
         else:
             columns.append(pl.col(col).cast(pl.Float32).fill_nan(None))
-    # one select (columns converted in parallel), row-major as XGBoost stores it: 0.13 -> 0.04 s at 310k rows
+    # one select (columns converted in parallel), row-major as XGBoost stores it: at 310k rows the array
+    # takes 0.04 s and the DMatrix from it 0.075 s (0.13 s together when built column by column)
     matrix = frame.select(columns).to_numpy(order="c") if columns else np.empty((frame.height, 0), dtype=np.float32)
     return xgb.DMatrix(matrix, label=label, feature_names=features, enable_categorical=True, nthread=NTHREAD,
                        feature_types=["c" if col in categories else "q" for col in features])

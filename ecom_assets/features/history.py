@@ -9,7 +9,6 @@ re-ingested, a row superseded, the customer flags recomputed) falls back to a fu
 
 from __future__ import annotations
 
-
 import polars as pl
 
 from ecom_assets.features.lifetime import LIFETIME_INPUTS, lifetime_aggregates, update_with_drop
