@@ -30,6 +30,7 @@ TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
 DECIMAL_COMMA = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$"  # 1.234,50 / 12,50
 AMBIGUOUS_IN_DECIMAL_COMMA = r"^[+-]?\d{1,3}(?:\.\d{3})+$"  # 1.299: 1.299 or 1299?
 INTEGER = r"^[+-]?\d+$"
+C1_CONTROL = r"[\x{80}-\x{9F}]"  # C1 control characters: mis-decoded text, never data
 
 
 def null_markers(spec: SourceSpec | None) -> list[str]:
@@ -64,9 +65,9 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
         return Timestamps(fast, None)
     positions = slow.arg_true()
     values = text.gather(positions)
-    naive = pl.Series(values.name, [None] * values.len(), pl.Datetime("us"))
-    offset_minutes = pl.Series([None] * values.len(), dtype=pl.Int64)
-    date_only = pl.Series([None] * values.len(), dtype=pl.Date)
+    naive = pl.repeat(None, values.len(), dtype=pl.Datetime("us"), eager=True)
+    offset_minutes = pl.repeat(None, values.len(), dtype=pl.Int64, eager=True)
+    date_only = pl.repeat(None, values.len(), dtype=pl.Date, eager=True)
     if spec is not None and spec.date_format:
         if spec.date_has_time:
             naive = values.str.to_datetime(spec.date_format, strict=False, time_unit="us")
@@ -80,7 +81,7 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
     date = date_only.fill_null(naive.dt.date())
     has_offset = offset_minutes.is_not_null() & naive.is_not_null()
     zoned = _as_utc(naive, offset_minutes, spec.timezone if spec else None)
-    instant = pl.Series(text.name, [None] * text.len(), pl.Datetime("us", "UTC")).scatter(positions, zoned)
+    instant = pl.repeat(None, text.len(), dtype=pl.Datetime("us", "UTC"), eager=True).scatter(positions, zoned)
     naive_times = naive.is_not_null() & ~has_offset
     return Timestamps(
         date=fast.scatter(positions, date),
