@@ -536,7 +536,10 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
         quarantined, clean = pl.collect_all([
             judged.filter(pl.col("_bad")).select(
                 *kind.columns, "source_file", "line",
-                reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).otherwise(reason)),
+                # a ragged row's values sit in the wrong columns: its field count is the one reason
+                reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).when(pl.col("_ragged").is_not_null())
+                .then(pl.concat_str([pl.when(pl.col("_truncated")).then(pl.lit("truncated last line")), "_ragged"],
+                                    separator="; ", ignore_nulls=True)).otherwise(reason)),
             judged.filter(~pl.col("_bad") & ~pl.col("line").is_in(duplicate_lines.implode())).select(
                 *[pl.col(f"_typed_{name}").alias(name) for name in typed_names],
                 pl.lit(source_file).alias("source_file"), "line"),
