@@ -208,6 +208,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
         f"ingested {len(plan.requests) - len(failed)} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
         f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
     ]
+    if plan.sources_problem:
+        lines.append(f"NOT INGESTED: {plan.summary()}")
     if plan.rejected:
         lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}: {', '.join(plan.rejected)}")
     if failed:
