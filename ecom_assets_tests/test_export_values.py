@@ -267,3 +267,14 @@ def test_flags_accept_words_in_any_case(yes, no) -> None:
     assert parsed.clean["purchase_made"].to_list() == [True, False]
     assert parsed.clean["added_to_cart"].to_list() == [True, False]
     assert "purchase_made 'maybe' must be 0 or 1" in reasons(parsed)[4]
+
+
+def test_a_c1_character_deep_in_a_large_file_is_found_from_its_path(tmp_path) -> None:
+    """The path route rules C1 out with one byte search over the file; when the byte is there
+    (row 2,500 of a large export), the row is quarantined as on the bytes route."""
+    rows = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},1,9.5" for i in range(3000)]
+    rows[2500] = "S2500,C1,2024-01-02,Kid\u0092s Toys,60,1,9.5"
+    path = tmp_path / "sessions.csv"
+    path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
+    assert list(reasons(parsed)) == [2502] and "C1 control character" in reasons(parsed)[2502]
