@@ -212,8 +212,7 @@ class TextTable:
     may_hold_c1: bool  # the UTF-8 text has a 0xC2 byte (C1 controls are 0xC2 0x80-0x9F)
 
 
-def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: list[str],
-             physical_lines: int) -> pl.DataFrame | None:
+def _regular(source: bytes | Path, delimiter: str, names: list[str], physical_lines: int) -> pl.DataFrame | None:
     """The records of a regular file — each on one physical line with the header's field count —
     parsed by polars (multi-threaded, from the path without a Python copy), else None.
 
@@ -225,7 +224,7 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: li
     try:
         table = pl.read_csv(source, separator=delimiter, has_header=False, skip_lines=1, infer_schema=False,
                             schema={**{n: pl.String for n in names}, spare: pl.String}, missing_columns="insert",
-                            truncate_ragged_lines=True, null_values=markers)
+                            truncate_ragged_lines=True)
     except pl.exceptions.PolarsError as err:
         if "utf-8" in str(err).lower():
             raise UnicodeError(str(err)) from err
@@ -233,14 +232,13 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: li
     irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(names[-1]).is_null().any()).item()
     if irregular or table.height != physical_lines - 1:
         return None
-    return table.drop(spare).with_columns(_fields=pl.lit(len(names), pl.Int32))
+    return table.drop(spare)
 
 
-def _records(text: str, delimiter: str, names: list[str], markers: list[str]) -> pl.DataFrame:
+def _records(text: str, delimiter: str, names: list[str]) -> pl.DataFrame:
     """Every record with its physical start line and field count (Python's csv module: exact for
     quoted line breaks and ragged rows). Fields past the header's are dropped (the count says so)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    missing = set(markers) | {""}
     width = len(names)
     columns: list[list] = [[] for _ in range(width)]
     lines, fields = [], []
@@ -254,7 +252,7 @@ def _records(text: str, delimiter: str, names: list[str], markers: list[str]) ->
             fields.append(len(record) if record else width)  # a blank line is judged as blank, not as short
             for i in range(width):
                 value = record[i] if i < len(record) else None
-                columns[i].append(None if value in missing else value)
+                columns[i].append(value or None)  # empty is missing, as polars reads it
     except csv.Error as err:  # e.g. a field over csv.field_size_limit(): an unterminated quote swallowing the file
         raise FileRejected(f"not a readable {delimiter!r}-delimited table at line {previous + 1}: {err}") from err
     return pl.DataFrame({**dict(zip(names, columns)), "line": lines, "_fields": fields},
@@ -267,7 +265,7 @@ def _physical_lines(path: Path) -> int:
         .select(pl.len()).collect().item()
 
 
-def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None, markers: list[str]) -> TextTable | None:
+def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None) -> TextTable | None:
     """A large, plain UTF-8 file parsed by polars from its path: no copy of its bytes in Python and
     polars' own UTF-8 check instead of a Python decode (together ~1.8 s of a 600 MB file). None
     when the file is small, compressed, not UTF-8 or not regular: the bytes route reads it."""
@@ -285,7 +283,7 @@ def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None, markers: lis
     notes = ["UTF-8 byte-order mark removed"] if head.startswith(BOMS[0][0]) else []
     try:
         delimiter, names, header_notes = sniff_header(head.removeprefix(BOMS[0][0]), kind, spec)
-        table = _regular(path, delimiter, names, markers, _physical_lines(path))
+        table = _regular(path, delimiter, names, _physical_lines(path))
     except UnicodeError:  # not UTF-8: the bytes route decodes it and says where
         return None
     if table is None:
@@ -295,7 +293,7 @@ def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None, markers: lis
                      notes + header_notes, ends_with_newline, may_hold_c1)
 
 
-def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, markers: list[str], name: str) -> TextTable:
+def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, name: str) -> TextTable:
     if name.lower().endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
@@ -304,9 +302,9 @@ def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, markers: li
     raw, encoding, notes = decode(raw, spec.encoding if spec else None)
     delimiter, names, header_notes = sniff_header(raw, kind, spec)
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-    table = _regular(raw, delimiter, names, markers, lines)
+    table = _regular(raw, delimiter, names, lines)
     if table is None:
-        table = _records(raw.decode("utf-8"), delimiter, names, markers)
+        table = _records(raw.decode("utf-8"), delimiter, names)
     else:
         table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
     return TextTable(table, len(names), delimiter, encoding, notes + header_notes, raw.endswith(b"\n"),
@@ -319,10 +317,10 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     record starts; header = line 1), `_ragged` (reason when the field count differs from the
     header's), `_truncated` and `source_file`; `.notes`, `.encoding`, `.delimiter` say how it was read."""
     markers = null_markers(spec)
-    read = _read_path(source, kind, spec, markers) if isinstance(source, Path) else None
+    read = _read_path(source, kind, spec) if isinstance(source, Path) else None
     if read is None:
         name = source.name if isinstance(source, Path) else source_file.rsplit("__", 1)[0]
-        read = _read_bytes(source.read_bytes() if isinstance(source, Path) else source, kind, spec, markers, name)
+        read = _read_bytes(source.read_bytes() if isinstance(source, Path) else source, kind, spec, name)
     table, notes, width = read.table, read.notes, read.width
     if read.delimiter != ",":
         notes.append(f"delimiter {read.delimiter!r}")
@@ -330,14 +328,26 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     padded = table.select(
         (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in names
     ).row(0, named=True) if table.height else {}
+    text = {c: pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c) for c in names}
+    # missing-value markers: one hash probe per value (polars' reader option cost 2x that), and
+    # only in columns holding a value as short as a marker (ids and dates are ruled out by length)
+    longest = max(len(m.encode()) for m in markers)
+    short = table.select((text[c].str.len_bytes() <= longest).any().alias(c) for c in names).row(0, named=True) \
+        if table.height else {}
+    marked = table.select(text[c].is_in(markers).any().alias(c) for c in names if short[c]).row(0, named=True) \
+        if any(short.values()) else {}
+    text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if marked.get(c) else value
+            for c, value in text.items()}
     truncated = not read.ends_with_newline and table.height > 0
     table = table.select(
-        *[(pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c)) if c in names else pl.lit(None, pl.String).alias(c)
-          for c in kind.columns],
+        *[text[c].alias(c) if c in names else pl.lit(None, pl.String).alias(c) for c in kind.columns],
         "line",
-        _ragged=pl.when(pl.col("_fields") != width).then(pl.format("{} fields, header has {}", "_fields", pl.lit(width))),
+        # only the csv-module route counts fields; a regular file has the header's count everywhere
+        _ragged=pl.when(pl.col("_fields") != width).then(pl.format("{} fields, header has {}", "_fields", pl.lit(width)))
+        if "_fields" in table.columns else pl.lit(None, pl.String),
         _truncated=(pl.int_range(pl.len()) == pl.len() - 1) & pl.lit(truncated) & (
-            (pl.col("_fields") < width) | pl.any_horizontal(pl.col(c).is_null() for c in names)),
+            (pl.col("_fields") < width if "_fields" in table.columns else pl.lit(False))
+            | pl.any_horizontal(pl.col(c).is_null() for c in names)),
         source_file=pl.lit(source_file),
     )
     if table.height == 0:
