@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.ingest.parse import check_header, parse_drop
 from ecom_assets.ingest.sensor import landing_zone_sensor
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.settings import EcomSettings
@@ -210,10 +210,13 @@ def test_a_large_ragged_file_gets_exact_fates_from_its_path(tmp_path) -> None:
 # --- 7. encodings ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
-def test_excel_unicode_text_utf16_with_bom_is_read(codec) -> None:
-    """Excel's "Unicode Text" save: UTF-16 with a byte-order mark, tab-separated."""
+def test_excel_unicode_text_utf16_with_bom_is_read(codec, tmp_path) -> None:
+    """Excel's "Unicode Text" save: UTF-16 with a byte-order mark, tab-separated; the sensor's
+    header check reads it too (its first 64 KiB may end mid-character)."""
     text = (SESSIONS_HEADER + "\r\nS1,C1,2024-01-02,Kid’s Toys,60,1,9.5\r\n").replace(",", "\t")
     bom = b"\xff\xfe" if codec == "utf-16-le" else b"\xfe\xff"
+    (tmp_path / "sessions.txt").write_bytes(bom + text.encode(codec) * 3000)
+    check_header(tmp_path / "sessions.txt", "sessions")
     parsed = parse(bom + text.encode(codec))
     assert parsed.clean["product_viewed"].to_list() == ["Kid’s Toys"]
     assert parsed.encoding == codec and "delimiter '\\t'" in parsed.notes

@@ -43,6 +43,7 @@ def test_entries_are_parsed_and_matched_by_glob(tmp_path) -> None:
     orders = spec_for("orders/2024-01.csv", specs)
     assert orders.return_when == ReturnRule("invoiceno", prefix="C")
     assert spec_for("2024-01.csv", specs) is None  # a glob with '/' needs the folder
+    assert spec_for("Online_Retail_2011.csv.gz", specs) is retail  # the same export, compressed
     frame = pl.DataFrame({"invoiceno": ["C536379", "536380"]})
     assert frame.select(orders.return_when.expr()).to_series().to_list() == [True, False]
 

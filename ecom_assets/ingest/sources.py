@@ -1,8 +1,8 @@
 """`$ECOM_DATA_DIR/sources.yaml`: what an export cannot tell us safely, declared per file-name glob.
 
 The file is optional. It is a YAML list of entries (or a mapping with a `sources:` list); the first
-entry whose glob matches a drop's file name applies to it (case-insensitive; a glob containing `/`
-is matched against the path below `landing/`). Every key is optional except the glob:
+entry whose glob matches a drop's file name (with or without a `.gz` ending) applies to it
+(case-insensitive; a glob containing `/` is matched against the path below `landing/`). Every key is optional except the glob:
 
 ```yaml
 - match: "online_retail*.csv"      # file-name glob (aliases: glob, pattern, files)
@@ -80,7 +80,9 @@ class SourceSpec:
         """`name`: the file's path below landing/ (or just its name); compared case-insensitively."""
         pattern = self.match.lower()
         target = name.lower().replace("\\", "/")
-        return fnmatch.fnmatchcase(target if "/" in pattern else target.rsplit("/", 1)[-1], pattern)
+        target = target if "/" in pattern else target.rsplit("/", 1)[-1]
+        # `exports_*.csv` also covers the same export compressed (`exports_1.csv.gz`)
+        return any(fnmatch.fnmatchcase(t, pattern) for t in (target, target.removesuffix(".gz")))
 
     @property
     def date_has_time(self) -> bool:
