@@ -567,7 +567,8 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
         pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
                       separator="; ", ignore_nulls=True)
     ).otherwise(pl.concat_str([pl.when(pl.col(f"_schema{i}")).then(_schema_reason(rule, kind))
-                               for i, rule in enumerate(schema_rules)], separator="; ", ignore_nulls=True))
+                               for i, rule in enumerate(schema_rules)], separator="; ", ignore_nulls=True)
+                if schema_rules else pl.lit(None, pl.String))  # campaigns have no clean-table row rules
     # duplicates: among good rows sharing an id, every copy of an already-seen text is one
     candidates = _judge(shared, kind, rules, typed_values, schema_rules).filter(~pl.col("_bad"))
     duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct())["line"]
