@@ -112,6 +112,13 @@ def test_invalid_sources_yaml_holds_drops_and_warns_without_crashing(data_dir, i
     result = landing_zone_sensor(context)
     assert not result.run_requests and "date_fromat" in result.skip_reason.skip_message
     assert (data_dir / "landing" / "sessions_1.csv").exists()
+    # a health signal once per new problem: an observation on landing_rejects and an alert line
+    assert [e.metadata["file"].value for e in result.asset_events] == ["sources.yaml"]
+    alerts = (data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()
+    assert len(alerts) == 1 and json.loads(alerts[0])["alert"] == "sources_yaml_invalid"
+    same = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
+                                                       cursor=result.cursor))
+    assert not same.asset_events and len((data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()) == 1
     (data_dir / "sources.yaml").write_text("- match: '*.csv'\n  date_format: '%d/%m/%Y'\n")
     again = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
                                                         cursor=result.cursor))

@@ -9,10 +9,10 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_assets.ingest.assets import RAW_ASSETS, landing_rejects, read_rejects, rejects_check
-from ecom_assets.ingest.landing import LandingFile, reject, scan_landing
+from ecom_assets.ingest.landing import LandingFile, alert, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
-from ecom_assets.ingest.sources import SourcesError, SourceSpec, load_sources, spec_for
+from ecom_assets.ingest.sources import SOURCES_FILE, SourcesError, SourceSpec, load_sources, spec_for
 from ecom_assets.settings import EcomSettings
 
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
@@ -70,7 +70,8 @@ class TickPlan:
                 f"{self.deferred} deferred to the next tick")
 
     def cursor(self) -> str:
-        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys})
+        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys,
+                           "sources_problem": self.sources_problem})
 
 
 def plan_tick(
@@ -166,6 +167,11 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSetti
                for name, reason in plan.rejected.items()]
     if rejects:
         rejects.append(rejects_check(read_rejects(settings), REJECTS_KEY))
+    if plan.sources_problem and plan.sources_problem != cursor.get("sources_problem"):
+        # a new sources.yaml problem shows once on landing_rejects and in alerts.jsonl (every tick in the log)
+        rejects.append(dg.AssetObservation(asset_key=REJECTS_KEY,
+                                           metadata={"file": SOURCES_FILE, "reason": plan.sources_problem}))
+        alert(settings, {"alert": "sources_yaml_invalid", "file": SOURCES_FILE, "reason": plan.sources_problem})
     return dg.SensorResult(
         asset_events=rejects,
         run_requests=plan.requests,
