@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", default=None, help="as-of date T (default: latest clean session)")
     r.add_argument("--no-automation", action="store_true", help="skip the retrain sensor pass")
     r.add_argument("--retrain", action="store_true", help="train a new churn model even if one exists")
+    r.add_argument("--verbose", action="store_true", help="also print Dagster's own event lines (DEBUG)")
 
     h = sub.add_parser("prepare-home", help="create DAGSTER_HOME with the instance config")
     h.add_argument("--data-dir", default=None)
