@@ -4,6 +4,7 @@ jobs, their sensors and schedule (`jobs.py`), the resources, and markdown-escape
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -18,15 +19,17 @@ from ecom_assets.settings import DATA_DIR_ENV
 # gets the repository's ./data folder.
 os.environ.setdefault(DATA_DIR_ENV, str(Path("data").resolve()))
 
-defs = dg.Definitions.merge(
-    *DOMAINS,
-    dg.Definitions(
-        jobs=[*JOBS, celery_build_job], sensors=SENSORS, schedules=SCHEDULES, resources=build_resources(),
-        # Every run executes its steps in its own process, one after another. Dagster's default
-        # (a subprocess per step) spends ~2 s loading the code location for every step, longer
-        # than most of these steps take, and polars already uses every core inside a step. On the
-        # benchmark's data (2 cores): one drop's refresh 18.5 s -> 4.6 s, the daily refresh
-        # 32.7 s -> 13.9 s. Parallel steps across machines: `celery_build_job` (docs/scaling.md).
-        executor=dg.in_process_executor,
-    ),
-).map_asset_specs(func=escape_spec)  # the UI renders descriptions as markdown: show them as written
+with warnings.catch_warnings():  # map_asset_specs is a Dagster "preview" API; its notice is not for on-call
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    defs = dg.Definitions.merge(
+        *DOMAINS,
+        dg.Definitions(
+            jobs=[*JOBS, celery_build_job], sensors=SENSORS, schedules=SCHEDULES, resources=build_resources(),
+            # Every run executes its steps in its own process, one after another. Dagster's default
+            # (a subprocess per step) spends ~2 s loading the code location for every step, longer
+            # than most of these steps take, and polars already uses every core inside a step. On the
+            # benchmark's data (2 cores): one drop's refresh 18.5 s -> 4.6 s, the daily refresh
+            # 32.7 s -> 13.9 s. Parallel steps across machines: `celery_build_job` (docs/scaling.md).
+            executor=dg.in_process_executor,
+        ),
+    ).map_asset_specs(func=escape_spec)  # the UI renders descriptions as markdown: show them as written

@@ -18,7 +18,7 @@ import dagster as dg
 HEARTBEAT_S = 15
 LOGGER = "ecom_progress"
 # the first of these a step's materialization carries is its key figure
-KEY_FIGURES = ("status", "rows_in", "dagster/row_count", "drift_share", "served_by", "rows")
+KEY_FIGURES = ("status", "state", "rows_in", "shifted", "drift_share", "dagster/row_count", "served_by", "rows")
 
 
 def fmt(value) -> str:
@@ -42,7 +42,7 @@ def key_figure(metadata: dict) -> str:
             if name == "rows_in" and "clean" in metadata:
                 extra = (f" = {fmt(metadata['clean'].value)} clean + {fmt(metadata['quarantined'].value)} quarantined"
                          f" + {fmt(metadata['duplicate'].value)} duplicate")
-            return f"{name.removeprefix('dagster/').replace('_', ' ')} {fmt(value)}{extra}"
+            return f"{'rows' if name == 'dagster/row_count' else name.replace('_', ' ')} {fmt(value)}{extra}"
     return ""
 
 
@@ -64,7 +64,7 @@ class StepPrinter(logging.Handler):
         print(line, file=self.out, flush=True)
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(min(1.0, self.heartbeat_s)):
             now = time.monotonic()
             with self._lock:
                 for step, timing in self._running.items():
