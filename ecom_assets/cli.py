@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--sensor-files", type=int, default=10_000, help="small drops for the sensor tick timing")
     b.add_argument("--sensor-only", action="store_true", help="only time the sensor; update results.json")
     b.add_argument("--readme", default=None, help="rewrite the table between the bench markers of this README")
+    lat = sub.add_parser("latency", help="time drop -> fresh churn list in a real `dagster dev` (127.0.0.1)")
+    lat.add_argument("--out", default="bench/latency")
+    lat.add_argument("--customers", type=int, default=5_000)
+    lat.add_argument("--days", type=int, default=540)
+    lat.add_argument("--drops", type=int, default=5, help="successive 1 %% drops (median reported)")
+    lat.add_argument("--readme", default=None, help="rewrite the figures between the latency markers of this README")
     return p
 
 
@@ -63,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(prepare_dagster_home(args.data_dir or default_data_dir()))
         return 0
+    if args.command == "latency":
+        from ecom_assets.latency import cli_latency
+
+        return cli_latency(args)
     if args.command == "bench":
         from ecom_assets.bench import cli_bench
 

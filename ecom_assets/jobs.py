@@ -14,6 +14,7 @@ select by that tag. This module sees the whole graph, so only the wiring imports
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from ecom_assets.churn import registry
 from ecom_assets.churn.assets import TRIGGER_TAG
 from ecom_assets.ingest import RAW_ASSETS
 from ecom_assets.ingest.sensor import INGEST_JOBS
+from ecom_assets.resources import build_resources
 from ecom_assets.settings import EcomSettings
 
 DOMAINS = [ingest.defs, clean.defs, features.defs, churn.defs, monitoring.defs, insights.defs]
@@ -74,12 +76,27 @@ class RefreshDecision:
     reason: str
 
 
-def _latest_drop_id(instance: dg.DagsterInstance, after: int | None) -> int | None:
-    """Storage id of the newest raw partition materialization after `after` (any kind), or None."""
-    ids = [record.storage_id for asset in RAW_ASSETS.values()
-           for record in instance.fetch_materializations(
-               dg.AssetRecordsFilter(asset_key=asset.key, after_storage_id=after), limit=1, ascending=False).records]
-    return max(ids, default=None)
+def _new_drops(instance: dg.DagsterInstance, after: int | None) -> dict[dg.AssetKey, int]:
+    """Raw asset -> storage id of its newest partition materialization after `after` (those with one)."""
+    newest = {}
+    for asset in RAW_ASSETS.values():
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset.key, after_storage_id=after),
+                                                  limit=1, ascending=False).records
+        if records:
+            newest[asset.key] = records[0].storage_id
+    return newest
+
+
+@functools.cache
+def _asset_graph():
+    return dg.Definitions.merge(*DOMAINS, dg.Definitions(resources=build_resources())).resolve_asset_graph()
+
+
+def refreshed_by_drops(updated: list[dg.AssetKey], has_model: bool) -> list[dg.AssetKey]:
+    """What `drop_refresh_job` rebuilds after drops of these raw assets: its assets downstream of
+    them (a sessions drop leaves clean_customers alone), the first model's too while none exists."""
+    keys = set(keys_tagged(REFRESH_PER_DROP)) | (set() if has_model else set(keys_tagged(REFRESH_FIRST_MODEL)))
+    return sorted(keys & dg.AssetSelection.assets(*updated).downstream().resolve(_asset_graph()))
 
 
 def _busy(instance: dg.DagsterInstance, job_names: list[str]) -> str | None:
@@ -99,18 +116,18 @@ def plan_drop_refresh(instance: dg.DagsterInstance, cursor: int | None, has_mode
     condition's "not while upstream is in progress" did. Without any model version the run also
     trains the first model (trigger `initial`).
     """
-    latest = _latest_drop_id(instance, cursor)
-    if latest is None:
+    new = _new_drops(instance, cursor)
+    if not new:
         return RefreshDecision(None, cursor, "no new drop since the last refresh")
+    latest = max(new.values())
     busy = _busy(instance, [*(job.name for job in INGEST_JOBS.values()), DROP_REFRESH_JOB])
     if busy:
         return RefreshDecision(None, cursor, f"new drops wait for {busy} to finish")
-    keys = keys_tagged(REFRESH_PER_DROP) + ([] if has_model else keys_tagged(REFRESH_FIRST_MODEL))
     tags = {} if has_model else {TRIGGER_TAG: "initial"}
-    request = dg.RunRequest(run_key=f"drops-through-{latest}", job_name=DROP_REFRESH_JOB, asset_selection=keys,
-                            tags=tags)
-    return RefreshDecision(request, latest, f"refresh after drops through event {latest}"
-                           + ("" if has_model else " (and the first model)"))
+    request = dg.RunRequest(run_key=f"drops-through-{latest}", job_name=DROP_REFRESH_JOB,
+                            asset_selection=refreshed_by_drops(sorted(new), has_model), tags=tags)
+    return RefreshDecision(request, latest, f"refresh after new {', '.join(k.to_user_string() for k in sorted(new))} "
+                           f"(through event {latest})" + ("" if has_model else ", with the first model"))
 
 
 @dg.sensor(

@@ -17,6 +17,7 @@ from ecom_assets.jobs import (
     keys_tagged,
     plan_daily_refresh,
     plan_drop_refresh,
+    refreshed_by_drops,
 )
 from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.settings import DATA_DIR_ENV
@@ -72,6 +73,10 @@ def test_drop_refresh_sensor_one_run_per_batch_of_drops(three_drops, data_dir, i
     # no model yet: this refresh trains the first one, and says so
     assert set(request.asset_selection) == set(keys_tagged(REFRESH_PER_DROP)) | set(keys_tagged(REFRESH_FIRST_MODEL))
     assert request.tags["ecom/trigger"] == "initial"
+    # a sessions drop alone refreshes what lies downstream of sessions (not clean_customers), and no model
+    sessions_only = refreshed_by_drops([dg.AssetKey("raw_sessions")], has_model=True)
+    assert dg.AssetKey("clean_customers") not in sessions_only and dg.AssetKey("churn_model") not in sessions_only
+    assert {dg.AssetKey("clean_sessions"), dg.AssetKey("churn_risk_list")} <= set(sessions_only)
     assert isinstance(drop_refresh_sensor(context), dg.SkipReason)  # three ingest runs, one refresh
 
     # a drop whose ingest run is still going: wait for it rather than refresh twice
