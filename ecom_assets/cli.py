@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     lat.add_argument("--customers", type=int, default=5_000)
     lat.add_argument("--days", type=int, default=540)
     lat.add_argument("--drops", type=int, default=5, help="successive 1 %% drops (median reported)")
+    lat.add_argument("--code", default=str(Path(__file__).resolve().parents[1]),
+                     help="checkout whose code `dagster dev` loads (default: this one; e.g. an older commit to compare)")
     lat.add_argument("--readme", default=None, help="rewrite the figures between the latency markers of this README")
     return p
 

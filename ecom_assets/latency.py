@@ -57,26 +57,26 @@ def _idle(instance) -> bool:
 
 
 def _one_drop(instance, staged: Path, landing: Path, timeout: float) -> dict:
-    """Move one staged export into landing; wait for the refresh that publishes its churn list."""
+    """Move one staged export into landing; wait for the churn list built from it. The runs are found
+    by what they did (the run tagged with the file; the run that materialized `churn_risk_list`), not
+    by job name, so the same script times a checkout whose jobs are named otherwise."""
     import dagster as dg
-
-    from ecom_assets.jobs import DROP_REFRESH_JOB
 
     start = time.time()
     os.rename(staged, landing / staged.name)  # one rename: the file appears complete
 
-    def refreshed():
-        for run in _runs(instance, DROP_REFRESH_JOB, start):
-            if run.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
-                return run
-            if run.dagster_run.status == dg.DagsterRunStatus.FAILURE:
-                raise RuntimeError(f"{DROP_REFRESH_JOB} run {run.dagster_run.run_id} failed")
+    def published():
+        records = instance.fetch_materializations(dg.AssetKey("churn_risk_list"), limit=1).records
+        if records and records[0].timestamp > start:
+            return records[0]
+        failed = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=1)
+        if failed and failed[0].create_timestamp.timestamp() > start:
+            raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
         return None
 
-    refresh = _wait(refreshed, timeout, f"the churn list after {staged.name}")
-    risk_list = instance.fetch_materializations(dg.AssetKey("churn_risk_list"), limit=1).records[0]
-    (ingest,) = [r for r in _runs(instance, "ingest_sessions_job", start)
-                 if r.dagster_run.tags.get("ecom/source_file") == staged.name]
+    risk_list = _wait(published, timeout, f"the churn list after {staged.name}")
+    refresh = instance.get_run_record_by_id(risk_list.run_id)
+    (ingest,) = [r for r in instance.get_run_records(dg.RunsFilter(tags={"ecom/source_file": staged.name}))]
 
     def first_step(run) -> float:
         steps = instance.get_records_for_run(run.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START).records
@@ -90,14 +90,13 @@ def _one_drop(instance, staged: Path, landing: Path, timeout: float) -> dict:
         "refresh_first_step": first_step(refresh),
         "churn_list": risk_list.timestamp,
     }
-    return {"drop": staged.name, "seconds": ts["churn_list"] - start,
+    return {"drop": staged.name, "load_1min": round(os.getloadavg()[0], 1), "refresh_job": refresh.dagster_run.job_name, "seconds": ts["churn_list"] - start,
             **{k: round(v - start, 2) for k, v in ts.items()}}
 
 
-def measure(out: Path, customers: int, days: int, drops: int, timeout: float = 300) -> dict:
+def measure(out: Path, customers: int, days: int, drops: int, timeout: float = 300, code: Path = REPO) -> dict:
     from ecom_assets.bench import _incremental_drops
     from ecom_assets.generate import generate
-    from ecom_assets.instance import prepare_dagster_home
 
     source = out / f"source_{customers}_{days}"
     if not (source / "sessions.csv").exists():
@@ -109,9 +108,10 @@ def measure(out: Path, customers: int, days: int, drops: int, timeout: float = 3
         shutil.copyfile(source / name, data_dir / "landing" / name)
     staged = _incremental_drops(source, out / "staged", drops)
     env = {**os.environ, "ECOM_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(data_dir / ".dagster"),
-           "DO_NOT_TRACK": "1", "DAGSTER_TELEMETRY_DISABLED": "1", "PYTHONPATH": str(REPO)}
+           "DO_NOT_TRACK": "1", "DAGSTER_TELEMETRY_DISABLED": "1", "PYTHONPATH": str(code)}
     os.environ.update({k: env[k] for k in ("ECOM_DATA_DIR", "DAGSTER_HOME")})
-    prepare_dagster_home(data_dir)
+    subprocess.run([sys.executable, "-m", "ecom_assets.cli", "prepare-home", "--data-dir", str(data_dir)], env=env,
+                   cwd=code, check=True, stdout=subprocess.DEVNULL)  # that checkout's instance config
     bin_dir = Path(sys.executable).parent
     subprocess.run([str(bin_dir / "ecom-assets"), "run", "--data-dir", str(data_dir), "--no-automation"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
@@ -123,7 +123,7 @@ def measure(out: Path, customers: int, days: int, drops: int, timeout: float = 3
     port = _free_port()
     log = (data_dir / "dagster_dev.log").open("w")
     dev = subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                           cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                           cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     results = []
     try:
         _wait(lambda: _answers(requests, port), 180, "dagster dev", poll=1)
@@ -141,6 +141,7 @@ def measure(out: Path, customers: int, days: int, drops: int, timeout: float = 3
         log.close()
     seconds = [r["seconds"] for r in results]
     return {"customers": customers, "days": days, "drops": results, "median_s": statistics.median(seconds),
+            "median_load_1min": statistics.median(r["load_1min"] for r in results), "code": str(code),
             "python": sys.version.split()[0], "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
 
 
@@ -153,14 +154,14 @@ def _answers(requests, port: int) -> bool:
 
 def markdown(results: dict) -> str:
     rows = "\n".join(
-        f"| {r['drop']} | {r['seconds']:.1f} s | {r['ingest_requested']:.1f} | {r['ingest_first_step']:.1f} | "
+        f"| {r['drop']} | {r['seconds']:.1f} s | {r['load_1min']} | {r['ingest_requested']:.1f} | {r['ingest_first_step']:.1f} | "
         f"{r['ingest_end']:.1f} | {r['refresh_requested']:.1f} | {r['refresh_first_step']:.1f} |"
         for r in results["drops"])
     return (f"Drop -> fresh churn list in `dagster dev` ({results['customers']:,} customers, {results['days']} days; "
             f"each drop 1 % of the history moved into `landing/`; {results['cores']} cores, Python "
-            f"{results['python']}, {results['date']}): **median {results['median_s']:.1f} s**.\n\n"
-            "| drop | to churn list | ingest requested | its first step | ingest done | refresh requested "
-            "| its first step |\n|---|---|---|---|---|---|---|\n" + rows +
+            f"{results['python']}, {results['date']}, median 1-minute load average {results['median_load_1min']}): **median {results['median_s']:.1f} s**.\n\n"
+            "| drop | to churn list | load | ingest requested | its first step | ingest done | refresh requested "
+            "| its first step |\n|---|---|---|---|---|---|---|---|\n" + rows +
             "\n\n(seconds after the file was moved in)")
 
 
@@ -172,7 +173,7 @@ def update_readme(readme: Path, text: str) -> None:
 
 
 def cli_latency(args) -> int:
-    results = measure(Path(args.out), args.customers, args.days, args.drops)
+    results = measure(Path(args.out), args.customers, args.days, args.drops, code=Path(args.code).resolve())
     (Path(args.out) / "latency.json").write_text(json.dumps(results, indent=2))
     text = markdown(results)
     print(text)
