@@ -112,7 +112,16 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
     return "\n".join(lines)
 
 
+def empty_assets(result) -> list[str]:
+    """The assets this run materialized with no rows (their metadata says "no data yet")."""
+    from ecom_assets.metadata import NO_DATA
+
+    return sorted({event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+                   if (status := event.materialization.metadata.get("status")) is not None and status.value == NO_DATA})
+
+
 def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
+    from ecom_assets.metadata import NO_DATA
     from ecom_assets.progress import fmt
     from ecom_assets.resources import build_resources
     from ecom_assets.settings import EcomSettings
@@ -121,6 +130,10 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
     failed = [step for step, _, ok in steps if not ok]
     lines = [f"\n{len(steps)} steps in {seconds:.1f} s; build run {result.run_id[:8]}: "
              + ("success" if result.success else f"FAILED in {', '.join(failed) or 'the run'}")]
+    empty = empty_assets(result)
+    if empty:
+        lines.append(f"{NO_DATA}: {len(empty)} table(s) have no rows ({', '.join(empty)}); drop customers*/sessions*.csv "
+                     f"files into {settings.landing} (rejected files and quarantined rows say why nothing was kept)")
     cards = sorted(settings.path("models").glob("*/model_card.json"), key=lambda p: p.parent.name)
     for card_path in cards[-1:]:
         card = json.loads(card_path.read_text())

@@ -10,7 +10,7 @@ PACKAGE = Path(ecom_assets.__file__).parent
 DOMAINS = ("ingest", "clean", "features", "churn", "monitoring", "insights")
 # the wiring: merge the domains, define the cross-domain jobs, drive runs from the command line
 WIRING = {"ecom_assets.definitions", "ecom_assets.jobs", "ecom_assets.pipeline", "ecom_assets.cli",
-          "ecom_assets.celery", "ecom_assets.bench"}
+          "ecom_assets.celery", "ecom_assets.bench", "ecom_assets.latency"}
 
 
 def imported_modules(path: Path) -> set[str]:
