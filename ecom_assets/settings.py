@@ -29,6 +29,12 @@ class EcomSettings(dg.ConfigurableResource):
     auc_decay_margin: float = 0.05
     drift_sample_rows: int = 50_000
     retrain_cooldown_hours: float = 24.0
+    # per-drop profile (sessions_drop_profile): PSI above `psi_shifted` fails its WARN check, above
+    # `psi_watch` is marked "watch" (the usual credit-scoring cut-offs, Siddiqi 2006)
+    psi_watch: float = 0.1
+    psi_shifted: float = 0.25
+    # landing zone: a file whose mtime is at least this old is complete on first sight (no second tick)
+    landing_settle_seconds: float = 10.0
 
     def path(self, *parts: str) -> Path:
         p = Path(self.data_dir).joinpath(*parts)

@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.churn import model as churn
 from ecom_assets.churn import registry
 from ecom_assets.exports import write_safe_csv
@@ -164,11 +164,10 @@ def _metrics_table(metrics: dict) -> str:
         "of AUC(model) - AUC(baseline) is above 0 and it is not significantly worse than the current champion. "
         "Saved as models/<version>/model.json + calibration.json + model_card.json (no pickle)."
     ),
-    # trained once when missing; after that only on purpose (retrain_sensor, `ecom-assets run --retrain`, the UI)
-    automation_condition=dg.AutomationCondition.on_missing(),
+    tags=REFRESH_FIRST_MODEL,
     metadata=column_schema({"version": "string", "status": "champion | no_skill | leakage_suspected | "
                             "insufficient_history | not_promoted", "metrics": "holdout metrics vs the baseline",
-                            "trigger": "drift | performance | manual | schedule"}),
+                            "trigger": "initial | drift | performance | manual | schedule"}),
     check_specs=[
         dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
                           description="the model beats the recency baseline out of time (WARN: no skill is a normal outcome)"),
@@ -179,7 +178,9 @@ def _metrics_table(metrics: dict) -> str:
 def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame,
                 customer_features: pl.DataFrame):
     tags = context.run.tags if context.run else {}
-    card, trained = train_and_register(settings, churn_training_set, tags.get(TRIGGER_TAG, "manual"),
+    # untagged runs: the project's first model is `initial`, any later one was asked for by hand
+    trigger = tags.get(TRIGGER_TAG) or ("manual" if registry.list_versions(settings.models) else "initial")
+    card, trained = train_and_register(settings, churn_training_set, trigger,
                                        tags.get(TRIGGER_DETAIL_TAG, ""), customer_features)
     serving = registry.champion_version(settings.models)
     metrics = card.get("metrics", {})
@@ -241,7 +242,7 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     group_name="churn",
     owners=[OWNER],
     kinds={"xgboost", "polars"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Calibrated churn probability for every customer in `customer_features`, served by the CHAMPION model "
         "(not necessarily the newest), with confidence, risk tier and the top-3 drivers (XGBoost approximate "
@@ -278,7 +279,7 @@ def churn_predictions(settings: EcomSettings, customer_features: pl.DataFrame, c
     group_name="churn",
     owners=["team:customer-success"],
     kinds={"polars", "csv"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description="exports/churn_risk_list.csv: customers by churn probability (highest first) with the drivers in "
     "plain words, safe to open in a spreadsheet (cells starting with = + - @ are neutralised).",
     metadata=column_schema({"customer_id": "string", "churn_probability": "float64", "risk_tier": "string",

@@ -4,7 +4,7 @@ warehouse, a readable summary (and a plot where it helps) in the metadata."""
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import DAILY, ON_NEW_DATA
+from ecom_assets.automation import REFRESH_DAILY, REFRESH_PER_DROP
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights import analyses
 from ecom_assets.io import columns_in
@@ -55,16 +55,16 @@ def no_rows(frame: pl.LazyFrame) -> bool:
     return frame.select(pl.len()).collect().item() == 0  # parquet row counts: read from the footers
 
 
-def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=DAILY, **kwargs):
+def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), tags=REFRESH_DAILY, **kwargs):
     """@dg.asset with the settings every insight shares (refreshed daily unless said otherwise)."""
-    return dg.asset(group_name="insights", owners=owners, kinds=set(kinds), automation_condition=automation_condition,
+    return dg.asset(group_name="insights", owners=owners, kinds=set(kinds), tags=tags,
                     **kwargs)
 
 
 @insight(
     owners=MARKETING,
     kinds={"polars", "csv"},
-    automation_condition=ON_NEW_DATA,  # an action list: as fresh as the churn scores it is built from
+    tags=REFRESH_PER_DROP,  # an action list: as fresh as the churn scores it is built from
     ins={"customer_features": columns_in(analyses.SEGMENT_FEATURES),
          "churn_predictions": columns_in(["customer_id", "churn_probability"])},
     description="Customer segments with a recommended action each; exports/segments.csv. Rules: " + analyses.SEGMENT_RULES,

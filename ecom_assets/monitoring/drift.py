@@ -72,8 +72,11 @@ def category_psi(expected: pl.Series, actual: pl.Series) -> float:
     return float(((a - e) * np.log(a / e)).sum())
 
 
-def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
-    """How one sessions drop differs from all earlier drops: PSI (>0.25 = shifted, 0.1–0.25 = watch)."""
+def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame, watch: float = 0.1, shifted: float = 0.25) -> pl.DataFrame:
+    """How one sessions drop differs from all earlier drops: one row per measure with its PSI and a
+    verdict: PSI > `shifted` = shifted, > `watch` = watch, else stable; fewer than 20 values on a side
+    (e.g. a purchase log without browsing time) gives a null PSI and "too few values", never a verdict
+    (polars orders NaN above every number, so a NaN PSI would otherwise read as shifted)."""
     rows = []
     if previous.is_empty() or new.is_empty():
         return pl.DataFrame(schema={"measure": pl.String, "previous": pl.Float64, "this_drop": pl.Float64,
@@ -93,5 +96,7 @@ def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFram
                  "psi": category_psi(previous["purchase_made"].cast(pl.String), new["purchase_made"].cast(pl.String))})
     table = pl.DataFrame(rows, schema={"measure": pl.String, "previous": pl.Float64, "this_drop": pl.Float64,
                                        "psi": pl.Float64})
-    return table.with_columns(verdict=pl.when(pl.col("psi") > 0.25).then(pl.lit("shifted"))
-                              .when(pl.col("psi") > 0.1).then(pl.lit("watch")).otherwise(pl.lit("stable")))
+    table = table.with_columns(pl.col("psi").fill_nan(None))
+    return table.with_columns(verdict=pl.when(pl.col("psi").is_null()).then(pl.lit("too few values"))
+                              .when(pl.col("psi") > shifted).then(pl.lit("shifted"))
+                              .when(pl.col("psi") > watch).then(pl.lit("watch")).otherwise(pl.lit("stable")))
