@@ -8,11 +8,12 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.churn import cold_start, registry, risk_list
 from ecom_assets.churn import model as churn
-from ecom_assets.churn import registry
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.features import churn_training_set, customer_features
 from ecom_assets.io import write_parquet_atomic
+from ecom_assets.io import columns_in
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.plots import png_markdown
 from ecom_assets.schemas import sorted_by_id
@@ -27,12 +28,38 @@ BASELINE_VERSION = "baseline-recency"
 PREDICTION_COLUMNS = {
     "customer_id": "string",
     "churn_probability": "float64 - calibrated P(no purchase in the next 90 days)",
-    "confidence": "float64 - ± half-width of the 95 % interval of the calibration bin's churn rate",
+    "churn_probability_low": "float64 - lower bound of its 95 % Wilson interval, given the customers the "
+    "probability was estimated from (calibration decile; never-buyers: the training never-buyers)",
+    "churn_probability_high": "float64 - upper bound of the same interval",
     "risk_tier": "string - high >= 0.75 > medium >= 0.5 > low; unscored without any model",
     "top_drivers": "list[string] - 3 features moving this prediction most (↑ raises risk)",
+    "cold_start_reason": "string - never-buyers only: what they did and how they were scored "
+    "('never purchased: 3 visits, last 12 days ago; scored from their visits')",
     "model_version": "string - serving version, 'baseline-recency' or 'none'",
     "as_of": "date",
-    "cold_start": "bool - never purchased: scored by the cold-start prior",
+    "cold_start": "bool - visited, never purchased: scored from their visits (cold_start.py) or the prior",
+}
+RISK_LIST_COLUMNS = {
+    "rank": "int64 - 1 = most value at risk; customers equal on every ordering key share a rank",
+    "customer_id": "string",
+    "status": "string - at_risk (churn probability >= 0.5) | active | lapsed (no purchase for > 2x their "
+    "typical gap and > 180 days: win-back, not retention) | never_purchased | unscored",
+    "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals",
+    "expected_value_90d": "float64 - expected spend in the next 90 days = expected_purchases_90d x spend_per_order",
+    "expected_purchases_90d": "float64 - BTYD expectation when available, else (1 - churn probability) x "
+    "the customer's own purchase rate over 90 days (at least 1)",
+    "spend_per_order": "float64 - Gamma-Gamma expected spend per order (AOV shrunk to the population mean)",
+    "churn_probability": "float64 - 4 decimals",
+    "churn_probability_low": "float64 - 95 % interval, low",
+    "churn_probability_high": "float64 - 95 % interval, high",
+    "risk_tier": "string",
+    "drivers": "string - plain words; an empty window is said as such ('no visits in the last 30 days')",
+    "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
+    "days_since_last_purchase": "float64",
+    "days_since_last_visit": "float64",
+    "model_version": "string",
+    "as_of": "date",
+    "cold_start": "bool",
 }
 
 
@@ -98,6 +125,10 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     card = {"version": version, "created_at": datetime.now(timezone.utc).isoformat(), "trigger": trigger,
             "trigger_detail": detail, "promoted": False, "params": churn.PARAMS, "metrics": {},
             "library_versions": _library_versions(), "champion_before": registry.champion_version(models)}
+    # never-buyers have a scorer of their own, gated on the same holdout window
+    never_buyers = cold_start.fit(training)
+    cold_start.save(models, version, never_buyers)
+    card["cold_start"] = {k: never_buyers[k] for k in ("method", "reason", "gate") if k in never_buyers}
     purchasers = training.filter(~pl.col("cold_start")) if not training.is_empty() else training
     holdout = purchasers.filter(pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
     train = purchasers.filter(~pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
@@ -205,7 +236,8 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
 
 
 def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
-    """Score every customer with the champion (or the recency baseline, or nothing). Returns (frame, how)."""
+    """Score every customer with the champion (or the recency baseline, or nothing); never-buyers with
+    the serving version's cold-start scorer. Returns (frame with PREDICTION_COLUMNS, how)."""
     models = settings.models
     champion = registry.champion_version(models)
     buyers = features.filter(~pl.col("cold_start"))
@@ -213,26 +245,29 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     if champion:
         trained, baseline = registry.load_model(models, champion)
         p, raw, drivers = churn.predict(trained, buyers, with_drivers=True)
-        conf = churn.confidence(raw, trained.calibration["support"])
+        n = risk_list.support_counts(raw, trained.calibration["support"])
         version, how = champion, f"champion {champion}"
     else:
         baseline = registry.load_baseline(models, latest_card["version"]) if latest_card.get("version") else None
         version = BASELINE_VERSION if baseline else "none"
         p = churn.baseline_probability(buyers, baseline) if baseline else np.full(buyers.height, np.nan)
         drivers = [["days_since_last_purchase ↑"]] * buyers.height
-        conf = np.full(buyers.height, np.nan)
+        n = np.zeros(buyers.height)  # the recency bands keep no customer counts: no interval
         how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
                else "nothing: not enough history to estimate even the baseline")
-    prior = baseline["cold_start_prior"] if baseline else None
+    low, high = risk_list.probability_interval(p, n)
     scored_buyers = buyers.select("customer_id", "as_of", "cold_start").with_columns(
         churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
-        confidence=pl.Series(conf, dtype=pl.Float64).fill_nan(None),
-        top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)))
-    scored_cold = cold.select("customer_id", "as_of", "cold_start").with_columns(
-        churn_probability=pl.lit(prior, dtype=pl.Float64), confidence=pl.lit(None, dtype=pl.Float64),
+        churn_probability_low=pl.Series(low, dtype=pl.Float64).fill_nan(None),
+        churn_probability_high=pl.Series(high, dtype=pl.Float64).fill_nan(None),
+        top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)), cold_start_reason=pl.lit(None, dtype=pl.String))
+    never_buyers = cold_start.load(models, champion or latest_card.get("version"), baseline)
+    scored_cold = cold.select("customer_id", "as_of", "cold_start").join(
+        cold_start.score(never_buyers, cold), on="customer_id", how="left", maintain_order="left").with_columns(
         top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
+    columns = scored_buyers.columns
     # both halves keep the features' id order: merged in one pass, not sorted again
-    scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold), key="customer_id")
+    scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold.select(columns)), key="customer_id")
     scored = scored.with_columns(risk_tier=churn.risk_tier(pl.col("churn_probability")), model_version=pl.lit(version))
     return scored.select(list(PREDICTION_COLUMNS)), how
 
@@ -244,10 +279,11 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     automation_condition=ON_NEW_DATA,
     description=(
         "Calibrated churn probability for every customer in `customer_features`, served by the CHAMPION model "
-        "(not necessarily the newest), with confidence, risk tier and the top-3 drivers (XGBoost approximate "
-        "contributions). Without a champion the recency baseline serves; customers who never purchased get the "
-        "cold-start prior (their observed 90-day no-purchase rate in the training windows). Each batch is appended "
-        "to warehouse/prediction_log/ for realised-performance monitoring."
+        "(not necessarily the newest), with its 95 % interval, risk tier and the top-3 drivers (XGBoost approximate "
+        "contributions). Without a champion the recency baseline serves. Customers who never purchased are scored "
+        "from their visits by a model fitted on the training windows' never-buyers, if it beats a constant out of "
+        "time; else at those never-buyers' no-purchase rate, and `cold_start_reason` says which. Each batch is "
+        "appended to warehouse/prediction_log/ for realised-performance monitoring."
     ),
     metadata=column_schema(PREDICTION_COLUMNS),
 )
@@ -279,23 +315,30 @@ def churn_predictions(settings: EcomSettings, customer_features: pl.DataFrame, c
     owners=["team:customer-success"],
     kinds={"polars", "csv"},
     automation_condition=ON_NEW_DATA,
-    description="exports/churn_risk_list.csv: customers by churn probability (highest first) with the drivers in "
-    "plain words, safe to open in a spreadsheet (cells starting with = + - @ are neutralised).",
-    metadata=column_schema({"customer_id": "string", "churn_probability": "float64", "risk_tier": "string",
-                            "confidence": "float64", "drivers": "string - plain words",
-                            "model_version": "string", "as_of": "date", "cold_start": "bool"}),
+    ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
+    description="exports/churn_risk_list.csv: every scored customer ordered by value at risk (churn probability x "
+    "expected 90-day spend: BTYD or own purchase rate x Gamma-Gamma spend per order), then expected value, then "
+    "recency; `status` separates the persuadable (at_risk) from the lapsed (win-back) and never-buyers; the "
+    "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
+    "with = + - @ are neutralised for spreadsheets.",
+    metadata=column_schema(RISK_LIST_COLUMNS),
 )
-def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame) -> dg.Output:
+def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
+                    customer_features: pl.DataFrame) -> dg.Output:
     if churn_predictions.is_empty():
-        return dg.Output(pl.DataFrame(), metadata={"dagster/row_count": 0})
-    export = churn_predictions.with_columns(drivers=churn.drivers_in_words(churn_predictions["top_drivers"])).sort(
-        "churn_probability", descending=True, nulls_last=True).select(
-        "customer_id", pl.col("churn_probability").round(4), "risk_tier", pl.col("confidence").round(4), "drivers",
-        "model_version", "as_of", "cold_start",
-    )
+        return dg.Output(pl.DataFrame(schema={c: pl.String for c in RISK_LIST_COLUMNS}),
+                         metadata={"dagster/row_count": 0, "in_words": "no customers yet"})
+    export, how = risk_list.build_risk_list(churn_predictions, customer_features)
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")
-    return dg.Output(export, metadata={"dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
-                                       "top_10": dg.MetadataValue.md(md_table(export.head(10)))})
+    by_status = export.group_by("status").agg(
+        customers=pl.len(), value_at_risk=pl.col("value_at_risk").sum().round(2),
+        mean_probability=pl.col("churn_probability").mean()).sort("value_at_risk", descending=True, nulls_last=True)
+    tiers = export.group_by("risk_tier").agg(customers=pl.len(), share=pl.len() / export.height).sort("risk_tier")
+    return dg.Output(export, metadata={
+        "dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
+        "value_basis": how["expected_purchases"], "spend_per_order_basis": how["spend_per_order"],
+        "by_status": dg.MetadataValue.md(md_table(by_status)), "tiers": dg.MetadataValue.md(md_table(tiers)),
+        "top_10": dg.MetadataValue.md(md_table(export.head(10)))})
 
 
 churn_retrain_job = dg.define_asset_job(
