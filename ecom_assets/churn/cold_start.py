@@ -131,7 +131,8 @@ def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:
         how = ("no signal in their visits: " if "gate" in model or "too few" in model["reason"] else "") + model["reason"]
     visits = pl.col("n_sessions").cast(pl.Int64)
     days = pl.col("days_since_last_session").cast(pl.Int64)
-    when = pl.when(days == 0).then(pl.lit("today")).otherwise(days.cast(pl.String) + pl.lit(" days ago"))
+    when = (pl.when(days == 0).then(pl.lit("today")).when(days == 1).then(pl.lit("1 day ago"))
+            .otherwise(days.cast(pl.String) + pl.lit(" days ago")))
     reason = pl.concat_str(
         pl.lit("never purchased: "), visits.cast(pl.String),
         pl.when(visits == 1).then(pl.lit(" visit, ")).otherwise(pl.lit(" visits, last ")), when,

@@ -39,7 +39,7 @@ from ecom_assets.insights.stats import wilson
 LAPSED_MIN_DAYS = 180
 LAPSED_GAP_MULTIPLE = 2.0
 AT_RISK_PROBABILITY = 0.5
-GG_SAMPLE = 50_000  # customers the Gamma-Gamma parameters are fitted on (3 parameters: plenty)
+GG_SAMPLE = 20_000  # customers the Gamma-Gamma parameters are fitted on (3 parameters: plenty)
 GG_MIN_CUSTOMERS = 30
 GG_SEED = 11
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
@@ -101,7 +101,7 @@ def fit_gamma_gamma(orders: np.ndarray, aov: np.ndarray) -> dict | None:
     orders only) carry no spend information and are left out. None if fewer than 30 remain.
     Population mean spend per order = p * gamma / (q - 1) (q > 1 is enforced so it exists)."""
     from scipy.optimize import minimize
-    from scipy.special import gammaln
+    from scipy.special import digamma, gammaln
 
     keep = (orders >= 1) & (aov > 0) & np.isfinite(aov)
     x, m = orders[keep].astype(float), aov[keep].astype(float)
@@ -113,15 +113,21 @@ def fit_gamma_gamma(orders: np.ndarray, aov: np.ndarray) -> dict | None:
     scale = float(np.median(m))  # fitted in units of the median order: the optimiser sees O(1) numbers
     m = m / scale
 
-    def negative_log_likelihood(theta: np.ndarray) -> float:
-        p, q, g = np.exp(theta[0]), 1.0 + np.exp(theta[1]), np.exp(theta[2])
-        px = p * x
-        ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g) + (px - 1) * np.log(m)
-              + px * np.log(x) - (px + q) * np.log(g + m * x))
-        return -float(ll.sum())
+    log_m, log_x = np.log(m), np.log(x)
 
-    result = minimize(negative_log_likelihood, np.log([1.0, 2.0, 1.0]), method="Nelder-Mead",
-                      options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000})
+    def negative_log_likelihood(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        # parameters on a log scale (q - 1 too) so the search is unconstrained; analytic gradient
+        p, q, g = np.exp(theta[0]), 1.0 + np.exp(theta[1]), np.exp(theta[2])
+        px, log_gmx = p * x, np.log(g + m * x)
+        ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g) + (px - 1) * log_m + px * log_x
+              - (px + q) * log_gmx)
+        psi_pxq = digamma(px + q)
+        d_p = (x * (psi_pxq - digamma(px) + log_m + log_x - log_gmx)).sum() * p
+        d_q = (psi_pxq - digamma(q) + np.log(g) - log_gmx).sum() * (q - 1)
+        d_g = (q / g - (px + q) / (g + m * x)).sum() * g
+        return -float(ll.sum()), -np.array([d_p, d_q, d_g])
+
+    result = minimize(negative_log_likelihood, np.log([1.0, 2.0, 1.0]), jac=True, method="L-BFGS-B")
     p, q, g = float(np.exp(result.x[0])), float(1.0 + np.exp(result.x[1])), float(np.exp(result.x[2]) * scale)
     return {"p": p, "q": q, "gamma": g, "customers": int(x.size), "converged": bool(result.success),
             "population_mean": p * g / (q - 1)}
@@ -141,25 +147,43 @@ def spend_per_order(params: dict | None, orders: pl.Expr, aov: pl.Expr) -> pl.Ex
 def driver_words(features: pl.DataFrame, drivers: pl.Series) -> pl.Series:
     """Each row's drivers (list of "feature ↑/↓") in plain words joined by "; ", with the feature
     values in `features` (same rows, same order) deciding when an empty window is said as such.
-    The few distinct drivers are worded once; the per-row work is k column-wise `when`s."""
-    k = int(drivers.list.len().max() or 0)
-    frame = features.with_columns(drivers.alias("_drivers"))
-    distinct = drivers.explode().drop_nulls().unique()
-    plain = pl.Series([_plain(d) for d in distinct.to_list()], dtype=pl.String)
-    parts = []
-    for i in range(k):
-        driver = pl.col("_drivers").list.get(i, null_on_oob=True)
-        name, arrow = driver.str.head(-2), driver.str.slice(-1)
-        effect = pl.when(arrow == "↑").then(pl.lit(" (raises risk)")).otherwise(pl.lit(" (lowers risk)"))
-        words = driver.replace_strict(distinct, plain, default=driver)
-        for feature, empty, said in reversed(EMPTY_WINDOW_WORDS):  # the first matching rule wins
-            if feature in features.columns:
-                words = pl.when((name == feature) & arrow.is_in(["↑", "↓"]) & empty).then(
-                    pl.lit(said) + effect).otherwise(words)
-        parts.append(words)
-    if not parts:
+
+    Vectorised for 500k rows: each distinct driver is worded once per rule outcome (a small table);
+    per row, one small-integer column per worded feature says which rule fired, and each driver
+    position is a gather from the table."""
+    distinct = drivers.explode().drop_nulls().unique(maintain_order=True)
+    named = {d[:-2] for d in distinct.to_list() if d[-1:] in ("↑", "↓")}
+    rules: dict[str, list[tuple[pl.Expr, str]]] = {}
+    for feature, empty, said in EMPTY_WINDOW_WORDS:  # only the features some row's drivers name
+        if feature in named and set(empty.meta.root_names()) <= set(features.columns):
+            rules.setdefault(feature, []).append((empty, said))
+    width = 1 + max((len(r) for r in rules.values()), default=0)  # outcome 0 = no rule fired
+    table, feature_of = [], []
+    for driver in distinct.to_list():
+        name, effect = driver[:-2], (" (raises risk)" if driver.endswith("↑") else " (lowers risk)")
+        own = rules.get(name, []) if driver[-1:] in ("↑", "↓") else []
+        table += [_plain(driver)] + [said + effect for _, said in own] + [None] * (width - 1 - len(own))
+        feature_of.append(list(rules).index(name) if own else -1)
+    if not table:
         return pl.Series("drivers", [None] * features.height, dtype=pl.String)
-    return frame.select(pl.concat_str(parts, separator="; ", ignore_nulls=True).alias("drivers")).to_series()
+    table, feature_of = pl.Series(table, dtype=pl.String), np.asarray(feature_of)
+    fired = features.select(
+        pl.coalesce([pl.when(empty).then(pl.lit(j + 1, pl.UInt8)) for j, (empty, _) in enumerate(own)]
+                    + [pl.lit(0, pl.UInt8)]).alias(name) for name, own in rules.items()
+    ).to_numpy() if rules else np.zeros((features.height, 1), np.uint8)
+    rows = np.arange(features.height)
+    parts = []
+    for i in range(int(drivers.list.len().max() or 0)):
+        index = drivers.list.get(i, null_on_oob=True).replace_strict(distinct, range(distinct.len()),
+                                                                         return_dtype=pl.Int64)
+        d = index.fill_null(0).to_numpy()
+        f = feature_of[d]
+        outcome = np.where(f >= 0, fired[rows, np.maximum(f, 0)], 0)
+        parts.append(table.gather(d * width + outcome).set(index.is_null(), None).rename(f"_{i}"))
+    # two drivers of one empty window ("no visits in the last 30 days") are said once
+    once = [pl.when(pl.any_horizontal(pl.col(p.name) == pl.col(q.name) for q in parts[:i])).then(None)
+            .otherwise(pl.col(p.name)) if i else pl.col(p.name) for i, p in enumerate(parts)]
+    return pl.DataFrame(parts).select(pl.concat_str(once, separator="; ", ignore_nulls=True).alias("drivers")).to_series()
 
 
 def _plain(driver: str) -> str:
