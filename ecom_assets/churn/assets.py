@@ -33,6 +33,8 @@ PREDICTION_COLUMNS = {
     "model_version": "string - serving version, 'baseline-recency' or 'none'",
     "as_of": "date",
     "cold_start": "bool - never purchased: scored by the cold-start prior",
+    "p_alive": "float64 - BG/NBD P(still active) as of as_of (null: never purchased or no BG/NBD fit)",
+    "expected_purchases_90d": "float64 - BG/NBD expected purchases in the next 90 days (null: as p_alive)",
 }
 
 
@@ -204,6 +206,9 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
                                   card.get("leaking_features", [])) or "none"})
 
 
+BTYD_SERVED = ["p_alive", "expected_purchases_90d"]  # passed through from customer_features for the risk list
+
+
 def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
     """Score every customer with the champion (or the recency baseline, or nothing). Returns (frame, how)."""
     models = settings.models
@@ -224,11 +229,11 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
         how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
                else "nothing: not enough history to estimate even the baseline")
     prior = baseline["cold_start_prior"] if baseline else None
-    scored_buyers = buyers.select("customer_id", "as_of", "cold_start").with_columns(
+    scored_buyers = buyers.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
         churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
         confidence=pl.Series(conf, dtype=pl.Float64).fill_nan(None),
         top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)))
-    scored_cold = cold.select("customer_id", "as_of", "cold_start").with_columns(
+    scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
         churn_probability=pl.lit(prior, dtype=pl.Float64), confidence=pl.lit(None, dtype=pl.Float64),
         top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
     # both halves keep the features' id order: merged in one pass, not sorted again
