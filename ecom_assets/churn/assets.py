@@ -38,6 +38,8 @@ PREDICTION_COLUMNS = {
     "model_version": "string - serving version, 'baseline-recency' or 'none'",
     "as_of": "date",
     "cold_start": "bool - visited, never purchased: scored from their visits (cold_start.py) or the prior",
+    "p_alive": "float64 - BG/NBD P(still active) as of as_of (null: never purchased or no BG/NBD fit)",
+    "expected_purchases_90d": "float64 - BG/NBD expected purchases in the next 90 days (null: as p_alive)",
 }
 RISK_LIST_COLUMNS = {
     "rank": "int64 - 1 = most value at risk; customers equal on every ordering key share a rank",
@@ -52,6 +54,7 @@ RISK_LIST_COLUMNS = {
     "churn_probability": "float64 - 4 decimals",
     "churn_probability_low": "float64 - 95 % interval, low",
     "churn_probability_high": "float64 - 95 % interval, high",
+    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit)",
     "risk_tier": "string",
     "drivers": "string - plain words; an empty window is said as such ('no visits in the last 30 days')",
     "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
@@ -235,6 +238,9 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
                                   card.get("leaking_features", [])) or "none"})
 
 
+BTYD_SERVED = ["p_alive", "expected_purchases_90d"]  # passed through from customer_features for the risk list
+
+
 def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
     """Score every customer with the champion (or the recency baseline, or nothing); never-buyers with
     the serving version's cold-start scorer. Returns (frame with PREDICTION_COLUMNS, how)."""
@@ -256,13 +262,13 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
         how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
                else "nothing: not enough history to estimate even the baseline")
     low, high = risk_list.probability_interval(p, n)
-    scored_buyers = buyers.select("customer_id", "as_of", "cold_start").with_columns(
+    scored_buyers = buyers.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
         churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
         churn_probability_low=pl.Series(low, dtype=pl.Float64).fill_nan(None),
         churn_probability_high=pl.Series(high, dtype=pl.Float64).fill_nan(None),
         top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)), cold_start_reason=pl.lit(None, dtype=pl.String))
     never_buyers = cold_start.load(models, champion or latest_card.get("version"), baseline)
-    scored_cold = cold.select("customer_id", "as_of", "cold_start").join(
+    scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).join(
         cold_start.score(never_buyers, cold), on="customer_id", how="left", maintain_order="left").with_columns(
         top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
     columns = scored_buyers.columns

@@ -244,7 +244,9 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     out = listed.select(
         "rank", "customer_id", "status", "value_at_risk", "expected_value_90d", "expected_purchases_90d",
         "spend_per_order", pl.col("churn_probability").round(4), pl.col("churn_probability_low").round(4),
-        pl.col("churn_probability_high").round(4), "risk_tier", "drivers", "cold_start_reason",
+        pl.col("churn_probability_high").round(4),
+        (pl.col("p_alive").round(4) if "p_alive" in frame.columns else pl.lit(None, pl.Float64)).alias("p_alive"),
+        "risk_tier", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
         "model_version", "as_of", "cold_start")
     how = {"expected_purchases": "BTYD expected purchases (expected_purchases_90d from the features)" if btyd
