@@ -268,8 +268,8 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
         churn_probability_high=pl.Series(high, dtype=pl.Float64).fill_nan(None),
         top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)), cold_start_reason=pl.lit(None, dtype=pl.String))
     never_buyers = cold_start.load(models, champion or latest_card.get("version"), baseline)
-    scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).join(
-        cold_start.score(never_buyers, cold), on="customer_id", how="left", maintain_order="left").with_columns(
+    scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).hstack(
+        cold_start.score(never_buyers, cold).drop("customer_id")).with_columns(  # same rows, same order
         top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
     columns = scored_buyers.columns
     # both halves keep the features' id order: merged in one pass, not sorted again

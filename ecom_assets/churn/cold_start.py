@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
-from ecom_assets.insights.stats import wilson
+from ecom_assets.churn.risk_list import probability_interval
 from ecom_assets.io import write_json_atomic
 
 FILE = "cold_start.json"
@@ -126,7 +126,7 @@ def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:
         n = np.asarray(model["support"]["n"], dtype=float)[_bin(p, edges)]
         how = "scored from their visits"
     else:
-        p = np.full(cold.height, np.nan if model["prior"] is None else model["prior"])
+        p = np.full(cold.height, np.nan if model["prior"] is None else model["prior"], dtype=float)
         n = np.full(cold.height, float(model["prior_rows"]))
         how = ("no signal in their visits: " if "gate" in model or "too few" in model["reason"] else "") + model["reason"]
     visits = pl.col("n_sessions").cast(pl.Int64)
@@ -137,9 +137,8 @@ def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:
         pl.lit("never purchased: "), visits.cast(pl.String),
         pl.when(visits == 1).then(pl.lit(" visit, ")).otherwise(pl.lit(" visits, last ")), when,
         pl.lit(f"; {how}"))
-    scored = pl.DataFrame({"p": p, "n": n}).with_columns(pl.col("p").fill_nan(None))
-    bounds = scored.select(
-        low=pl.when(pl.col("n") > 0).then(wilson(pl.col("p") * pl.col("n"), pl.col("n"), -1)),
-        high=pl.when(pl.col("n") > 0).then(wilson(pl.col("p") * pl.col("n"), pl.col("n"), +1)))
+    low, high = probability_interval(p, n)
     return cold.select("customer_id", cold_start_reason=reason).with_columns(
-        churn_probability=scored["p"], churn_probability_low=bounds["low"], churn_probability_high=bounds["high"])
+        churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
+        churn_probability_low=pl.Series(low, dtype=pl.Float64).fill_nan(None),
+        churn_probability_high=pl.Series(high, dtype=pl.Float64).fill_nan(None))
