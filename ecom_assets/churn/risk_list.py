@@ -249,8 +249,8 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
         "risk_tier", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
         "model_version", "as_of", "cold_start")
-    how = {"expected_purchases": "BTYD expected purchases (expected_purchases_90d from the features)" if btyd
-           else "own purchase rate: (1 - churn probability) x max(1, 90 x purchases / max(days since first seen, 90))",
+    how = {"expected_purchases": "BTYD (BG/NBD) expected purchases from churn_predictions; the own purchase rate "
+           "where it has none" if btyd else "own purchase rate: (1 - churn probability) x max(1, 90 x purchases / max(days since first seen, 90))",
            "spend_per_order": f"Gamma-Gamma (p={gg['p']:.3g}, q={gg['q']:.3g}, gamma={gg['gamma']:.3g}; "
            f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers)" if gg
            else "each customer's own AOV (too few buyers with a positive AOV to fit Gamma-Gamma)",
