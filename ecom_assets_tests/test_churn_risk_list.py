@@ -4,7 +4,7 @@ The planted rows look like what the pipeline produces (a `churn_predictions` row
 `customer_features` row); each test plants the one situation the rule is about.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import numpy as np
@@ -145,7 +145,7 @@ def _never_buyers(rng: np.random.Generator, n: int, signal: bool, window: int) -
     churned = rng.random(n) < 1 / (1 + np.exp(-logit))
     return pl.DataFrame({
         "customer_id": [f"N{window}_{i}" for i in range(n)], "cold_start": True, "churned": churned,
-        "is_holdout": window == 0, "n_sessions": visits, "days_since_last_session": days,
+        "is_holdout": window == 0, "cutoff": AS_OF - timedelta(days=30 * window), "n_sessions": visits, "days_since_last_session": days,
         "tenure_days": days + rng.integers(0, 200, n), "sessions_30d": np.where(days < 30, 1.0, 0.0),
         "sessions_prev_60d": np.where((days >= 30) & (days < 90), 1.0, 0.0),
         "browsing_mean_sec": pl.Series(rng.gamma(2, 60, n)).set(pl.Series(rng.random(n) < 0.3), None)})
@@ -153,7 +153,7 @@ def _never_buyers(rng: np.random.Generator, n: int, signal: bool, window: int) -
 
 def test_never_buyers_who_visited_recently_score_lower_than_one_visit_long_ago() -> None:
     rng = np.random.default_rng(8)
-    training = pl.concat([_never_buyers(rng, 1500, True, w) for w in range(3)])
+    training = pl.concat([_never_buyers(rng, 1500, True, w) for w in (0, 3, 6)])
     model = cold_start.fit(training)
     assert model["method"] == "logistic", model["reason"]
     assert model["gate"]["auc_diff_ci_low"] > 0
@@ -172,11 +172,12 @@ def test_never_buyers_who_visited_recently_score_lower_than_one_visit_long_ago()
 
 def test_never_buyers_without_signal_get_the_prior_and_are_told_why() -> None:
     rng = np.random.default_rng(9)
-    training = pl.concat([_never_buyers(rng, 1500, False, w) for w in range(3)])
+    # windows every 30 days: those 30 and 60 days before the holdout have labels inside its horizon
+    training = pl.concat([_never_buyers(rng, 1500, False, w) for w in (0, 1, 2, 3, 6)])
     model = cold_start.fit(training)
     assert model["method"] == "prior" and "did not predict" in model["reason"]
-    train_rate = training.filter(~pl.col("is_holdout"))["churned"].mean()
-    assert model["prior"] == train_rate  # the training windows' rate, not the holdout's
+    train_rate = training.filter(pl.col("cutoff") <= AS_OF - timedelta(days=90))["churned"].mean()
+    assert model["prior"] == train_rate  # the gated training windows' rate, not the holdout's
     today = training.head(2).drop("churned", "is_holdout")
     scored = cold_start.score(model, today)
     assert scored["churn_probability"].to_list() == [train_rate] * 2

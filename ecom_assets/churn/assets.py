@@ -24,7 +24,7 @@ SKILL_CHECK = "churn_model_has_skill"
 LEAKAGE_CHECK = "churn_model_no_leakage"
 TRIGGER_TAG = "ecom/trigger"
 TRIGGER_DETAIL_TAG = "ecom/trigger_detail"
-BASELINE_VERSION = "baseline-recency"
+BASELINE_PREFIX = "baseline-"  # + the classic that serves without a champion: baseline-recency, baseline-bgnbd
 PREDICTION_COLUMNS = {
     "customer_id": "string",
     "churn_probability": "float64 - calibrated P(no purchase in the next 90 days)",
@@ -35,7 +35,7 @@ PREDICTION_COLUMNS = {
     "top_drivers": "list[string] - 3 features moving this prediction most (↑ raises risk)",
     "cold_start_reason": "string - never-buyers only: what they did and how they were scored "
     "('never purchased: 3 visits, last 12 days ago; scored from their visits')",
-    "model_version": "string - serving version, 'baseline-recency' or 'none'",
+    "model_version": "string - serving version, 'baseline-recency' / 'baseline-bgnbd' (calibrated classic) or 'none'",
     "as_of": "date",
     "cold_start": "bool - visited, never purchased: scored from their visits (cold_start.py) or the prior",
     "p_alive": "float64 - BG/NBD P(still active) as of as_of (null: never purchased or no BG/NBD fit)",
@@ -120,47 +120,79 @@ def _compare_with_champion(settings: EcomSettings, holdout: pl.DataFrame, p_new:
             "challenger_not_worse": diff["ci_high"] >= 0}
 
 
+def split_windows(training: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(gated training rows, holdout rows, every labelled row) of the purchasers. The gated model trains
+    only on windows whose 90-day label horizon ends by the holdout's cutoff: a later window's labels
+    come from the holdout's feature period (label leakage into the gate)."""
+    if training.is_empty():
+        return training, training, training
+    purchasers = training.filter(~pl.col("cold_start"))
+    holdout = purchasers.filter(pl.col("is_holdout"))
+    if holdout.is_empty():
+        return purchasers.filter(~pl.col("is_holdout")), holdout, purchasers
+    horizon_end = pl.col("cutoff") + pl.duration(days=churn.HORIZON_DAYS)
+    gated = purchasers.filter(~pl.col("is_holdout") & (horizon_end <= holdout["cutoff"][0]))
+    return gated, holdout, purchasers
+
+
+def _model_summary(trained: churn.TrainedModel) -> dict:
+    return {"best_iteration": trained.best_iteration, "features": len(trained.features), **trained.training}
+
+
 def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: str, detail: str,
                        current_features: pl.DataFrame | None = None):
-    """Train, judge, save and maybe promote a new version. Returns (card, trained model or None)."""
+    """Train, judge, save and maybe promote a new version. Returns (card, served model or None)."""
     models = settings.models
     version = registry.next_version(models)
     card = {"version": version, "created_at": datetime.now(timezone.utc).isoformat(), "trigger": trigger,
             "trigger_detail": detail, "promoted": False, "params": churn.PARAMS, "metrics": {},
             "library_versions": _library_versions(), "champion_before": registry.champion_version(models)}
+    train, holdout, labelled = split_windows(training)
+    cold = training.filter(pl.col("cold_start") & ~pl.col("is_holdout")) if not training.is_empty() else training
     # never-buyers have a scorer of their own, gated on the same holdout window
     never_buyers = cold_start.fit(training)
     cold_start.save(models, version, never_buyers)
     card["cold_start"] = {k: never_buyers[k] for k in ("method", "reason", "gate") if k in never_buyers}
-    purchasers = training.filter(~pl.col("cold_start")) if not training.is_empty() else training
-    holdout = purchasers.filter(pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
-    train = purchasers.filter(~pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
     if not training.is_empty():
         card.update(training_cutoffs=sorted({str(c) for c in train["cutoff"].to_list()}),
                     holdout_cutoff=str(holdout["cutoff"][0]) if holdout.height else None,
+                    windows_refit_only=sorted({str(c) for c in labelled.filter(~pl.col("is_holdout"))["cutoff"].to_list()}
+                                              - {str(c) for c in train["cutoff"].to_list()}),
                     data_fingerprint=churn.fingerprint(training))
     problem = churn.has_enough_history(train, holdout)
     if problem:
+        baseline = churn.fit_baseline(train, holdout, cold) if train.height else None
+        usable = baseline is not None and baseline["classic"] is not None
         card.update(status="insufficient_history", status_reason=f"{problem}; predictions fall back to "
-                    + ("the recency baseline" if train.height else "no score") + ".")
-        if train.height:
-            registry.save_baseline(models, version, churn.recency_baseline(training.filter(~pl.col("is_holdout"))))
+                    + (f"the calibrated classic baseline ({baseline['classic']})" if usable else "no score") + ".")
+        if usable:
+            registry.save_baseline(models, version, baseline)
         registry.write_card(models, version, card)
         return card, None
-    baseline = churn.recency_baseline(training.filter(~pl.col("is_holdout")))
-    trained = churn.train_model(train)
-    evaluation, p_new = churn.evaluate_holdout(trained, holdout, baseline)
-    registry.save_model(models, version, trained, baseline)
+    baseline = churn.fit_baseline(train, holdout, cold)
+    gated = churn.train_model(train)
+    evaluation, p_new = churn.evaluate_holdout(gated, holdout, baseline)
+    card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
+                baseline_classic=baseline["classic"], gated_model=_model_summary(gated),
+                dropped_features=gated.dropped_features,
+                single_feature_auc=evaluation.single_feature_auc, leaking_features=evaluation.leaking_features)
+    served = gated
+    if evaluation.status == "champion":
+        # the recipe passed: refit it on every labelled window, the holdout included, before it serves
+        served = churn.train_model(labelled)
+        card["served_model"] = {"refit_on_every_labelled_window": True, **_model_summary(served)}
+    else:
+        card["served_model"] = {"refit_on_every_labelled_window": False, "note": "not promoted: not refitted"}
+    registry.save_model(models, version, served, baseline)
+    card.update(features=[{"name": f, "dtype": "categorical" if f in served.categories else "float"}
+                          for f in served.features],
+                categories=served.categories, best_iteration=served.best_iteration,
+                dropped_features={**gated.dropped_features, **served.dropped_features})
     # drift reference: the snapshot the model goes live on (same season as its first scoring batch)
     source = current_features if current_features is not None and not current_features.is_empty() else holdout
-    reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in trained.features if f in source.columns))
+    reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in served.features if f in source.columns))
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
-    card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
-                features=[{"name": f, "dtype": "categorical" if f in trained.categories else "float"}
-                          for f in trained.features],
-                categories=trained.categories, best_iteration=trained.best_iteration,
-                single_feature_auc=evaluation.single_feature_auc, leaking_features=evaluation.leaking_features)
     if evaluation.status == "champion":
         comparison = _compare_with_champion(settings, holdout, p_new)
         card["champion_comparison"] = comparison
@@ -173,18 +205,38 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
             card["promoted"] = True
             registry.promote(models, version, f"trigger={trigger}: {evaluation.status_reason}")
     registry.write_card(models, version, card)
-    return card, trained
+    return card, served
 
 
 def _metrics_table(metrics: dict) -> str:
-    names = ["auc", "pr_auc", "brier", "log_loss", "top_decile_precision", "top_decile_lift"]
+    names = ["auc", "pr_auc", "brier", "log_loss", "top_decile_precision", "top_decile_lift", "ece"]
     rows = []
     for name in names:
         model_key = "auc_out_of_time" if name == "auc" else name
-        base_key = "auc_baseline_recency" if name == "auc" else f"{name}_baseline"
         if model_key in metrics:
-            rows.append({"metric": name, "model": metrics[model_key], "recency_baseline": metrics.get(base_key)})
+            rows.append({"metric": name, "model": metrics[model_key],
+                         f"classic baseline ({metrics.get('best_classic')}, calibrated)": metrics.get(f"{name}_baseline")})
+    for name in churn.CLASSICS:
+        if f"auc_classic_{name}" in metrics:
+            rows.append({"metric": f"auc of {name} alone", "model": None,
+                         f"classic baseline ({metrics.get('best_classic')}, calibrated)": metrics[f"auc_classic_{name}"]})
     return md_table(pl.DataFrame(rows)) if rows else "_(no metrics: no model was trained)_"
+
+
+def _calibration_metadata(card: dict) -> dict:
+    """Reliability per decile, ECE and the risk tiers' observed churn on the holdout, for the UI."""
+    metrics = card.get("metrics", {})
+    if "calibration_table" not in metrics:
+        return {}
+    tiers_word = "monotone" if metrics["tiers_monotone"] else "NOT monotone (high > medium > low fails on the holdout)"
+    return {
+        "ece_holdout": float(metrics["ece"]),
+        "ece_holdout_classic_baseline": float(metrics["ece_baseline"]),
+        "reliability_holdout": dg.MetadataValue.md(md_table(pl.DataFrame(metrics["calibration_table"]))),
+        "risk_tiers_holdout": dg.MetadataValue.md(md_table(pl.DataFrame(metrics["tiers_holdout"]))),
+        "risk_tiers_monotone": f"model: {tiers_word}; classic baseline: "
+        + ("monotone" if metrics["baseline_tiers_monotone"] else "NOT monotone"),
+    }
 
 
 @dg.asset(
@@ -192,11 +244,15 @@ def _metrics_table(metrics: dict) -> str:
     owners=[OWNER],
     kinds={"xgboost", "polars"},
     description=(
-        "XGBoost churn model (no purchase in the next 90 days) trained on the older windows of "
-        "`churn_training_set`, early-stopped and isotonic-calibrated on the next window, judged on the newest "
-        "(out-of-time) window against a recency-only baseline. Promoted to champion only if the 95 % bootstrap CI "
-        "of AUC(model) - AUC(baseline) is above 0 and it is not significantly worse than the current champion. "
-        "Saved as models/<version>/model.json + calibration.json + model_card.json (no pickle)."
+        "XGBoost churn model (no purchase in the next 90 days) trained on the stacked windows of "
+        "`churn_training_set` whose label horizon ends by the holdout's cutoff (each customer weighted 1 across "
+        "windows), early-stopped on 20 % of the customers and calibrated (centered isotonic: strictly monotone) on "
+        "their newest window; judged on the newest (out-of-time) window against the best classic baseline there "
+        "(recency or BG/NBD P(no purchase in 90 days)). Promoted to champion only if the 95 % bootstrap CI of "
+        "AUC(model) - AUC(best classic) is above 0 and it is not significantly worse than the current champion; "
+        "then refitted on every labelled window before it serves. Reliability per decile, ECE and the risk tiers' "
+        "observed churn on the holdout are in the card. Saved as models/<version>/model.json + calibration.json + "
+        "baseline.json + model_card.json (no pickle)."
     ),
     # trained once when missing; after that only on purpose (retrain_sensor, `ecom-assets run --retrain`, the UI)
     automation_condition=dg.AutomationCondition.on_missing(),
@@ -205,7 +261,8 @@ def _metrics_table(metrics: dict) -> str:
                             "trigger": "drift | performance | manual | schedule"}),
     check_specs=[
         dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
-                          description="the model beats the recency baseline out of time (WARN: no skill is a normal outcome)"),
+                          description="the model beats the best classic baseline (recency or BG/NBD) out of time "
+                          "(WARN: no skill is a normal outcome)"),
         dg.AssetCheckSpec(LEAKAGE_CHECK, asset="churn_model", blocking=True,
                           description="no feature (or the model) reaches holdout AUC >= 0.97: stops the run when violated"),
     ],
@@ -221,11 +278,15 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
         "version": card["version"],
         "status": card["status"],
         "in_words": card["status_reason"],
-        "serving_version": serving or BASELINE_VERSION,
+        "serving_version": serving or (f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic") else "none"),
         "trigger": card["trigger"],
         "auc_out_of_time": float(metrics.get("auc_out_of_time", float("nan"))),
         "auc_baseline_recency": float(metrics.get("auc_baseline_recency", float("nan"))),
+        "auc_best_classic": float(metrics.get("auc_best_classic", float("nan"))),
+        "best_classic": str(metrics.get("best_classic", card.get("baseline_classic"))),
         "metrics": dg.MetadataValue.md(_metrics_table(metrics)),
+        **_calibration_metadata(card),
+        "dropped_features": ", ".join(f"{k} ({v})" for k, v in card.get("dropped_features", {}).items()) or "none",
         "model_card": dg.MetadataValue.path(str(settings.models / card["version"] / "model_card.json")),
         **_plots(card, trained),
     })
@@ -241,9 +302,19 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
 BTYD_SERVED = ["p_alive", "expected_purchases_90d"]  # passed through from customer_features for the risk list
 
 
+def classic_support(frame: pl.DataFrame, spec: dict) -> np.ndarray:
+    """Customers behind each row's calibrated classic probability (0 where the row lacks the classic's score
+    or the baseline was saved without its support: then no interval)."""
+    if "serving_support" not in spec or spec["column"] not in frame.columns:
+        return np.zeros(frame.height)
+    score = frame[spec["column"]].cast(pl.Float64).fill_nan(None)
+    n = risk_list.support_counts(score.fill_null(0.0).to_numpy(), spec["serving_support"])
+    return np.where(score.is_null().to_numpy(), 0.0, n)
+
+
 def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
-    """Score every customer with the champion (or the recency baseline, or nothing); never-buyers with
-    the serving version's cold-start scorer. Returns (frame with PREDICTION_COLUMNS, how)."""
+    """Score every customer with the champion (or the calibrated classic baseline, or nothing); never-buyers
+    with the serving version's cold-start scorer. Returns (frame with PREDICTION_COLUMNS, how)."""
     models = settings.models
     champion = registry.champion_version(models)
     buyers = features.filter(~pl.col("cold_start"))
@@ -255,11 +326,13 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
         version, how = champion, f"champion {champion}"
     else:
         baseline = registry.load_baseline(models, latest_card["version"]) if latest_card.get("version") else None
-        version = BASELINE_VERSION if baseline else "none"
-        p = churn.baseline_probability(buyers, baseline) if baseline else np.full(buyers.height, np.nan)
-        drivers = [["days_since_last_purchase ↑"]] * buyers.height
-        n = np.zeros(buyers.height)  # the recency bands keep no customer counts: no interval
-        how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
+        classic = baseline.get("classic") if baseline else None
+        version = f"{BASELINE_PREFIX}{classic}" if classic else "none"
+        p = churn.baseline_probability(buyers, baseline) if classic else np.full(buyers.height, np.nan)
+        column = churn.CLASSICS[classic][0] if classic else "days_since_last_purchase"
+        drivers = [[f"{column} ↑"]] * buyers.height
+        n = classic_support(buyers, baseline["classics"][classic]) if classic else np.zeros(buyers.height)
+        how = (f"the calibrated classic baseline {classic} (no model has passed the skill gate yet)" if classic
                else "nothing: not enough history to estimate even the baseline")
     low, high = risk_list.probability_interval(p, n)
     scored_buyers = buyers.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
@@ -286,10 +359,11 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     description=(
         "Calibrated churn probability for every customer in `customer_features`, served by the CHAMPION model "
         "(not necessarily the newest), with its 95 % interval, risk tier and the top-3 drivers (XGBoost approximate "
-        "contributions). Without a champion the recency baseline serves. Customers who never purchased are scored "
-        "from their visits by a model fitted on the training windows' never-buyers, if it beats a constant out of "
-        "time; else at those never-buyers' no-purchase rate, and `cold_start_reason` says which. Each batch is "
-        "appended to warehouse/prediction_log/ for realised-performance monitoring."
+        "contributions). Without a champion the best classic on the holdout (recency or BG/NBD), calibrated by a "
+        "strictly monotone curve, serves. Customers who never purchased are scored from their visits by a model "
+        "fitted on the training windows' never-buyers, if it beats a constant out of time; else at those "
+        "never-buyers' no-purchase rate, and `cold_start_reason` says which. Each batch is appended to "
+        "warehouse/prediction_log/ for realised-performance monitoring."
     ),
     metadata=column_schema(PREDICTION_COLUMNS),
 )

@@ -2,10 +2,11 @@
 
 A logistic regression (scikit-learn) on their visits — how many, how recent, how long ago they
 were first seen, the last-30/prior-60-day visit counts, browsing time — fitted on the never-buyers
-of the training windows only and judged on those of the newest (out-of-time) window against the
-constant prior (their training-window rate). It serves only if the 95 % bootstrap CI of
-AUC(model) - 0.5 on that holdout lies above 0; otherwise every never-buyer gets the constant and
-`cold_start_reason` says that their visits carried no signal. The fit is stored as JSON
+of the training windows only (those whose 90-day labels end by the holdout's cutoff, each customer
+weighing 1 however many windows they are in) and judged on those of the newest (out-of-time)
+window against the constant prior (their training-window rate). It serves only if the 95 %
+bootstrap CI of AUC(model) - 0.5 on that holdout lies above 0; otherwise every never-buyer gets
+the constant and `cold_start_reason` says that their visits carried no signal. The fit is stored as JSON
 (`models/<version>/cold_start.json`: coefficients, scaling, the gate's figures), never pickled.
 """
 
@@ -17,7 +18,9 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
+from ecom_assets.churn.model import customer_weights
 from ecom_assets.churn.risk_list import probability_interval
+from ecom_assets.features.build import HORIZON_DAYS
 from ecom_assets.io import write_json_atomic
 
 FILE = "cold_start.json"
@@ -53,7 +56,11 @@ def fit(training: pl.DataFrame) -> dict:
     if training.is_empty() or "cold_start" not in training.columns:
         return {"method": "prior", "prior": None, "prior_rows": 0, "reason": "no labelled windows yet"}
     cold = training.filter(pl.col("cold_start"))
-    train, holdout = cold.filter(~pl.col("is_holdout")), cold.filter(pl.col("is_holdout"))
+    holdout = cold.filter(pl.col("is_holdout"))
+    train = cold.filter(~pl.col("is_holdout"))
+    if holdout.height and "cutoff" in cold.columns:
+        # only windows whose 90-day labels end by the holdout's cutoff: later ones would see its outcomes
+        train = train.filter(pl.col("cutoff") + pl.duration(days=HORIZON_DAYS) <= holdout["cutoff"][0])
     for name, part in (("training", train), ("holdout", holdout)):
         churned = int(part["churned"].sum())
         if min(churned, part.height - churned) < MIN_CLASS_ROWS:
@@ -69,7 +76,9 @@ def fit(training: pl.DataFrame) -> dict:
     mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
     scale[scale == 0] = 1.0
     y_train = train["churned"].to_numpy().astype(float)
-    lr = LogisticRegression(C=1.0, max_iter=500).fit((x_train - mean) / scale, y_train)
+    # a customer in many stacked windows weighs as much as one seen once
+    lr = LogisticRegression(C=1.0, max_iter=500).fit((x_train - mean) / scale, y_train,
+                                                      sample_weight=customer_weights(train))
     model = {"method": "logistic", "inputs": inputs, "fill": fill, "mean": mean.tolist(), "scale": scale.tolist(),
              "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
     y = holdout["churned"].to_numpy().astype(float)

@@ -90,3 +90,32 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, suffix: str = "") -> di
         f"top_decile_precision{suffix}": precision,
         f"top_decile_lift{suffix}": lift,
     }
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    """Reliability per decile of the predicted probability (quantile edges, so equal scores share a
+    bin; fewer bins when scores repeat): rows, mean predicted, observed rate."""
+    edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1))) if p.size else np.array([0.0, 1.0])
+    which = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, max(edges.size - 2, 0))
+    rows = []
+    for b in range(max(edges.size - 1, 1)):
+        mask = which == b
+        if mask.any():
+            rows.append({"decile": b + 1, "n": int(mask.sum()), "mean_predicted": float(p[mask].mean()),
+                         "observed_rate": float(y[mask].mean())})
+    return rows
+
+
+def expected_calibration_error(table: list[dict]) -> float:
+    """ECE: |mean predicted - observed| per bin, weighted by the bin's rows (Naeini et al. 2015)."""
+    n = sum(r["n"] for r in table)
+    return float(sum(r["n"] * abs(r["mean_predicted"] - r["observed_rate"]) for r in table) / max(n, 1))
+
+
+def tier_table(y: np.ndarray, tiers: np.ndarray, order: list[str]) -> tuple[list[dict], bool]:
+    """(observed churn per risk tier in `order` (highest first), whether it falls strictly from tier to
+    tier among the non-empty tiers)."""
+    rows = [{"tier": t, "n": int((tiers == t).sum()), "observed_rate": float(y[tiers == t].mean())}
+            for t in order if (tiers == t).any()]
+    rates = [r["observed_rate"] for r in rows]
+    return rows, all(a > b for a, b in zip(rates, rates[1:]))

@@ -192,13 +192,20 @@ def churn_labels(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.Data
     )
 
 
-def training_cutoffs(first_date: date, as_of: date, min_history_days: int = 90, max_windows: int = 5) -> list[date]:
-    """as_of-90, as_of-180, ... newest first, while at least `min_history_days` of history precede them."""
+WINDOW_STRIDE_DAYS = 30  # a labelled window every 30 days: all the labelled history, not one window per 90 days
+MAX_WINDOWS = 12  # the newest 12 cutoffs (~1 year of them): older behaviour adds rows, not skill about today
+
+
+def training_cutoffs(first_date: date, as_of: date, min_history_days: int = 90, max_windows: int = MAX_WINDOWS,
+                     stride_days: int = WINDOW_STRIDE_DAYS) -> list[date]:
+    """as_of-90, as_of-120, ... newest first (every `stride_days`), while at least `min_history_days` of
+    history precede them. Windows overlap in time; the model weights each customer's rows so that a
+    customer seen at every cutoff does not count 12 times."""
     cutoffs = []
     c = as_of - timedelta(days=HORIZON_DAYS)
     while (c - first_date).days >= min_history_days and len(cutoffs) < max_windows:
         cutoffs.append(c)
-        c -= timedelta(days=HORIZON_DAYS)
+        c -= timedelta(days=stride_days)
     return cutoffs
 
 
