@@ -68,7 +68,7 @@ def test_planted_signal_is_found_and_promoted(generated) -> None:
 
 
 def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> None:
-    data_dir, _, _, _ = generated
+    data_dir, result, _, _ = generated
     predictions = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet")
     features = pl.read_parquet(data_dir / "warehouse" / "customer_features.parquet")
     assert predictions.height == features.height
@@ -89,6 +89,10 @@ def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> No
     assert risk["value_at_risk"].is_sorted(descending=True, nulls_last=True)
     assert set(risk["status"]) == {"at_risk", "active", "lapsed", "never_purchased"}
     assert "days since" in " ".join(risk["drivers"].head(50).to_list())
+    # what the tiers mean is shown beside the list: the serving model's holdout churn per tier
+    meta = result.asset_materializations_for_node("churn_risk_list")[0].metadata
+    assert meta["tiers_monotone_on_holdout"].value in {"yes", "NO: observed churn does not fall from high to low"}
+    assert "holdout_churn_rate" in meta["tiers"].value
 
 
 def test_never_buyers_are_ranked_by_their_visits(generated) -> None:

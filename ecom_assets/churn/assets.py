@@ -390,6 +390,25 @@ def churn_predictions(settings: EcomSettings, customer_features: pl.DataFrame, c
     })
 
 
+def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """Customers per risk tier now, beside the churn each tier showed on the serving model's holdout
+    (its card), and whether that fell from high to low: what a tier means, in the list's metadata."""
+    tiers = export.group_by("risk_tier").agg(customers=pl.len(), share=pl.len() / export.height)
+    served = str(export["model_version"][0])
+    versions = registry.list_versions(settings.models)
+    version = served if served in versions else (versions[-1] if versions and served.startswith(BASELINE_PREFIX) else None)
+    key = "baseline_tiers" if served.startswith(BASELINE_PREFIX) else "tiers"
+    metrics = registry.load_card(settings.models, version).get("metrics", {}) if version else {}
+    rows = metrics.get(f"{key}_holdout") or []
+    if not rows:
+        return tiers.sort("risk_tier"), "unknown: no holdout figures for the serving model"
+    holdout = pl.DataFrame(rows).select(risk_tier="tier", holdout_customers="n", holdout_churn_rate="observed_rate")
+    order = {name: i for i, (_, name) in enumerate(churn.RISK_TIERS)}
+    table = tiers.join(holdout, on="risk_tier", how="full", coalesce=True).sort(
+        pl.col("risk_tier").replace_strict(order, default=len(order)))
+    return table, "yes" if metrics.get(f"{key}_monotone") else "NO: observed churn does not fall from high to low"
+
+
 @dg.asset(
     group_name="churn",
     owners=["team:customer-success"],
@@ -413,11 +432,12 @@ def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
     by_status = export.group_by("status").agg(
         customers=pl.len(), value_at_risk=pl.col("value_at_risk").sum().round(2),
         mean_probability=pl.col("churn_probability").mean()).sort("value_at_risk", descending=True, nulls_last=True)
-    tiers = export.group_by("risk_tier").agg(customers=pl.len(), share=pl.len() / export.height).sort("risk_tier")
+    tiers, monotone = _tiers_with_holdout(settings, export)
     return dg.Output(export, metadata={
         "dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
         "value_basis": how["expected_purchases"], "spend_per_order_basis": how["spend_per_order"],
         "by_status": dg.MetadataValue.md(md_table(by_status)), "tiers": dg.MetadataValue.md(md_table(tiers)),
+        "tiers_monotone_on_holdout": monotone,
         "top_10": dg.MetadataValue.md(md_table(export.head(10)))})
 
 
