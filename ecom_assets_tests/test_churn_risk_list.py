@@ -37,23 +37,23 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def test_ties_are_broken_by_value_then_recency_never_by_id() -> None:
-    # Z, Y, X, W all carry the same value at risk (0.5 x 100); ids sort the opposite way to the rule
-    same = {"churn_probability": 0.5, "expected_purchases_90d": 2.0, "n_purchases": 40.0, "aov": 50.0}
+    # A, B, C, D carry the same value at risk (0.8 x 62.50 = 0.5 x 100 = 50); ids sort against the rule
+    same = {"churn_probability": 0.8, "expected_purchases_90d": 1.25, "n_purchases": 40.0, "aov": 50.0}
     predictions, features = _customers([
         {"customer_id": "A", **same, "days_since_last_purchase": 60.0},
         {"customer_id": "B", **same, "days_since_last_purchase": 5.0},
         {"customer_id": "C", **same, "days_since_last_purchase": 5.0},  # B and C: identical in every key
-        {"customer_id": "D", "churn_probability": 0.25, "expected_purchases_90d": 4.0, "n_purchases": 40.0},
+        {"customer_id": "D", "churn_probability": 0.5, "expected_purchases_90d": 2.0, "n_purchases": 40.0},
         {"customer_id": "E", "churn_probability": 0.9, "expected_purchases_90d": 3.0, "n_purchases": 40.0},
     ])
     listed, _ = risk_list.build_risk_list(predictions, features)
-    # E: most value at risk. A, B, C, D: all 50.xx at risk; D has the largest expected value; then
+    # E: most value at risk. A, B, C, D: 50.00 each; D has the larger expected value (100 vs 62.50); then
     # recency: B and C (5 days) before A (60 days); B and C are tied and share their rank
     values = dict(zip(listed["customer_id"], listed["value_at_risk"]))
-    assert values["A"] == values["B"] == values["C"] == values["D"]
-    assert listed["customer_id"].to_list()[0] == "E"
-    assert listed["customer_id"].to_list()[1] == "D"
-    assert listed["customer_id"].to_list()[-1] == "A"
+    assert values["A"] == values["B"] == values["C"] == values["D"] == 50.0
+    assert set(listed["status"]) == {"at_risk"}
+    order = listed["customer_id"].to_list()
+    assert order[:2] == ["E", "D"] and order[-1] == "A"
     ranks = dict(zip(listed["customer_id"], listed["rank"]))
     assert ranks == {"E": 1, "D": 2, "B": 3, "C": 3, "A": 5}
 
@@ -77,6 +77,8 @@ def test_lapsed_is_told_apart_from_at_risk() -> None:
     status = dict(zip(listed["customer_id"], listed["status"]))
     assert status == {"gone": "lapsed", "slow": "at_risk", "late": "at_risk", "once": "lapsed", "fine": "active",
                       "new": "never_purchased"}
+    # the persuadable lead the list, the lapsed (win-back) follow the active, whatever their value
+    assert listed["status"].to_list() == ["at_risk", "at_risk", "active", "lapsed", "lapsed", "never_purchased"]
 
 
 def test_a_customer_without_recent_visits_is_told_so_not_blamed_on_a_missing_value() -> None:
@@ -213,7 +215,7 @@ def test_risk_list_csv_is_rounded_and_safe_for_spreadsheets(tmp_path) -> None:
     for column in ("value_at_risk", "expected_value_90d", "expected_purchases_90d", "spend_per_order"):
         assert all(len(v.split(".")[-1]) <= 2 for v in back[column].drop_nulls()), column
     assert all(len(v.split(".")[-1]) <= 4 for v in back["churn_probability"])
-    assert back["value_at_risk"].cast(pl.Float64).is_sorted(descending=True)
+    assert back["status"].to_list() == ["at_risk", "active"]
 
 
 def test_cold_start_reasons_say_today_and_one_day() -> None:

@@ -42,7 +42,8 @@ PREDICTION_COLUMNS = {
     "expected_purchases_90d": "float64 - BG/NBD expected purchases in the next 90 days (null: as p_alive)",
 }
 RISK_LIST_COLUMNS = {
-    "rank": "int64 - 1 = most value at risk; customers equal on every ordering key share a rank",
+    "rank": "int64 - position (at_risk first, then by value at risk); customers equal on every ordering key "
+    "share a rank",
     "customer_id": "string",
     "status": "string - at_risk (churn probability >= 0.5) | active | lapsed (no purchase for > 2x their "
     "typical gap and > 180 days: win-back, not retention) | never_purchased | unscored",
@@ -415,9 +416,9 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     kinds={"polars", "csv"},
     automation_condition=ON_NEW_DATA,
     ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
-    description="exports/churn_risk_list.csv: every scored customer ordered by value at risk (churn probability x "
-    "expected 90-day spend: BTYD or own purchase rate x Gamma-Gamma spend per order), then expected value, then "
-    "recency; `status` separates the persuadable (at_risk) from the lapsed (win-back) and never-buyers; the "
+    description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
+    "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
+    "BTYD or own purchase rate x Gamma-Gamma spend per order), then expected value, then recency; the "
     "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
     "with = + - @ are neutralised for spreadsheets.",
     metadata=column_schema(RISK_LIST_COLUMNS),

@@ -23,9 +23,10 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
 - drivers in plain words; a windowed feature that is empty because nothing happened in its window
   is worded as what it is ("no visits in the last 30 days"), not as its missing value.
 
-Order: value at risk, then expected value, then recency of the last purchase and visit (most recent
-first), all on the rounded figures the list shows; customers still tied share a `rank` — never
-ordered by id.
+Order: by status — `at_risk` first (the persuadable, where an incentive can still keep value), then
+`active`, `lapsed` (win-back), `never_purchased`, `unscored` — and within each by value at risk,
+then expected value, then recency of the last purchase and visit (most recent first), all on the
+rounded figures the list shows; customers still tied share a `rank` — never ordered by id.
 """
 
 from __future__ import annotations
@@ -235,8 +236,9 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
         spend_per_order=pl.col("spend_per_order").round(2),
         expected_purchases_90d=pl.col("expected_purchases_90d").round(2),
     ).with_columns(value_at_risk=(p * pl.col("expected_value_90d")).round(2))
-    keys = ["value_at_risk", "expected_value_90d", "days_since_last_purchase", "days_since_last_session"]
-    descending = [True, True, False, False]
+    listed = listed.with_columns(_section=pl.col("status").replace_strict(STATUS_ORDER, range(len(STATUS_ORDER))))
+    keys = ["_section", "value_at_risk", "expected_value_90d", "days_since_last_purchase", "days_since_last_session"]
+    descending = [False, True, True, False, False]
     listed = listed.sort(keys, descending=descending, nulls_last=True, maintain_order=True)
     # rows equal on every key share the rank of the first of them (a tie shown, not hidden by an id order)
     starts = pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys) | (pl.int_range(pl.len()) == 0)
