@@ -104,7 +104,9 @@ def _print_summary(data_dir: Path, result, seconds: float) -> None:
         print(
             f"latest model {card.get('version')}: status={card.get('status')} "
             f"auc_out_of_time={metrics.get('auc_out_of_time')} "
-            f"auc_baseline_recency={metrics.get('auc_baseline_recency')}"
+            f"auc_baseline_recency={metrics.get('auc_baseline_recency')} "
+            f"best_classic={metrics.get('best_classic')} auc_best_classic={metrics.get('auc_best_classic')} "
+            f"ece={metrics.get('ece')} tiers_monotone={metrics.get('tiers_monotone')}"
         )
         if card.get("status_reason"):
             print(f"  {card['status_reason']}")

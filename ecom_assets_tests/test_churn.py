@@ -65,6 +65,18 @@ def test_planted_signal_is_found_and_promoted(generated) -> None:
     assert model_auc >= 0.97 * oracle_auc, (model_auc, oracle_auc)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"churn_model_has_skill": True, "churn_model_no_leakage": True}
+    # judged against the best classic on the holdout; calibration out of time is on the card and in the UI
+    m = c["metrics"]
+    assert m["auc_best_classic"] == max(m["auc_classic_recency"], m["auc_classic_bgnbd"])
+    assert len(m["calibration_table"]) == 10 and 0 <= m["ece"] < 0.15 and m["tiers_monotone"]
+    meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "churn_model")
+    assert "ece_holdout" in meta.materialization.metadata and "reliability_holdout" in meta.materialization.metadata
+    # the gated model never trained on a window whose label horizon passes the holdout's cutoff; the refit that
+    # serves used every labelled window, the holdout included
+    holdout = date.fromisoformat(c["holdout_cutoff"])
+    assert all(date.fromisoformat(w) + timedelta(days=90) <= holdout for w in c["gated_model"]["windows"])
+    assert c["served_model"]["refit_on_every_labelled_window"] and c["holdout_cutoff"] in c["served_model"]["windows"]
+    assert set(c["windows_refit_only"]) <= set(c["served_model"]["windows"]) - set(c["gated_model"]["windows"])
 
 
 def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> None:
@@ -217,6 +229,14 @@ def test_purchase_only_log_with_one_category_still_trains(data_dir, instance, re
     c = card(data_dir)
     assert c["status"] in {"champion", "no_skill"}, c["status_reason"]
     assert c["metrics"]["auc_out_of_time"] > 0.5
+    # no browsing time, no demographics, one category: left out with a note, never a crash
+    assert {"browsing_mean_sec": "all null", "age": "all null", "gender": "all null",
+            "favourite_category": "constant"}.items() <= c["dropped_features"].items()
+    meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "churn_model")
+    assert "browsing_mean_sec (all null)" in meta.materialization.metadata["dropped_features"].value
+    predictions = result.output_for_node("churn_predictions").filter(~pl.col("cold_start"))
+    assert predictions["churn_probability"].null_count() == 0
+    assert predictions["p_alive"].is_between(0, 1).all() and (predictions["expected_purchases_90d"] >= 0).all()
 
 
 def test_top_drivers_are_the_strongest_contributions_in_order() -> None:

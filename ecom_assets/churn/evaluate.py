@@ -93,16 +93,17 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, suffix: str = "") -> di
 
 
 def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
-    """Reliability per decile of the predicted probability (quantile edges, so equal scores share a
-    bin; fewer bins when scores repeat): rows, mean predicted, observed rate."""
-    edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1))) if p.size else np.array([0.0, 1.0])
-    which = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, max(edges.size - 2, 0))
+    """Reliability per decile of the predicted probability: rows, mean predicted, observed rate. A decile
+    is taken by rank, and equal scores stay together in the decile where their first row falls (so a
+    score shared by many rows makes fewer, larger bins, never a bin mixing it with a distant score)."""
+    values, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    first_rank = (np.cumsum(counts) - counts)[inverse]  # rank of the first row holding the same score
+    which = first_rank * bins // max(p.size, 1)
     rows = []
-    for b in range(max(edges.size - 1, 1)):
+    for b in np.unique(which):
         mask = which == b
-        if mask.any():
-            rows.append({"decile": b + 1, "n": int(mask.sum()), "mean_predicted": float(p[mask].mean()),
-                         "observed_rate": float(y[mask].mean())})
+        rows.append({"decile": int(b) + 1, "n": int(mask.sum()), "mean_predicted": float(p[mask].mean()),
+                     "observed_rate": float(y[mask].mean())})
     return rows
 
 

@@ -161,7 +161,8 @@ def fit_calibration(score: np.ndarray, y: np.ndarray, transform: str = "logit", 
     estimation for dose-response studies"): scikit-learn's isotonic fit (PAVA), then one knot per block at
     its weighted mean score, interpolated linearly in log-odds and continued with the end slopes. Strictly
     increasing, so every distinct score keeps its own probability and the model's order (and AUC) is kept;
-    PAVA's steps would tie whole score ranges. `transform` is the axis: "logit" for probabilities,
+    PAVA's steps would tie whole score ranges. Beyond the outer knots it continues with the end slopes,
+    capped at the average slope. `transform` is the axis: "logit" for probabilities,
     "log1p" for day counts. JSON-ready knots."""
     from sklearn.isotonic import IsotonicRegression
 
@@ -173,9 +174,12 @@ def fit_calibration(score: np.ndarray, y: np.ndarray, transform: str = "logit", 
     centre = np.bincount(block, weights=w * u) / np.bincount(block, weights=w)
     logit = np.log(values / (1 - values))
     slopes = np.diff(logit) / np.maximum(np.diff(centre), 1e-12)
+    # beyond the outer knots the curve goes on no steeper than its average slope: a steep end segment
+    # (a handful of extreme scores) must not send unseen scores to 0 or 1
+    mean_slope = float((logit[-1] - logit[0]) / (centre[-1] - centre[0])) if slopes.size else 0.0
     return {"method": "centered_isotonic", "transform": transform, "x": centre.tolist(), "y": logit.tolist(),
-            "slope_low": float(slopes[0]) if slopes.size else 0.0,
-            "slope_high": float(slopes[-1]) if slopes.size else 0.0}
+            "slope_low": min(float(slopes[0]), mean_slope) if slopes.size else 0.0,
+            "slope_high": min(float(slopes[-1]), mean_slope) if slopes.size else 0.0}
 
 
 def apply_calibration(score: np.ndarray, calibration: dict) -> np.ndarray:
