@@ -12,6 +12,7 @@ the constant and `cold_start_reason` says that their visits carried no signal. T
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import polars as pl
 
 from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
 from ecom_assets.churn.model import customer_weights
-from ecom_assets.churn.risk_list import probability_interval
+from ecom_assets.churn.risk_list import decile_of, probability_interval, support_counts
 from ecom_assets.features.build import HORIZON_DAYS
 from ecom_assets.io import write_json_atomic
 
@@ -41,9 +42,11 @@ def _design(frame: pl.DataFrame, inputs: list[str], fill: dict[str, float]) -> n
 
 
 def _prior(train: pl.DataFrame, reason: str, extra: dict | None = None) -> dict:
-    n = train.height
-    rate = float(train["churned"].mean()) if n else None
-    return {"method": "prior", "prior": rate, "prior_rows": n, "reason": reason, **(extra or {})}
+    """The training never-buyers' no-purchase rate; `prior_rows` counts customers, not stacked rows
+    (what its interval rests on)."""
+    rate = float(train["churned"].mean()) if train.height else None
+    return {"method": "prior", "prior": rate, "prior_rows": train["customer_id"].n_unique() if train.height else 0,
+            "reason": reason, **(extra or {})}
 
 
 def fit(training: pl.DataFrame) -> dict:
@@ -93,13 +96,10 @@ def fit(training: pl.DataFrame) -> dict:
                       f"{diff['ci_high']:+.3f})", {"gate": gate})
     p_train = _probability(model, train)
     edges = np.unique(np.quantile(p_train, np.linspace(0, 1, SUPPORT_BINS + 1)))
-    counts = np.bincount(_bin(p_train, edges), minlength=max(len(edges) - 1, 1))
+    # customers (not stacked rows) per decile: a customer in five windows is one piece of evidence
+    counts = np.bincount(decile_of(p_train, edges), weights=customer_weights(train), minlength=max(len(edges) - 1, 1))
     return {**model, "gate": gate, "support": {"edges": edges.tolist(), "n": counts.tolist()},
             "reason": f"scored from their visits (holdout AUC {gate['holdout_auc']:.3f} vs 0.5 for a constant)"}
-
-
-def _bin(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, max(len(edges) - 2, 0))
 
 
 def _probability(model: dict, frame: pl.DataFrame) -> np.ndarray:
@@ -116,8 +116,6 @@ def load(models_dir: Path, version: str | None, baseline: dict | None) -> dict:
     baseline's cold-start prior (the same rate the scorer would serve without signal)."""
     path = Path(models_dir) / version / FILE if version else None
     if path is not None and path.exists():
-        import json
-
         return json.loads(path.read_text())
     prior = baseline.get("cold_start_prior") if baseline else None
     return {"method": "prior", "prior": prior, "prior_rows": (baseline or {}).get("cold_start_rows", 0),
@@ -131,8 +129,7 @@ def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:
     last 12 days ago; …") for the never-buyers in `cold` (rows of `customer_features`)."""
     if model["method"] == "logistic":
         p = _probability(model, cold)
-        edges = np.asarray(model["support"]["edges"])
-        n = np.asarray(model["support"]["n"], dtype=float)[_bin(p, edges)]
+        n = support_counts(p, model["support"])
         how = "scored from their visits"
     else:
         p = np.full(cold.height, np.nan if model["prior"] is None else model["prior"], dtype=float)

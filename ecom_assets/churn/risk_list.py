@@ -89,11 +89,15 @@ def probability_interval(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.n
     return bounds["low"].fill_null(np.nan).to_numpy(), bounds["high"].fill_null(np.nan).to_numpy()
 
 
+def decile_of(score: np.ndarray, edges) -> np.ndarray:
+    """Index of the bin (between consecutive `edges`, the outer ones open) each score falls in."""
+    edges = np.asarray(edges)
+    return np.clip(np.searchsorted(edges[1:-1], score, side="right"), 0, max(len(edges) - 2, 0))
+
+
 def support_counts(raw: np.ndarray, support: dict) -> np.ndarray:
-    """Validation customers in the calibration decile of each raw score (what its probability rests on)."""
-    edges = np.asarray(support["edges"])
-    which = np.clip(np.searchsorted(edges[1:-1], raw, side="right"), 0, max(len(edges) - 2, 0))
-    return np.asarray(support["n"], dtype=float)[which]
+    """Customers in the calibration decile of each raw score (what its probability rests on)."""
+    return np.asarray(support["n"], dtype=float)[decile_of(raw, support["edges"])]
 
 
 def fit_gamma_gamma(orders: np.ndarray, aov: np.ndarray) -> dict | None:
