@@ -53,12 +53,13 @@ def model_status(settings: EcomSettings) -> str:
         return "<p>No churn model trained yet.</p>"
     latest = registry.load_card(settings.models, versions[-1])
     m = latest.get("metrics", {})
-    lines = [f"<p><b>Serving:</b> {html.escape(champion or 'the recency baseline (no model passed the skill gate)')}</p>",
+    lines = [f"<p><b>Serving:</b> {html.escape(champion or 'the calibrated classic baseline (no model passed the skill gate)')}</p>",
              f"<p><b>Latest model {latest['version']}</b> ({html.escape(latest['trigger'])}): "
              f"<span class='{'ok' if latest['status'] == 'champion' else 'warn'}'>{latest['status']}</span> — "
              f"{html.escape(latest['status_reason'])}</p>"]
     if "auc_out_of_time" in m:
-        lines.append(f"<p>Holdout AUC {m['auc_out_of_time']:.3f} vs recency baseline {m['auc_baseline_recency']:.3f}; "
+        best = f"best classic {m['best_classic']} {m['auc_best_classic']:.3f}; " if "auc_best_classic" in m else ""
+        lines.append(f"<p>Holdout AUC {m['auc_out_of_time']:.3f} vs {best}recency {m['auc_baseline_recency']:.3f}; "
                      f"Brier {m['brier']:.3f}; top-decile precision {m['top_decile_precision']:.1%}</p>")
     performance = settings.reports / "model_performance_latest.json"
     if performance.exists():
