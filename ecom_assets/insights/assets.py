@@ -158,23 +158,28 @@ def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) 
     ins={"clean_sessions": columns_in(analyses.PURCHASE_SESSION_COLUMNS)},
     owners=MARKETING,
     kinds={"polars", "csv"},
-    description="Category pairs bought by the same customers: support, confidence, lift, and a test against a "
-    "null that keeps each customer's number of purchases and each category's popularity (one-sided z-test on the "
-    "co-occurrence count, Benjamini-Hochberg q < 0.05, >= 20 customers) so heavy buyers who buy everything do not "
-    "make every pair look related. Only `significant` rules are "
-    "findings; exports/cross_sell.csv.",
+    description="Every pair of categories bought by the same customers: support, confidence, lift, and a "
+    "permutation test against a null that keeps each customer's number of distinct categories and each "
+    "category's number of buyers exactly (curveball randomisation of the customer × category matrix, Strona et al. "
+    "2014; z of the co-occurrence against the null's mean and spread, Benjamini-Hochberg q < 0.05, >= 20 "
+    "customers). Heavy buyers and popular categories explain nothing: only `significant` pairs are findings. "
+    "The table keeps every pair; exports/cross_sell.csv holds the significant ones, highest lift first.",
     metadata=column_schema({"antecedent": "string", "consequent": "string", "customers": "int", "support": "float64",
-                            "confidence": "float64", "lift": "float64", "adjusted_lift": "float64 - vs same-basket-size "
-                            "expectation", "q_value": "float64", "significant": "bool"}),
+                            "confidence": "float64", "confidence_reverse": "float64", "lift": "float64",
+                            "adjusted_lift": "float64 - observed / mean under the null", "z": "float64",
+                            "p_value": "float64", "q_value": "float64 (null below 20 customers: not tested)",
+                            "significant": "bool"}),
 )
 def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.LazyFrame) -> dg.Output:
-    rules = analyses._empty_rules() if no_rows(clean_sessions) else analyses.cross_sell_rules(clean_sessions)
-    path = write_safe_csv(rules, settings.exports / "cross_sell.csv")
-    findings = rules.filter(pl.col("significant"))
+    rules, how = ((analyses._empty_rules(), {"state": "no sessions yet"}) if no_rows(clean_sessions)
+                  else analyses.cross_sell_rules(clean_sessions))
+    findings = analyses.cross_sell_export(rules)
+    path = write_safe_csv(findings, settings.exports / "cross_sell.csv")
     return dg.Output(rules, metadata={
-        "dagster/row_count": rules.height, "significant_rules": findings.height, "export": dg.MetadataValue.path(str(path)),
+        "dagster/row_count": rules.height, "significant_rules": findings.height, **how,
+        "export": dg.MetadataValue.path(str(path)),
         "findings": dg.MetadataValue.md(md_table(findings) if findings.height else "_no pair is bought together more "
-                                        "than chance once basket size is accounted for_"),
+                                        "often than customers' basket sizes and categories' popularity explain_"),
     })
 
 
