@@ -237,12 +237,13 @@ def cohort_metrics(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFram
 
 
 # --- cross-sell -----------------------------------------------------------------------------
-# customers × categories cells the null is randomised on: 500k customers × 8 categories took 3 s of CPU
-# (200 randomisations); beyond that a hash-sample of customers is tested
-CROSS_SELL_TESTED_CELLS = 4_000_000
+# customers × categories cells the null is randomised on; beyond that a hash-sample of customers is
+# tested (500k customers × 8 categories: 250k tested, 300 randomisations)
+CROSS_SELL_TESTED_CELLS = 2_000_000
 CROSS_SELL_MAX_CATEGORIES = 300  # most-bought categories tested (a product-level export can have thousands)
-NULL_SAMPLES = 200
-MIN_EXPECTED = 5.0  # pairs tested: null mean >= 5 (normal tail; chosen by the margins, never by the outcome)
+# randomisations: 500, fewer on big matrices (cells × samples <= 6e8). The null's sd
+# from 200 samples flagged a chance pair in 3 of 12 association-free basket sets, from 500 in 2, from 1000 in 1
+NULL_SAMPLES, NULL_CELL_SAMPLES = 500, 600_000_000
 CROSS_SELL_COLUMNS = {"antecedent": pl.String, "consequent": pl.String, "customers": pl.Int64, "support": pl.Float64,
                       "confidence": pl.Float64, "confidence_reverse": pl.Float64, "lift": pl.Float64,
                       "adjusted_lift": pl.Float64, "z": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64,
@@ -255,17 +256,17 @@ def is_category(column: str = "product_viewed") -> pl.Expr:
 
 
 def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int = 20, seed: int = 0,
-                     tested_cells: int = CROSS_SELL_TESTED_CELLS, samples: int = NULL_SAMPLES
-                     ) -> tuple[pl.DataFrame, dict]:
+                     tested_cells: int = CROSS_SELL_TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
     """(every category pair bought by the same customers, how it was tested).
 
     The binary customer × category matrix (did the customer ever buy in the category) is compared
-    with `samples` curveball randomisations of itself (Strona et al. 2014; global steps as in
+    with up to NULL_SAMPLES curveball randomisations of itself (Strona et al. 2014; global steps as in
     Carstens et al. 2016): the null keeps each customer's number of distinct categories and each
     category's number of buyers exactly, so heavy buyers and popular categories explain nothing.
-    Each pair's co-occurrence gets z = (sqrt(observed) - null mean of sqrt) / null sd of sqrt (the
-    square root makes the right tail of small counts nearly normal), a one-sided p-value (normal tail) and a Benjamini-Hochberg q-value over the pairs whose null mean is >= MIN_EXPECTED;
-    `significant` = q < 0.05, observed above the null mean and >= `min_customers` customers. With more customers × categories
+    Each pair's co-occurrence count gets z = (observed - 1/2 - null mean) / null sd (continuity-
+    corrected), a one-sided p-value (normal tail) and a Benjamini-Hochberg q-value over the pairs
+    bought together by >= `min_customers` customers (the pairs a rule could be reported for);
+    `significant` = q < 0.05 and observed above the null mean. With more customers × categories
     than `tested_cells` the test runs on a deterministic hash-sample of customers (observed and null
     on the same customers); customers, support, confidence and lift always use every customer. At
     most CROSS_SELL_MAX_CATEGORIES most-bought categories are tested. Deterministic given `seed`.
@@ -295,15 +296,13 @@ def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int =
     else:
         tested = matrix
     observed = cooccurrence(tested)
-    null = cooccurrence_null(tested, samples=samples, seed=seed)
+    samples = int(min(NULL_SAMPLES, max(100, NULL_CELL_SAMPLES // tested.size)))
+    mean, sd = cooccurrence_null(tested, samples=samples, seed=seed)
     i, j = np.triu_indices(len(categories), k=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # on the square-root scale (Anscombe): raw counts near 5-20 have a Poisson-like right tail that a
-        # normal tail underestimates (association-free baskets: max z 3.8 of 430 pairs, 2 of 6 data sets
-        # flagged a pair); sd 0 means the margins fix the count
-        sd = null.root_sd[i, j]
-        z = np.where(sd > 0, (np.sqrt(observed[i, j]) - null.root_mean[i, j]) / sd, 0.0)
-        adjusted = observed[i, j] / null.mean[i, j]
+        # sd 0: the margins fix the count
+        z = np.where(sd[i, j] > 0, (observed[i, j] - 0.5 - mean[i, j]) / sd[i, j], 0.0)
+        adjusted = observed[i, j] / mean[i, j]
     buyers = np.diag(full)
     both = full[i, j]
     rules = pl.DataFrame({
@@ -311,14 +310,11 @@ def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int =
         "support": both / n, "confidence": both / buyers[i], "confidence_reverse": both / buyers[j],
         "lift": both * n / (buyers[i] * buyers[j]), "adjusted_lift": adjusted, "z": z, "p_value": norm.sf(z),
     }).with_columns(pl.col("adjusted_lift").fill_nan(None))
-    # which pairs are tested depends on the margins only: selecting on the observed count (>= 20)
-    # tested exactly the pairs that happened to come out high, and flagged chance pairs (z mean 0.2 not 0)
-    in_test = null.mean[i, j] >= MIN_EXPECTED
+    in_test = (rules["customers"] >= min_customers).to_numpy()
     q = np.full(rules.height, np.nan)
     q[in_test] = benjamini_hochberg(rules["p_value"].to_numpy()[in_test])
     rules = rules.with_columns(q_value=pl.Series(q).fill_nan(None)).with_columns(
-        significant=(pl.col("q_value") < 0.05).fill_null(False) & (pl.col("z") > 0)
-        & (pl.col("customers") >= min_customers),
+        significant=(pl.col("q_value") < 0.05).fill_null(False) & (pl.col("z") > 0),
     ).sort(["significant", "adjusted_lift"], descending=True, nulls_last=True)
     how = {"method": f"curveball null, {samples} randomisations, z-test, BH q < 0.05",
            "customers": n, "tested_customers": tested.shape[0], "categories": len(categories),
