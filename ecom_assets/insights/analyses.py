@@ -63,37 +63,67 @@ def segment_summary(segments: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- funnel ---------------------------------------------------------------------------------
+def is_category(column: str = "product_viewed") -> pl.Expr:
+    """A real product category: not missing and not the `unknown` placeholder of unreadable values."""
+    return pl.col(column).is_not_null() & (pl.col(column) != UNKNOWN_PRODUCT)
+
+
 FUNNEL_SESSION_COLUMNS = ["product_viewed", "added_to_cart", "purchase_made", "purchase_amount"]
 
 
 def product_funnel(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """Views -> (cart) -> purchases per category; leakage = significantly below the overall rate.
+    """Views -> cart -> purchase per viewed category (`funnel_rates` of the session counts).
     One lazy group-by: only the category counts are ever held in memory."""
-    funnel = sessions.lazy().group_by("product_viewed").agg(
-        views=pl.len(), carts=pl.col("added_to_cart").sum(), cart_known=pl.col("added_to_cart").is_not_null().any(),
-        purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
+    cart, buy = pl.col("added_to_cart"), pl.col("purchase_made")
+    counts = sessions.lazy().group_by("product_viewed").agg(
+        views=pl.len(), cart_known=cart.is_not_null().sum(), carts=cart.sum(), purchases=buy.sum(),
+        purchases_after_cart=(cart & buy).sum(), purchases_without_cart=(cart.not_() & buy).sum(),
+        revenue=pl.col("purchase_amount").sum(),
     ).collect()
-    has_cart = funnel["cart_known"].any()  # an export without the optional column has no cart step
-    overall = funnel["purchases"].sum() / max(funnel["views"].sum(), 1)
-    funnel = funnel.drop("cart_known").with_columns(
-        carts=pl.col("carts") if has_cart else pl.lit(None, pl.UInt32),
-    ).rename({"product_viewed": "category"}).with_columns(
-        conversion=pl.col("purchases") / pl.col("views"),
-        conversion_low=wilson(pl.col("purchases"), pl.col("views"), -1),
-        conversion_high=wilson(pl.col("purchases"), pl.col("views"), +1),
-        cart_to_purchase=pl.col("purchases") / pl.col("carts") if has_cart else pl.lit(None, pl.Float64),
+    return funnel_rates(counts.rename({"product_viewed": "category"}), "category")
+
+
+def funnel_rates(counts: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Rates and leakage ranking from funnel counts, one row per `key` value.
+
+    `counts` columns: views, cart_known (views whose cart flag is known), carts, purchases,
+    purchases_after_cart, purchases_without_cart (+ any others, kept). Every rate is a share of the
+    same sessions, in [0, 1], with a 95 % Wilson interval (null when there is nothing to divide):
+    conversion = purchases / views, view_to_cart = carts / cart_known, cart_to_purchase =
+    purchases_after_cart / carts (purchases without a cart stay in their own column). Without any
+    known cart flag (an export without `added_to_cart`) the cart columns are null. Leakage: a real
+    category whose conversion is below the others' (two-proportion z-test, Benjamini-Hochberg q < 0.05),
+    ranked by purchases lost against the overall rate; `unknown` and missing values are never ranked.
+    """
+    has_cart = counts["cart_known"].sum() > 0
+    cart_columns = ["carts", "purchases_after_cart", "purchases_without_cart"]
+    funnel = counts.with_columns(
+        [pl.col(c) if has_cart else pl.lit(None, pl.UInt32).alias(c) for c in cart_columns],
+    ).with_columns(
+        *_rate("conversion", pl.col("purchases"), pl.col("views")),
+        *_rate("view_to_cart", pl.col("carts"), pl.col("cart_known")),
+        *_rate("cart_to_purchase", pl.col("purchases_after_cart"), pl.col("carts")),
     )
-    rest_views = funnel["views"].sum() - funnel["views"]
-    rest_buys = funnel["purchases"].sum() - funnel["purchases"]
-    p = two_proportion_p(funnel["purchases"], funnel["views"], rest_buys, rest_views)
-    funnel = funnel.with_columns(
-        p_value=pl.Series(p), q_value=pl.Series(benjamini_hochberg(p)),
+    real = funnel.select(is_category(key)).to_series()
+    views, buys = funnel["views"].filter(real), funnel["purchases"].filter(real)
+    overall = buys.sum() / max(views.sum(), 1)
+    p = two_proportion_p(buys, views, buys.sum() - buys, views.sum() - views)
+    ranked = funnel.filter(real).with_columns(
+        p_value=pl.Series(p, dtype=pl.Float64), q_value=pl.Series(benjamini_hochberg(p), dtype=pl.Float64),
         # purchases lost against the overall rate: where the view -> purchase step leaks most
         lost_purchases=(pl.lit(overall) - pl.col("conversion")) * pl.col("views"),
     ).with_columns(
-        leaking=(pl.col("q_value") < 0.05) & (pl.col("conversion") < overall) & (pl.col("category") != UNKNOWN_PRODUCT),
-    )
-    return funnel.sort(["leaking", "lost_purchases"], descending=True).with_row_index("leakage_rank", offset=1)
+        leaking=(pl.col("q_value") < 0.05) & (pl.col("conversion") < overall),
+    ).sort(["leaking", "lost_purchases"], descending=True).with_row_index("leakage_rank", offset=1)
+    unranked = funnel.filter(~real).with_columns(leaking=pl.lit(False))
+    return pl.concat([ranked.with_columns(pl.col("leakage_rank").cast(pl.Int64)), unranked], how="diagonal_relaxed")
+
+
+def _rate(name: str, successes: pl.Expr, trials: pl.Expr) -> list[pl.Expr]:
+    defined = trials > 0
+    return [pl.when(defined).then(successes / trials).alias(name),
+            pl.when(defined).then(wilson(successes, trials, -1)).alias(f"{name}_low"),
+            pl.when(defined).then(wilson(successes, trials, +1)).alias(f"{name}_high")]
 
 
 # --- trends and seasonality -------------------------------------------------------------------
@@ -248,11 +278,6 @@ CROSS_SELL_COLUMNS = {"antecedent": pl.String, "consequent": pl.String, "custome
                       "confidence": pl.Float64, "confidence_reverse": pl.Float64, "lift": pl.Float64,
                       "adjusted_lift": pl.Float64, "z": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64,
                       "significant": pl.Boolean}
-
-
-def is_category(column: str = "product_viewed") -> pl.Expr:
-    """A real product category: not missing and not the `unknown` placeholder of unreadable values."""
-    return pl.col(column).is_not_null() & (pl.col(column) != UNKNOWN_PRODUCT)
 
 
 def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int = 20, seed: int = 0,

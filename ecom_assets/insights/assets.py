@@ -51,12 +51,17 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
 
 @insight(
     ins={"clean_sessions": columns_in(analyses.FUNNEL_SESSION_COLUMNS)},
-    description="View -> cart -> purchase per product category with Wilson 95 % intervals. Leakage ranking: categories "
-    "whose conversion is significantly below the overall rate (two-proportion z-test, Benjamini-Hochberg q < 0.05), "
-    "ordered by purchases lost against the overall rate.",
-    metadata=column_schema({"leakage_rank": "int", "category": "string", "views": "int", "carts": "int (null without "
-                            "added_to_cart)", "purchases": "int", "revenue": "float64", "conversion": "float64",
-                            "conversion_low": "float64", "conversion_high": "float64", "q_value": "float64",
+    description="View -> cart -> purchase per product category. Every rate is a share of the same sessions "
+    "with a 95 % Wilson interval: conversion = purchases / views, view_to_cart = carts / views, cart_to_purchase = "
+    "purchases in a session with a cart / sessions with a cart; purchases without a cart are counted in their own "
+    "column. Leakage ranking: real categories (never `unknown`) whose conversion is significantly below the others' "
+    "(two-proportion z-test, Benjamini-Hochberg q < 0.05), ordered by purchases lost against the overall rate.",
+    metadata=column_schema({"leakage_rank": "int (null: not a category)", "category": "string", "views": "int",
+                            "cart_known": "int - views whose cart flag is known", "carts": "int (null without "
+                            "added_to_cart)", "purchases": "int", "purchases_after_cart": "int",
+                            "purchases_without_cart": "int", "revenue": "float64", "conversion": "float64 in [0, 1]",
+                            "conversion_low": "float64", "conversion_high": "float64", "view_to_cart": "float64",
+                            "cart_to_purchase": "float64 in [0, 1] (+ _low / _high)", "q_value": "float64",
                             "lost_purchases": "float64", "leaking": "bool"}),
 )
 def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
@@ -67,8 +72,9 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
     return dg.Output(funnel, metadata={
         "dagster/row_count": funnel.height,
         "leaks_most": leaking[0] if leaking else "no category leaks significantly",
-        "funnel": dg.MetadataValue.md(md_table(funnel.select("leakage_rank", "category", "views", "purchases", "conversion",
-                                                             "conversion_low", "conversion_high", "q_value", "leaking"))),
+        "funnel": dg.MetadataValue.md(md_table(funnel.select(
+            "leakage_rank", "category", "views", "carts", "purchases", "purchases_without_cart", "conversion",
+            "conversion_low", "conversion_high", "cart_to_purchase", "q_value", "leaking"))),
     })
 
 

@@ -7,12 +7,15 @@ Z95 = 1.959963984540054
 
 
 def wilson(successes: pl.Expr, trials: pl.Expr, side: int) -> pl.Expr:
-    """Lower (side=-1) or upper (side=+1) bound of the 95 % Wilson interval of a proportion."""
+    """Lower (side=-1) or upper (side=+1) bound of the 95 % Wilson score interval of a proportion
+    (Wilson 1927). NaN when `trials` is 0."""
     n = trials.cast(pl.Float64)
     p = successes.cast(pl.Float64) / n
     centre = p + Z95**2 / (2 * n)
     spread = Z95 * (p * (1 - p) / n + Z95**2 / (4 * n**2)).sqrt()
-    return (centre + side * spread) / (1 + Z95**2 / n)
+    bound = ((centre + side * spread) / (1 + Z95**2 / n)).clip(0.0, 1.0)
+    # the bounds hold the estimate up to float rounding (4e-19 above a rate of 0 otherwise)
+    return pl.min_horizontal(bound, p) if side < 0 else pl.max_horizontal(bound, p)
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
