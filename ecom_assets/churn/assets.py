@@ -122,6 +122,7 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in trained.features if f in source.columns))
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
+    card["reference_as_of"] = str(source["as_of"][0]) if "as_of" in source.columns and source.height else None
     card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
                 features=[{"name": f, "dtype": "categorical" if f in trained.categories else "float"}
                           for f in trained.features],
