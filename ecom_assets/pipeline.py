@@ -48,11 +48,15 @@ def build_all(instance, as_of: str | None = None, tags: dict | None = None, retr
 
 
 def keys_refreshed_by(label: str) -> list:
-    """Asset keys whose automation condition carries `label` (ON_NEW_DATA, DAILY in automation.py)."""
+    """Asset keys whose automation condition carries `label` (ON_NEW_DATA, DAILY in automation.py),
+    itself or as one of the conditions it combines (kpi_dashboard: DAILY | rebuilt with the churn list)."""
     from ecom_assets.definitions import defs
 
+    def labels(condition) -> set:
+        return {condition.get_label()}.union(*(labels(c) for c in condition.children))
+
     return [key for assets_def in defs.assets for key, condition in assets_def.automation_conditions_by_key.items()
-            if condition is not None and condition.get_label() == label]
+            if condition is not None and label in labels(condition)]
 
 
 def refresh(instance, label: str, updated: list | None = None, tags: dict | None = None):
