@@ -90,7 +90,11 @@ def test_rebuilt_when_the_churn_list_is_rescored_not_on_every_analysis() -> None
 
         state = {"cursor": None}
         assert not requested_after()
+        assert not requested_after("churn_predictions")  # the analyses it shows do not exist yet
+        assert requested_after("clean_sessions", "sales_trends", "product_funnel", "customer_segments", "cohort_metrics",
+                               "cross_sell_rules", "campaign_lift", "feature_drift_report")  # the first daily refresh
+        assert not requested_after()  # handled once (the daemon launches the run between two evaluations)
         assert requested_after("churn_predictions")  # a drop rescored the list, or a promoted model did
-        assert not requested_after()  # handled once
+        assert not requested_after()
         assert not requested_after("sales_trends")  # daily analyses wait for the daily refresh
         assert requested_after("feature_drift_report")  # the drift status shown changed

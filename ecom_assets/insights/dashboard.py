@@ -227,10 +227,11 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
 
 
 # rebuilt when the churn list is rescored (every drop, and after a promotion: churn_predictions then re-runs
-# with the new champion) or a drift report lands, besides the daily refresh of the analyses it shows
+# with the new champion) or a drift report lands, besides the daily refresh of the analyses it shows; not
+# before each analysis it shows exists (the first daily refresh builds them)
 ON_CHURN_LIST = (
     AC.any_deps_updated().allow(dg.AssetSelection.assets("churn_predictions", "feature_drift_report")).since_last_handled()
-    & ~AC.any_deps_in_progress() & ~AC.in_progress()
+    & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress()
 ).with_label(ON_NEW_DATA.get_label())
 
 
