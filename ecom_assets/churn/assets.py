@@ -194,6 +194,7 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in served.features if f in source.columns))
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
+    card["reference_as_of"] = str(source["as_of"][0]) if "as_of" in source.columns and source.height else None
     if evaluation.status == "champion":
         comparison = _compare_with_champion(settings, holdout, p_new)
         card["champion_comparison"] = comparison
