@@ -140,10 +140,12 @@ def plan_tick(
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
+        "Watches landing/ and its sub-folders for customers*/sessions*/campaigns*.csv (or .csv.gz). A file is "
+        "ingested once its size and mtime "
         "are stable across two ticks; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
-        "and re-drops go to rejected/ with a reason."
+        "and re-drops go to rejected/ with a reason, a WARNING, an alert line and a failing WARN check on "
+        "landing_rejects."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
