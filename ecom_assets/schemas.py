@@ -16,6 +16,7 @@ from pandera.api.polars.types import PolarsData
 from pandera.backends.polars import builtin_checks  # noqa: F401  (registers the polars check functions)
 from pandera.backends.polars.checks import PolarsCheckBackend
 from pandera.constants import CHECK_OUTPUT_KEY
+from pandera.engines.polars_engine import DateTime
 
 UNKNOWN_PRODUCT = "unknown"
 
@@ -68,6 +69,8 @@ class CleanSessions(_StrictModel):
     session_id: str
     customer_id: str
     session_date: pl.Date
+    # the instant (UTC) when the export gave a time; null for date-only values
+    session_start: DateTime = pa.Field(nullable=True, dtype_kwargs={"time_unit": "us", "time_zone": "UTC"})
     product_viewed: str  # category; empty / "Unknown" in the input -> "unknown"
     browsing_time_sec: pl.Float64 = pa.Field(nullable=True, ge=0)  # purchase logs have none
     purchase_made: bool

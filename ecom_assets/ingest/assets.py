@@ -15,6 +15,7 @@ import polars as pl
 
 from ecom_assets.ingest.landing import REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of
 from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
+from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
 from ecom_assets.io import Location, parquet_rows, partition_file_name, write_json_atomic, write_parquet_atomic
 from ecom_assets.metadata import column_schema, md_table
@@ -30,12 +31,13 @@ RAW_COLUMNS = {
         "age_out_of_range": "bool - an age was given but was not a whole number in 10-120",
         "gender": "string - nullable",
         "location": "string - nullable",
-        "signup_date": "date - nullable",
+        "signup_date": "date - nullable (the calendar date of a date-time)",
     },
     "sessions": {
         "session_id": "string - session key (required)",
         "customer_id": "string - required",
-        "session_date": "date - ISO date, not in the future",
+        "session_date": "date - the calendar date written in the export, not in the future",
+        "session_start": "datetime (UTC) - the instant, when the export gave a time; else null",
         "product_viewed": "string - category; empty/Unknown -> 'unknown'",
         "browsing_time_sec": "float64 - nullable (purchase logs have none), >= 0",
         "purchase_made": "bool",
@@ -130,7 +132,11 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
     """Ingest one partition: (typed rows, accounting, metadata). Moves the file out of landing."""
     path, in_landing = locate_drop(settings, key)
     try:
-        parsed = parse_drop(path, kind, key)
+        spec = spec_for(file_name_of(key), load_sources(settings.data_dir))
+    except SourcesError as err:  # the file stays in landing: it is ingested once sources.yaml is fixed
+        raise dg.Failure(f"{file_name_of(key)} not ingested: {err}") from err
+    try:
+        parsed = parse_drop(path, kind, key, spec=spec)
     except FileRejected as err:
         if in_landing:
             reject(path, settings, str(err), name=str(path.relative_to(settings.landing)), log=log)
@@ -149,6 +155,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         "quarantined": parsed.quarantine.height,
         "duplicate": parsed.duplicates,
         "dagster/row_count": rows.height,
+        "encoding": parsed.encoding,
         "notes": "; ".join(parsed.notes) or "none",
         "quarantine_reasons": dg.MetadataValue.md(md_table(_reasons(parsed))),
         "quarantine_file": dg.MetadataValue.path(str(q_parquet)),
