@@ -90,12 +90,10 @@ def test_a_wholesalers_purchase_log_runs_in_every_variant(variant: str, cli_env:
         schema={"session_id": pl.String, "customer_id": pl.String, "reason": pl.String})
     sessions = pl.scan_parquet(cli_env / "warehouse" / "clean_sessions" / "*.parquet").collect()
     assert sessions.is_empty() or sessions["purchase_amount"].min() >= 0
-    if variant == "careful":
+    if not (per_line or everything):  # one row per invoice, ISO dates or ISO date-times: every row is kept
         assert clean == rows_in and reasons.is_empty()
         assert pl.read_parquet(cli_env / "warehouse" / "customer_features.parquet").height == customers
         assert (cli_env / "exports" / "churn_risk_list.csv").exists()
-    if timestamps:  # kept, or quarantined naming the date (never guessed)
-        assert reasons["reason"].str.contains("session_date|appears").all()
     if everything:
         assert reasons.filter(pl.col("session_id").str.starts_with("C"))["reason"].str.contains(
             "negative purchase_amount|appears").all()
