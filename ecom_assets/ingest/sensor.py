@@ -150,11 +150,13 @@ def plan_tick(
     minimum_interval_seconds=5,  # the sensor daemon's own loop is 5 s: a drop is picked up within a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
+        "Watches landing/ and its sub-folders for customers*/sessions*/campaigns*.csv (or .csv.gz, or a kind "
+        "declared in sources.yaml). A file is ingested once its size and mtime "
         "are stable across two ticks, or at once when it was renamed into place or its last write is "
         "`landing_settle_seconds` (default 10) old; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
-        "and re-drops go to rejected/ with a reason."
+        "and re-drops go to rejected/ with a reason, a WARNING, an alert line and a failing WARN check on "
+        "landing_rejects."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
