@@ -73,28 +73,27 @@ def test_a_short_history_has_no_previous_period(tmp_path) -> None:
         "no whole previous period yet"
 
 
-def test_rebuilt_when_the_churn_list_is_rescored_not_on_every_analysis() -> None:
-    from ecom_assets.insights.dashboard import kpi_dashboard as asset
+def test_rebuilt_with_the_churn_list_once_it_exists_and_after_each_retrain() -> None:
+    """The dashboard is a daily report that also follows the churn list: a drop refresh rebuilds it
+    once the daily reports it reads exist, and a successful retrain requests it (promotion re-scores
+    the list in that run), so the page never names a stale champion."""
+    from dagster._core.test_utils import create_run_for_test
 
-    upstream = [dg.AssetSpec(name) for name in ("clean_sessions", "churn_predictions", "sales_trends", "product_funnel",
-                                                "customer_segments", "cohort_metrics", "cross_sell_rules",
-                                                "campaign_lift", "feature_drift_report")]
-    defs = dg.Definitions(assets=[asset, *upstream], resources={"settings": EcomSettings(data_dir="unused")})
+    from ecom_assets.jobs import DASHBOARD, dashboard_after_retrain_sensor, refreshed_by_drops
+
+    sessions_drop = [dg.AssetKey("raw_sessions")]
+    assert DASHBOARD not in refreshed_by_drops(sessions_drop, has_model=True)  # before the first daily refresh
+    assert DASHBOARD in refreshed_by_drops(sessions_drop, has_model=True, dashboard=True)
     with dg.instance_for_test() as instance:
-        def requested_after(*updated: str) -> bool:
-            for name in updated:
-                instance.report_runless_asset_event(dg.AssetMaterialization(name))
-            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=state["cursor"])
-            state["cursor"] = result.cursor
-            return result.get_num_requested(dg.AssetKey("kpi_dashboard")) == 1
+        run = create_run_for_test(instance, job_name="churn_retrain_job", status=dg.DagsterRunStatus.SUCCESS)
 
-        state = {"cursor": None}
-        assert not requested_after()
-        assert not requested_after("churn_predictions")  # the analyses it shows do not exist yet
-        assert requested_after("clean_sessions", "sales_trends", "product_funnel", "customer_segments", "cohort_metrics",
-                               "cross_sell_rules", "campaign_lift", "feature_drift_report")  # the first daily refresh
-        assert not requested_after()  # handled once (the daemon launches the run between two evaluations)
-        assert requested_after("churn_predictions")  # a drop rescored the list, or a promoted model did
-        assert not requested_after()
-        assert not requested_after("sales_trends")  # daily analyses wait for the daily refresh
-        assert requested_after("feature_drift_report")  # the drift status shown changed
+        def evaluate():
+            context = dg.build_run_status_sensor_context(
+                sensor_name="dashboard_after_retrain_sensor", dagster_instance=instance,
+                dagster_run=run, dagster_event=dg.DagsterEvent("PIPELINE_SUCCESS", "churn_retrain_job"))
+            return dashboard_after_retrain_sensor(context)
+
+        assert isinstance(evaluate(), dg.SkipReason)  # no dashboard yet: the first daily refresh builds it
+        instance.report_runless_asset_event(dg.AssetMaterialization("kpi_dashboard"))
+        request = evaluate()
+        assert isinstance(request, dg.RunRequest) and request.asset_selection == [DASHBOARD]
