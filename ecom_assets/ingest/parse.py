@@ -530,9 +530,11 @@ def _judge(table: pl.DataFrame, kind: DropKind, rules: list, typed_values: list[
         *[expr.alias(f"_typed_{expr.meta.output_name()}") for expr in typed_values],
     ).with_columns(_parse_bad=pl.col("_blank") | pl.any_horizontal(f"_rule{i}" for i in range(len(rules)))).collect()
     typed = judged.lazy().select(pl.col(f"_typed_{name}").alias(name) for name in {r.column for r in schema_rules})
-    flags = pl.collect_all([rule.broken(typed, f"_schema{i}") for i, rule in enumerate(schema_rules)])
-    return judged.hstack([frame.to_series() for frame in flags]).with_columns(
-        _bad=pl.any_horizontal("_parse_bad", *[f"_schema{i}" for i in range(len(schema_rules))]))
+    flags = [frame.to_series() for frame in
+             pl.collect_all([rule.broken(typed, f"_schema{i}") for i, rule in enumerate(schema_rules)])]
+    # `_bad` from the flags alone, then attached: `with_columns` on the wide frame took 0.1-0.38 s at 1M rows, this 2 ms
+    bad = pl.DataFrame([judged["_parse_bad"], *flags]).select(pl.any_horizontal(pl.all()).alias("_bad")).to_series()
+    return judged.hstack([*flags, bad])
 
 
 def _schema_reason(rule: RowCheck, kind: DropKind) -> pl.Expr:

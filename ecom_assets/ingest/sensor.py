@@ -45,9 +45,12 @@ def precheck(item: LandingFile, spec: SourceSpec | None = None) -> None:
 
 
 def _reject(plan: "TickPlan", item: LandingFile, settings: EcomSettings, reason: str, log) -> None:
-    reject(item.path, settings, reason, name=item.name, log=log)
-    plan.rejected[item.name] = reason
     plan.seen.pop(item.name, None)
+    try:
+        reject(item.path, settings, reason, name=item.name, log=log)
+    except FileNotFoundError:  # moved away since the listing (by its writer): nothing left to reject
+        return
+    plan.rejected[item.name] = reason
 
 
 @dataclass
