@@ -33,6 +33,9 @@ DOMAINS = [ingest.defs, clean.defs, features.defs, churn.defs, monitoring.defs, 
 BUILD_ALL_JOB = "build_all_job"
 DROP_REFRESH_JOB = "drop_refresh_job"
 DAILY_REFRESH_JOB = "daily_refresh_job"
+# the dashboard is a daily report that also follows the churn list: rebuilt in each drop refresh
+# (once the daily reports it shows exist) and after each retrain, so it never shows a stale champion
+DASHBOARD = dg.AssetKey("kpi_dashboard")
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
@@ -57,9 +60,10 @@ build_all_job = dg.define_asset_job(
 )
 drop_refresh_job = dg.define_asset_job(
     DROP_REFRESH_JOB,
-    selection=_tagged(REFRESH_PER_DROP) | _tagged(REFRESH_FIRST_MODEL),
-    description="After new drops: clean tables, customer history and features, churn scores, the risk list and "
-    "segments (plus the first churn model while none exists). Requested by drop_refresh_sensor.",
+    selection=_tagged(REFRESH_PER_DROP) | _tagged(REFRESH_FIRST_MODEL) | dg.AssetSelection.assets(DASHBOARD),
+    description="After new drops: clean tables, customer history and features, churn scores, the risk list, "
+    "segments and the KPI dashboard (plus the first churn model while none exists). Requested by "
+    "drop_refresh_sensor.",
 )
 daily_refresh_job = dg.define_asset_job(
     DAILY_REFRESH_JOB,
@@ -92,11 +96,17 @@ def _asset_graph():
     return dg.Definitions.merge(*DOMAINS, dg.Definitions(resources=build_resources())).resolve_asset_graph()
 
 
-def refreshed_by_drops(updated: list[dg.AssetKey], has_model: bool) -> list[dg.AssetKey]:
+def refreshed_by_drops(updated: list[dg.AssetKey], has_model: bool, dashboard: bool = False) -> list[dg.AssetKey]:
     """What `drop_refresh_job` rebuilds after drops of these raw assets: its assets downstream of
-    them (a sessions drop leaves clean_customers alone), the first model's too while none exists."""
+    them (a sessions drop leaves clean_customers alone), the first model's too while none exists,
+    and the KPI dashboard when `dashboard` (it was built before, so the daily reports it reads exist)."""
     keys = set(keys_tagged(REFRESH_PER_DROP)) | (set() if has_model else set(keys_tagged(REFRESH_FIRST_MODEL)))
+    keys |= {DASHBOARD} if dashboard else set()
     return sorted(keys & dg.AssetSelection.assets(*updated).downstream().resolve(_asset_graph()))
+
+
+def _built(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
+    return instance.get_latest_materialization_event(key) is not None
 
 
 def _busy(instance: dg.DagsterInstance, job_names: list[str]) -> str | None:
@@ -125,7 +135,8 @@ def plan_drop_refresh(instance: dg.DagsterInstance, cursor: int | None, has_mode
         return RefreshDecision(None, cursor, f"new drops wait for {busy} to finish")
     tags = {} if has_model else {TRIGGER_TAG: "initial"}
     request = dg.RunRequest(run_key=f"drops-through-{latest}", job_name=DROP_REFRESH_JOB,
-                            asset_selection=refreshed_by_drops(sorted(new), has_model), tags=tags)
+                            asset_selection=refreshed_by_drops(sorted(new), has_model, _built(instance, DASHBOARD)),
+                            tags=tags)
     return RefreshDecision(request, latest, f"refresh after new {', '.join(k.to_user_string() for k in sorted(new))} "
                            f"(through event {latest})" + ("" if has_model else ", with the first model"))
 
@@ -174,6 +185,21 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=context.scheduled_execution_time.date().isoformat())
 
 
+@dg.run_status_sensor(
+    name="dashboard_after_retrain_sensor",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[churn.churn_retrain_job],
+    request_job=daily_refresh_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After a successful churn_retrain_job: rebuilds kpi_dashboard, so the page names the champion "
+    "that now serves (a promotion re-scores the churn list in the same retrain run).",
+)
+def dashboard_after_retrain_sensor(context: dg.RunStatusSensorContext):
+    if not _built(context.instance, DASHBOARD):
+        return dg.SkipReason("no dashboard yet: the first daily refresh builds it")
+    return dg.RunRequest(run_key=f"dashboard-after-{context.dagster_run.run_id}", asset_selection=[DASHBOARD])
+
+
 JOBS = [build_all_job, drop_refresh_job, daily_refresh_job]
-SENSORS = [drop_refresh_sensor]
+SENSORS = [drop_refresh_sensor, dashboard_after_retrain_sensor]
 SCHEDULES = [daily_refresh_schedule]

@@ -138,10 +138,14 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
     for card_path in cards[-1:]:
         card = json.loads(card_path.read_text())
         metrics = card.get("metrics", {})
-        auc = ", ".join(f"{name} {fmt(metrics[name])}" for name in ("auc_out_of_time", "auc_baseline_recency")
+        auc = ", ".join(f"{name} {fmt(metrics[name])}" for name in ("auc_out_of_time", "auc_baseline_recency",
+                                                                    "auc_best_classic", "ece")
                         if isinstance(metrics.get(name), float))
+        extra = f", best classic {metrics['best_classic']}" if metrics.get("best_classic") else ""
+        if metrics.get("tiers_monotone") is not None:
+            extra += f", tiers monotone on holdout: {metrics['tiers_monotone']}"
         lines.append(f"latest model {card.get('version')}: {card.get('status')} (trigger {card.get('trigger')})"
-                     + (f", {auc}" if auc else ""))
+                     + (f", {auc}" if auc else "") + extra)
         if card.get("status_reason"):
             lines.append(f"  {card['status_reason']}")
     champion = settings.path("models", "champion.json")

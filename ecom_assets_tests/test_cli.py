@@ -7,23 +7,13 @@ import shutil
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from ecom_assets.cli import main
-from ecom_assets.settings import DATA_DIR_ENV
 
 PREDICTION_COLUMNS = {
     "customer_id", "churn_probability", "top_drivers", "risk_tier", "model_version", "as_of", "cold_start",
 }
 STATUSES = {"champion", "no_skill", "leakage_suspected", "insufficient_history", "not_promoted"}
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    """The CLI sets ECOM_DATA_DIR / DAGSTER_HOME for its process; keep them test-local."""
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / ".dagster"))
-    return tmp_path / "data"
 
 
 def _model_card(data_dir: Path) -> dict:

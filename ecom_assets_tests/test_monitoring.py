@@ -79,6 +79,7 @@ def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instan
     assert build_all(instance).success
     report = json.loads((data_dir / "reports" / "feature_drift_latest.json").read_text())
     assert report["drift_share"] >= settings.drift_share_threshold, report
+    assert report["dataset_drift"] is True  # the Evidently report's own headline agrees with the retrain below
     assert "browsing_mean_30d" in report["drifted_columns"]
 
     context = dg.build_sensor_context(instance=instance, resources=resources)

@@ -116,10 +116,10 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
         return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today()),
                          metadata={"dagster/row_count": 0, "as_of": "no data yet", "note": NO_DATA})
     if latest is not None and as_of >= latest:  # every session counts: the stored lifetime half is exact
-        features = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
+        features, btyd = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
         source = "customer_history + last 90 days of sessions"
     else:
-        features = build_features(clean_sessions, clean_customers, as_of)
+        features, btyd = build_features(clean_sessions, clean_customers, as_of)
         source = f"all sessions up to {as_of} (as_of before the latest session)"
     summary = features.select(
         pl.len().alias("customers"), pl.col("cold_start").sum().alias("cold_start"),
@@ -132,6 +132,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
         "computed_from": source,
         "cold_start": int(features["cold_start"].sum()),
         "summary": dg.MetadataValue.md(md_table(summary)),
+        "bgnbd_fit": dg.MetadataValue.json(btyd),
     })
 
 

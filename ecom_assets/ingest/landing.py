@@ -103,6 +103,12 @@ def scan_landing(landing: Path, previous: dict[str, list], assume_stable: bool =
     return ready, waiting, seen
 
 
+def alert(settings: EcomSettings, record: dict) -> None:
+    """One line in `alerts/alerts.jsonl` (what on-call tooling tails), stamped with the time."""
+    with (settings.alerts / "alerts.jsonl").open("a") as handle:
+        handle.write(json.dumps({"time": datetime.now(timezone.utc).isoformat(), **record}) + "\n")
+
+
 def reject(path: Path, settings: EcomSettings, reason: str, name: str | None = None, log=None) -> Path:
     """A whole-file reject, made visible where on-call looks: the file moves to `rejected/` under its
     drop identity (`<stem>__<content hash>.csv`, so a later file of the same name never overwrites it)
@@ -116,10 +122,7 @@ def reject(path: Path, settings: EcomSettings, reason: str, name: str | None = N
     shutil.move(str(path), target)
     text = f"{name}: {reason}"
     target.with_name(target.name + REASON_SUFFIX).write_text(text.rstrip() + "\n")
-    record = {"time": datetime.now(timezone.utc).isoformat(), "alert": "file_rejected", "file": name,
-              "reason": reason, "rejected_path": str(target)}
-    with (settings.alerts / "alerts.jsonl").open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    alert(settings, {"alert": "file_rejected", "file": name, "reason": reason, "rejected_path": str(target)})
     (log or logger).warning(f"file rejected: {text} (moved to {target})")
     return target
 

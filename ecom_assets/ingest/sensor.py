@@ -9,10 +9,10 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_assets.ingest.assets import RAW_ASSETS, landing_rejects, read_rejects, rejects_check
-from ecom_assets.ingest.landing import LandingFile, reject, scan_landing
+from ecom_assets.ingest.landing import LandingFile, alert, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
-from ecom_assets.ingest.sources import SourcesError, SourceSpec, load_sources, spec_for
+from ecom_assets.ingest.sources import SOURCES_FILE, SourcesError, SourceSpec, load_sources, spec_for
 from ecom_assets.settings import EcomSettings
 
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
@@ -70,7 +70,8 @@ class TickPlan:
                 f"{self.deferred} deferred to the next tick")
 
     def cursor(self) -> str:
-        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys})
+        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys,
+                           "sources_problem": self.sources_problem})
 
 
 def plan_tick(
@@ -102,7 +103,7 @@ def plan_tick(
         plan.keys, plan.requested = cached_keys, previously_requested
         return plan
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
-    declared = {item.name: spec_for(item.path.name, specs) for item in ready}
+    declared = {item.name: spec_for(item.name, specs) for item in ready}
     ready = [dataclasses.replace(item, kind=declared[item.name].kind)
              if declared[item.name] and declared[item.name].kind else item for item in ready]
     for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.name)):
@@ -149,11 +150,13 @@ def plan_tick(
     minimum_interval_seconds=5,  # the sensor daemon's own loop is 5 s: a drop is picked up within a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
+        "Watches landing/ and its sub-folders for customers*/sessions*/campaigns*.csv (or .csv.gz, or a kind "
+        "declared in sources.yaml). A file is ingested once its size and mtime "
         "are stable across two ticks, or at once when it was renamed into place or its last write is "
         "`landing_settle_seconds` (default 10) old; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
-        "and re-drops go to rejected/ with a reason."
+        "and re-drops go to rejected/ with a reason, a WARNING, an alert line and a failing WARN check on "
+        "landing_rejects."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
@@ -168,6 +171,11 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSetti
                for name, reason in plan.rejected.items()]
     if rejects:
         rejects.append(rejects_check(read_rejects(settings), REJECTS_KEY))
+    if plan.sources_problem and plan.sources_problem != cursor.get("sources_problem"):
+        # a new sources.yaml problem shows once on landing_rejects and in alerts.jsonl (every tick in the log)
+        rejects.append(dg.AssetObservation(asset_key=REJECTS_KEY,
+                                           metadata={"file": SOURCES_FILE, "reason": plan.sources_problem}))
+        alert(settings, {"alert": "sources_yaml_invalid", "file": SOURCES_FILE, "reason": plan.sources_problem})
     return dg.SensorResult(
         asset_events=rejects,
         run_requests=plan.requests,
@@ -221,6 +229,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path, run_loggi
         f"ingested {len(plan.requests) - len(failed)} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
         f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
     ]
+    if plan.sources_problem:
+        lines.append(f"NOT INGESTED: {plan.summary()}")
     if plan.rejected:
         lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}:")
         lines.extend(f"  {name}: {reason}" for name, reason in plan.rejected.items())

@@ -10,9 +10,9 @@ import polars as pl
 from ecom_assets.automation import REFRESH_DAILY
 from ecom_assets.churn import registry
 from ecom_assets.ingest.partitions import sessions_files
-from ecom_assets.io import columns_in, write_json_atomic
+from ecom_assets.io import atomic_write_bytes, columns_in, write_json_atomic
 from ecom_assets.metadata import column_schema, md_table
-from ecom_assets.monitoring.drift import drop_profile_shift, evidently_drift
+from ecom_assets.monitoring.drift import drop_profile_shift, evidently_drift, titled_html
 from ecom_assets.monitoring.performance import read_prediction_log, realised_performance
 from ecom_assets.plots import png_markdown
 from ecom_assets.settings import EcomSettings
@@ -24,12 +24,14 @@ DRIFT_LATEST = "feature_drift_latest.json"
 PERFORMANCE_LATEST = "model_performance_latest.json"
 
 
-def _save_html(snapshot, settings: EcomSettings, stem: str) -> tuple[str, str]:
+def _save_html(snapshot, settings: EcomSettings, stem: str, title: str | None = None,
+               notes: list[str] | None = None) -> tuple[str, str]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     dated = settings.reports / f"{stem}_{stamp}.html"
     latest = settings.reports / f"{stem}_latest.html"
-    snapshot.save_html(str(dated))  # a str: evidently silently writes nothing for a Path
-    snapshot.save_html(str(latest))
+    page = titled_html(snapshot, title, notes or []) if title else snapshot.get_html_str(as_iframe=False)
+    for path in (dated, latest):
+        atomic_write_bytes(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return str(dated), str(latest)
 
 
@@ -42,8 +44,12 @@ def _save_html(snapshot, settings: EcomSettings, stem: str) -> tuple[str, str]:
         "Evidently data-drift report: the current customer_features snapshot vs the serving champion's training "
         "reference (models/<version>/reference_features.parquet), both sampled to `drift_sample_rows`. Watches "
         "per-visit rates, recent-window activity and demographics (lifetime sums grow with the customer base and "
-        "are left out). HTML in reports/ (dated + feature_drift_latest.html); the retrain sensor reads "
-        "reports/feature_drift_latest.json."
+        "are left out). Configured as the product decides: DataDriftPreset(drift_share=drift_share_threshold), "
+        "each column tested with drift_numeric_method / drift_categorical_method above drift_column_threshold, so "
+        "the report's headline is the retrain decision. A watched column that is entirely empty (purchase logs have "
+        "no browsing time; many shops record no age) or one constant value in both frames is left out and named. "
+        "HTML in reports/ (dated + feature_drift_latest.html), titled with the model version and both as-of dates; "
+        "the retrain sensor reads reports/feature_drift_latest.json."
     ),
     metadata=column_schema({"column": "string", "method": "string - Evidently's test for the column",
                             "score": "float64", "threshold": "float64", "drifted": "bool"}),
@@ -59,34 +65,62 @@ def feature_drift_report(settings: EcomSettings, customer_features: pl.DataFrame
                                   description="nothing to compare yet")
         return
     current = customer_features.filter(~pl.col("cold_start"))
-    snapshot, table, share = evidently_drift(current, pl.read_parquet(reference_path), settings.drift_sample_rows)
-    dated, latest = _save_html(snapshot, settings, "feature_drift")
+    card = registry.load_card(settings.models, champion)
+    reference_as_of = card.get("reference_as_of") or card.get("holdout_cutoff") or "unknown"
+    as_of = str(customer_features["as_of"][0])
+    threshold = settings.drift_share_threshold
+    drift = evidently_drift(current, pl.read_parquet(reference_path), settings.drift_sample_rows, threshold,
+                            settings.drift_numeric_method, settings.drift_categorical_method,
+                            settings.drift_column_threshold)
+    table, share = drift.table, drift.share
+    left_out = [f"{c}: {why}" for c, why in drift.left_out.items()]
     drifted = table.filter(pl.col("drifted"))["column"].to_list()
+    verdict = "drift detected" if drift.detected else "no dataset drift"
+    title = f"Feature drift: customers as of {as_of} vs the reference of model {champion} (as of {reference_as_of})"
+    notes = [f"{verdict}: {share:.0%} of {table.height} watched columns drifted; threshold {threshold:.0%} "
+             f"(the share at which the product retrains). Per column: {settings.drift_numeric_method} (numeric), "
+             f"{settings.drift_categorical_method} (categorical), drifted above {settings.drift_column_threshold}."]
+    if left_out:
+        notes.append("Left out (cannot be compared): " + "; ".join(left_out))
+    if drift.snapshot is None:
+        dated = latest = None
+    else:
+        dated, latest = _save_html(drift.snapshot, settings, "feature_drift", title, notes)
     summary = {
         "report_id": uuid.uuid4().hex[:12],
         "drift_share": share,
+        "dataset_drift": drift.detected,
         "drifted_columns": drifted,
         "n_columns": table.height,
-        "threshold": settings.drift_share_threshold,
+        "left_out_columns": drift.left_out,
+        "threshold": threshold,
         "reference_version": champion,
-        "as_of": str(customer_features["as_of"][0]),
+        "reference_as_of": reference_as_of,
+        "as_of": as_of,
+        "title": title,
         "report_html": latest,
         "created_at": datetime.now(timezone.utc).isoformat(),
     }
     write_json_atomic(summary, settings.reports / DRIFT_LATEST)
     yield dg.Output(table, metadata={
+        "title": title,
         "drift_share": share,
+        "dataset_drift": drift.detected,
+        "threshold": threshold,
         "drifted_columns": len(drifted),
         "drifted_names": ", ".join(drifted) or "none",
+        "left_out": "; ".join(left_out) or "none",
         "reference_version": champion,
+        "reference_as_of": reference_as_of,
+        "as_of": as_of,
         "per_column": dg.MetadataValue.md(md_table(table, max_rows=30)),
-        "report": dg.MetadataValue.path(dated),
+        "report": dg.MetadataValue.path(dated) if dated else "no column could be compared",
         "dagster/row_count": table.height,
     })
     yield dg.AssetCheckResult(
-        check_name=DRIFT_CHECK, passed=share < settings.drift_share_threshold, severity=dg.AssetCheckSeverity.WARN,
-        description=f"{share:.0%} of {table.height} watched columns drifted (threshold "
-                    f"{settings.drift_share_threshold:.0%}): {', '.join(drifted) or 'none'}",
+        check_name=DRIFT_CHECK, passed=not drift.detected, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{share:.0%} of {table.height} watched columns drifted (threshold {threshold:.0%}): "
+                    f"{', '.join(drifted) or 'none'}" + (f"; left out: {'; '.join(left_out)}" if left_out else ""),
     )
 
 
