@@ -475,6 +475,9 @@ def fingerprint(frame: pl.DataFrame) -> str:
 
 def has_enough_history(train: pl.DataFrame, holdout: pl.DataFrame) -> str | None:
     """None if a model can be trained and judged, else the reason in words."""
+    if holdout.height and train.is_empty():
+        return ("no labelled window ends its 90-day horizon by the holdout's cutoff: a model needs one to train on "
+                "and a newer one to judge it out of time, i.e. at least ~270 days of purchase history")
     if train.is_empty() or holdout.is_empty():
         n_windows = 0 if train.is_empty() and holdout.is_empty() else 1
         return (f"only {n_windows} labelled 90-day window(s) in the data: a model needs at least two (one to train on "
