@@ -7,6 +7,8 @@ import polars as pl
 
 from ecom_assets.clean import clean_customers, clean_sessions, quarantine_summary
 from ecom_assets.ingest import ingest_landing, raw_campaigns, raw_customers, raw_sessions
+from ecom_assets.ingest.assets import read_rejects
+from ecom_assets.settings import EcomSettings
 
 SESSIONS_HEADER = "session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount"
 CUSTOMERS_HEADER = "customer_id,age,gender,location,signup_date"
@@ -32,6 +34,12 @@ def ingest_and_clean(data_dir: Path, instance, resources) -> dict[str, pl.DataFr
         "sessions": result.output_for_node("clean_sessions").scan().collect(),
         "result": result,
     }
+
+
+def rejected_reasons(data_dir: Path) -> dict[str, str]:
+    """file name as dropped -> reason, for every whole-file reject in rejected/."""
+    rejects = read_rejects(EcomSettings(data_dir=str(data_dir)))
+    return dict(zip(rejects["file"], rejects["reason"], strict=True))
 
 
 def quarantine(data_dir: Path, kind: str = "sessions") -> pl.DataFrame:

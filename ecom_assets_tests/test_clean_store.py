@@ -31,7 +31,8 @@ def raw_drop(folder: Path, n: int, index: int, rng: np.random.Generator, id_pool
         "purchase_made": [False] * n,
         "purchase_amount": [0.0] * n,
         "added_to_cart": [None] * n,
-    }, schema_overrides={"added_to_cart": pl.Boolean}).with_columns(
+        "session_start": [None] * n,
+    }, schema_overrides={"added_to_cart": pl.Boolean, "session_start": pl.Datetime("us", "UTC")}).with_columns(
         source_file=pl.lit(key), line=pl.int_range(2, n + 2, dtype=pl.Int64),
         ingested_at=pl.lit(START + timedelta(minutes=index)).cast(pl.Datetime("us", "UTC")),
     )

@@ -7,7 +7,7 @@ import polars as pl
 
 from ecom_assets.schemas import CleanCustomers, empty_frame, repeated
 
-SESSION_CONTENT = ["session_id", "customer_id", "session_date", "product_viewed", "browsing_time_sec",
+SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
                    "purchase_made", "purchase_amount", "added_to_cart"]
 CUSTOMER_CONTENT = ["customer_id", "age", "age_out_of_range", "gender", "location", "signup_date"]
 

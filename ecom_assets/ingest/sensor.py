@@ -1,16 +1,18 @@
 """`landing_zone_sensor` and `ingest_landing` (the CLI's path): the same planning function decides
 which files become partitions and runs, which are rejected, and which are waited for."""
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from ecom_assets.ingest.assets import RAW_ASSETS
-from ecom_assets.ingest.landing import LandingFile, move_to_rejected, scan_landing
-from ecom_assets.ingest.parse import HEAD_BYTES, KINDS, FileRejected, decode, sniff_header
+from ecom_assets.ingest.assets import RAW_ASSETS, landing_rejects, read_rejects, rejects_check
+from ecom_assets.ingest.landing import LandingFile, reject, scan_landing
+from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
+from ecom_assets.ingest.sources import SourcesError, SourceSpec, load_sources, spec_for
 from ecom_assets.settings import EcomSettings
 
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
@@ -25,34 +27,44 @@ INGEST_JOBS = {
                                  else "."))
     for kind, asset in RAW_ASSETS.items()
 }
+REJECTS_KEY = landing_rejects.key
 KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2}  # customers first: sessions are flagged against them
 
 
-def precheck(item: LandingFile) -> None:
-    """Cheap whole-file checks before a partition is created (header and encoding of line 1)."""
+def precheck(item: LandingFile, spec: SourceSpec | None = None) -> None:
+    """Cheap whole-file checks before a partition is created (header and encoding of its start)."""
     if item.kind is None:
-        raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv)")
+        raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv, "
+                           "optionally .gz) and no sources.yaml entry declares its kind")
+    if item.kind not in KINDS:
+        raise FileRejected(f"kind {item.kind!r} (declared by {spec.describe() if spec else 'sources.yaml'}) "
+                           "cannot be ingested by this version")
     if item.size == 0:
         raise FileRejected("empty file (0 bytes)")
-    with item.path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES)
-    first_line = head.split(b"\n", 1)[0]
-    raw, _ = decode(first_line + b"\n")
-    sniff_header(raw, KINDS[item.kind])
+    check_header(item.path, item.kind, spec)
+
+
+def _reject(plan: "TickPlan", item: LandingFile, settings: EcomSettings, reason: str, log) -> None:
+    reject(item.path, settings, reason, name=item.name, log=log)
+    plan.rejected[item.name] = reason
+    plan.seen.pop(item.name, None)
 
 
 @dataclass
 class TickPlan:
     requests: list[dg.RunRequest] = field(default_factory=list)
     new_partitions: dict[str, list[str]] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # file below landing/ -> reason
     waiting: list[str] = field(default_factory=list)
+    sources_problem: str | None = None  # sources.yaml unusable: new drops wait until it is fixed
     deferred: int = 0  # ready files left for the next tick (cap reached)
     seen: dict[str, list] = field(default_factory=dict)
     requested: dict[str, str] = field(default_factory=dict)
     keys: dict[str, list] = field(default_factory=dict)  # name -> [size, mtime, partition key]
 
     def summary(self) -> str:
+        if self.sources_problem:
+            return f"{len(self.waiting)} file(s) wait until sources.yaml is fixed: {self.sources_problem}"
         return (f"{len(self.requests)} run(s) requested, {sum(map(len, self.new_partitions.values()))} new "
                 f"partition(s), {len(self.rejected)} rejected, {len(self.waiting)} still being written, "
                 f"{self.deferred} deferred to the next tick")
@@ -67,8 +79,10 @@ def plan_tick(
     cursor: dict,
     assume_stable: bool = False,
     max_runs: int | None = None,
+    log=None,
 ) -> TickPlan:
-    """Decide what one tick does. Side effects: only moving rejected files out of landing.
+    """Decide what one tick does. Side effects: only rejecting files (landing.reject: moved to
+    rejected/, an alert line, a WARNING on `log`).
 
     Hashing is the only per-file cost that grows with file size, so a file is hashed at most
     once (the key is cached in the cursor by name, size and mtime) and only when the tick still
@@ -78,46 +92,51 @@ def plan_tick(
     ready, waiting, seen = scan_landing(settings.landing, cursor.get("seen", {}), assume_stable)
     previously_requested: dict[str, str] = cursor.get("requested", {})
     cached_keys: dict[str, list] = cursor.get("keys", {})
-    plan = TickPlan(waiting=[w.path.name for w in waiting], seen=seen)
+    plan = TickPlan(waiting=[w.name for w in waiting], seen=seen)
+    try:  # read on every tick: an edit applies to the next drop without a restart
+        specs = load_sources(settings.data_dir)
+    except SourcesError as err:  # never guess what the operator meant to declare: hold new drops
+        plan.sources_problem = str(err)
+        plan.waiting += [item.name for item in ready]
+        plan.keys, plan.requested = cached_keys, previously_requested
+        return plan
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
-    for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.path.name)):
-        cached = cached_keys.get(item.path.name)
+    declared = {item.name: spec_for(item.path.name, specs) for item in ready}
+    ready = [dataclasses.replace(item, kind=declared[item.name].kind)
+             if declared[item.name] and declared[item.name].kind else item for item in ready]
+    for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.name)):
+        cached = cached_keys.get(item.name)
         key = cached[2] if cached and cached[:2] == item.signature else None
         if key is None and len(plan.requests) >= max_runs:
             plan.deferred += 1  # not hashed yet and no room this tick
             continue
         try:
             if key is None:
-                precheck(item)
+                precheck(item, declared[item.name])
                 key = item.partition_key()
         except (FileRejected, OSError) as err:
-            move_to_rejected(item.path, settings.rejected, f"{item.path.name}: {err}")
-            plan.rejected.append(item.path.name)
-            seen.pop(item.path.name, None)
+            _reject(plan, item, settings, str(err), log)
             continue
-        plan.keys[item.path.name] = [*item.signature, key]
-        if previously_requested.get(key) == item.path.name:
-            plan.requested[key] = item.path.name  # its run is queued or running: leave the file alone
+        plan.keys[item.name] = [*item.signature, key]
+        if previously_requested.get(key) == item.name:
+            plan.requested[key] = item.name  # its run is queued or running: leave the file alone
             continue
         if key in known[item.kind] and (settings.archive / archive_name(key)).exists():
-            move_to_rejected(item.path, settings.rejected,
-                             f"{item.path.name}: identical bytes were already ingested as partition {key}")
-            plan.rejected.append(item.path.name)
-            seen.pop(item.path.name, None)
-            plan.keys.pop(item.path.name)
+            _reject(plan, item, settings, f"identical bytes were already ingested as partition {key}", log)
+            plan.keys.pop(item.name)
             continue
         if len(plan.requests) >= max_runs:
             plan.deferred += 1
             continue
         if key not in known[item.kind]:
             plan.new_partitions.setdefault(item.kind, []).append(key)
-        plan.requested[key] = item.path.name
+        plan.requested[key] = item.name
         plan.requests.append(
             dg.RunRequest(
                 run_key=key,
                 partition_key=key,
                 job_name=INGEST_JOBS[item.kind].name,
-                tags={"ecom/source_file": item.path.name, "ecom/kind": item.kind},
+                tags={"ecom/source_file": item.name, "ecom/kind": item.kind},
             )
         )
     return plan
@@ -137,9 +156,18 @@ def plan_tick(
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_tick(settings, context.instance, cursor)
-    context.log.info(plan.summary())
+    plan = plan_tick(settings, context.instance, cursor, log=context.log)
+    if plan.sources_problem:
+        context.log.warning(plan.summary())
+    else:
+        context.log.info(plan.summary())
+    # each reject shows on landing_rejects at once (an observation per file, the WARN check failing)
+    rejects = [dg.AssetObservation(asset_key=REJECTS_KEY, metadata={"file": name, "reason": reason})
+               for name, reason in plan.rejected.items()]
+    if rejects:
+        rejects.append(rejects_check(read_rejects(settings), REJECTS_KEY))
     return dg.SensorResult(
+        asset_events=rejects,
         run_requests=plan.requests,
         dynamic_partitions_requests=[PARTITIONS[k].build_add_request(keys) for k, keys in plan.new_partitions.items()],
         cursor=plan.cursor(),
@@ -191,7 +219,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
         f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
     ]
     if plan.rejected:
-        lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}: {', '.join(plan.rejected)}")
+        lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}:")
+        lines.extend(f"  {name}: {reason}" for name, reason in plan.rejected.items())
     if failed:
         lines.append(f"FAILED to ingest: {', '.join(failed)} (see the runs in the UI)")
     return "\n".join(lines)
