@@ -80,7 +80,7 @@ def test_planted_signal_is_found_and_promoted(generated) -> None:
 
 
 def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> None:
-    data_dir, _, _, _ = generated
+    data_dir, result, _, _ = generated
     predictions = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet")
     features = pl.read_parquet(data_dir / "warehouse" / "customer_features.parquet")
     assert predictions.height == features.height
@@ -90,9 +90,33 @@ def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> No
     assert predictions.filter(~pl.col("cold_start"))["top_drivers"].list.len().min() == 3
     log = list((data_dir / "warehouse" / "prediction_log").glob("*__v0001.parquet"))
     assert len(log) == 1
+    scored = predictions.filter(pl.col("churn_probability_low").is_not_null())
+    assert scored.height == predictions.height  # every customer, never-buyers included, has an interval
+    assert (scored["churn_probability_low"] <= scored["churn_probability"]).all()
+    assert (scored["churn_probability"] <= scored["churn_probability_high"]).all()
+    assert predictions.filter(pl.col("cold_start"))["cold_start_reason"].str.starts_with("never purchased: ").all()
+    assert predictions.filter(~pl.col("cold_start"))["cold_start_reason"].is_null().all()
     risk = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv")
-    assert risk["churn_probability"].is_sorted(descending=True, nulls_last=True)
+    assert risk.height == predictions.height
+    assert risk["status"].unique(maintain_order=True).to_list() == ["at_risk", "active", "lapsed", "never_purchased"]
+    for status in ("at_risk", "active", "lapsed", "never_purchased"):
+        assert risk.filter(pl.col("status") == status)["value_at_risk"].is_sorted(descending=True, nulls_last=True)
     assert "days since" in " ".join(risk["drivers"].head(50).to_list())
+    # what the tiers mean is shown beside the list: the serving model's holdout churn per tier
+    meta = result.asset_materializations_for_node("churn_risk_list")[0].metadata
+    assert meta["tiers_monotone_on_holdout"].value in {"yes", "NO: observed churn does not fall from high to low"}
+    assert "holdout_churn_rate" in meta["tiers"].value
+
+
+def test_never_buyers_are_ranked_by_their_visits(generated) -> None:
+    """The generator's never-buyers differ in visit rate and recency: the served scores rank their
+    real 90-day outcome (the planted truth), not one constant."""
+    data_dir, _, _, _ = generated
+    assert card(data_dir)["cold_start"]["method"] == "logistic", card(data_dir)["cold_start"]
+    cold = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet").filter(pl.col("cold_start"))
+    joined = cold.join(pl.read_parquet(data_dir / "truth" / "customer_truth.parquet"), on="customer_id")
+    assert cold["churn_probability"].n_unique() > 100
+    assert roc_auc_score(joined["churned_90d"], joined["churn_probability"]) > 0.75
 
 
 def test_shuffled_columns_give_identical_predictions(generated) -> None:
@@ -170,6 +194,10 @@ def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, i
     predictions = result.output_for_node("churn_predictions")
     assert len(set(predictions["model_version"])) == 1
     assert predictions["model_version"][0] in {"baseline-recency", "baseline-bgnbd"}
+    # the seed's never-buyers: whatever their visits say out of time, the card and every row say how they were scored
+    cold = c["cold_start"]
+    reasons = predictions.filter(pl.col("cold_start"))["cold_start_reason"]
+    assert reasons.str.contains("scored from their visits" if cold["method"] == "logistic" else "no signal").all()
     skill = next(e for e in result.get_asset_check_evaluations() if e.check_name == "churn_model_has_skill")
     assert not skill.passed and skill.severity == dg.AssetCheckSeverity.WARN
 

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.churn import evaluate
-from ecom_assets.features.build import CATEGORICAL_FEATURES, FEATURE_WORDS, feature_columns
+from ecom_assets.features.build import CATEGORICAL_FEATURES, feature_columns
 
 SEED = 7
 NTHREAD = 2
@@ -241,7 +241,7 @@ def train_model(train: pl.DataFrame) -> TrainedModel:
 
 
 def _bin_support(raw: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
-    """Validation rows and churn rate per raw-score decile: the basis of each prediction's confidence."""
+    """Validation rows and churn rate per raw-score decile: what each prediction's 95 % interval rests on."""
     edges = np.unique(np.quantile(raw, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges[1:-1], raw, side="right"), 0, max(len(edges) - 2, 0))
     n = np.bincount(which, minlength=len(edges) - 1)
@@ -290,29 +290,6 @@ def top_drivers(contribs: np.ndarray, features: list[str], k: int = 3) -> pl.Ser
     return labels.gather(picked.ravel()).reshape(picked.shape).arr.to_list().rename("top_drivers")
 
 
-def _driver_words(driver: pl.Expr) -> pl.Expr:
-    """One driver ("days_since_last_purchase ↑") in words ("days since the last purchase (raises
-    risk)"); an entry without an arrow passes unchanged."""
-    arrow = driver.str.slice(-1)
-    name = driver.str.head(-2)
-    words = pl.concat_str(
-        name.replace_strict(FEATURE_WORDS, default=name.str.replace_all("_", " ")),
-        pl.when(arrow == "↑").then(pl.lit(" (raises risk)")).otherwise(pl.lit(" (lowers risk)")),
-    )
-    return pl.when(arrow.is_in(["↑", "↓"])).then(words).otherwise(driver)
-
-
-def drivers_in_words(drivers: pl.Series) -> pl.Series:
-    """A list column of drivers -> one plain-words string per row ("...; ..."). The few distinct
-    drivers (features × direction) are put in words once and looked up, not rewritten per row."""
-    distinct = drivers.explode().drop_nulls().unique().to_frame("driver")
-    words = distinct.select(_driver_words(pl.col("driver")))["driver"]
-    return drivers.to_frame().select(
-        pl.col(drivers.name).list.eval(pl.element().replace_strict(distinct["driver"], words, default=pl.element()))
-        .list.join("; ")
-    ).to_series().rename("drivers")
-
-
 def classic_score(frame: pl.DataFrame, name: str) -> np.ndarray | None:
     """The classic's churn score per row (higher = more likely to churn), or None if a row lacks it."""
     column = CLASSICS[name][0]
@@ -340,6 +317,8 @@ def fit_baseline(train_all: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFr
             "calibration": fit_calibration(s_train, train["churned"].to_numpy().astype(float), transform,
                                            customer_weights(train)),
             "serving_calibration": fit_calibration(s_new, newest["churned"].to_numpy().astype(float), transform),
+            # customers per score decile of the serving fit: what each served probability's interval rests on
+            "serving_support": _bin_support(s_new, newest["churned"].to_numpy()),
             "holdout_auc": evaluate.auc(y_hold, classic_score(holdout, name)) if y_hold is not None else None,
         }
     judged = {k: v["holdout_auc"] for k, v in classics.items() if v["holdout_auc"] is not None}
@@ -455,17 +434,6 @@ def risk_tier(p: pl.Expr) -> pl.Expr:
     for threshold, name in RISK_TIERS:
         expr = expr.when(p >= threshold).then(pl.lit(name))
     return expr.otherwise(pl.lit("low"))
-
-
-def confidence(raw: np.ndarray, support: dict) -> np.ndarray:
-    """Half-width of the 95 % Wilson interval of the churn rate among validation customers whose raw
-    score fell in the same decile: small when the calibration rests on many similar customers."""
-    edges = np.asarray(support["edges"])
-    which = np.clip(np.searchsorted(edges[1:-1], raw, side="right"), 0, max(len(edges) - 2, 0))
-    n = np.asarray(support["n"], dtype=float)[which]
-    r = np.asarray(support["rate"])[which]
-    z = 1.96
-    return z * np.sqrt(r * (1 - r) / np.maximum(n, 1) + z**2 / (4 * np.maximum(n, 1) ** 2)) / (1 + z**2 / np.maximum(n, 1))
 
 
 def fingerprint(frame: pl.DataFrame) -> str:
