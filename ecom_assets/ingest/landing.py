@@ -10,11 +10,11 @@ from pathlib import Path
 from ecom_assets.ingest.partitions import partition_key
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
-KIND_PREFIXES = ("customers", "sessions", "campaigns")
+KIND_PREFIXES = ("customers", "sessions", "campaigns", "orders", "events")
 
 
 def kind_of(name: str) -> str | None:
-    """`customers*.csv` / `sessions*.csv` / `campaigns*.csv`, case-insensitive."""
+    """`customers*.csv` / `sessions*.csv` / `campaigns*.csv` / `orders*.csv` / `events*.csv`, case-insensitive."""
     lower = name.lower()
     if not lower.endswith(".csv"):
         return None

@@ -30,6 +30,7 @@ class DropKind:
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()  # at least one of these optional columns must be in the header
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -112,6 +113,8 @@ def sniff_header(raw: bytes, kind: DropKind) -> tuple[str, list[str], list[str]]
             f"missing required column(s) {', '.join(missing)} in header line 1 "
             f"(found: {', '.join(names) or 'nothing'}; delimiter {delimiter!r})"
         )
+    if kind.any_of and not set(kind.any_of) & set(names):
+        raise FileRejected(f"the header needs one of {' or '.join(kind.any_of)} (found: {', '.join(names)})")
     if len(set(names)) != len(names):
         raise FileRejected(f"duplicate column names in header line 1: {', '.join(names)}")
     extra = [c for c in names if c not in kind.columns]
@@ -202,6 +205,29 @@ def _flag(text: str) -> pl.Expr:
 
 def _date(text: str) -> pl.Expr:
     return pl.col(text).str.to_date("%Y-%m-%d", strict=False)
+
+
+# Placeholder until the ISO 8601 date-time parser of the real-exports work lands in this module.
+_ZONED = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z")
+_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def _instant(text: str) -> pl.Expr:
+    """ISO 8601 date or date-time text -> UTC instant (naive values are taken as UTC); else null."""
+    value = pl.col(text).str.replace(r" UTC$", "Z").str.replace(r"Z$", "+00:00")
+    return pl.coalesce(
+        *[value.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _ZONED],
+        *[value.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC") for f in _NAIVE])
+
+
+def _future_instant(text: str, today: date) -> pl.Expr:
+    return _instant(text).dt.date() > pl.lit(today + FUTURE_TOLERANCE)
+
+
+def _number(text: str) -> pl.Expr:
+    """Text -> finite float; anything else (text, nan, inf) -> null, so `_not_parsed` catches it."""
+    value = pl.col(text).cast(pl.Float64, strict=False)
+    return pl.when(value.is_finite()).then(value)
 
 
 def _not_parsed(text: str, typed: pl.Expr) -> pl.Expr:

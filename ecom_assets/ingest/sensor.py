@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ecom_assets.ingest.assets import RAW_ASSETS
+from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS
 from ecom_assets.ingest.landing import LandingFile, move_to_rejected, scan_landing
 from ecom_assets.ingest.parse import HEAD_BYTES, KINDS, FileRejected, decode, sniff_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
@@ -16,7 +16,8 @@ from ecom_assets.settings import EcomSettings
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
 # profiled against the earlier drops in the same run (the profile shares the partition), so on-call
 # sees a shifted file with its ingest run, without a second run per drop.
-PER_DROP_ASSETS = {"sessions": ["sessions_drop_profile"]}
+PER_DROP_ASSETS = {"sessions": ["sessions_drop_profile"], "orders": ["raw_order_sessions"],
+                   "events": ["raw_event_sessions"]}
 INGEST_JOBS = {
     kind: dg.define_asset_job(f"ingest_{kind}_job", selection=[asset.key.to_user_string(), *PER_DROP_ASSETS.get(kind, [])],
                               partitions_def=PARTITIONS[kind],
@@ -25,13 +26,14 @@ INGEST_JOBS = {
                                  else "."))
     for kind, asset in RAW_ASSETS.items()
 }
-KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2}  # customers first: sessions are flagged against them
+KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2, "orders": 2, "events": 2}  # customers first: sessions are flagged against them
 
 
 def precheck(item: LandingFile) -> None:
     """Cheap whole-file checks before a partition is created (header and encoding of line 1)."""
     if item.kind is None:
-        raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv)")
+        raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv, "
+                           "orders*.csv, events*.csv)")
     if item.size == 0:
         raise FileRejected("empty file (0 bytes)")
     with item.path.open("rb") as handle:
@@ -129,7 +131,7 @@ def plan_tick(
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
+        "Watches landing/ for customers*/sessions*/campaigns*/orders*/events*.csv. A file is ingested once its size and mtime "
         "are stable across two ticks; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
         "and re-drops go to rejected/ with a reason."
@@ -151,7 +153,8 @@ def _ingest_job_assets() -> dict[str, list]:
     """The asset definitions each ingest job materializes (what the sensor's runs do)."""
     from ecom_assets.monitoring.assets import sessions_drop_profile
 
-    extra = {"sessions_drop_profile": sessions_drop_profile}
+    extra = {"sessions_drop_profile": sessions_drop_profile,
+             **{asset.key.to_user_string(): asset for asset in SESSION_ASSETS.values()}}
     return {kind: [asset, *(extra[name] for name in PER_DROP_ASSETS.get(kind, []))] for kind, asset in RAW_ASSETS.items()}
 
 

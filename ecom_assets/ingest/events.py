@@ -1,0 +1,170 @@
+"""`events*.csv`: one row per tracked event (GA4/BigQuery, Segment, Snowplow, REES46 exports).
+
+Contract (DESIGN.md "Real exports"): `event_time, event_type, customer_id, product_id`; optional
+`session_id, category, price, quantity, brand`.
+
+Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
+- `event_rules` / `typed_events`: the row rules and typed values `parse.split_rows` applies (an
+  identical double-logged row is a counted duplicate; a truncated last line is quarantined).
+  `event_type` is normalised to `view, cart, remove_from_cart, purchase` (the common platform
+  names map onto these: `view_item`, `add_to_cart`, `Product Added`, `Order Completed`, …);
+  anything else is kept as `other` with its original name in `event_name`, and counted.
+- `sessionise`: the export's `session_id` where given, else a session per customer that ends
+  after 30 minutes without an event (the GA / Snowplow default).
+- `event_sessions`: one session row per session, in the sessions table's shape.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, _bad, _empty, _future_instant, _instant,
+                                      _not_parsed, _number, _value)
+from ecom_assets.schemas import UNKNOWN_PRODUCT
+
+KIND = DropKind(
+    "events",
+    ("customer_id", "event_time", "event_type", "product_id"),
+    ("session_id", "category", "price", "quantity", "brand"),
+)
+EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase", "other")
+# platform event names (lower-case, spaces and dashes as underscores) -> contract event type
+EVENT_SYNONYMS = {
+    "view": "view", "view_item": "view", "product_viewed": "view", "page_view": "view", "pageview": "view",
+    "screen_view": "view", "detail": "view", "product_view": "view",
+    "cart": "cart", "add_to_cart": "cart", "addtocart": "cart", "product_added": "cart", "add": "cart",
+    "remove_from_cart": "remove_from_cart", "removefromcart": "remove_from_cart", "product_removed": "remove_from_cart",
+    "remove": "remove_from_cart",
+    "purchase": "purchase", "transaction": "purchase", "order_completed": "purchase", "checkout_completed": "purchase",
+}
+SESSION_GAP = timedelta(minutes=30)
+
+
+def _event_type() -> pl.Expr:
+    name = pl.col("event_type").str.strip_chars().str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
+    return name.replace_strict(EVENT_SYNONYMS, default="other", return_dtype=pl.String)
+
+
+def event_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
+    price, quantity = _number("price"), _number("quantity")
+    needs_product = _event_type().is_in(["cart", "remove_from_cart", "purchase"])
+    return [
+        _bad(_empty("event_time"), "empty event_time"),
+        _bad(_not_parsed("event_time", _instant("event_time")),
+             _value("event_time") + pl.lit(" is not an ISO date or date-time")),
+        _bad(_future_instant("event_time", today), _value("event_time") + pl.lit(" is in the future")),
+        _bad(_empty("event_type"), "empty event_type"),
+        _bad(_empty("customer_id"), "empty customer_id"),
+        _bad(needs_product & _empty("product_id"), pl.lit("event '") + pl.col("event_type") + pl.lit("' without product_id")),
+        _bad(_not_parsed("price", price), _value("price") + pl.lit(" is not a finite number")),
+        _bad(price < 0, "negative price"),
+        _bad(_not_parsed("quantity", quantity), _value("quantity") + pl.lit(" is not a finite number")),
+        _bad(quantity <= 0, "quantity <= 0"),
+    ]
+
+
+def _text_or_null(column: str) -> pl.Expr:
+    return pl.when(_empty(column)).then(None).otherwise(pl.col(column)).alias(column)
+
+
+def typed_events() -> list[pl.Expr]:
+    return [
+        _instant("event_time").alias("event_time"),
+        _event_type().alias("event_type"),
+        pl.col("event_type").alias("event_name"),
+        pl.col("customer_id"),
+        _text_or_null("product_id"),
+        _text_or_null("session_id"),
+        pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
+        .then(None).otherwise(pl.col("category")).alias("category"),
+        _text_or_null("brand"),
+        _number("price").alias("price"),
+        _number("quantity").alias("quantity"),
+    ]
+
+
+KINDS[KIND.name] = KIND
+RULES[KIND.name] = (event_rules, typed_events)
+
+EVENT_COLUMNS = {
+    "event_time": "datetime[us, UTC]",
+    "event_type": "string - view | cart | remove_from_cart | purchase | other",
+    "event_name": "string - the event name as exported",
+    "customer_id": "string - required",
+    "product_id": "string - nullable for views of pages without a product",
+    "session_id": "string - the export's session id, else `<customer_id>@<first event time>` (30-minute gap rule)",
+    "category": "string - nullable",
+    "brand": "string - nullable",
+    "price": "float64 - unit price, nullable",
+    "quantity": "float64 - nullable (1 when absent)",
+}
+
+
+def sessionise(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFrame:
+    """Typed events -> the same rows with `session_id` filled and ordered by (session_id, event_time).
+
+    Rows carrying the export's session id keep it. The others are split per customer into
+    sessions that end after `gap` without an event; such a session's id is
+    `<customer_id>@<ISO time of its first event>` (stable across re-deliveries of the same events)."""
+    derived = (
+        events.lazy().filter(pl.col("session_id").is_null())
+        .sort("customer_id", "event_time")
+        .with_columns(_new=(pl.col("customer_id") != pl.col("customer_id").shift(1)).fill_null(True)
+                      | ((pl.col("event_time") - pl.col("event_time").shift(1)) > gap).fill_null(True))
+        .with_columns(_n=pl.col("_new").cum_sum())
+        .with_columns(session_id=pl.col("customer_id") + pl.lit("@")
+                      + pl.col("event_time").first().over("_n").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))
+        .drop("_new", "_n")
+    )
+    given = events.lazy().filter(pl.col("session_id").is_not_null())
+    return pl.concat([given, derived]).sort("session_id", "event_time", "line").collect()
+
+
+def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Sessionised events -> one row per session, in the sessions table's shape plus
+    `session_start, page_views, product_views, categories_viewed`.
+
+    `browsing_time_sec` = last minus first event time; `page_views` = view events, `product_views`
+    = view events of a product, `categories_viewed` = distinct categories viewed; `added_to_cart` /
+    `purchase_made` = any such event; `purchase_amount` = sum of purchase events' price x quantity
+    (quantity 1 when absent; a purchase without price adds 0); `product_viewed` = the category
+    (else product) with the most views in the session (then most events; ties alphabetical)."""
+    lazy = events.lazy()
+    label = pl.coalesce(pl.col("category"), pl.col("product_id"))
+    view = pl.col("event_type") == "view"
+    top = (
+        lazy.group_by("session_id", label.alias("_label"))
+        .agg(view.sum().alias("_views"), pl.len().alias("_events"))
+        .sort("session_id", "_views", "_events", "_label", descending=[False, True, True, False], nulls_last=True)
+        .group_by("session_id").agg(pl.col("_label").first().alias("product_viewed"))
+    )
+    purchase = pl.col("event_type") == "purchase"
+    return (
+        lazy.group_by("session_id")
+        .agg(
+            pl.col("customer_id").sort_by("event_time").first(),
+            pl.col("event_time").min().alias("session_start"),
+            ((pl.col("event_time").max() - pl.col("event_time").min()).dt.total_microseconds() / 1e6)
+            .alias("browsing_time_sec"),
+            view.sum().cast(pl.Int64).alias("page_views"),
+            (view & pl.col("product_id").is_not_null()).sum().cast(pl.Int64).alias("product_views"),
+            pl.col("category").filter(view).drop_nulls().n_unique().cast(pl.Int64).alias("categories_viewed"),
+            (pl.col("event_type") == "cart").any().alias("added_to_cart"),
+            purchase.any().alias("purchase_made"),
+            (pl.col("price") * pl.col("quantity").fill_null(1.0)).filter(purchase).sum().alias("purchase_amount"),
+            pl.col("source_file").first(),
+            pl.col("line").min(),
+        )
+        .join(top, on="session_id", how="left")
+        .select(
+            "session_id", "customer_id",
+            pl.col("session_start").dt.date().alias("session_date"),
+            pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
+            "browsing_time_sec", "purchase_made", pl.col("purchase_amount").fill_null(0.0), "added_to_cart",
+            "session_start", "page_views", "product_views", "categories_viewed", "source_file", "line",
+        )
+        .sort("line")
+        .collect()
+    )

@@ -1,0 +1,180 @@
+"""`orders*.csv`: one row per order line (Shopify, WooCommerce, ERP exports, UCI Online Retail).
+
+Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, product_id, quantity`
+and `unit_price` or `line_amount`; optional `category, product_name, status, currency`.
+
+Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
+- `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
+  so an order line gets the same three fates (clean / quarantined with reason / duplicate) as a
+  session row. A line without a customer is quarantined ("empty customer_id"), never guessed.
+- `mark_returns`: a line is a return or cancellation when its quantity or amount is negative,
+  its `status` says cancelled/refunded/returned, or the file's declared `return_when` rule holds
+  (e.g. order ids starting with `C`, as UCI Online Retail writes cancellations).
+- `order_sessions`: each order with at least one purchased line becomes one purchased row of
+  the sessions table (`session_id` = order id), so every session-based table keeps working.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, _bad, _empty, _future_instant, _instant,
+                                      _not_parsed, _number, _value)
+from ecom_assets.schemas import UNKNOWN_PRODUCT
+
+KIND = DropKind(
+    "orders",
+    ("order_id", "customer_id", "order_time", "product_id", "quantity"),
+    ("unit_price", "line_amount", "category", "product_name", "status", "currency"),
+    any_of=("unit_price", "line_amount"),
+)
+# statuses that mean the line was not (or no longer) bought; compared lower-case
+RETURN_STATUSES = ("cancelled", "canceled", "refunded", "partially_refunded", "partially refunded", "returned",
+                   "voided", "void", "reversed", "chargeback")
+
+
+def order_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
+    quantity, price, amount = _number("quantity"), _number("unit_price"), _number("line_amount")
+    return [
+        _bad(_empty("order_id"), "empty order_id"),
+        _bad(_empty("customer_id"), "empty customer_id"),
+        _bad(_empty("order_time"), "empty order_time"),
+        _bad(_not_parsed("order_time", _instant("order_time")),
+             _value("order_time") + pl.lit(" is not an ISO date or date-time")),
+        _bad(_future_instant("order_time", today), _value("order_time") + pl.lit(" is in the future")),
+        _bad(_empty("product_id"), "empty product_id"),
+        _bad(_empty("quantity"), "empty quantity"),
+        _bad(_not_parsed("quantity", quantity), _value("quantity") + pl.lit(" is not a finite number")),
+        _bad(quantity == 0, "quantity 0"),
+        _bad(_not_parsed("unit_price", price), _value("unit_price") + pl.lit(" is not a finite number")),
+        _bad(price < 0, "negative unit_price (an adjustment, not a product line)"),
+        _bad(_not_parsed("line_amount", amount), _value("line_amount") + pl.lit(" is not a finite number")),
+        _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
+    ]
+
+
+def typed_order_lines() -> list[pl.Expr]:
+    quantity, price = _number("quantity"), _number("unit_price")
+    # a given line_amount is the export's own figure (discounts included); else quantity x unit price
+    amount = pl.coalesce(_number("line_amount"), quantity * price)
+    return [
+        pl.col("order_id"),
+        pl.col("customer_id"),
+        _instant("order_time").alias("order_time"),
+        pl.col("product_id"),
+        pl.when(_empty("product_name")).then(None).otherwise(pl.col("product_name")).alias("product_name"),
+        pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
+        .then(None).otherwise(pl.col("category")).alias("category"),
+        quantity.alias("quantity"),
+        price.alias("unit_price"),
+        amount.alias("line_amount"),
+        pl.when(_empty("status")).then(None).otherwise(pl.col("status").str.to_lowercase()).alias("status"),
+        pl.when(_empty("currency")).then(None).otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
+    ]
+
+
+KINDS[KIND.name] = KIND
+RULES[KIND.name] = (order_rules, typed_order_lines)
+
+ORDER_LINE_COLUMNS = {
+    "order_id": "string - order key (one order = one session row)",
+    "customer_id": "string - required (lines without one are quarantined)",
+    "order_time": "datetime[us, UTC] - when the order was placed",
+    "product_id": "string",
+    "product_name": "string - nullable",
+    "category": "string - nullable",
+    "quantity": "float64 - negative on a return line",
+    "unit_price": "float64 - nullable when the export gives line_amount",
+    "line_amount": "float64 - line_amount as exported, else quantity x unit_price (negative on returns)",
+    "status": "string - lower-case, nullable",
+    "currency": "string - upper-case, nullable (amounts are not converted)",
+    "is_return": "bool - a return/cancellation line (goes to clean_returns, never a purchase)",
+    "return_reason": "string - why the line is a return; null for purchased lines",
+}
+
+
+def return_rule(return_when: dict | None) -> pl.Expr | None:
+    """The declared `return_when` rule of sources.yaml as an expression, or None.
+
+    Understood keys: `order_id_prefix` (e.g. `C`), `status` (a value or a list of values)."""
+    if not return_when:
+        return None
+    parts = []
+    if prefix := return_when.get("order_id_prefix"):
+        parts.append(pl.col("order_id").str.starts_with(str(prefix)))
+    if statuses := return_when.get("status"):
+        values = [statuses] if isinstance(statuses, str) else list(statuses)
+        parts.append(pl.col("status").is_in([str(v).lower() for v in values]))
+    unknown = set(return_when) - {"order_id_prefix", "status"}
+    if unknown:
+        raise ValueError(f"return_when: unknown key(s) {', '.join(sorted(unknown))} (known: order_id_prefix, status)")
+    return pl.any_horizontal(parts).fill_null(False) if parts else None
+
+
+def return_reason(return_when: dict | None = None) -> pl.Expr:
+    """Why a typed order line is a return (null for a purchased line); the first reason that holds."""
+    declared = return_rule(return_when)
+    cases = [
+        (pl.col("quantity") < 0, pl.lit("negative quantity")),
+        (pl.col("line_amount") < 0, pl.lit("negative line_amount")),
+        (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
+    ]
+    if declared is not None:
+        cases.append((declared, pl.lit(f"declared return_when {return_when}")))
+    reason = pl.lit(None, pl.String)
+    for condition, text in reversed(cases):
+        reason = pl.when(condition.fill_null(False)).then(text).otherwise(reason)
+    return reason
+
+
+def mark_returns(lines: pl.DataFrame, return_when: dict | None = None) -> pl.DataFrame:
+    """Typed lines + `is_return`, `return_reason` (see `return_reason`)."""
+    return lines.with_columns(return_reason=return_reason(return_when)).with_columns(
+        is_return=pl.col("return_reason").is_not_null())
+
+
+def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Order lines (typed, marked) -> one purchased session row per order with a purchased line.
+
+    `purchase_amount` = sum of the order's positive line amounts; `product_viewed` = the category
+    (else the product) with the largest summed line value in the order (ties: alphabetical);
+    `session_start` = the earliest order_time; `line` = the order's first physical line.
+    Orders made only of return lines give no row: they are in clean_returns, never purchases.
+    Columns: session-shaped (see ingest.assets.RAW_COLUMNS["sessions"]) + `source_file`, `line`.
+    """
+    bought = lines.lazy().filter(~pl.col("is_return"))
+    label = pl.coalesce(pl.col("category"), pl.col("product_id"))
+    top = (
+        bought.group_by("order_id", label.alias("_label"))
+        .agg(pl.col("line_amount").sum().alias("_value"))
+        .sort("order_id", "_value", "_label", descending=[False, True, False])
+        .group_by("order_id").agg(pl.col("_label").first().alias("product_viewed"))
+    )
+    return (
+        bought.group_by("order_id")
+        .agg(
+            pl.col("customer_id").sort_by("line").first(),
+            pl.col("order_time").min().alias("session_start"),
+            pl.col("line_amount").filter(pl.col("line_amount") > 0).sum().alias("purchase_amount"),
+            pl.col("source_file").first(),
+            pl.col("line").min(),
+        )
+        .join(top, on="order_id", how="left")
+        .select(
+            pl.col("order_id").alias("session_id"),
+            "customer_id",
+            pl.col("session_start").dt.date().alias("session_date"),
+            pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
+            pl.lit(None, pl.Float64).alias("browsing_time_sec"),
+            pl.lit(True).alias("purchase_made"),
+            "purchase_amount",
+            pl.lit(None, pl.Boolean).alias("added_to_cart"),
+            "session_start",
+            "source_file",
+            "line",
+        )
+        .sort("line")
+        .collect()
+    )
