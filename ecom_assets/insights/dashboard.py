@@ -27,8 +27,9 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee
 KPI_SESSION_COLUMNS = ["customer_id", "purchase_made", "purchase_amount"]
 
 
-def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame) -> list[tuple[str, str]]:
-    """The KPI tiles, from a lazy scan of the sessions (three columns of the 10M-row table, not all twelve)."""
+def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, returned: float = 0.0) -> list[tuple[str, str]]:
+    """The KPI tiles, from a lazy scan of the sessions (three columns of the 10M-row table, not all twelve).
+    `returned`: the amount of return / cancellation lines (clean_returns), netted in `net revenue`."""
     buy, amount = pl.col("purchase_made"), pl.col("purchase_amount")
     sessions = sessions.lazy().select(KPI_SESSION_COLUMNS)
     totals = sessions.select(sessions=pl.len(), conversion=buy.mean(), revenue=amount.filter(buy).sum(),
@@ -37,6 +38,8 @@ def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame) -> li
     tiers = dict(predictions.group_by("risk_tier").len().iter_rows()) if predictions.height else {}
     return [
         ("revenue", f"{totals['revenue'] or 0:,.0f}"),
+        ("returns", f"{returned:,.0f}"),
+        ("net revenue", f"{(totals['revenue'] or 0) - returned:,.0f}"),
         ("buyers", f"{per_buyer.height:,}"),
         ("conversion", f"{totals['conversion']:.1%}" if totals["sessions"] else "–"),
         ("AOV", f"{totals['aov']:,.2f}" if per_buyer.height else "–"),
@@ -142,16 +145,18 @@ def render(settings, tiles: list[tuple[str, str]], trends, funnel, segments, coh
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS)},
-    description="reports/dashboard.html: KPI tiles (revenue, buyers, conversion, AOV, repeat rate, churn-risk counts), "
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS), "clean_returns": columns_in(["line_amount"])},
+    description="reports/dashboard.html: KPI tiles (revenue, returns, net revenue, buyers, conversion, AOV, repeat rate, churn-risk counts), "
     "model status with holdout and realised performance, drift status, segments, funnel, weekly revenue with campaign "
     "windows, retention cohorts and significant cross-sell pairs. Self-contained (plotly inlined), opens offline.",
     metadata=column_schema({"kpi": "string", "value": "string"}),
 )
-def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, churn_predictions: pl.DataFrame,
+def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame,
+                  churn_predictions: pl.DataFrame,
                   sales_trends: pl.DataFrame, product_funnel: pl.DataFrame, customer_segments: pl.DataFrame,
                   cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame, campaign_lift: pl.DataFrame) -> dg.Output:
-    tiles = kpis(clean_sessions, churn_predictions)
+    returned = clean_returns.select(pl.col("line_amount").abs().sum()).collect().item() or 0.0
+    tiles = kpis(clean_sessions, churn_predictions, returned)
     page = render(settings, tiles, sales_trends, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
                   campaign_lift)
     path = settings.reports / "dashboard.html"
