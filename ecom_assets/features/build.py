@@ -56,7 +56,19 @@ FEATURE_WORDS = {
     "gender": "gender",
     "location": "location",
     "recency_bucket": "recency bucket",
+    # from event streams / timestamps; null for customers whose sessions carry none (sessions-only data)
+    "page_views_per_session_90d": "pages viewed per visit (last 90 days)",
+    "product_views_per_session_90d": "products viewed per visit (last 90 days)",
+    "add_to_cart_rate_90d": "share of visits with an add to cart (last 90 days)",
+    "cart_abandonment_rate_90d": "share of carts not bought (last 90 days)",
+    "session_duration_mean_90d": "mean visit duration (last 90 days)",
+    **{f"{part}_share_90d": f"share of visits in the {part} (last 90 days)" for part in ("night", "morning", "afternoon",
+                                                                                       "evening")},
 }
+PARTS_OF_DAY = {"night": (0, 6), "morning": (6, 12), "afternoon": (12, 18), "evening": (18, 24)}  # UTC hours
+SESSION_DETAIL_FEATURES = ["page_views_per_session_90d", "product_views_per_session_90d", "add_to_cart_rate_90d",
+                           "cart_abandonment_rate_90d", "session_duration_mean_90d",
+                           *[f"{part}_share_90d" for part in PARTS_OF_DAY]]
 
 
 def _days(expr: pl.Expr, cutoff: date) -> pl.Expr:
@@ -76,11 +88,18 @@ def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl
     recent = d > pl.lit(cutoff - timedelta(days=30))
     buy = pl.col("purchase_made")
     amount = pl.col("purchase_amount")
+    hour = pl.col("session_start").dt.hour()
+    carted = pl.col("added_to_cart")
     return (
         sessions.lazy().filter((d > pl.lit(cutoff - timedelta(days=WINDOW_DAYS))) & (d <= pl.lit(cutoff)))
         .select("customer_id", _recent=recent, _buy=buy, _recent_buy=recent & buy,
                 _recent_amount=pl.when(recent).then(amount), _before_amount=pl.when(~recent).then(amount),
-                _recent_browsing=pl.when(recent).then(pl.col("browsing_time_sec")))
+                _recent_browsing=pl.when(recent).then(pl.col("browsing_time_sec")),
+                # session detail: null where the session's source does not measure it, so means skip it
+                _pages=pl.col("page_views"), _products=pl.col("product_views"),
+                _carted=carted.cast(pl.Float64), _abandoned=pl.when(carted).then((~buy).cast(pl.Float64)),
+                _duration=pl.when(pl.col("page_views").is_not_null()).then(pl.col("browsing_time_sec")),
+                **{f"_{part}": (hour >= lo) & (hour < hi) for part, (lo, hi) in PARTS_OF_DAY.items()})
         .group_by("customer_id").agg(
             sessions_30d=pl.col("_recent").sum().cast(pl.Float64),
             sessions_prev_60d=(pl.len() - pl.col("_recent").sum()).cast(pl.Float64),
@@ -89,6 +108,12 @@ def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl
             revenue_30d=pl.col("_recent_amount").sum(),
             browsing_mean_30d=pl.col("_recent_browsing").mean(),
             revenue_prev_60d=pl.col("_before_amount").sum(),
+            page_views_per_session_90d=pl.col("_pages").mean().cast(pl.Float64),
+            product_views_per_session_90d=pl.col("_products").mean().cast(pl.Float64),
+            add_to_cart_rate_90d=pl.col("_carted").mean(),
+            cart_abandonment_rate_90d=pl.col("_abandoned").mean(),
+            session_duration_mean_90d=pl.col("_duration").mean(),
+            **{f"{part}_share_90d": pl.col(f"_{part}").cast(pl.Float64).mean() for part in PARTS_OF_DAY},
         )
     )
 
@@ -101,7 +126,8 @@ FEATURE_ORDER = [
     "favourite_category_share", "favourite_category", "category_entropy", "age", "gender", "location",
     "days_since_last_purchase", "days_since_last_session", "tenure_days", "days_since_signup",
     "sessions_per_active_week", "views_per_purchase", "purchase_rate", "session_trend", "purchase_rate_30d",
-    "aov_30d", "days_overdue", "aov", "cltv_proxy", "last_purchase_month", "recency_bucket", "as_of", "cold_start",
+    "aov_30d", "days_overdue", "aov", "cltv_proxy", "last_purchase_month", "recency_bucket",
+    *SESSION_DETAIL_FEATURES, "as_of", "cold_start",
 ]
 
 
