@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--drift", action="store_true", help="also write one later, drifted sessions drop")
     g.add_argument("--truth-out", default=None, help="folder for what the generator planted")
     g.add_argument("--sessions", type=int, default=None, help="approximate session count target")
+    g.add_argument("--shape", choices=("sessions", "orders", "events"), default="sessions",
+                   help="write the behaviour as a session export, order lines (orders*.csv) or events (events*.csv)")
 
     r = sub.add_parser("run", help="ingest everything in DIR/landing, then build the whole graph")
     r.add_argument("--data-dir", default=None)
