@@ -125,7 +125,7 @@ def co_occurrence(events: pl.DataFrame, lines: pl.DataFrame, min_baskets: int = 
     return pl.concat(parts).select(list(PAIR_COLUMNS))
 
 
-HOURLY_SESSION_COLUMNS = ["session_start", "browsing_time_sec", "purchase_made"]
+HOURLY_SESSION_COLUMNS = ["session_start", "browsing_time_sec"]  # plus purchase_made (in the daily columns)
 
 
 def conversion_by_time(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
