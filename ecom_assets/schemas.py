@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+from pandera.engines.polars_engine import DateTime
 
 UNKNOWN_PRODUCT = "unknown"
 
@@ -61,6 +62,8 @@ class CleanSessions(_StrictModel):
     session_id: str
     customer_id: str
     session_date: pl.Date
+    # the instant (UTC) when the export gave a time; null for date-only values
+    session_start: DateTime = pa.Field(nullable=True, dtype_kwargs={"time_unit": "us", "time_zone": "UTC"})
     product_viewed: str  # category; empty / "Unknown" in the input -> "unknown"
     browsing_time_sec: pl.Float64 = pa.Field(nullable=True, ge=0)  # purchase logs have none
     purchase_made: bool
@@ -109,6 +112,7 @@ class CleanOrderLines(_StrictModel):
     order_id: str
     customer_id: str
     order_time: _UTC
+    order_date: pl.Date  # the calendar date written in order_time
     product_id: str
     product_name: str = pa.Field(nullable=True)
     category: str = pa.Field(nullable=True)
@@ -128,6 +132,7 @@ class CleanEvents(_StrictModel):
     """One row per tracked event, each in a session (the export's, else the 30-minute gap rule)."""
 
     event_time: _UTC
+    event_date: pl.Date  # the calendar date written in event_time
     event_type: str = pa.Field(isin=["view", "cart", "remove_from_cart", "purchase", "other"])
     event_name: str
     customer_id: str

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ecom_assets.clean.store import merge_sessions
+from ecom_assets.clean.store import merge_sessions, session_shaped
 from ecom_assets.clean.tables import SESSION_CONTENT, latest_per_id
 from ecom_assets.io import StoredParts
 
@@ -31,7 +31,8 @@ def raw_drop(folder: Path, n: int, index: int, rng: np.random.Generator, id_pool
         "purchase_made": [False] * n,
         "purchase_amount": [0.0] * n,
         "added_to_cart": [None] * n,
-    }, schema_overrides={"added_to_cart": pl.Boolean}).with_columns(
+        "session_start": [None] * n,
+    }, schema_overrides={"added_to_cart": pl.Boolean, "session_start": pl.Datetime("us", "UTC")}).with_columns(
         source_file=pl.lit(key), line=pl.int_range(2, n + 2, dtype=pl.Int64),
         ingested_at=pl.lit(START + timedelta(minutes=index)).cast(pl.Datetime("us", "UTC")),
     )
@@ -59,7 +60,7 @@ def test_merging_drop_by_drop_equals_merging_all_at_once(tmp_path: Path) -> None
     assert last.accounted and last.rows_from_drops == 240
     assert last.duplicates_across_files > 0 and last.superseded > 0 and last.rewritten_parts > 0
     # the batch rule on the union agrees too
-    union = pl.concat([pl.read_parquet(p) for p in drops.values()])
+    union = session_shaped(pl.concat([pl.read_parquet(p) for p in drops.values()]))  # as merge_sessions sees them
     batch = latest_per_id(union, "session_id", SESSION_CONTENT)
     assert (batch.rows, batch.duplicates_across_files, batch.superseded) == (last.rows, last.duplicates_across_files,
                                                                              last.superseded)

@@ -10,6 +10,7 @@ import pytest
 from ecom_assets.cli import main
 from ecom_assets.ingest import events, orders
 from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.insights.events import MIN_ITEM_SESSIONS, conversion_by_time, event_funnel
 
 
@@ -69,7 +70,7 @@ def test_orders_shape_revenue_and_returns_match_the_truth(tmp_path: Path) -> Non
     assert parsed.accounting["rows_in"] == planted["lines_written"]
     assert parsed.quarantine.height == planted["lines_without_customer"]
     assert parsed.duplicates == planted["duplicated_lines"]
-    lines = orders.mark_returns(parsed.clean, {"order_id_prefix": "C"})
+    lines = orders.mark_returns(parsed.clean, ReturnRule("order_id", prefix="C"))
     sessions = orders.order_sessions(lines)
     assert sessions.height == planted["orders"]
     assert sessions["purchase_amount"].sum() == pytest.approx(planted["order_revenue"], abs=0.01)

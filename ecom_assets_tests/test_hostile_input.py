@@ -37,10 +37,13 @@ def test_semicolon_delimiter_is_detected() -> None:
     assert parsed.clean.height == 1 and "delimiter ';'" in parsed.notes
 
 
-def test_latin1_bytes_are_decoded_as_latin1_and_noted() -> None:
-    parsed = parse((CUSTOMERS_HEADER + "\nC1,30,Female,Curaçao,2024-01-01\n").encode("latin-1"), "customers")
-    assert parsed.clean["location"][0] == "Curaçao"
-    assert any("latin-1" in n for n in parsed.notes)
+def test_single_byte_export_is_decoded_as_windows_1252_and_noted() -> None:
+    """Excel's "CSV" on Windows writes cp1252: accented letters and smart quotes (0x92) are read as
+    text, never as C1 control characters (latin-1 would split `Kid’s Toys` from itself)."""
+    parsed = parse((CUSTOMERS_HEADER + "\nC1,30,Female,Curaçao,2024-01-01\nC2,31,Female,Kid’s Toys,\n").encode("cp1252"),
+                   "customers")
+    assert parsed.clean["location"].to_list() == ["Curaçao", "Kid’s Toys"]
+    assert any("decoded as Windows-1252" in n for n in parsed.notes) and parsed.encoding == "cp1252"
 
 
 def test_reordered_and_extra_columns() -> None:
@@ -75,7 +78,7 @@ def test_truncated_last_line_is_quarantined() -> None:
     [
         ("S1,C1,2024-01-02,Books,120,1,-5", "negative purchase_amount"),
         ("S1,C1,2024-01-02,Books,120,2,5", "purchase_made '2' must be 0 or 1"),
-        ("S1,C1,16/06/2021,Books,120,0,0", "session_date '16/06/2021' is not an ISO date (YYYY-MM-DD)"),
+        ("S1,C1,16/06/2021,Books,120,0,0", "session_date '16/06/2021' is not an ISO 8601 date or date-time"),
         ("S1,C1,2099-01-01,Books,120,0,0", "session_date '2099-01-01' is in the future"),
         ("S1,C1,2024-01-02,Books,120,0,5", "purchase_amount > 0 with purchase_made=0"),
         ("S1,C1,2024-01-02,Books,-1,0,0", "negative browsing_time_sec"),
@@ -139,7 +142,7 @@ def test_batched_judging_gives_the_same_fates_as_one_batch() -> None:
             "S3,C2,2024-01-05,Home,60,0,0", "S3,C2,2024-01-05,Home,61,0,0", "S4,,2024-01-02,Books,1,0,0", GOOD]
     raw = (SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n").encode()
     kind = parse_module.KINDS["sessions"]
-    table, _ = parse_module.read_text_table(raw, kind, "sessions.csv__x")
+    table, *_ = parse_module.read_text_table(raw, kind, "sessions.csv__x")
     whole = parse_module.split_rows(table, kind, date(2026, 1, 1))
     batched = parse_module.split_rows(table, kind, date(2026, 1, 1), batch_rows=2)
     assert whole[0].equals(batched[0]) and whole[1].equals(batched[1]) and whole[2] == batched[2] == 3
@@ -150,7 +153,7 @@ def test_batched_judging_gives_the_same_fates_as_one_batch() -> None:
     ("prefix", "tail", "note"),
     [
         (b"\xef\xbb\xbf", b"", "byte-order mark"),  # BOM: polars skips it, the note still says so
-        (b"", "S9,C9,2024-01-02,Caf\u00e9,120,0,0\n".encode("latin-1"), "latin-1"),  # bad UTF-8 deep in the file
+        (b"", "S9,C9,2024-01-02,Caf\u00e9,120,0,0\n".encode("cp1252"), "Windows-1252"),  # bad UTF-8 deep in the file
         (b"", b"S9,C9,2024-0", None),  # no newline at the end: the last line is truncated
     ],
 )

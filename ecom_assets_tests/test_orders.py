@@ -6,6 +6,7 @@ import polars as pl
 
 from ecom_assets.ingest import orders
 from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean, quarantine
 
 TODAY = date(2026, 11, 24)
@@ -64,9 +65,9 @@ def test_without_category_the_product_with_the_largest_value_is_taken() -> None:
 def test_declared_prefix_rule_marks_cancellation_invoices() -> None:
     text = ("order_id,customer_id,order_time,product_id,quantity,unit_price\n"
             "536365,17850,2010-12-01 08:26,85123A,6,2.55\nC536379,14527,2010-12-01 09:41,D,1,27.50\n")
-    lines = orders.mark_returns(parse(text).clean, {"order_id_prefix": "C"})
+    lines = orders.mark_returns(parse(text).clean, ReturnRule("order_id", prefix="C"))
     assert lines["is_return"].to_list() == [False, True]
-    assert "return_when" in lines["return_reason"][1]
+    assert lines["return_reason"][1] == "declared in sources.yaml: order_id starts with 'C'"
 
 
 def test_header_without_price_or_amount_is_rejected() -> None:
@@ -78,7 +79,7 @@ def test_header_without_price_or_amount_is_rejected() -> None:
 
 
 def test_orders_drop_flows_into_the_clean_tables(data_dir, instance, resources) -> None:
-    drop(data_dir, "orders_march.csv", SHOPIFY + "\n")
+    drop(data_dir, "orders_march.csv", SHOPIFY + ",paid,usd\n")  # the last line complete this time
     tables = ingest_and_clean(data_dir, instance, resources)
     sessions = tables["sessions"].sort("session_id")
     assert sessions["session_id"].to_list() == ["#1001", "#1004", "#1005"]

@@ -176,6 +176,8 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
         if key not in raw or file_identity(raw[key]) != entry["raw_identity"]:
             reason = f"drop {key} was re-ingested or removed since the last build"
             break
+    if reason is None and parts.schema_path.exists() and read_parquet(parts.schema_path).columns != COLUMNS:
+        reason = "the clean_sessions columns changed since the last build"
     latest = max((p["ingested_at"] for p in manifest["parts"] if p["ingested_at"]), default=None)
     if reason is None and arrivals and latest and arrivals[0][0] and arrivals[0][0] < latest:
         reason = f"drop {arrivals[0][1]} arrived out of ingestion order"
@@ -185,7 +187,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
         manifest = copy.deepcopy(EMPTY_MANIFEST)
         arrivals = _in_ingestion_order(raw)
     parts.folder.mkdir(parents=True, exist_ok=True)
-    if not parts.schema_path.exists():
+    if reason is not None or not parts.schema_path.exists():
         write_parquet_atomic(empty_frame(CleanSessions), parts.schema_path)
     signups = _signups(clean_customers)
     fingerprint = customers_fingerprint(clean_customers)

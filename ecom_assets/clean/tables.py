@@ -7,9 +7,8 @@ import polars as pl
 
 from ecom_assets.schemas import CleanCustomers, empty_frame, repeated
 
-SESSION_CONTENT = ["session_id", "customer_id", "session_date", "product_viewed", "browsing_time_sec",
-                   "purchase_made", "purchase_amount", "added_to_cart", "session_start", "page_views", "product_views",
-                   "categories_viewed"]
+SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
+                   "purchase_made", "purchase_amount", "added_to_cart", "page_views", "product_views", "categories_viewed"]
 CUSTOMER_CONTENT = ["customer_id", "age", "age_out_of_range", "gender", "location", "signup_date"]
 
 

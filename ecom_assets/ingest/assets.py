@@ -19,6 +19,7 @@ from ecom_assets.ingest import events as event_kind
 from ecom_assets.ingest import orders as order_kind
 from ecom_assets.ingest.landing import move_to_archive, move_to_rejected, sha256_of
 from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
+from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
 from ecom_assets.io import Location, parquet_rows, partition_file_name, write_json_atomic, write_parquet_atomic
 from ecom_assets.metadata import column_schema, md_table
@@ -34,12 +35,13 @@ RAW_COLUMNS = {
         "age_out_of_range": "bool - an age was given but was not a whole number in 10-120",
         "gender": "string - nullable",
         "location": "string - nullable",
-        "signup_date": "date - nullable",
+        "signup_date": "date - nullable (the calendar date of a date-time)",
     },
     "sessions": {
         "session_id": "string - session key (required)",
         "customer_id": "string - required",
-        "session_date": "date - ISO date, not in the future",
+        "session_date": "date - the calendar date written in the export, not in the future",
+        "session_start": "datetime (UTC) - the instant, when the export gave a time; else null",
         "product_viewed": "string - category; empty/Unknown -> 'unknown'",
         "browsing_time_sec": "float64 - nullable (purchase logs have none), >= 0",
         "purchase_made": "bool",
@@ -64,8 +66,8 @@ SESSION_DETAIL_COLUMNS = {
 }
 # Per-kind step after the row rules: what a line-level kind needs before it is stored.
 FINISH = {
-    "orders": lambda clean, entry: order_kind.mark_returns(clean, entry.get("return_when")),
-    "events": lambda clean, entry: event_kind.sessionise(clean),
+    "orders": lambda clean, spec: order_kind.mark_returns(clean, spec.return_when if spec else None),
+    "events": lambda clean, spec: event_kind.sessionise(clean),
 }
 PROVENANCE = {
     "source_file": "string - partition key of the drop (file name + content hash)",
@@ -149,13 +151,17 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
     """Ingest one partition: (typed rows, accounting, metadata). Moves the file out of landing."""
     path, in_landing = locate_drop(settings, key)
     try:
-        parsed = parse_drop(path, kind, key)
+        spec = spec_for(file_name_of(key), load_sources(settings.data_dir))
+    except SourcesError as err:  # the file stays in landing: it is ingested once sources.yaml is fixed
+        raise dg.Failure(f"{file_name_of(key)} not ingested: {err}") from err
+    try:
+        parsed = parse_drop(path, kind, key, spec=spec)
     except FileRejected as err:
         if in_landing:
             move_to_rejected(path, settings.rejected, f"{path.name}: {err}")
         raise dg.Failure(f"{path.name} rejected: {err}") from err
     if kind in FINISH:
-        parsed.clean = FINISH[kind](parsed.clean, {})
+        parsed.clean = FINISH[kind](parsed.clean, spec)
     q_parquet, q_json = quarantine_paths(settings, kind, key)
     write_parquet_atomic(parsed.quarantine, q_parquet)
     accounting = {**parsed.accounting, "ingested_at": datetime.now(timezone.utc).isoformat()}
@@ -170,6 +176,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         "quarantined": parsed.quarantine.height,
         "duplicate": parsed.duplicates,
         "dagster/row_count": rows.height,
+        "encoding": parsed.encoding,
         "notes": "; ".join(parsed.notes) or "none",
         **_kind_figures(kind, parsed.clean),
         "quarantine_reasons": dg.MetadataValue.md(md_table(_reasons(parsed))),

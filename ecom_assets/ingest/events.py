@@ -16,18 +16,21 @@ Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 import polars as pl
 
-from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, _bad, _empty, _future_instant, _instant,
-                                      _not_parsed, _number, _value)
+from ecom_assets.ingest.orders import instant, unreadable_number
+from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
 from ecom_assets.schemas import UNKNOWN_PRODUCT
 
 KIND = DropKind(
     "events",
     ("customer_id", "event_time", "event_type", "product_id"),
     ("session_id", "category", "price", "quantity", "brand"),
+    dates=("event_time",), numbers=("price", "quantity"),
+    texts=("customer_id", "event_type", "session_id", "category", "brand"),
 )
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase", "other")
 # platform event names (lower-case, spaces and dashes as underscores) -> contract event type
@@ -47,20 +50,17 @@ def _event_type() -> pl.Expr:
     return name.replace_strict(EVENT_SYNONYMS, default="other", return_dtype=pl.String)
 
 
-def event_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
-    price, quantity = _number("price"), _number("quantity")
+def event_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    price, quantity = reading.number("price"), reading.number("quantity")
     needs_product = _event_type().is_in(["cart", "remove_from_cart", "purchase"])
     return [
-        _bad(_empty("event_time"), "empty event_time"),
-        _bad(_not_parsed("event_time", _instant("event_time")),
-             _value("event_time") + pl.lit(" is not an ISO date or date-time")),
-        _bad(_future_instant("event_time", today), _value("event_time") + pl.lit(" is in the future")),
-        _bad(_empty("event_type"), "empty event_type"),
-        _bad(_empty("customer_id"), "empty customer_id"),
+        # empty customer_id / event_type; product_id only where the event type needs one (below)
+        *_text_rules(replace(KIND, required=tuple(c for c in KIND.required if c != "product_id")), reading),
+        *_date_rules("event_time", reading, required=True),
         _bad(needs_product & _empty("product_id"), pl.lit("event '") + pl.col("event_type") + pl.lit("' without product_id")),
-        _bad(_not_parsed("price", price), _value("price") + pl.lit(" is not a finite number")),
+        unreadable_number("price", reading),
         _bad(price < 0, "negative price"),
-        _bad(_not_parsed("quantity", quantity), _value("quantity") + pl.lit(" is not a finite number")),
+        unreadable_number("quantity", reading),
         _bad(quantity <= 0, "quantity <= 0"),
     ]
 
@@ -69,9 +69,10 @@ def _text_or_null(column: str) -> pl.Expr:
     return pl.when(_empty(column)).then(None).otherwise(pl.col(column)).alias(column)
 
 
-def typed_events() -> list[pl.Expr]:
+def typed_events(reading: Reading) -> list[pl.Expr]:
     return [
-        _instant("event_time").alias("event_time"),
+        instant("event_time").alias("event_time"),
+        pl.col("_date_event_time").alias("event_date"),
         _event_type().alias("event_type"),
         pl.col("event_type").alias("event_name"),
         pl.col("customer_id"),
@@ -80,8 +81,8 @@ def typed_events() -> list[pl.Expr]:
         pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
         .then(None).otherwise(pl.col("category")).alias("category"),
         _text_or_null("brand"),
-        _number("price").alias("price"),
-        _number("quantity").alias("quantity"),
+        reading.number("price").alias("price"),
+        reading.number("quantity").alias("quantity"),
     ]
 
 
@@ -89,7 +90,8 @@ KINDS[KIND.name] = KIND
 RULES[KIND.name] = (event_rules, typed_events)
 
 EVENT_COLUMNS = {
-    "event_time": "datetime[us, UTC]",
+    "event_time": "datetime[us, UTC] - a date alone counts from its midnight UTC",
+    "event_date": "date - the calendar date written in event_time",
     "event_type": "string - view | cart | remove_from_cart | purchase | other",
     "event_name": "string - the event name as exported",
     "customer_id": "string - required",
@@ -146,6 +148,7 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         .agg(
             pl.col("customer_id").sort_by("event_time").first(),
             pl.col("event_time").min().alias("session_start"),
+            pl.col("event_date").sort_by("event_time").first().alias("session_date"),
             ((pl.col("event_time").max() - pl.col("event_time").min()).dt.total_microseconds() / 1e6)
             .alias("browsing_time_sec"),
             view.sum().cast(pl.Int64).alias("page_views"),
@@ -159,8 +162,7 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         )
         .join(top, on="session_id", how="left")
         .select(
-            "session_id", "customer_id",
-            pl.col("session_start").dt.date().alias("session_date"),
+            "session_id", "customer_id", "session_date",
             pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
             "browsing_time_sec", "purchase_made", pl.col("purchase_amount").fill_null(0.0), "added_to_cart",
             "session_start", "page_views", "product_views", "categories_viewed", "source_file", "line",

@@ -14,8 +14,9 @@ KIND_PREFIXES = ("customers", "sessions", "campaigns", "orders", "events")
 
 
 def kind_of(name: str) -> str | None:
-    """`customers*.csv` / `sessions*.csv` / `campaigns*.csv` / `orders*.csv` / `events*.csv`, case-insensitive."""
-    lower = name.lower()
+    """`customers*.csv` / `sessions*.csv` / `campaigns*.csv` / `orders*.csv` / `events*.csv` (or `.csv.gz`),
+    case-insensitive."""
+    lower = name.lower().removesuffix(".gz")
     if not lower.endswith(".csv"):
         return None
     return next((k for k in KIND_PREFIXES if lower.startswith(k)), None)

@@ -20,14 +20,17 @@ from datetime import date
 
 import polars as pl
 
-from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, _bad, _empty, _future_instant, _instant,
-                                      _not_parsed, _number, _value)
+from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
+from ecom_assets.ingest.sources import ReturnRule
+from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT
 
 KIND = DropKind(
     "orders",
     ("order_id", "customer_id", "order_time", "product_id", "quantity"),
     ("unit_price", "line_amount", "category", "product_name", "status", "currency"),
+    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
+    texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"),
 )
 # statuses that mean the line was not (or no longer) bought; compared lower-case
@@ -35,34 +38,40 @@ RETURN_STATUSES = ("cancelled", "canceled", "refunded", "partially_refunded", "p
                    "voided", "void", "reversed", "chargeback")
 
 
-def order_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
-    quantity, price, amount = _number("quantity"), _number("unit_price"), _number("line_amount")
+def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
+    """Present but not a finite number in the file's decimal mark (a sign is allowed: returns are negative)."""
+    return _bad(~_empty(column) & reading.number(column).is_null(), number_hint(column, reading.decimal.get(column, ".")))
+
+
+def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    quantity, price = reading.number("quantity"), reading.number("unit_price")
     return [
-        _bad(_empty("order_id"), "empty order_id"),
-        _bad(_empty("customer_id"), "empty customer_id"),
-        _bad(_empty("order_time"), "empty order_time"),
-        _bad(_not_parsed("order_time", _instant("order_time")),
-             _value("order_time") + pl.lit(" is not an ISO date or date-time")),
-        _bad(_future_instant("order_time", today), _value("order_time") + pl.lit(" is in the future")),
-        _bad(_empty("product_id"), "empty product_id"),
-        _bad(_empty("quantity"), "empty quantity"),
-        _bad(_not_parsed("quantity", quantity), _value("quantity") + pl.lit(" is not a finite number")),
+        *_text_rules(KIND, reading),  # empty order_id / customer_id / product_id / quantity
+        *_date_rules("order_time", reading, required=True),
+        unreadable_number("quantity", reading),
         _bad(quantity == 0, "quantity 0"),
-        _bad(_not_parsed("unit_price", price), _value("unit_price") + pl.lit(" is not a finite number")),
+        unreadable_number("unit_price", reading),
         _bad(price < 0, "negative unit_price (an adjustment, not a product line)"),
-        _bad(_not_parsed("line_amount", amount), _value("line_amount") + pl.lit(" is not a finite number")),
+        unreadable_number("line_amount", reading),
         _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
     ]
 
 
-def typed_order_lines() -> list[pl.Expr]:
-    quantity, price = _number("quantity"), _number("unit_price")
+def instant(column: str) -> pl.Expr:
+    """The value's UTC instant; a date without a time counts from its midnight (UTC)."""
+    return pl.coalesce(pl.col(f"_instant_{column}"),
+                       pl.col(f"_date_{column}").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+
+
+def typed_order_lines(reading: Reading) -> list[pl.Expr]:
+    quantity, price = reading.number("quantity"), reading.number("unit_price")
     # a given line_amount is the export's own figure (discounts included); else quantity x unit price
-    amount = pl.coalesce(_number("line_amount"), quantity * price)
+    amount = pl.coalesce(reading.number("line_amount"), quantity * price)
     return [
         pl.col("order_id"),
         pl.col("customer_id"),
-        _instant("order_time").alias("order_time"),
+        instant("order_time").alias("order_time"),
+        pl.col("_date_order_time").alias("order_date"),
         pl.col("product_id"),
         pl.when(_empty("product_name")).then(None).otherwise(pl.col("product_name")).alias("product_name"),
         pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
@@ -81,7 +90,8 @@ RULES[KIND.name] = (order_rules, typed_order_lines)
 ORDER_LINE_COLUMNS = {
     "order_id": "string - order key (one order = one session row)",
     "customer_id": "string - required (lines without one are quarantined)",
-    "order_time": "datetime[us, UTC] - when the order was placed",
+    "order_time": "datetime[us, UTC] - when the order was placed (a date alone: its midnight UTC)",
+    "order_date": "date - the calendar date written in order_time",
     "product_id": "string",
     "product_name": "string - nullable",
     "category": "string - nullable",
@@ -95,41 +105,25 @@ ORDER_LINE_COLUMNS = {
 }
 
 
-def return_rule(return_when: dict | None) -> pl.Expr | None:
-    """The declared `return_when` rule of sources.yaml as an expression, or None.
-
-    Understood keys: `order_id_prefix` (e.g. `C`), `status` (a value or a list of values)."""
-    if not return_when:
-        return None
-    parts = []
-    if prefix := return_when.get("order_id_prefix"):
-        parts.append(pl.col("order_id").str.starts_with(str(prefix)))
-    if statuses := return_when.get("status"):
-        values = [statuses] if isinstance(statuses, str) else list(statuses)
-        parts.append(pl.col("status").is_in([str(v).lower() for v in values]))
-    unknown = set(return_when) - {"order_id_prefix", "status"}
-    if unknown:
-        raise ValueError(f"return_when: unknown key(s) {', '.join(sorted(unknown))} (known: order_id_prefix, status)")
-    return pl.any_horizontal(parts).fill_null(False) if parts else None
-
-
-def return_reason(return_when: dict | None = None) -> pl.Expr:
-    """Why a typed order line is a return (null for a purchased line); the first reason that holds."""
-    declared = return_rule(return_when)
+def return_reason(return_when: ReturnRule | None = None) -> pl.Expr:
+    """Why a typed order line is a return (null for a purchased line); the first reason that holds.
+    `return_when`: the file's declared rule (sources.yaml), e.g. order ids starting with `C`."""
     cases = [
         (pl.col("quantity") < 0, pl.lit("negative quantity")),
         (pl.col("line_amount") < 0, pl.lit("negative line_amount")),
         (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
     ]
-    if declared is not None:
-        cases.append((declared, pl.lit(f"declared return_when {return_when}")))
+    if return_when is not None:
+        declared = (f"{return_when.column} starts with {return_when.prefix!r}" if return_when.prefix is not None
+                    else f"{return_when.column} in {list(return_when.values)}")
+        cases.append((return_when.expr(), pl.lit(f"declared in sources.yaml: {declared}")))
     reason = pl.lit(None, pl.String)
     for condition, text in reversed(cases):
         reason = pl.when(condition.fill_null(False)).then(text).otherwise(reason)
     return reason
 
 
-def mark_returns(lines: pl.DataFrame, return_when: dict | None = None) -> pl.DataFrame:
+def mark_returns(lines: pl.DataFrame, return_when: ReturnRule | None = None) -> pl.DataFrame:
     """Typed lines + `is_return`, `return_reason` (see `return_reason`)."""
     return lines.with_columns(return_reason=return_reason(return_when)).with_columns(
         is_return=pl.col("return_reason").is_not_null())
@@ -157,6 +151,7 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         .agg(
             pl.col("customer_id").sort_by("line").first(),
             pl.col("order_time").min().alias("session_start"),
+            pl.col("order_date").min().alias("session_date"),
             pl.col("line_amount").filter(pl.col("line_amount") > 0).sum().alias("purchase_amount"),
             pl.col("source_file").first(),
             pl.col("line").min(),
@@ -165,7 +160,7 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         .select(
             pl.col("order_id").alias("session_id"),
             "customer_id",
-            pl.col("session_start").dt.date().alias("session_date"),
+            "session_date",
             pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
             pl.lit(None, pl.Float64).alias("browsing_time_sec"),
             pl.lit(True).alias("purchase_made"),

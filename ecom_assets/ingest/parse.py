@@ -12,12 +12,19 @@ as text first and cast with `strict=False`; a value that was present but did
 not survive the cast is a quarantine reason, so one bad cell never fails a whole column.
 """
 
+import codecs
+import csv
+import gzip
+import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from ecom_assets.ingest.sources import SourceSpec
+from ecom_assets.ingest.values import (C1_CONTROL, date_hint, flag_expr, infer_decimal, null_markers, number_expr,
+                                       number_hint, read_timestamps)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, repeated
 
 
@@ -30,6 +37,10 @@ class DropKind:
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()  # read by values.read_timestamps
+    numbers: tuple[str, ...] = ()  # values.number_expr
+    flags: tuple[str, ...] = ()  # values.flag_expr
+    texts: tuple[str, ...] = ()  # kept as text: checked for C1 control characters
     any_of: tuple[str, ...] = ()  # at least one of these optional columns must be in the header
 
     @property
@@ -38,13 +49,17 @@ class DropKind:
 
 
 KINDS = {
-    "customers": DropKind("customers", ("customer_id",), ("age", "gender", "location", "signup_date")),
+    "customers": DropKind("customers", ("customer_id",), ("age", "gender", "location", "signup_date"),
+                          dates=("signup_date",), numbers=("age",), texts=("customer_id", "gender", "location")),
     "sessions": DropKind(
         "sessions",
         ("session_id", "customer_id", "session_date", "purchase_made"),
         ("product_viewed", "browsing_time_sec", "purchase_amount", "added_to_cart"),
+        dates=("session_date",), numbers=("purchase_amount", "browsing_time_sec"),
+        flags=("purchase_made", "added_to_cart"), texts=("session_id", "customer_id", "product_viewed"),
     ),
-    "campaigns": DropKind("campaigns", ("campaign_id", "name", "start_date", "end_date"), ("channel",)),
+    "campaigns": DropKind("campaigns", ("campaign_id", "name", "start_date", "end_date"), ("channel",),
+                          dates=("start_date", "end_date"), texts=("campaign_id", "name", "channel")),
 }
 # The seed format always has these columns; a sessions file without them is not a sessions export.
 EXPECTED_IN_HEADER = {
@@ -68,6 +83,7 @@ class ParsedDrop:
     rows_in: int
     duplicates: int
     notes: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
 
     @property
     def accounting(self) -> dict:
@@ -78,117 +94,247 @@ class ParsedDrop:
             "clean": self.clean.height,
             "quarantined": self.quarantine.height,
             "duplicate": self.duplicates,
+            "encoding": self.encoding,
             "notes": self.notes,
         }
 
 
-def decode(raw: bytes) -> tuple[bytes, list[str]]:
-    """UTF-8 bytes for polars; a latin-1 export is decoded as latin-1 (every byte is valid) and said so."""
-    if not raw.strip():
+codecs.register_error(
+    "ecom_c1",  # Windows-1252 leaves 5 bytes undefined: keep them visible (as C1) so their rows are quarantined
+    lambda err: ("".join(chr(b) for b in err.object[err.start:err.end]), err.end))
+
+
+def decode(raw: bytes, encoding: str | None = None) -> tuple[bytes, str, list[str]]:
+    """(UTF-8 bytes without a byte-order mark, the encoding read, notes).
+
+    A byte-order mark decides (UTF-8, UTF-16 LE/BE: Excel's "Unicode Text"); else the declared
+    `encoding` (sources.yaml); else UTF-8 if the bytes are valid UTF-8, else Windows-1252 — the
+    single-byte encoding Excel writes, where 0x80-0x9F are smart quotes and dashes (latin-1 would
+    turn them into C1 control characters)."""
+    if not raw.strip(b" \t\r\n\x00"):
         raise FileRejected("empty file (0 bytes or only whitespace)")
-    notes = []
+    for bom, codec, label in BOMS:
+        if raw.startswith(bom):
+            if codec == "utf-8":
+                return _decoded(raw[len(bom):], "utf-8", "utf-8 (byte-order mark)", ["UTF-8 byte-order mark removed"])
+            return _decoded(raw[len(bom):], codec, label, [f"encoding {label} (byte-order mark)"])
+    if encoding is not None and encoding != "utf-8":
+        return _decoded(raw, encoding, encoding, [f"encoding {encoding} (declared in sources.yaml)"])
     try:
         raw.decode("utf-8")
+        return raw, "utf-8", []
     except UnicodeDecodeError as err:
-        raw = raw.decode("latin-1").encode("utf-8")
-        notes.append(f"not valid UTF-8 (byte {err.start}): decoded as latin-1")
-    raw, bom = _without_bom(raw)
-    return raw, notes + bom
+        if encoding == "utf-8":
+            raise FileRejected(f"not valid UTF-8 as declared in sources.yaml (byte {err.start})") from err
+        text = raw.decode("cp1252", errors="ecom_c1")
+        return text.encode("utf-8"), "cp1252", [f"not valid UTF-8 (byte {err.start}): decoded as Windows-1252"]
 
 
-def _without_bom(raw: bytes) -> tuple[bytes, list[str]]:
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:], ["UTF-8 byte-order mark removed"]
-    return raw, []
+BOMS = ((b"\xef\xbb\xbf", "utf-8", "utf-8"), (b"\xff\xfe", "utf-16-le", "utf-16-le"), (b"\xfe\xff", "utf-16-be", "utf-16-be"))
 
 
-def sniff_header(raw: bytes, kind: DropKind) -> tuple[str, list[str], list[str]]:
-    """(delimiter, normalised header names, extra columns) — or FileRejected naming what is missing."""
-    first = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+def _decoded(raw: bytes, codec: str, label: str, notes: list[str]) -> tuple[bytes, str, list[str]]:
+    try:
+        return raw.decode(codec).encode("utf-8"), label, notes
+    except UnicodeDecodeError as err:
+        raise FileRejected(f"not decodable as {label} (byte {err.start})") from err
+
+
+def header_names(first: str, kind: DropKind, spec: SourceSpec | None) -> tuple[str, list[str]]:
+    """(delimiter, header names): lower-cased, renamed by the spec's `columns`; empty cells -> ''."""
     delimiter = max(DELIMITERS, key=first.count)
     names = [c.strip().strip('"').strip().lower() for c in first.split(delimiter)]
+    renames = spec.columns if spec else {}
+    return delimiter, [renames.get(n, n) for n in names]
+
+
+def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> tuple[str, list[str], list[str]]:
+    """(delimiter, header names with unnamed cells as `_unnamed_<i>`, notes) — or FileRejected
+    naming what is missing. `raw` is UTF-8 (see `decode`)."""
+    first = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    delimiter, names = header_names(first, kind, spec)
     missing = [c for c in kind.required if c not in names]
     if missing:
+        renamed = f"; after renaming by {spec.describe()}" if spec and spec.columns else ""
         raise FileRejected(
             f"missing required column(s) {', '.join(missing)} in header line 1 "
-            f"(found: {', '.join(names) or 'nothing'}; delimiter {delimiter!r})"
+            f"(found: {', '.join(n for n in names if n) or 'nothing'}; delimiter {delimiter!r}{renamed})"
         )
     if kind.any_of and not set(kind.any_of) & set(names):
-        raise FileRejected(f"the header needs one of {' or '.join(kind.any_of)} (found: {', '.join(names)})")
-    if len(set(names)) != len(names):
-        raise FileRejected(f"duplicate column names in header line 1: {', '.join(names)}")
-    extra = [c for c in names if c not in kind.columns]
-    return delimiter, names, extra
+        raise FileRejected(f"the header needs one of {' or '.join(kind.any_of)} (found: {', '.join(n for n in names if n)})")
+    named = [n for n in names if n]
+    if len(set(named)) != len(named):
+        raise FileRejected(f"duplicate column names in header line 1: {', '.join(named)}")
+    notes = []
+    extra = [c for c in named if c not in kind.columns]
+    if extra:
+        notes.append(f"extra column(s) ignored: {', '.join(extra)}")
+    if len(named) < len(names):
+        notes.append(f"{len(names) - len(named)} unnamed column(s) (empty header cells) ignored")
+    return delimiter, [n or f"_unnamed_{i}" for i, n in enumerate(names, start=1)], notes
 
 
 HEAD_BYTES = 1 << 16  # the bytes read for the header; a file this small is parsed from memory, a larger one from its path
 
 
-def _read_csv(source: bytes | Path, delimiter: str, names: list[str]) -> pl.DataFrame:
+def check_header(path: Path, kind_name: str, spec: SourceSpec | None = None) -> None:
+    """The sensor's cheap whole-file check: the first HEAD_BYTES decode and hold a usable header
+    (FileRejected otherwise). `.gz` files are checked on their decompressed start."""
     try:
-        return pl.read_csv(source, separator=delimiter, infer_schema=False, has_header=True, new_columns=names,
-                           truncate_ragged_lines=True)
+        with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except (OSError, EOFError) as err:
+        raise FileRejected(f"not a readable gzip file: {err}") from err
+    wide = next((codec for bom, codec, _ in BOMS[1:] if head.startswith(bom)), None)
+    declared = spec.encoding if spec and spec.encoding not in (None, "utf-8") else None
+    if wide or declared:  # a multi-byte head may end mid-character: decode what is whole
+        head = head.removeprefix(b"\xff\xfe").removeprefix(b"\xfe\xff") if wide else head
+        text = head.decode(wide or declared, errors="ignore").lstrip("\ufeff")
+        if not text.strip():
+            raise FileRejected("empty file (0 bytes or only whitespace)")
+        raw = text.encode("utf-8")
+    else:
+        raw, _, _ = decode(head.split(b"\n", 1)[0] + b"\n", spec.encoding if spec else None)
+    sniff_header(raw, KINDS[kind_name], spec)
+
+
+@dataclass
+class TextTable:
+    """A drop read as text: the header's columns (missing values null), `line` and `_fields`."""
+
+    table: pl.DataFrame
+    width: int  # fields in the header, unnamed ones included
+    delimiter: str
+    encoding: str
+    notes: list[str]
+    ends_with_newline: bool
+
+
+def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: list[str],
+             physical_lines: int) -> pl.DataFrame | None:
+    """The records of a regular file — each on one physical line with the header's field count —
+    parsed by polars (multi-threaded, from the path without a Python copy), else None.
+
+    Regular is proven cheaply: a spare column past the header's stays empty (no record has more
+    fields), the last column has no missing value (a shorter record would leave it missing), and
+    there is one record per physical line (no quoted line break). Anything else goes through
+    `_records`, which reads every record's field count and start line."""
+    spare = "_spare_field"
+    try:
+        table = pl.read_csv(source, separator=delimiter, has_header=False, skip_lines=1, infer_schema=False,
+                            schema={**{n: pl.String for n in names}, spare: pl.String}, missing_columns="insert",
+                            truncate_ragged_lines=True, null_values=markers)
     except pl.exceptions.PolarsError as err:
-        raise FileRejected(f"not a readable {delimiter!r}-delimited table: {err}".splitlines()[0]) from err
+        if "utf-8" in str(err).lower():
+            raise UnicodeError(str(err)) from err
+        return None
+    irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(names[-1]).is_null().any()).item()
+    if irregular or table.height != physical_lines - 1:
+        return None
+    return table.drop(spare).with_columns(_fields=pl.lit(len(names), pl.Int32))
 
 
-def _read_path(path: Path, kind: DropKind) -> tuple[pl.DataFrame, str, list[str], list[str], bool] | None:
-    """A large UTF-8 file parsed by polars from its path: no copy of its bytes in Python, and polars'
-    own UTF-8 check instead of a Python decode (together ~1.8 s of a 600 MB file). None when the file
-    is small or not valid UTF-8: then the bytes route below reads it (and says how it was decoded)."""
+def _records(text: str, delimiter: str, names: list[str], markers: list[str]) -> pl.DataFrame:
+    """Every record with its physical start line and field count (Python's csv module: exact for
+    quoted line breaks and ragged rows). Fields past the header's are dropped (the count says so)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    missing = set(markers) | {""}
+    width = len(names)
+    columns: list[list] = [[] for _ in range(width)]
+    lines, fields = [], []
+    previous = 0
+    for number, record in enumerate(reader):
+        start, previous = previous + 1, reader.line_num
+        if number == 0:
+            continue  # the header
+        lines.append(start)
+        fields.append(len(record) if record else width)  # a blank line is judged as blank, not as short
+        for i in range(width):
+            value = record[i] if i < len(record) else None
+            columns[i].append(None if value in missing else value)
+    return pl.DataFrame({**dict(zip(names, columns)), "line": lines, "_fields": fields},
+                        schema={**{n: pl.String for n in names}, "line": pl.Int64, "_fields": pl.Int32})
+
+
+def _physical_lines(path: Path) -> int:
+    """Lines of the file as polars' reader counts them without quoting (one SIMD pass)."""
+    return pl.scan_csv(path, has_header=False, quote_char=None, separator="\x1f", infer_schema=False) \
+        .select(pl.len()).collect().item()
+
+
+def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None, markers: list[str]) -> TextTable | None:
+    """A large, plain UTF-8 file parsed by polars from its path: no copy of its bytes in Python and
+    polars' own UTF-8 check instead of a Python decode (together ~1.8 s of a 600 MB file). None
+    when the file is small, compressed, not UTF-8 or not regular: the bytes route reads it."""
+    if path.name.lower().endswith(".gz") or (spec and spec.encoding not in (None, "utf-8")):
+        return None
     with path.open("rb") as handle:
         head = handle.read(HEAD_BYTES)
         size = handle.seek(0, 2)
-        if size <= HEAD_BYTES or b"\n" not in head:
+        if size <= HEAD_BYTES or b"\n" not in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
             return None
         handle.seek(size - 1)
         ends_with_newline = handle.read(1) == b"\n"
-    head, notes = _without_bom(head)  # polars skips the byte-order mark itself; the note still says so
+    notes = ["UTF-8 byte-order mark removed"] if head.startswith(BOMS[0][0]) else []
     try:
-        delimiter, names, extra = sniff_header(head, kind)
-    except UnicodeDecodeError:  # header not UTF-8: the bytes route decodes and reports it
+        delimiter, names, header_notes = sniff_header(head.removeprefix(BOMS[0][0]), kind, spec)
+        table = _regular(path, delimiter, names, markers, _physical_lines(path))
+    except UnicodeError:  # not UTF-8: the bytes route decodes it and says where
         return None
-    try:
-        table = _read_csv(path, delimiter, names)
-    except FileRejected as err:
-        if "utf-8" in str(err).lower():  # polars names no position: the bytes route finds and reports it
-            return None
-        raise
-    return table, delimiter, extra, notes, not ends_with_newline
+    if table is None:
+        return None
+    table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+    return TextTable(table, len(names), delimiter, "utf-8 (byte-order mark)" if notes else "utf-8",
+                     notes + header_notes, ends_with_newline)
 
 
-def _read_bytes(raw: bytes, kind: DropKind) -> tuple[pl.DataFrame, str, list[str], list[str], bool]:
-    raw, notes = decode(raw)
-    delimiter, names, extra = sniff_header(raw, kind)
-    return _read_csv(raw, delimiter, names), delimiter, extra, notes, not raw.endswith(b"\n")
+def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, markers: list[str], name: str) -> TextTable:
+    if name.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise FileRejected(f"not a readable gzip file: {err}") from err
+    raw, encoding, notes = decode(raw, spec.encoding if spec else None)
+    delimiter, names, header_notes = sniff_header(raw, kind, spec)
+    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    table = _regular(raw, delimiter, names, markers, lines)
+    if table is None:
+        table = _records(raw.decode("utf-8"), delimiter, names, markers)
+    else:
+        table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+    return TextTable(table, len(names), delimiter, encoding, notes + header_notes, raw.endswith(b"\n"))
 
 
-def read_text_table(source: bytes | Path, kind: DropKind, source_file: str) -> tuple[pl.DataFrame, list[str]]:
-    """All columns as text plus `line` (physical line number; the header is line 1)."""
-    read = _read_path(source, kind) if isinstance(source, Path) else None
-    table, delimiter, extra, notes, truncated = read or _read_bytes(
-        source.read_bytes() if isinstance(source, Path) else source, kind)
-    names = table.columns
-    if extra:
-        notes.append(f"extra column(s) ignored: {', '.join(extra)}")
-    if delimiter != ",":
-        notes.append(f"delimiter {delimiter!r}")
+def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
+                    spec: SourceSpec | None = None) -> tuple[pl.DataFrame, list[str], str, str]:
+    """(all contract columns as text plus `line` (physical line where the record starts; header =
+    line 1), `_ragged` (reason when the field count differs from the header's), `_truncated` and
+    `source_file`; notes; the encoding read; the delimiter)."""
+    markers = null_markers(spec)
+    read = _read_path(source, kind, spec, markers) if isinstance(source, Path) else None
+    if read is None:
+        name = source.name if isinstance(source, Path) else source_file.rsplit("__", 1)[0]
+        read = _read_bytes(source.read_bytes() if isinstance(source, Path) else source, kind, spec, markers, name)
+    table, notes, width = read.table, read.notes, read.width
+    if read.delimiter != ",":
+        notes.append(f"delimiter {read.delimiter!r}")
+    names = [c for c in table.columns if c in kind.columns]
     padded = table.select(
-        (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in table.columns if c in kind.columns
+        (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in names
     ).row(0, named=True) if table.height else {}
+    truncated = not read.ends_with_newline and table.height > 0
     table = table.select(
         *[(pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c)) if c in names else pl.lit(None, pl.String).alias(c)
-          for c in kind.columns]
-    ).with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
-    truncated = truncated and table.height > 0
-    table = table.with_columns(
-        _truncated=(pl.col("line") == table.height + 1) & pl.lit(truncated) & pl.any_horizontal(
-            pl.col(c).is_null() for c in names if c in kind.columns),
+          for c in kind.columns],
+        "line",
+        _ragged=pl.when(pl.col("_fields") != width).then(pl.format("{} fields, header has {}", "_fields", pl.lit(width))),
+        _truncated=(pl.int_range(pl.len()) == pl.len() - 1) & pl.lit(truncated) & (
+            (pl.col("_fields") < width) | pl.any_horizontal(pl.col(c).is_null() for c in names)),
         source_file=pl.lit(source_file),
     )
     if table.height == 0:
         notes.append("header only: 0 rows")
-    return table, notes
+    return table, notes, read.encoding, read.delimiter
 
 
 def _bad(condition: pl.Expr, reason: str | pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -196,101 +342,126 @@ def _bad(condition: pl.Expr, reason: str | pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return condition, reason if isinstance(reason, pl.Expr) else pl.lit(reason)
 
 
-def _flag(text: str) -> pl.Expr:
-    """0/1 text -> bool; anything else -> null (caught by a rule). Two comparisons, not a lookup
-    table: `replace_strict` hashes every value (0.7 s for two flags of 10M rows, this 0.05 s)."""
-    value = pl.col(text)
-    return pl.when(value == "1").then(True).when(value == "0").then(False).otherwise(None)
+@dataclass(frozen=True)
+class Reading:
+    """How one file's values are read, decided once per file from its declaration and its text."""
+
+    today: date
+    spec: SourceSpec | None = None
+    decimal: dict[str, str] = field(default_factory=dict)  # number column -> "." or ","
+    words: frozenset[str] = frozenset()  # flag columns holding true/false/yes/no (not only 0/1)
+    suspect_text: tuple[str, ...] = ()  # text columns that may hold C1 control characters
+
+    def number(self, column: str) -> pl.Expr:
+        return number_expr(column, self.decimal.get(column, "."))
+
+    def flag(self, column: str) -> pl.Expr:
+        return flag_expr(column, column in self.words)
 
 
-def _date(text: str) -> pl.Expr:
-    return pl.col(text).str.to_date("%Y-%m-%d", strict=False)
+def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec | None = None,
+            delimiter: str = ",") -> tuple[pl.DataFrame, Reading, list[str]]:
+    """(table with `_date_<c>` / `_instant_<c>` for each date column, the file's Reading, notes).
 
-
-# Placeholder until the ISO 8601 date-time parser of the real-exports work lands in this module.
-_ZONED = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z")
-_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-
-
-def _instant(text: str) -> pl.Expr:
-    """ISO 8601 date or date-time text -> UTC instant (naive values are taken as UTC); else null."""
-    value = pl.col(text).str.replace(r" UTC$", "Z").str.replace(r"Z$", "+00:00")
-    return pl.coalesce(
-        *[value.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _ZONED],
-        *[value.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC") for f in _NAIVE])
-
-
-def _future_instant(text: str, today: date) -> pl.Expr:
-    return _instant(text).dt.date() > pl.lit(today + FUTURE_TOLERANCE)
-
-
-def _number(text: str) -> pl.Expr:
-    """Text -> finite float; anything else (text, nan, inf) -> null, so `_not_parsed` catches it."""
-    value = pl.col(text).cast(pl.Float64, strict=False)
-    return pl.when(value.is_finite()).then(value)
-
-
-def _not_parsed(text: str, typed: pl.Expr) -> pl.Expr:
-    return pl.col(text).is_not_null() & (pl.col(text) != "") & typed.is_null()
+    Each check here is one cheap pass over a column; the costly readers (date-times, words in
+    flags, decimal commas, control characters) only run where that pass found a reason to."""
+    notes, dates = [], {}
+    for column in kind.dates:
+        read = read_timestamps(table[column], spec)
+        dates[f"_date_{column}"] = read.date
+        dates[f"_instant_{column}"] = read.instant if read.instant is not None else \
+            pl.repeat(None, table.height, dtype=pl.Datetime("us", "UTC"), eager=True)
+        if read.naive_as_utc:
+            notes.append(f"{column}: {read.naive_as_utc:,} time(s) without offset read as UTC "
+                         "(declare the export's timezone in sources.yaml)")
+        if read.unresolved_local:
+            notes.append(f"{column}: {read.unresolved_local:,} local time(s) do not exist or are ambiguous in "
+                         f"{spec.timezone} (daylight saving): date kept, instant left empty")
+    decimal = {c: infer_decimal(table[c], delimiter, spec) for c in kind.numbers}
+    inferred = [c for c, mark in decimal.items() if mark == "," and not (spec and spec.decimal)]
+    if inferred:
+        notes.append(f"decimal comma inferred for {', '.join(inferred)} (';' delimiter, every amount 1.234,50 / 12,50)")
+    words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
+    # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
+    suspect = tuple(c for c in kind.texts if table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
+    return table.with_columns(**dates), Reading(today, spec, decimal, words, suspect), notes
 
 
 def _empty(text: str) -> pl.Expr:
     return pl.col(text).is_null() | (pl.col(text) == "")
 
 
-def _future(text: str, today: date) -> pl.Expr:
-    return _date(text) > pl.lit(today + FUTURE_TOLERANCE)
-
-
 def _value(text: str) -> pl.Expr:
     return pl.lit(f"{text} ") + pl.lit("'") + pl.col(text).str.slice(0, 30) + pl.lit("'")
 
 
-def session_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
-    amount = pl.col("purchase_amount").cast(pl.Float64, strict=False)
-    browsing = pl.col("browsing_time_sec").cast(pl.Float64, strict=False)
+def _date_rules(column: str, reading: Reading, required: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
+    typed = pl.col(f"_date_{column}")
+    limit = reading.today + FUTURE_TOLERANCE
     return [
-        _bad(_empty("session_id"), "empty session_id"),
-        _bad(_empty("customer_id"), "empty customer_id"),
-        _bad(_empty("session_date"), "empty session_date"),
-        _bad(_not_parsed("session_date", _date("session_date")), _value("session_date") + pl.lit(" is not an ISO date (YYYY-MM-DD)")),
-        _bad(_future("session_date", today), _value("session_date") + pl.lit(f" is in the future (after {today + FUTURE_TOLERANCE})")),
-        _bad(_flag("purchase_made").is_null(), _value("purchase_made").fill_null("purchase_made empty") + pl.lit(" must be 0 or 1")),
-        _bad(_not_parsed("purchase_amount", amount), _value("purchase_amount") + pl.lit(" is not a number")),
-        _bad(amount < 0, "negative purchase_amount"),
-        _bad((amount > 0) & (_flag("purchase_made") == False), "purchase_amount > 0 with purchase_made=0"),  # noqa: E712
-        _bad(_empty("purchase_amount") & (_flag("purchase_made") == True), "purchase_made=1 without purchase_amount"),  # noqa: E712
-        _bad(_not_parsed("browsing_time_sec", browsing), _value("browsing_time_sec") + pl.lit(" is not a number")),
-        _bad(browsing < 0, "negative browsing_time_sec"),
-        _bad(~_empty("added_to_cart") & _flag("added_to_cart").is_null(), _value("added_to_cart") + pl.lit(" must be 0 or 1")),
+        *([_bad(_empty(column), f"empty {column}")] if required else []),
+        _bad(~_empty(column) & typed.is_null(), _value(column) + pl.lit(date_hint(reading.spec))),
+        _bad(typed > pl.lit(limit), _value(column) + pl.lit(f" is in the future (after {limit})")),
     ]
 
 
-def typed_sessions() -> list[pl.Expr]:
+def _number_rules(column: str, reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    return [
+        _bad(~_empty(column) & reading.number(column).is_null(),
+             number_hint(column, reading.decimal.get(column, "."))),
+        _bad(reading.number(column) < 0, f"negative {column}"),
+    ]
+
+
+def _text_rules(kind: DropKind, reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    return [
+        *[_bad(_empty(c), f"empty {c}") for c in kind.required if c not in kind.dates + kind.flags],
+        *[_bad(pl.col(c).str.contains(C1_CONTROL),
+               f"{c} holds a C1 control character (text decoded with the wrong encoding? declare `encoding` in "
+               "sources.yaml)") for c in reading.suspect_text],
+    ]
+
+
+def _flag_reason(column: str) -> pl.Expr:
+    return _value(column).fill_null(f"{column} empty") + pl.lit(" must be 0 or 1 (or true/false, yes/no)")
+
+
+def session_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    purchase, amount = reading.flag("purchase_made"), reading.number("purchase_amount")
+    return [
+        *_text_rules(KINDS["sessions"], reading),
+        *_date_rules("session_date", reading, required=True),
+        _bad(purchase.is_null(), _flag_reason("purchase_made")),
+        *_number_rules("purchase_amount", reading),
+        _bad((amount > 0) & (purchase == False), "purchase_amount > 0 with purchase_made=0"),  # noqa: E712
+        _bad(_empty("purchase_amount") & (purchase == True), "purchase_made=1 without purchase_amount"),  # noqa: E712
+        *_number_rules("browsing_time_sec", reading),
+        _bad(~_empty("added_to_cart") & reading.flag("added_to_cart").is_null(), _flag_reason("added_to_cart")),
+    ]
+
+
+def typed_sessions(reading: Reading) -> list[pl.Expr]:
     product = pl.col("product_viewed")
     return [
         pl.col("session_id"),
         pl.col("customer_id"),
-        _date("session_date").alias("session_date"),
+        pl.col("_date_session_date").alias("session_date"),
+        pl.col("_instant_session_date").alias("session_start"),
         pl.when(_empty("product_viewed") | (product.str.to_lowercase() == "unknown"))
         .then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
-        pl.col("browsing_time_sec").cast(pl.Float64, strict=False),
-        _flag("purchase_made").alias("purchase_made"),
-        pl.col("purchase_amount").cast(pl.Float64, strict=False).fill_null(0.0),
-        _flag("added_to_cart").alias("added_to_cart"),
+        reading.number("browsing_time_sec").alias("browsing_time_sec"),
+        reading.flag("purchase_made").alias("purchase_made"),
+        reading.number("purchase_amount").fill_null(0.0).alias("purchase_amount"),
+        reading.flag("added_to_cart").alias("added_to_cart"),
     ]
 
 
-def customer_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
-    return [
-        _bad(_empty("customer_id"), "empty customer_id"),
-        _bad(_not_parsed("signup_date", _date("signup_date")), _value("signup_date") + pl.lit(" is not an ISO date (YYYY-MM-DD)")),
-        _bad(_future("signup_date", today), _value("signup_date") + pl.lit(f" is in the future (after {today + FUTURE_TOLERANCE})")),
-    ]
+def customer_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    return [*_text_rules(KINDS["customers"], reading), *_date_rules("signup_date", reading)]
 
 
-def typed_customers() -> list[pl.Expr]:
-    age = pl.col("age").cast(pl.Float64, strict=False)
+def typed_customers(reading: Reading) -> list[pl.Expr]:
+    age = reading.number("age")
     in_range = age.is_between(10, 120) & (age == age.floor())
     return [
         pl.col("customer_id"),
@@ -298,23 +469,23 @@ def typed_customers() -> list[pl.Expr]:
         (~_empty("age") & ~in_range.fill_null(False)).alias("age_out_of_range"),
         pl.when(_empty("gender")).then(None).otherwise(pl.col("gender")).alias("gender"),
         pl.when(_empty("location")).then(None).otherwise(pl.col("location")).alias("location"),
-        _date("signup_date").alias("signup_date"),
+        pl.col("_date_signup_date").alias("signup_date"),
     ]
 
 
-def campaign_rules(today: date) -> list[tuple[pl.Expr, pl.Expr]]:
+def campaign_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     return [
-        _bad(_empty("campaign_id"), "empty campaign_id"),
-        _bad(_empty("start_date") | _date("start_date").is_null(), "start_date missing or not an ISO date"),
-        _bad(_empty("end_date") | _date("end_date").is_null(), "end_date missing or not an ISO date"),
-        _bad(_date("end_date") < _date("start_date"), "end_date before start_date"),
+        *_text_rules(KINDS["campaigns"], reading),
+        *_date_rules("start_date", reading, required=True),
+        *_date_rules("end_date", reading, required=True),
+        _bad(pl.col("_date_end_date") < pl.col("_date_start_date"), "end_date before start_date"),
     ]
 
 
-def typed_campaigns() -> list[pl.Expr]:
+def typed_campaigns(reading: Reading) -> list[pl.Expr]:
     return [
-        pl.col("campaign_id"), pl.col("name"), _date("start_date").alias("start_date"),
-        _date("end_date").alias("end_date"), pl.col("channel"),
+        pl.col("campaign_id"), pl.col("name"), pl.col("_date_start_date").alias("start_date"),
+        pl.col("_date_end_date").alias("end_date"), pl.col("channel"),
     ]
 
 
@@ -330,24 +501,29 @@ def _judge(table: pl.DataFrame, kind: DropKind, rules: list, typed_values: list[
 
     One lazy projection, so the date and number parsing that rules and typed values share runs once."""
     return table.lazy().with_columns(
-        _blank=pl.all_horizontal(_empty(c) for c in kind.columns),
+        _blank=pl.all_horizontal(_empty(c) for c in kind.columns) & pl.col("_ragged").is_null(),
         *[cond.fill_null(False).alias(f"_rule{i}") for i, (cond, _) in enumerate(rules)],
         *[expr.alias(f"_typed_{expr.meta.output_name()}") for expr in typed_values],
     ).with_columns(_bad=pl.col("_blank") | pl.any_horizontal(f"_rule{i}" for i in range(len(rules))))
 
 
-def split_rows(table: pl.DataFrame, kind: DropKind, today: date,
-               batch_rows: int = BATCH_ROWS) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int = BATCH_ROWS,
+               reading: Reading | None = None) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """(typed clean rows, quarantined text rows with `reason`, number of in-file duplicates).
 
-    Rules are evaluated as booleans over every row; reason texts are built only for the few rows
-    that broke one. An exact duplicate repeats its row's id, so only rows whose id occurs twice are
-    compared (on the full text: a hash collision can never drop a row). The rest is judged in
-    batches of `batch_rows` so that a 10M-row drop never holds a second full copy of itself.
+    `table` comes from `read_text_table`; `reading` (with the parsed dates) from `prepare`, which
+    is run here with the defaults when not given. Rules are evaluated as booleans over every row;
+    reason texts are built only for the few rows that broke one. An exact duplicate repeats its
+    row's id, so only rows whose id occurs twice are compared (on the full text: a hash collision
+    can never drop a row). The rest is judged in batches of `batch_rows` so that a 10M-row drop
+    never holds a second full copy of itself.
     """
+    if reading is None:
+        table, reading, _ = prepare(table, kind, today)
     rule_list, typed = RULES[kind.name]
-    rules = [(pl.col("_truncated"), pl.lit("truncated last line")), *rule_list(today)]
-    typed_values = typed()
+    rules = [(pl.col("_truncated"), pl.lit("truncated last line")),
+             (pl.col("_ragged").is_not_null(), pl.col("_ragged")), *rule_list(reading)]
+    typed_values = typed(reading)
     typed_names = [expr.meta.output_name() for expr in typed_values]
     reason = pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
                            separator="; ", ignore_nulls=True)
@@ -363,7 +539,10 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date,
         quarantined, clean = pl.collect_all([
             judged.filter(pl.col("_bad")).select(
                 *kind.columns, "source_file", "line",
-                reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).otherwise(reason)),
+                # a ragged row's values sit in the wrong columns: its field count is the one reason
+                reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).when(pl.col("_ragged").is_not_null())
+                .then(pl.concat_str([pl.when(pl.col("_truncated")).then(pl.lit("truncated last line")), "_ragged"],
+                                    separator="; ", ignore_nulls=True)).otherwise(reason)),
             judged.filter(~pl.col("_bad") & ~pl.col("line").is_in(duplicate_lines.implode())).select(
                 *[pl.col(f"_typed_{name}").alias(name) for name in typed_names],
                 pl.lit(source_file).alias("source_file"), "line"),
@@ -374,10 +553,18 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date,
     return pl.concat(clean_parts), pl.concat(quarantine_parts), duplicate_lines.len()
 
 
-def parse_drop(raw: bytes | Path, kind_name: str, source_file: str, today: date | None = None) -> ParsedDrop:
+def parse_drop(raw: bytes | Path, kind_name: str, source_file: str, today: date | None = None,
+               spec: SourceSpec | None = None) -> ParsedDrop:
     """One drop (its bytes, or its path: then polars parses the file itself) -> its three fates.
-    Raises FileRejected for whole-file problems."""
+
+    `spec`: the file's sources.yaml entry (`sources.spec_for`), if any. Raises FileRejected for
+    whole-file problems."""
     kind = KINDS[kind_name]
-    table, notes = read_text_table(raw, kind, source_file)
-    clean, quarantine, duplicates = split_rows(table, kind, today or date.today())
-    return ParsedDrop(kind_name, source_file, clean, quarantine, table.height, duplicates, notes)
+    today = today or date.today()
+    table, notes, encoding, delimiter = read_text_table(raw, kind, source_file, spec)
+    table, reading, value_notes = prepare(table, kind, today, spec, delimiter)
+    clean, quarantine, duplicates = split_rows(table, kind, today, reading=reading)
+    if spec is not None:
+        notes.append(f"read as declared by {spec.describe()}")
+    return ParsedDrop(kind_name, source_file, clean, quarantine, table.height, duplicates,
+                      notes + value_notes, encoding)

@@ -1,6 +1,7 @@
 """`landing_zone_sensor` and `ingest_landing` (the CLI's path): the same planning function decides
 which files become partitions and runs, which are rejected, and which are waited for."""
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +10,9 @@ import dagster as dg
 
 from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS
 from ecom_assets.ingest.landing import LandingFile, move_to_rejected, scan_landing
-from ecom_assets.ingest.parse import HEAD_BYTES, KINDS, FileRejected, decode, sniff_header
+from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
+from ecom_assets.ingest.sources import SourcesError, SourceSpec, load_sources, spec_for
 from ecom_assets.settings import EcomSettings
 
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
@@ -29,18 +31,17 @@ INGEST_JOBS = {
 KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2, "orders": 2, "events": 2}  # customers first: sessions are flagged against them
 
 
-def precheck(item: LandingFile) -> None:
-    """Cheap whole-file checks before a partition is created (header and encoding of line 1)."""
+def precheck(item: LandingFile, spec: SourceSpec | None = None) -> None:
+    """Cheap whole-file checks before a partition is created (header and encoding of its start)."""
     if item.kind is None:
         raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv, "
-                           "orders*.csv, events*.csv)")
+                           "orders*.csv, events*.csv, optionally .gz) and no sources.yaml entry declares its kind")
+    if item.kind not in KINDS:
+        raise FileRejected(f"kind {item.kind!r} (declared by {spec.describe() if spec else 'sources.yaml'}) "
+                           "cannot be ingested by this version")
     if item.size == 0:
         raise FileRejected("empty file (0 bytes)")
-    with item.path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES)
-    first_line = head.split(b"\n", 1)[0]
-    raw, _ = decode(first_line + b"\n")
-    sniff_header(raw, KINDS[item.kind])
+    check_header(item.path, item.kind, spec)
 
 
 @dataclass
@@ -49,12 +50,15 @@ class TickPlan:
     new_partitions: dict[str, list[str]] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    sources_problem: str | None = None  # sources.yaml unusable: new drops wait until it is fixed
     deferred: int = 0  # ready files left for the next tick (cap reached)
     seen: dict[str, list] = field(default_factory=dict)
     requested: dict[str, str] = field(default_factory=dict)
     keys: dict[str, list] = field(default_factory=dict)  # name -> [size, mtime, partition key]
 
     def summary(self) -> str:
+        if self.sources_problem:
+            return f"{len(self.waiting)} file(s) wait until sources.yaml is fixed: {self.sources_problem}"
         return (f"{len(self.requests)} run(s) requested, {sum(map(len, self.new_partitions.values()))} new "
                 f"partition(s), {len(self.rejected)} rejected, {len(self.waiting)} still being written, "
                 f"{self.deferred} deferred to the next tick")
@@ -81,7 +85,17 @@ def plan_tick(
     previously_requested: dict[str, str] = cursor.get("requested", {})
     cached_keys: dict[str, list] = cursor.get("keys", {})
     plan = TickPlan(waiting=[w.path.name for w in waiting], seen=seen)
+    try:  # read on every tick: an edit applies to the next drop without a restart
+        specs = load_sources(settings.data_dir)
+    except SourcesError as err:  # never guess what the operator meant to declare: hold new drops
+        plan.sources_problem = str(err)
+        plan.waiting += [item.path.name for item in ready]
+        plan.keys, plan.requested = cached_keys, previously_requested
+        return plan
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
+    declared = {item.path.name: spec_for(item.path.name, specs) for item in ready}
+    ready = [dataclasses.replace(item, kind=declared[item.path.name].kind)
+             if declared[item.path.name] and declared[item.path.name].kind else item for item in ready]
     for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.path.name)):
         cached = cached_keys.get(item.path.name)
         key = cached[2] if cached and cached[:2] == item.signature else None
@@ -90,7 +104,7 @@ def plan_tick(
             continue
         try:
             if key is None:
-                precheck(item)
+                precheck(item, declared[item.path.name])
                 key = item.partition_key()
         except (FileRejected, OSError) as err:
             move_to_rejected(item.path, settings.rejected, f"{item.path.name}: {err}")
@@ -140,7 +154,10 @@ def plan_tick(
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     plan = plan_tick(settings, context.instance, cursor)
-    context.log.info(plan.summary())
+    if plan.sources_problem:
+        context.log.warning(plan.summary())
+    else:
+        context.log.info(plan.summary())
     return dg.SensorResult(
         run_requests=plan.requests,
         dynamic_partitions_requests=[PARTITIONS[k].build_add_request(keys) for k, keys in plan.new_partitions.items()],
@@ -193,6 +210,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
         f"ingested {len(plan.requests) - len(failed)} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
         f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
     ]
+    if plan.sources_problem:
+        lines.append(f"NOT INGESTED: {plan.summary()}")
     if plan.rejected:
         lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}: {', '.join(plan.rejected)}")
     if failed:

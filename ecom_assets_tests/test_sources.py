@@ -1,0 +1,81 @@
+"""sources.yaml: declarations are read and validated; a broken file names its problem."""
+
+from datetime import date, datetime, timezone
+
+import polars as pl
+import pytest
+
+from ecom_assets.ingest.sources import ReturnRule, SourcesError, load_sources, spec_for
+from ecom_assets.ingest.values import read_timestamps
+
+RETAIL = """
+- match: "Online_Retail*.csv"
+  kind: sessions
+  columns: {InvoiceNo: session_id, CustomerID: customer_id, InvoiceDate: session_date}
+  date_format: "%m/%d/%Y %H:%M"
+  timezone: Europe/London
+  decimal: ","
+  encoding: windows-1252
+  null_markers: ["?", "#N/A"]
+- match: "orders/*.csv"
+  kind: orders
+  return_when: {column: InvoiceNo, prefix: C}
+"""
+
+
+def write(data_dir, text: str) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "sources.yaml").write_text(text)
+
+
+def test_no_file_means_no_declarations(tmp_path) -> None:
+    assert load_sources(tmp_path) == []
+
+
+def test_entries_are_parsed_and_matched_by_glob(tmp_path) -> None:
+    """A UCI-style Online Retail export (US dates, London time, Excel's cp1252) declared in full."""
+    write(tmp_path, RETAIL)
+    specs = load_sources(tmp_path)
+    retail = spec_for("online_retail_2011.CSV", specs)
+    assert retail.kind == "sessions" and retail.columns["invoiceno"] == "session_id"
+    assert retail.encoding == "cp1252" and retail.decimal == "," and retail.null_markers == ("?", "#N/A")
+    assert retail.date_has_time and retail.timezone == "Europe/London"
+    orders = spec_for("orders/2024-01.csv", specs)
+    assert orders.return_when == ReturnRule("invoiceno", prefix="C")
+    assert spec_for("2024-01.csv", specs) is None  # a glob with '/' needs the folder
+    frame = pl.DataFrame({"invoiceno": ["C536379", "536380"]})
+    assert frame.select(orders.return_when.expr()).to_series().to_list() == [True, False]
+
+
+def test_declared_format_and_zone_read_naive_us_timestamps(tmp_path) -> None:
+    """`12/1/2010 8:26` (Excel's US short date-time) is December 1st once declared; the London
+    winter time is UTC+0, the summer one UTC+1."""
+    write(tmp_path, RETAIL)
+    spec = spec_for("Online_Retail.csv", load_sources(tmp_path))
+    read = read_timestamps(pl.Series(["12/1/2010 8:26", "6/1/2011 8:26", "2011-06-01T08:26:00Z"]), spec)
+    assert read.date.to_list() == [date(2010, 12, 1), date(2011, 6, 1), date(2011, 6, 1)]
+    assert read.instant.to_list() == [datetime(2010, 12, 1, 8, 26, tzinfo=timezone.utc),
+                                      datetime(2011, 6, 1, 7, 26, tzinfo=timezone.utc),
+                                      datetime(2011, 6, 1, 8, 26, tzinfo=timezone.utc)]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("- match: '*.csv'\n  date_fromat: '%d/%m/%Y'\n", "unknown key(s) date_fromat"),
+        ("- match: '*.csv'\n  kind: invoices\n", "kind 'invoices' is not one of"),
+        ("- match: '*.csv'\n  timezone: Mars/Olympus\n", "not an IANA time zone"),
+        ("- match: '*.csv'\n  decimal: ';'\n", "decimal must be"),
+        ("- match: '*.csv'\n  encoding: klingon\n", "not a known encoding"),
+        ("- match: '*.csv'\n  date_format: '%d/%m'\n", "does not give a full date"),
+        ("- kind: sessions\n", "needs exactly one file-name glob"),
+        ("- match: '*.csv'\n  kind: sessions\n  return_when: {column: status, prefix: C}\n", "applies to orders"),
+        ("- match: [unclosed\n", "not readable YAML"),
+        ("match: '*.csv'\n", "expected a list of entries"),
+    ],
+)
+def test_an_invalid_file_names_the_entry_and_the_problem(tmp_path, text: str, problem: str) -> None:
+    """Typos and impossible values are refused loudly rather than silently ignored."""
+    write(tmp_path, text)
+    with pytest.raises(SourcesError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        load_sources(tmp_path)
