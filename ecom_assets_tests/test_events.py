@@ -130,9 +130,18 @@ def test_conversion_by_hour_leaves_out_sessions_without_browsing() -> None:
     assert (hour["level"], hour["sessions"], hour["purchases"], hour["conversion"]) == (9, 2, 1, 0.5)
 
 
+# REES46's own header (category_code and user_* names, a category_id column we do not use) and the
+# sources.yaml entry that maps it: nothing else declared
+REES46_HEADER = "event_time,event_type,product_id,category_code,brand,price,user_id,user_session"
+REES46_SOURCES = """- match: "events_*.csv"
+  columns: {user_id: customer_id, user_session: session_id, category_code: category}
+"""
+
+
 def test_events_drop_flows_into_sessions_and_funnels(data_dir, instance, resources) -> None:
     rows = store_log(seed=5, sessions=80)
-    drop(data_dir, "events_2019_10.csv", "\n".join([HEADER, *rows, rows[0][:25]]))
+    (data_dir / "sources.yaml").write_text(REES46_SOURCES)
+    drop(data_dir, "events_2019_10.csv", "\n".join([REES46_HEADER, *rows, rows[0][:25]]))
     tables = ingest_and_clean(data_dir, instance, resources)
     assert tables["events"].height == len(set(rows))
     sessions = tables["sessions"]
@@ -147,3 +156,20 @@ def test_events_drop_flows_into_sessions_and_funnels(data_dir, instance, resourc
     got = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
            for r in funnel.iter_rows(named=True)}
     assert got == reference_funnel(rows)
+
+
+def test_run_on_an_event_log_alone_exits_0_with_funnels_equal_to_the_reference(tmp_path) -> None:
+    from ecom_assets.cli import main
+
+    data = tmp_path / "data"
+    (data / "landing").mkdir(parents=True)
+    (data / "sources.yaml").write_text(REES46_SOURCES)
+    rows = store_log(seed=8, sessions=200)
+    (data / "landing" / "events_store.csv").write_text("\n".join([REES46_HEADER, *rows, rows[3][:40]]))
+    assert main(["run", "--data-dir", str(data), "--no-automation"]) == 0
+    funnel = pl.read_parquet(data / "warehouse" / "category_funnel.parquet")
+    got = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
+           for r in funnel.iter_rows(named=True)}
+    assert got == reference_funnel(rows)
+    trends = pl.read_parquet(data / "warehouse" / "sales_trends.parquet")
+    assert trends.filter(grain="hour_of_day")["sessions"].sum() == len({r.split(",")[-1] for r in rows})

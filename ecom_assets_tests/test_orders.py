@@ -103,3 +103,56 @@ def test_a_later_drop_replaces_an_order_as_a_whole(data_dir, instance, resources
     amounts = dict(zip(tables["sessions"]["session_id"], tables["sessions"]["purchase_amount"]))
     assert amounts == {"A": 5.0, "B": 5.0, "C": 10.0}
     assert pl.Series(lines["line_amount"]).sum() == sum(amounts.values())
+
+
+# UCI Online Retail as downloaded: its own column names, US month-first times without seconds or zone,
+# float-formatted customer ids, `C` cancellation invoices, lines without a customer (whole invoices and
+# single lines), a postage line, a line exported twice, a zero-price gift, an extra Country column.
+UCI = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
+536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,17850.0,United Kingdom
+536370,22728,ALARM CLOCK BAKELIKE PINK,24,12/1/2010 8:45,3.75,12583.0,France
+536370,POST,POSTAGE,3,12/1/2010 8:45,18,12583.0,France
+C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527.0,United Kingdom
+C536383,35004C,SET OF 3 COLOURED  FLYING DUCKS,-1,12/1/2010 9:49,4.65,15311.0,United Kingdom
+536414,22139,,56,12/1/2010 11:52,0,,United Kingdom
+536544,21773,DECORATIVE ROSE BATHROOM BOTTLE,1,12/1/2010 14:32,2.51,,United Kingdom
+536981,22065,CHRISTMAS PUDDING TRINKET POT,12,12/3/2010 14:26,0,14911.0,EIRE
+"""
+UCI_SOURCES = """- match: "orders_*.csv"
+  columns: {InvoiceNo: order_id, StockCode: product_id, Description: product_name, Quantity: quantity,
+            InvoiceDate: order_time, UnitPrice: unit_price, CustomerID: customer_id}
+  date_format: "%m/%d/%Y %H:%M"
+"""
+
+
+def test_uci_online_retail_with_only_columns_and_date_format_declared(data_dir, instance, resources) -> None:
+    (data_dir / "sources.yaml").write_text(UCI_SOURCES)
+    drop(data_dir, "orders_online_retail.csv", UCI)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    # careful per-order reference: invoices not starting with C, lines with a customer, duplicates once
+    reference = {"536365": 6 * 2.55 + 6 * 3.39, "536366": 6 * 1.85, "536370": 24 * 3.75 + 3 * 18, "536981": 0.0}
+    got = dict(zip(tables["sessions"]["session_id"], tables["sessions"]["purchase_amount"]))
+    assert got.keys() == reference.keys()
+    assert all(abs(got[k] - v) < 1e-9 for k, v in reference.items())
+    assert tables["sessions"]["session_date"].cast(pl.String).to_list().count("2010-12-01") == 3
+    assert tables["sessions"]["session_start"].dt.strftime("%H:%M").sort().to_list()[0] == "08:26"
+    # cancellations: negative quantities, never purchases; lines without a customer: quarantined, counted
+    assert sorted(tables["returns"]["order_id"].to_list()) == ["C536379", "C536383"]
+    assert quarantine(data_dir, "orders")["reason"].to_list() == ["empty customer_id"] * 2
+    accounting = tables["result"].asset_materializations_for_node("clean_order_lines")
+    assert accounting and tables["order_lines"].height == 6
+
+
+def test_run_on_uci_orders_alone_exits_0(tmp_path) -> None:
+    from ecom_assets.cli import main
+
+    data = tmp_path / "data"
+    (data / "landing").mkdir(parents=True)
+    (data / "sources.yaml").write_text(UCI_SOURCES)
+    (data / "landing" / "orders_retail.csv").write_text(UCI)
+    assert main(["run", "--data-dir", str(data), "--no-automation"]) == 0
+    sessions = pl.read_parquet(data / "warehouse" / "clean_sessions" / "part-*.parquet")
+    assert sessions.height == 4 and sessions["unknown_customer"].all()  # no customers file: kept, flagged
