@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--drops", type=int, default=3, help="successive 1 %% drops timed with --incremental (median reported)")
     b.add_argument("--sensor-files", type=int, default=10_000, help="small drops for the sensor tick timing")
     b.add_argument("--sensor-only", action="store_true", help="only time the sensor; update results.json")
+    b.add_argument("--events", type=int, default=0, help="also time N events through ingest + sessionisation")
+    b.add_argument("--events-only", action="store_true", help="only time the events path; update results.json")
     b.add_argument("--readme", default=None, help="rewrite the table between the bench markers of this README")
     return p
 

@@ -30,7 +30,7 @@ KIND = DropKind(
     ("customer_id", "event_time", "event_type", "product_id"),
     ("session_id", "category", "price", "quantity", "brand"),
     dates=("event_time",), numbers=("price", "quantity"),
-    texts=("customer_id", "event_type", "session_id", "category", "brand"),
+    texts=("customer_id", "event_type", "session_id", "category", "brand"), keyed=False,
 )
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase", "other")
 # platform event names (lower-case, spaces and dashes as underscores) -> contract event type
@@ -105,13 +105,17 @@ EVENT_COLUMNS = {
 
 
 def sessionise(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFrame:
-    """Typed events -> the same rows with `session_id` filled and ordered by (session_id, event_time).
+    """Typed events -> the same rows with `session_id` filled in.
 
-    Rows carrying the export's session id keep it. The others are split per customer into
-    sessions that end after `gap` without an event; such a session's id is
-    `<customer_id>@<ISO time of its first event>` (stable across re-deliveries of the same events)."""
+    Rows carrying the export's session id keep it (an export with ids on every row is returned as it
+    is: no sort). The others are split per customer into sessions that end after `gap` without an
+    event; such a session's id is `<customer_id>@<ISO time of its first event>` (stable across
+    re-deliveries of the same events)."""
+    missing = events["session_id"].is_null()
+    if not missing.any():
+        return events
     derived = (
-        events.lazy().filter(pl.col("session_id").is_null())
+        events.filter(missing).lazy()
         .sort("customer_id", "event_time")
         .with_columns(_new=(pl.col("customer_id") != pl.col("customer_id").shift(1)).fill_null(True)
                       | ((pl.col("event_time") - pl.col("event_time").shift(1)) > gap).fill_null(True))
@@ -119,9 +123,9 @@ def sessionise(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFra
         .with_columns(session_id=pl.col("customer_id") + pl.lit("@")
                       + pl.col("event_time").first().over("_n").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))
         .drop("_new", "_n")
+        .collect()
     )
-    given = events.lazy().filter(pl.col("session_id").is_not_null())
-    return pl.concat([given, derived]).sort("session_id", "event_time", "line").collect()
+    return pl.concat([events.filter(~missing), derived])
 
 
 def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -132,38 +136,42 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     = view events of a product, `categories_viewed` = distinct categories viewed; `added_to_cart` /
     `purchase_made` = any such event; `purchase_amount` = sum of purchase events' price x quantity
     (quantity 1 when absent; a purchase without price adds 0); `product_viewed` = the category
-    (else product) with the most views in the session (then most events; ties alphabetical)."""
-    lazy = events.lazy()
-    label = pl.coalesce(pl.col("category"), pl.col("product_id"))
-    view = pl.col("event_type") == "view"
-    top = (
-        lazy.group_by("session_id", label.alias("_label"))
-        .agg(view.sum().alias("_views"), pl.len().alias("_events"))
-        .sort("session_id", "_views", "_events", "_label", descending=[False, True, True, False], nulls_last=True)
-        .group_by("session_id").agg(pl.col("_label").first().alias("product_viewed"))
+    (else product) with the most views in the session (then most events; ties alphabetical).
+
+    Two group-bys: per (session, category-or-product), then per session over those few rows."""
+    view, purchase = pl.col("event_type") == "view", pl.col("event_type") == "purchase"
+    per_label = events.lazy().group_by(
+        "session_id", pl.coalesce("category", "product_id").alias("_label"),
+        pl.col("category").is_not_null().alias("_is_category"),
+    ).agg(
+        _first=pl.col("event_time").min(), _last=pl.col("event_time").max(),
+        _customer=pl.col("customer_id").sort_by("event_time").first(),
+        _date=pl.col("event_date").sort_by("event_time").first(),
+        _views=view.sum(), _product_views=(view & pl.col("product_id").is_not_null()).sum(), _events=pl.len(),
+        _carted=(pl.col("event_type") == "cart").any(), _purchased=purchase.any(),
+        _amount=(pl.col("price") * pl.col("quantity").fill_null(1.0)).filter(purchase).sum(),
+        source_file=pl.col("source_file").first(), line=pl.col("line").min(),
     )
-    purchase = pl.col("event_type") == "purchase"
+    by_time = pl.col("_first")
     return (
-        lazy.group_by("session_id")
-        .agg(
-            pl.col("customer_id").sort_by("event_time").first(),
-            pl.col("event_time").min().alias("session_start"),
-            pl.col("event_date").sort_by("event_time").first().alias("session_date"),
-            ((pl.col("event_time").max() - pl.col("event_time").min()).dt.total_microseconds() / 1e6)
-            .alias("browsing_time_sec"),
-            view.sum().cast(pl.Int64).alias("page_views"),
-            (view & pl.col("product_id").is_not_null()).sum().cast(pl.Int64).alias("product_views"),
-            pl.col("category").filter(view).drop_nulls().n_unique().cast(pl.Int64).alias("categories_viewed"),
-            (pl.col("event_type") == "cart").any().alias("added_to_cart"),
-            purchase.any().alias("purchase_made"),
-            (pl.col("price") * pl.col("quantity").fill_null(1.0)).filter(purchase).sum().alias("purchase_amount"),
-            pl.col("source_file").first(),
-            pl.col("line").min(),
+        per_label.group_by("session_id").agg(
+            customer_id=pl.col("_customer").sort_by(by_time).first(),
+            session_date=pl.col("_date").sort_by(by_time).first(),
+            product_viewed=pl.col("_label").sort_by(["_views", "_events", "_label"], descending=[True, True, False],
+                                                    nulls_last=True).first(),
+            browsing_time_sec=(pl.col("_last").max() - by_time.min()).dt.total_microseconds() / 1e6,
+            purchase_made=pl.col("_purchased").any(),
+            purchase_amount=pl.col("_amount").sum(),
+            added_to_cart=pl.col("_carted").any(),
+            session_start=by_time.min(),
+            page_views=pl.col("_views").sum().cast(pl.Int64),
+            product_views=pl.col("_product_views").sum().cast(pl.Int64),
+            categories_viewed=(pl.col("_is_category") & (pl.col("_views") > 0)).sum().cast(pl.Int64),
+            source_file=pl.col("source_file").first(),
+            line=pl.col("line").min(),
         )
-        .join(top, on="session_id", how="left")
         .select(
-            "session_id", "customer_id", "session_date",
-            pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
+            "session_id", "customer_id", "session_date", pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
             "browsing_time_sec", "purchase_made", pl.col("purchase_amount").fill_null(0.0), "added_to_cart",
             "session_start", "page_views", "product_views", "categories_viewed", "source_file", "line",
         )

@@ -31,7 +31,7 @@ KIND = DropKind(
     ("unit_price", "line_amount", "category", "product_name", "status", "currency"),
     dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
-    any_of=("unit_price", "line_amount"),
+    any_of=("unit_price", "line_amount"), keyed=False,
 )
 # statuses that mean the line was not (or no longer) bought; compared lower-case
 RETURN_STATUSES = ("cancelled", "canceled", "refunded", "partially_refunded", "partially refunded", "returned",

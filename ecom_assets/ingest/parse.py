@@ -42,6 +42,7 @@ class DropKind:
     flags: tuple[str, ...] = ()  # values.flag_expr
     texts: tuple[str, ...] = ()  # kept as text: checked for C1 control characters
     any_of: tuple[str, ...] = ()  # at least one of these optional columns must be in the header
+    keyed: bool = True  # the first required column identifies a row (a line-level kind repeats it: False)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -528,7 +529,9 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
     reason = pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
                            separator="; ", ignore_nulls=True)
     # duplicates: among good rows sharing an id, every copy of an already-seen text is one
-    shared_id = repeated(table[kind.required[0]].hash(seed=0))
+    # (a line-level kind repeats its first column on every line of an order / a customer's events: there
+    # whole rows are hashed, so only true repeats are compared; 1M events 4.2 -> 1.4 s)
+    shared_id = repeated(table[kind.required[0]].hash(seed=0) if kind.keyed else table.select(kind.columns).hash_rows(seed=0))
     candidates = _judge(table.filter(shared_id), kind, rules, typed_values).filter(~pl.col("_bad"))
     duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct()).collect()["line"]
     source_file = table["source_file"][0] if table.height else ""
