@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Union
 import dagster as dg
 import polars as pl
 
+from ecom_assets.metadata import NO_DATA
+
 if TYPE_CHECKING:
     from upath import UPath
 
@@ -217,7 +219,9 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             path = self._file(context.asset_key, partition_key, ".parquet")
             write_parquet_atomic(obj, path)
             context.add_output_metadata(
-                {"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size}
+                {"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size,
+                 # an empty build (every drop rejected or quarantined) says so instead of failing
+                 **({"status": NO_DATA} if isinstance(obj, pl.DataFrame) and obj.is_empty() else {})}
             )
         elif isinstance(obj, (dict, list)):
             path = self._file(context.asset_key, partition_key, ".json")

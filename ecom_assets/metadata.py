@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 _NUMERIC = (pl.Float32, pl.Float64)
+NO_DATA = "no data yet"  # what a table with zero rows says in its metadata and in `ecom-assets run`
 
 
 def column_schema(columns: dict[str, str]) -> dict:
@@ -18,6 +19,19 @@ def column_schema(columns: dict[str, str]) -> dict:
             ]
         )
     }
+
+
+# the leading word of a column's type in `column_schema` texts -> its polars dtype; any other word
+# (an enumeration such as "day | week") names string labels
+_DTYPES = {"string": pl.String, "int": pl.Int64, "int64": pl.Int64, "float": pl.Float64, "float64": pl.Float64,
+           "date": pl.Date, "bool": pl.Boolean, "datetime": pl.Datetime("us", "UTC")}
+
+
+def empty_table(columns: dict[str, str]) -> pl.DataFrame:
+    """A zero-row frame typed as documented by `{name: "type - meaning"}` (the text `column_schema` takes):
+    what an asset stores while it has no data yet, so its readers find every column."""
+    return pl.DataFrame(schema={name: _DTYPES.get(text.split(" - ", 1)[0].split()[0].lower(), pl.String)
+                                for name, text in columns.items()})
 
 
 def md_table(frame: pl.DataFrame, max_rows: int = 20, digits: int = 3) -> str:

@@ -88,12 +88,25 @@ def profile_new_drops(instance, data_dir: Path) -> int:
     return len(todo)
 
 
+def empty_assets(result) -> list[str]:
+    """The assets this run materialized with no rows (their metadata says "no data yet")."""
+    from ecom_assets.metadata import NO_DATA
+
+    return sorted({event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+                   if (status := event.materialization.metadata.get("status")) is not None and status.value == NO_DATA})
+
+
 def _print_summary(data_dir: Path, result, seconds: float) -> None:
+    from ecom_assets.metadata import NO_DATA
     from ecom_assets.resources import build_resources
     from ecom_assets.settings import EcomSettings
 
     settings = EcomSettings(data_dir=str(data_dir))
     print(f"\nbuild run {result.run_id}: {'success' if result.success else 'FAILED'} in {seconds:.1f} s")
+    empty = empty_assets(result)
+    if empty:
+        print(f"{NO_DATA}: {len(empty)} table(s) have no rows ({', '.join(empty)}); drop customers*/sessions*.csv "
+              f"files into {settings.landing} (rejected files and quarantined rows say why nothing was kept)")
     champion = settings.path("models", "champion.json")
     if champion.exists():
         version = json.loads(champion.read_text())["version"]

@@ -6,9 +6,16 @@ on; the ingest domain adds the raw/quarantine schemas next to them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+from pandera.api.polars.types import PolarsData
+from pandera.backends.polars import builtin_checks  # noqa: F401  (registers the polars check functions)
+from pandera.backends.polars.checks import PolarsCheckBackend
+from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.engines.polars_engine import DateTime
 
 UNKNOWN_PRODUCT = "unknown"
@@ -84,6 +91,11 @@ class CleanSessions(_StrictModel):
     def session_id_unique(cls, data) -> pl.LazyFrame:
         return _unique_by_sort(data)
 
+    @pa.check("browsing_time_sec", "purchase_amount", name="finite")
+    @classmethod
+    def finite(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).is_finite())  # inf and nan are no amount or duration
+
 
 class CleanCustomers(_StrictModel):
     """One row per customer id (the later drop wins on conflicting content)."""
@@ -147,9 +159,58 @@ class CleanEvents(_StrictModel):
     ingested_at: _UTC
 
 
+class ParsedEvents(CleanEvents):
+    """An events drop's rows as parsed, before sessionisation fills the session ids the export lacks."""
+
+    session_id: str = pa.Field(nullable=True)
+
+
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """A zero-row frame with the model's columns and dtypes (for 'nothing ingested yet')."""
     schema = model.to_schema()
     return pl.DataFrame(
         schema={name: col.dtype.type for name, col in schema.columns.items()}
     )
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """One rule of a clean schema that judges each row on its own: the column's nullability
+    (`check` None; NaN counts as null, as pandera's own nullable check has it) or one of its
+    pandera checks. Column dtypes and table-wide checks (uniqueness) are not row rules."""
+
+    column: str
+    name: str  # readable rule: "not null", "greater_than_or_equal_to(min_value=0)"
+    check: pa.Check | None = None
+
+    def broken(self, frame: pl.LazyFrame, alias: str) -> pl.LazyFrame:
+        """One bool column `alias`, True where the row breaks the rule; evaluated by pandera's own check
+        function, so ingest and the table-level validation cannot disagree."""
+        value = pl.col(self.column)
+        if self.check is None:
+            return frame.select((value.is_null() | (value.is_nan() if _is_float(frame, self.column) else False))
+                                .alias(alias))
+        passed = pl.col(CHECK_OUTPUT_KEY)
+        passed = passed | passed.is_null() if self.check.ignore_na else passed.fill_null(False)
+        return PolarsCheckBackend(self.check).apply(PolarsData(frame, self.column)).select((~passed).alias(alias))
+
+
+def _is_float(frame: pl.LazyFrame, column: str) -> bool:
+    return frame.collect_schema()[column].is_float()
+
+
+@cache
+def row_checks(model: type[pa.DataFrameModel]) -> tuple[RowCheck, ...]:
+    """Every row rule of `model` (see RowCheck). A check is row-wise when it answers a zero-row table
+    with zero rows; `unique` answers with one, so it stays with the table-level validation."""
+    schema = model.to_schema()
+    empty = empty_frame(model).lazy()
+    rules = []
+    for name, column in schema.columns.items():
+        if not column.nullable:
+            rules.append(RowCheck(name, "not null"))
+        for check in column.checks:
+            if PolarsCheckBackend(check).apply(PolarsData(empty, name)).collect().height == 0:
+                arguments = ", ".join(f"{k}={v}" for k, v in (check.statistics or {}).items())
+                rules.append(RowCheck(name, f"{check.name}({arguments})", check))
+    return tuple(rules)

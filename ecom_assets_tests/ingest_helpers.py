@@ -8,6 +8,8 @@ import polars as pl
 from ecom_assets.clean import (clean_customers, clean_events, clean_order_lines, clean_returns, clean_sessions,
                                quarantine_summary)
 from ecom_assets.ingest import RAW_ASSETS, SESSION_ASSETS, ingest_landing
+from ecom_assets.ingest.assets import read_rejects
+from ecom_assets.settings import EcomSettings
 
 SESSIONS_HEADER = "session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount"
 CUSTOMERS_HEADER = "customer_id,age,gender,location,signup_date"
@@ -36,6 +38,12 @@ def ingest_and_clean(data_dir: Path, instance, resources) -> dict[str, pl.DataFr
         "events": result.output_for_node("clean_events"),
         "result": result,
     }
+
+
+def rejected_reasons(data_dir: Path) -> dict[str, str]:
+    """file name as dropped -> reason, for every whole-file reject in rejected/."""
+    rejects = read_rejects(EcomSettings(data_dir=str(data_dir)))
+    return dict(zip(rejects["file"], rejects["reason"], strict=True))
 
 
 def quarantine(data_dir: Path, kind: str = "sessions") -> pl.DataFrame:

@@ -13,7 +13,7 @@ from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick
 from ecom_assets.resources import build_resources
 from ecom_assets.settings import EcomSettings
-from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop
+from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, rejected_reasons
 
 
 def tick(instance, resources, cursor=None) -> tuple[dg.SensorResult, str]:
@@ -60,7 +60,7 @@ def test_same_bytes_dropped_again_never_run_again(data_dir, instance, resources)
     _, cursor = tick(instance, resources)
     result, _ = tick(instance, resources, cursor)
     assert not result.run_requests
-    assert "already ingested" in (data_dir / "rejected" / "sessions_1.csv.reason.txt").read_text()
+    assert "already ingested" in rejected_reasons(data_dir)["sessions_1.csv"]
 
 
 def test_run_requests_are_capped_per_tick_and_all_files_eventually_ingested_once(data_dir, instance) -> None:

@@ -13,7 +13,7 @@ from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
 from ecom_assets.ingest.partitions import PARTITIONS
-from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.metadata import NO_DATA, column_schema, md_table
 from ecom_assets.schemas import CleanEvents, CleanOrderLines, empty_frame
 from ecom_assets.settings import EcomSettings
 
@@ -168,6 +168,7 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
         "parts_rewritten": report.rewritten_parts,
         "parts_reflagged": report.reflagged_parts,
         "drops_held_back": len(held_back),
+        **({"status": NO_DATA} if totals["rows"] == 0 else {}),
         **{k: totals[k] for k in ("before_signup", "unknown_customer", "unknown_product", "purchases", "first_date",
                                   "last_date")},
     })

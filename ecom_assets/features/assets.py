@@ -17,7 +17,7 @@ from ecom_assets.features.build import (
 from ecom_assets.features.history import update_history
 from ecom_assets.features.lifetime import LIFETIME_COLUMNS
 from ecom_assets.io import StoredParts, columns_in, read_parquet
-from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.metadata import NO_DATA, column_schema, md_table
 
 OWNER = "team:data-science"
 clean_sessions_key = dg.AssetKey("clean_sessions")
@@ -112,9 +112,9 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
                       clean_customers: pl.DataFrame) -> dg.Output:
     latest = customer_history["last_session"].max() if customer_history.height else None
     as_of = date.fromisoformat(config.as_of) if config.as_of else latest
-    if as_of is None:
-        return dg.Output(pl.DataFrame(schema={"customer_id": pl.String, "as_of": pl.Date, "cold_start": pl.Boolean}),
-                         metadata={"dagster/row_count": 0, "as_of": "no sessions yet"})
+    if as_of is None:  # no clean session yet: the typed, empty feature table (every column downstream expects)
+        return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today()),
+                         metadata={"dagster/row_count": 0, "as_of": "no data yet", "note": NO_DATA})
     if latest is not None and as_of >= latest:  # every session counts: the stored lifetime half is exact
         features = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
         source = "customer_history + last 90 days of sessions"

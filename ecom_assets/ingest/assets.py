@@ -17,7 +17,7 @@ import polars as pl
 
 from ecom_assets.ingest import events as event_kind
 from ecom_assets.ingest import orders as order_kind
-from ecom_assets.ingest.landing import move_to_archive, move_to_rejected, sha256_of
+from ecom_assets.ingest.landing import REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of
 from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
 from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
@@ -95,7 +95,7 @@ def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Locat
     only the accounting itself is checked."""
     held_back = {}
     for key, path in stored.items():
-        record = quarantine_paths(settings, kind, key)[1]
+        record = _accounting_record(settings, kind, key)
         if not record.exists():
             held_back[key] = f"{file_name_of(key)}: no accounting record at {record}"
             continue
@@ -110,21 +110,36 @@ def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Locat
 
 
 def locate_drop(settings: EcomSettings, key: str) -> tuple[Path, bool]:
-    """(path, is_in_landing): the landing file if its content still matches the key, else the archived copy."""
-    landing = settings.landing / file_name_of(key)
-    if landing.exists() and key.endswith(sha256_of(landing)[: len(key.rsplit("__", 1)[1])]):
-        return landing, True
+    """(path, is_in_landing): a file in landing/ (or a sub-folder of it) whose content still matches the
+    key, else the archived copy. Files of the same name in several sub-folders are told apart by hash."""
+    name, digest = file_name_of(key), key.rsplit("__", 1)[1]
+    for landing in dict.fromkeys([settings.landing / name, *sorted(settings.landing.rglob(name))]):
+        if (landing.is_file() and not is_ignored(landing.relative_to(settings.landing))
+                and sha256_of(landing).startswith(digest)):
+            return landing, True
     archived = settings.archive / archive_name(key)
     if archived.exists():
         return archived, False
     raise dg.Failure(
-        f"drop {key}: {file_name_of(key)} is neither in {settings.landing} with this content nor in {settings.archive}"
+        f"drop {key}: {name} is neither in {settings.landing} with this content nor in {settings.archive}"
     )
 
 
 def quarantine_paths(settings: EcomSettings, kind: str, key: str) -> tuple[Path, Path]:
+    """The drop's quarantined rows and accounting, named by its partition key (`sessions_daily.csv__ab12…
+    .parquet`): every drop of a re-used file name keeps its own."""
     stem = settings.folder("quarantine") / kind / partition_file_name(key)
-    return stem.with_suffix(".parquet"), stem.with_suffix(".json")
+    return stem.with_name(stem.name + ".parquet"), stem.with_name(stem.name + ".json")
+
+
+def _accounting_record(settings: EcomSettings, kind: str, key: str) -> Path:
+    """The drop's accounting file; one written before records were named by the full key (`sessions.json`
+    for `sessions.csv__ab12…`) still counts when it names this drop."""
+    record = quarantine_paths(settings, kind, key)[1]
+    legacy = (settings.folder("quarantine") / kind / partition_file_name(key)).with_suffix(".json")
+    if not record.exists() and legacy.exists() and json.loads(legacy.read_text()).get("source_file") == key:
+        return legacy
+    return record
 
 
 def _reasons(parsed: ParsedDrop) -> pl.DataFrame:
@@ -158,7 +173,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         parsed = parse_drop(path, kind, key, spec=spec)
     except FileRejected as err:
         if in_landing:
-            move_to_rejected(path, settings.rejected, f"{path.name}: {err}")
+            reject(path, settings, str(err), name=str(path.relative_to(settings.landing)), log=log)
         raise dg.Failure(f"{path.name} rejected: {err}") from err
     if kind in FINISH:
         parsed.clean = FINISH[kind](parsed.clean, spec)
@@ -219,6 +234,55 @@ def _raw_asset(kind: str) -> dg.AssetsDefinition:
         )
 
     return raw_drop
+
+
+REJECTS_CHECK = "no_rejected_files"
+REJECT_COLUMNS = {"file": "string - the file as it was named below landing/",
+                  "rejected_file": "string - where it is now: rejected/<stem>__<content hash>.<suffix>",
+                  "reason": "string - why the whole file could not be ingested",
+                  "time": "datetime - when it was rejected (UTC)"}
+
+
+def read_rejects(settings: EcomSettings) -> pl.DataFrame:
+    """Every reject still in rejected/ (one `.reason.txt` each: `<file>: <reason>`), newest first."""
+    rows = []
+    for note in settings.rejected.glob(f"*{REASON_SUFFIX}"):
+        file, _, reason = note.read_text().strip().partition(": ")
+        rows.append({"file": file, "rejected_file": note.name.removesuffix(REASON_SUFFIX), "reason": reason,
+                     "time": datetime.fromtimestamp(note.stat().st_mtime, timezone.utc)})
+    return pl.DataFrame(rows, schema={"file": pl.String, "rejected_file": pl.String, "reason": pl.String,
+                                      "time": pl.Datetime("us", "UTC")}).sort("time", "file", descending=True)
+
+
+def rejects_check(rejects: pl.DataFrame, asset_key: dg.AssetKey | None = None):
+    """WARN while rejected/ holds a file: a whole file did not arrive, someone has to fix and re-drop it
+    (then delete it from rejected/). With `asset_key`: an evaluation the sensor reports itself."""
+    listed = "; ".join(f"{r['file']}: {r['reason']}" for r in rejects.head(10).iter_rows(named=True))
+    fields = dict(check_name=REJECTS_CHECK, passed=rejects.is_empty(), severity=dg.AssetCheckSeverity.WARN,
+                  description=f"{rejects.height} file(s) in rejected/: {listed}" if rejects.height
+                  else "no file is waiting in rejected/",
+                  metadata={"files": rejects.height})
+    return dg.AssetCheckEvaluation(asset_key=asset_key, **fields) if asset_key else dg.AssetCheckResult(**fields)
+
+
+@dg.asset(
+    group_name="monitoring",  # beside the other on-call signals; the ingest group holds the per-drop partitions
+    owners=[OWNER],
+    kinds={"polars"},
+    description=("Whole files that could not be ingested and wait in `rejected/`: file, reason, time. The WARN "
+                 f"check `{REJECTS_CHECK}` fails while any is there; each reject also wrote a WARNING (file and "
+                 "reason) and a `file_rejected` line in `alerts/alerts.jsonl`, and the landing sensor reports it on "
+                 "this asset the moment it happens. Resolve by fixing the export, dropping it again and deleting "
+                 "the file from `rejected/`."),
+    metadata=column_schema(REJECT_COLUMNS),
+    check_specs=[dg.AssetCheckSpec(REJECTS_CHECK, asset="landing_rejects",
+                                   description="warns while a rejected file waits in rejected/")],
+)
+def landing_rejects(settings: EcomSettings):
+    rejects = read_rejects(settings)
+    yield dg.Output(rejects, metadata={"dagster/row_count": rejects.height,
+                                       "rejects": dg.MetadataValue.md(md_table(rejects))})
+    yield rejects_check(rejects)
 
 
 raw_customers = _raw_asset("customers")

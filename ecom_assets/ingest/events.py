@@ -23,7 +23,7 @@ import polars as pl
 
 from ecom_assets.ingest.orders import instant, unreadable_number
 from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
-from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
 KIND = DropKind(
     "events",
@@ -87,7 +87,7 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
 
 
 KINDS[KIND.name] = KIND
-RULES[KIND.name] = (event_rules, typed_events)
+RULES[KIND.name] = (event_rules, typed_events, ParsedEvents)
 
 EVENT_COLUMNS = {
     "event_time": "datetime[us, UTC] - a date alone counts from its midnight UTC",

@@ -1,30 +1,40 @@
-"""Pure landing-zone logic shared by the sensor and `ecom-assets run`: which files are ready,
-what kind they are, their content hash, and moving files out of the landing folder."""
+"""Landing-zone logic shared by the sensor and `ecom-assets run`: which files are ready, what kind
+they are, their content hash, and moving files out of the landing folder (to `archive/`, or to
+`rejected/` with a reason, an alert line and a WARNING in the log)."""
 
 import hashlib
+import json
+import logging
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ecom_assets.ingest.partitions import partition_key
+from ecom_assets.ingest.partitions import archive_name, partition_key
+from ecom_assets.settings import EcomSettings
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+IGNORED_PREFIXES = (".", "~$")  # hidden files and folders; Excel's lock file beside an open workbook
 KIND_PREFIXES = ("customers", "sessions", "campaigns", "orders", "events")
+SUFFIXES = (".csv", ".csv.gz")  # a gzip-compressed export is read like its .csv
+REASON_SUFFIX = ".reason.txt"
+logger = logging.getLogger(__name__)
 
 
 def kind_of(name: str) -> str | None:
     """`customers*.csv` / `sessions*.csv` / `campaigns*.csv` / `orders*.csv` / `events*.csv` (or `.csv.gz`),
-    case-insensitive."""
-    lower = name.lower().removesuffix(".gz")
-    if not lower.endswith(".csv"):
+    case-insensitive; a path's folders do not count."""
+    lower = Path(name).name.lower()
+    if not lower.endswith(SUFFIXES):
         return None
     return next((k for k in KIND_PREFIXES if lower.startswith(k)), None)
 
 
-def is_ignored(name: str) -> bool:
-    """Hidden or still being written (write to `.part`/`.tmp` and rename when done)."""
-    return name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES)
+def is_ignored(relative: str | Path) -> bool:
+    """Hidden or still being written (write to `.part`/`.tmp` and rename when done), judged on every
+    component of the path below landing/: a file inside `.staging/` is as hidden as `.sessions.csv`."""
+    return any(part.startswith(IGNORED_PREFIXES) or part.lower().endswith(IGNORED_SUFFIXES)
+               for part in Path(relative).parts)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
@@ -38,6 +48,7 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
 @dataclass(frozen=True)
 class LandingFile:
     path: Path
+    name: str  # the path below landing/ (`2024-05/sessions.csv`): what the cursor, tags and messages use
     kind: str | None  # None: the name matches no input kind
     size: int
     mtime: float
@@ -53,35 +64,46 @@ class LandingFile:
 def scan_landing(landing: Path, previous: dict[str, list], assume_stable: bool = False):
     """Split the landing folder into (ready, waiting, signatures for the next tick).
 
-    A file is ready when its size and mtime equal what the previous tick saw (or when the caller
-    knows nothing is writing, as `ecom-assets run` does). The cursor keys on the file name and
-    its signature, never on a wall-clock time, so an old file copied in later is still seen.
+    Sub-folders are scanned too (exports sorted into `2024-05/`), without following links. A file is
+    ready when its size and mtime equal what the previous tick saw (or when the caller knows nothing
+    is writing, as `ecom-assets run` does). The cursor keys on the path below landing/ and its
+    signature, never on a wall-clock time, so an old file copied in later is still seen.
     """
     ready, waiting, seen = [], [], {}
     if not landing.exists():
         return ready, waiting, seen
-    for path in sorted(landing.iterdir()):
-        if not path.is_file() or is_ignored(path.name):
+    for path in sorted(landing.rglob("*")):
+        name = path.relative_to(landing).as_posix()
+        if is_ignored(name) or not path.is_file():
             continue
         try:
             stat = path.stat()
         except FileNotFoundError:  # moved away between listing and stat
             continue
-        item = LandingFile(path, kind_of(path.name), stat.st_size, stat.st_mtime)
-        seen[path.name] = item.signature
-        (ready if assume_stable or previous.get(path.name) == item.signature else waiting).append(item)
+        item = LandingFile(path, name, kind_of(path.name), stat.st_size, stat.st_mtime)
+        seen[name] = item.signature
+        (ready if assume_stable or previous.get(name) == item.signature else waiting).append(item)
     return ready, waiting, seen
 
 
-def move_to_rejected(path: Path, rejected: Path, reason: str) -> Path:
-    """Move a whole-file reject aside with `<name>.reason.txt`; never overwrite an earlier reject."""
-    rejected.mkdir(parents=True, exist_ok=True)
-    target = rejected / path.name
-    if target.exists():
+def reject(path: Path, settings: EcomSettings, reason: str, name: str | None = None, log=None) -> Path:
+    """A whole-file reject, made visible where on-call looks: the file moves to `rejected/` under its
+    drop identity (`<stem>__<content hash>.csv`, so a later file of the same name never overwrites it)
+    with `<that>.reason.txt`, one `file_rejected` line goes to `alerts/alerts.jsonl`, and a WARNING
+    with file and reason goes to `log` (the sensor's or run's logger; else this module's)."""
+    name = name or path.name
+    target = settings.rejected / archive_name(partition_key(path.name, sha256_of(path)))
+    if target.exists():  # the same bytes rejected before: keep that record too
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        target = rejected / f"{path.stem}.{stamp}{path.suffix}"
+        target = target.with_name(f"{target.name}.{stamp}")
     shutil.move(str(path), target)
-    target.with_name(target.name + ".reason.txt").write_text(reason.rstrip() + "\n")
+    text = f"{name}: {reason}"
+    target.with_name(target.name + REASON_SUFFIX).write_text(text.rstrip() + "\n")
+    record = {"time": datetime.now(timezone.utc).isoformat(), "alert": "file_rejected", "file": name,
+              "reason": reason, "rejected_path": str(target)}
+    with (settings.alerts / "alerts.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    (log or logger).warning(f"file rejected: {text} (moved to {target})")
     return target
 
 

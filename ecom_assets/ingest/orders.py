@@ -23,7 +23,7 @@ import polars as pl
 from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
-from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
 
 KIND = DropKind(
     "orders",
@@ -85,7 +85,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
 
 
 KINDS[KIND.name] = KIND
-RULES[KIND.name] = (order_rules, typed_order_lines)
+RULES[KIND.name] = (order_rules, typed_order_lines, CleanOrderLines)
 
 ORDER_LINE_COLUMNS = {
     "order_id": "string - order key (one order = one session row)",

@@ -25,7 +25,7 @@ import polars as pl
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.ingest.values import (C1_CONTROL, date_hint, flag_expr, infer_decimal, null_markers, number_expr,
                                        number_hint, read_timestamps)
-from ecom_assets.schemas import UNKNOWN_PRODUCT, repeated
+from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
 
 class FileRejected(ValueError):
@@ -490,22 +490,56 @@ def typed_campaigns(reading: Reading) -> list[pl.Expr]:
     ]
 
 
-RULES = {"sessions": (session_rules, typed_sessions), "customers": (customer_rules, typed_customers),
-         "campaigns": (campaign_rules, typed_campaigns)}
+# kind -> (ingest rules, typed values, the clean table whose row rules its clean rows must satisfy)
+RULES = {"sessions": (session_rules, typed_sessions, CleanSessions),
+         "customers": (customer_rules, typed_customers, CleanCustomers),
+         "campaigns": (campaign_rules, typed_campaigns, None)}
 
 
 BATCH_ROWS = 2_000_000  # rows judged at a time: bounds the working set at 10M-row drops
 
 
-def _judge(table: pl.DataFrame, kind: DropKind, rules: list, typed_values: list[pl.Expr]) -> pl.LazyFrame:
-    """Text rows + `_rule<i>` flags, `_blank`, `_bad` and the typed values as `_typed_<name>`.
+def _judge(table: pl.DataFrame, kind: DropKind, rules: list, typed_values: list[pl.Expr],
+           schema_rules: tuple[RowCheck, ...]) -> pl.DataFrame:
+    """Text rows + `_rule<i>` flags, `_blank`, the typed values as `_typed_<name>`, `_schema<i>` flags
+    (the clean schema's row rules on the typed values), `_parse_bad` and `_bad`.
 
-    One lazy projection, so the date and number parsing that rules and typed values share runs once."""
-    return table.lazy().with_columns(
+    One lazy projection, so the date and number parsing that rules and typed values share runs once;
+    the schema rules then read the typed columns already computed."""
+    judged = table.lazy().with_columns(
         _blank=pl.all_horizontal(_empty(c) for c in kind.columns) & pl.col("_ragged").is_null(),
         *[cond.fill_null(False).alias(f"_rule{i}") for i, (cond, _) in enumerate(rules)],
         *[expr.alias(f"_typed_{expr.meta.output_name()}") for expr in typed_values],
-    ).with_columns(_bad=pl.col("_blank") | pl.any_horizontal(f"_rule{i}" for i in range(len(rules))))
+    ).with_columns(_parse_bad=pl.col("_blank") | pl.any_horizontal(f"_rule{i}" for i in range(len(rules)))).collect()
+    typed = judged.lazy().select(pl.col(f"_typed_{name}").alias(name) for name in {r.column for r in schema_rules})
+    flags = pl.collect_all([rule.broken(typed, f"_schema{i}") for i, rule in enumerate(schema_rules)])
+    return judged.hstack([frame.to_series() for frame in flags]).with_columns(
+        _bad=pl.any_horizontal("_parse_bad", *[f"_schema{i}" for i in range(len(schema_rules))]))
+
+
+def _schema_reason(rule: RowCheck, kind: DropKind) -> pl.Expr:
+    """'<column> '<text>' breaks the clean schema rule <rule>': the value as written, the rule by its name."""
+    written = (pl.lit(f"{rule.column} ") + pl.coalesce(pl.lit("'") + pl.col(rule.column).str.slice(0, 30) + pl.lit("'"),
+                                                        pl.lit("(empty)"))) if rule.column in kind.columns else pl.lit(rule.column)
+    return written + pl.lit(f" breaks the clean schema rule '{rule.name}'")
+
+
+def _conflicting_ids(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(line, `_copies` for every row whose id occurs again in this file with other content (order lines,
+    ids Excel rounded to `1.23457E+11`): none of the versions can be chosen, so every one is quarantined.
+    Only rows whose id hash repeats are grouped (usually none at 10M rows); they are returned too. A kind
+    that is not `keyed` has no row id: its candidates are the rows whose whole-row hash repeats (1M
+    events: 4.2 -> ~1.1 s for split_rows, where every customer id repeats)."""
+    if not kind.keyed:  # an order's lines / a customer's events share their first column: only whole rows repeat
+        shared = table.filter(repeated(table.select(kind.columns).hash_rows(seed=0)))
+        return pl.DataFrame(schema={"line": pl.Int64, "_copies": pl.Int64}), shared
+    key = kind.required[0]
+    shared = table.filter(repeated(table[key].hash(seed=0)))
+    return (
+        shared.lazy().select(key, "line", _content=pl.struct(kind.columns))
+        .with_columns(_versions=pl.col("_content").n_unique().over(key), _copies=pl.len().over(key))
+        .filter(pl.col("_versions") > 1).select("line", pl.col("_copies").cast(pl.Int64)).collect()
+    ), shared
 
 
 def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int = BATCH_ROWS,
@@ -514,38 +548,46 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
 
     `table` comes from `read_text_table`; `reading` (with the parsed dates) from `prepare`, which
     is run here with the defaults when not given. Rules are evaluated as booleans over every row;
-    reason texts are built only for the few rows that broke one. An exact duplicate repeats its
-    row's id, so only rows whose id occurs twice are compared (on the full text: a hash collision
-    can never drop a row). The rest is judged in batches of `batch_rows` so that a 10M-row drop
-    never holds a second full copy of itself.
+    reason texts are built only for the few rows that broke one. A row that passes every ingest rule
+    is then judged by the clean table's own row rules (schemas.row_checks: nullability, ranges,
+    finiteness — pandera's check functions on the typed values), so every clean row already
+    satisfies the clean schema and one bad cell can never fail the table's validation; such a row is
+    quarantined naming the schema rule. An exact duplicate repeats its row's id, so only rows whose
+    id occurs twice are compared (on the full text: a hash collision can never drop a row); an id
+    repeated with other content quarantines every version. The rest is judged in batches of
+    `batch_rows` so that a 10M-row drop never holds a second full copy of itself.
     """
     if reading is None:
         table, reading, _ = prepare(table, kind, today)
-    rule_list, typed = RULES[kind.name]
+    rule_list, typed, model = RULES[kind.name]
+    key = kind.required[0]
+    conflicts, shared = _conflicting_ids(table, kind)
+    conflict_rule = [] if conflicts.is_empty() else [(
+        pl.col("line").is_in(conflicts["line"].implode()),
+        pl.lit(f"{key} '") + pl.col(key).str.slice(0, 30) + pl.lit("' appears ")
+        + pl.col("line").replace_strict(conflicts["line"], conflicts["_copies"], default=None).cast(pl.String)
+        + pl.lit(" times in this file with different content"))]
     rules = [(pl.col("_truncated"), pl.lit("truncated last line")),
-             (pl.col("_ragged").is_not_null(), pl.col("_ragged")), *rule_list(reading)]
+             (pl.col("_ragged").is_not_null(), pl.col("_ragged")), *conflict_rule, *rule_list(reading)]
     typed_values = typed(reading)
     typed_names = [expr.meta.output_name() for expr in typed_values]
-    reason = pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
-                           separator="; ", ignore_nulls=True)
+    schema_rules = tuple(r for r in row_checks(model) if r.column in typed_names) if model else ()
+    reason = pl.when(pl.col("_blank")).then(pl.lit("blank line")).when(pl.col("_parse_bad")).then(
+        pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
+                      separator="; ", ignore_nulls=True)
+    ).otherwise(pl.concat_str([pl.when(pl.col(f"_schema{i}")).then(_schema_reason(rule, kind))
+                               for i, rule in enumerate(schema_rules)], separator="; ", ignore_nulls=True)
+                if schema_rules else pl.lit(None, pl.String))  # campaigns have no clean-table row rules
     # duplicates: among good rows sharing an id, every copy of an already-seen text is one
-    # (a line-level kind repeats its first column on every line of an order / a customer's events: there
-    # whole rows are hashed, so only true repeats are compared; 1M events 4.2 -> 1.4 s)
-    shared_id = repeated(table[kind.required[0]].hash(seed=0) if kind.keyed else table.select(kind.columns).hash_rows(seed=0))
-    candidates = _judge(table.filter(shared_id), kind, rules, typed_values).filter(~pl.col("_bad"))
-    duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct()).collect()["line"]
+    candidates = _judge(shared, kind, rules, typed_values, schema_rules).filter(~pl.col("_bad"))
+    duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct())["line"]
     source_file = table["source_file"][0] if table.height else ""
     clean_parts, quarantine_parts = [], []
     for offset in range(0, max(table.height, 1), batch_rows):  # once at least: a header-only file gives empty frames
         # the rules are evaluated once; each half then filters only the columns it keeps
-        judged = _judge(table.slice(offset, batch_rows), kind, rules, typed_values).collect().lazy()
+        judged = _judge(table.slice(offset, batch_rows), kind, rules, typed_values, schema_rules).lazy()
         quarantined, clean = pl.collect_all([
-            judged.filter(pl.col("_bad")).select(
-                *kind.columns, "source_file", "line",
-                # a ragged row's values sit in the wrong columns: its field count is the one reason
-                reason=pl.when(pl.col("_blank")).then(pl.lit("blank line")).when(pl.col("_ragged").is_not_null())
-                .then(pl.concat_str([pl.when(pl.col("_truncated")).then(pl.lit("truncated last line")), "_ragged"],
-                                    separator="; ", ignore_nulls=True)).otherwise(reason)),
+            judged.filter(pl.col("_bad")).select(*kind.columns, "source_file", "line", reason=reason),
             judged.filter(~pl.col("_bad") & ~pl.col("line").is_in(duplicate_lines.implode())).select(
                 *[pl.col(f"_typed_{name}").alias(name) for name in typed_names],
                 pl.lit(source_file).alias("source_file"), "line"),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS
-from ecom_assets.ingest.landing import LandingFile, move_to_rejected, scan_landing
+from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS, landing_rejects, read_rejects, rejects_check
+from ecom_assets.ingest.landing import LandingFile, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
 from ecom_assets.ingest.sources import SourcesError, SourceSpec, load_sources, spec_for
@@ -28,6 +28,7 @@ INGEST_JOBS = {
                                  else "."))
     for kind, asset in RAW_ASSETS.items()
 }
+REJECTS_KEY = landing_rejects.key
 KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2, "orders": 2, "events": 2}  # customers first: sessions are flagged against them
 
 
@@ -44,11 +45,17 @@ def precheck(item: LandingFile, spec: SourceSpec | None = None) -> None:
     check_header(item.path, item.kind, spec)
 
 
+def _reject(plan: "TickPlan", item: LandingFile, settings: EcomSettings, reason: str, log) -> None:
+    reject(item.path, settings, reason, name=item.name, log=log)
+    plan.rejected[item.name] = reason
+    plan.seen.pop(item.name, None)
+
+
 @dataclass
 class TickPlan:
     requests: list[dg.RunRequest] = field(default_factory=list)
     new_partitions: dict[str, list[str]] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # file below landing/ -> reason
     waiting: list[str] = field(default_factory=list)
     sources_problem: str | None = None  # sources.yaml unusable: new drops wait until it is fixed
     deferred: int = 0  # ready files left for the next tick (cap reached)
@@ -73,8 +80,10 @@ def plan_tick(
     cursor: dict,
     assume_stable: bool = False,
     max_runs: int | None = None,
+    log=None,
 ) -> TickPlan:
-    """Decide what one tick does. Side effects: only moving rejected files out of landing.
+    """Decide what one tick does. Side effects: only rejecting files (landing.reject: moved to
+    rejected/, an alert line, a WARNING on `log`).
 
     Hashing is the only per-file cost that grows with file size, so a file is hashed at most
     once (the key is cached in the cursor by name, size and mtime) and only when the tick still
@@ -84,56 +93,51 @@ def plan_tick(
     ready, waiting, seen = scan_landing(settings.landing, cursor.get("seen", {}), assume_stable)
     previously_requested: dict[str, str] = cursor.get("requested", {})
     cached_keys: dict[str, list] = cursor.get("keys", {})
-    plan = TickPlan(waiting=[w.path.name for w in waiting], seen=seen)
+    plan = TickPlan(waiting=[w.name for w in waiting], seen=seen)
     try:  # read on every tick: an edit applies to the next drop without a restart
         specs = load_sources(settings.data_dir)
     except SourcesError as err:  # never guess what the operator meant to declare: hold new drops
         plan.sources_problem = str(err)
-        plan.waiting += [item.path.name for item in ready]
+        plan.waiting += [item.name for item in ready]
         plan.keys, plan.requested = cached_keys, previously_requested
         return plan
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
-    declared = {item.path.name: spec_for(item.path.name, specs) for item in ready}
-    ready = [dataclasses.replace(item, kind=declared[item.path.name].kind)
-             if declared[item.path.name] and declared[item.path.name].kind else item for item in ready]
-    for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.path.name)):
-        cached = cached_keys.get(item.path.name)
+    declared = {item.name: spec_for(item.path.name, specs) for item in ready}
+    ready = [dataclasses.replace(item, kind=declared[item.name].kind)
+             if declared[item.name] and declared[item.name].kind else item for item in ready]
+    for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.name)):
+        cached = cached_keys.get(item.name)
         key = cached[2] if cached and cached[:2] == item.signature else None
         if key is None and len(plan.requests) >= max_runs:
             plan.deferred += 1  # not hashed yet and no room this tick
             continue
         try:
             if key is None:
-                precheck(item, declared[item.path.name])
+                precheck(item, declared[item.name])
                 key = item.partition_key()
         except (FileRejected, OSError) as err:
-            move_to_rejected(item.path, settings.rejected, f"{item.path.name}: {err}")
-            plan.rejected.append(item.path.name)
-            seen.pop(item.path.name, None)
+            _reject(plan, item, settings, str(err), log)
             continue
-        plan.keys[item.path.name] = [*item.signature, key]
-        if previously_requested.get(key) == item.path.name:
-            plan.requested[key] = item.path.name  # its run is queued or running: leave the file alone
+        plan.keys[item.name] = [*item.signature, key]
+        if previously_requested.get(key) == item.name:
+            plan.requested[key] = item.name  # its run is queued or running: leave the file alone
             continue
         if key in known[item.kind] and (settings.archive / archive_name(key)).exists():
-            move_to_rejected(item.path, settings.rejected,
-                             f"{item.path.name}: identical bytes were already ingested as partition {key}")
-            plan.rejected.append(item.path.name)
-            seen.pop(item.path.name, None)
-            plan.keys.pop(item.path.name)
+            _reject(plan, item, settings, f"identical bytes were already ingested as partition {key}", log)
+            plan.keys.pop(item.name)
             continue
         if len(plan.requests) >= max_runs:
             plan.deferred += 1
             continue
         if key not in known[item.kind]:
             plan.new_partitions.setdefault(item.kind, []).append(key)
-        plan.requested[key] = item.path.name
+        plan.requested[key] = item.name
         plan.requests.append(
             dg.RunRequest(
                 run_key=key,
                 partition_key=key,
                 job_name=INGEST_JOBS[item.kind].name,
-                tags={"ecom/source_file": item.path.name, "ecom/kind": item.kind},
+                tags={"ecom/source_file": item.name, "ecom/kind": item.kind},
             )
         )
     return plan
@@ -153,12 +157,18 @@ def plan_tick(
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_tick(settings, context.instance, cursor)
+    plan = plan_tick(settings, context.instance, cursor, log=context.log)
     if plan.sources_problem:
         context.log.warning(plan.summary())
     else:
         context.log.info(plan.summary())
+    # each reject shows on landing_rejects at once (an observation per file, the WARN check failing)
+    rejects = [dg.AssetObservation(asset_key=REJECTS_KEY, metadata={"file": name, "reason": reason})
+               for name, reason in plan.rejected.items()]
+    if rejects:
+        rejects.append(rejects_check(read_rejects(settings), REJECTS_KEY))
     return dg.SensorResult(
+        asset_events=rejects,
         run_requests=plan.requests,
         dynamic_partitions_requests=[PARTITIONS[k].build_add_request(keys) for k, keys in plan.new_partitions.items()],
         cursor=plan.cursor(),
@@ -213,7 +223,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
     if plan.sources_problem:
         lines.append(f"NOT INGESTED: {plan.summary()}")
     if plan.rejected:
-        lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}: {', '.join(plan.rejected)}")
+        lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}:")
+        lines.extend(f"  {name}: {reason}" for name, reason in plan.rejected.items())
     if failed:
         lines.append(f"FAILED to ingest: {', '.join(failed)} (see the runs in the UI)")
     return "\n".join(lines)

@@ -8,13 +8,48 @@ from ecom_assets.automation import DAILY, ON_NEW_DATA
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights import analyses, events
 from ecom_assets.io import columns_in
-from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.metadata import column_schema, empty_table, md_table
 from ecom_assets.plots import png_markdown
 from ecom_assets.settings import EcomSettings
 
 MARKETING = ["team:marketing"]
 ANALYTICS = ["team:analytics"]
 ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
+
+
+SEGMENT_COLUMNS = {"customer_id": "string", "segment": "string", "churn_probability": "float64",
+    "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
+    "favourite_category": "string", "as_of": "date", "action": "string"}
+FUNNEL_COLUMNS = {"leakage_rank": "int", "category": "string", "views": "int", "carts": "int (null without "
+    "added_to_cart)", "purchases": "int", "revenue": "float64", "conversion": "float64",
+    "conversion_low": "float64", "conversion_high": "float64", "q_value": "float64",
+    "lost_purchases": "float64", "leaking": "bool"}
+TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
+    "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
+    "returns": "float64 - returned amount (clean_returns)", "net_revenue": "float64 - revenue - returns", "buyers": "int",
+    "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
+    "low": "float64", "high": "float64"}
+LIFT_COLUMNS = {"campaign_id": "string", "name": "string", "start_date": "date", "end_date": "date",
+    "days": "int", "conversion_lift": "float64", "conversion_lift_low": "float64",
+    "conversion_lift_high": "float64", "p_value": "float64",
+    "revenue_per_session_lift": "float64"}
+COHORT_COLUMNS = {"kind": "signup_month | first_purchase_month | retention", "cohort": "date",
+    "customers": "int", "buyers": "int", "revenue": "float64", "aov": "float64",
+    "revenue_per_customer": "float64", "months_since": "int", "retention": "float64"}
+RULE_COLUMNS = {"antecedent": "string", "consequent": "string", "customers": "int", "support": "float64",
+    "confidence": "float64", "lift": "float64", "adjusted_lift": "float64 - vs same-basket-size "
+    "expectation", "q_value": "float64", "significant": "bool"}
+SIGNAL_COLUMNS = {"signal": "string", "auc": "float64", "top5_median": "float64",
+    "others_median": "float64"}
+ASSIGNMENT_COLUMNS = {"customer_id": "string", "arm": "control | offer_10 | offer_20", "risk_tier": "string",
+    "churn_probability": "float64", "assigned_on": "date"}
+RESULT_COLUMNS = {"arm": "string", "customers": "int", "returned": "int", "return_rate": "float64",
+    "uplift": "float64", "uplift_low": "float64", "uplift_high": "float64", "p_value": "float64"}
+
+
+def no_data(columns: dict[str, str], state: str) -> dg.Output:
+    """The asset's typed, empty table while its input has no rows (the IO manager adds "no data yet")."""
+    return dg.Output(empty_table(columns), metadata={"state": state, "dagster/row_count": 0})
 
 
 def no_rows(frame: pl.LazyFrame) -> bool:
@@ -34,14 +69,12 @@ def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=
     ins={"customer_features": columns_in(analyses.SEGMENT_FEATURES),
          "churn_predictions": columns_in(["customer_id", "churn_probability"])},
     description="Customer segments with a recommended action each; exports/segments.csv. Rules: " + analyses.SEGMENT_RULES,
-    metadata=column_schema({"customer_id": "string", "segment": "string", "churn_probability": "float64",
-                            "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
-                            "favourite_category": "string", "as_of": "date", "action": "string"}),
+    metadata=column_schema(SEGMENT_COLUMNS),
 )
 def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
                       churn_predictions: pl.DataFrame) -> dg.Output:
     if customer_features.is_empty():
-        return dg.Output(pl.DataFrame(), metadata={"state": "no customers yet"})
+        return no_data(SEGMENT_COLUMNS, "no customers yet")
     segments = analyses.customer_segments(customer_features, churn_predictions)
     summary = analyses.segment_summary(segments)
     path = write_safe_csv(segments, settings.exports / "segments.csv")
@@ -54,14 +87,11 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
     description="View -> cart -> purchase per product category with Wilson 95 % intervals. Leakage ranking: categories "
     "whose conversion is significantly below the overall rate (two-proportion z-test, Benjamini-Hochberg q < 0.05), "
     "ordered by purchases lost against the overall rate.",
-    metadata=column_schema({"leakage_rank": "int", "category": "string", "views": "int", "carts": "int (null without "
-                            "added_to_cart)", "purchases": "int", "revenue": "float64", "conversion": "float64",
-                            "conversion_low": "float64", "conversion_high": "float64", "q_value": "float64",
-                            "lost_purchases": "float64", "leaking": "bool"}),
+    metadata=column_schema(FUNNEL_COLUMNS),
 )
 def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
     if no_rows(clean_sessions):
-        return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
+        return no_data(FUNNEL_COLUMNS, "no sessions yet")
     funnel = analyses.product_funnel(clean_sessions)
     leaking = funnel.filter(pl.col("leaking"))["category"].to_list()
     return dg.Output(funnel, metadata={
@@ -80,15 +110,11 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
     "regression on weekday, month and a smooth trend), and conversion by hour of day (UTC) and day of week with "
     "Wilson intervals over sessions that record browsing (events / session exports; orders are purchases by "
     "construction and are left out of conversion).",
-    metadata=column_schema({"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
-                            "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
-                            "returns": "float64 - returned amount", "net_revenue": "float64 - revenue - returns",
-                            "buyers": "int", "conversion": "float64", "aov": "float64", "level": "string",
-                            "index": "float64", "low": "float64", "high": "float64"}),
+    metadata=column_schema(TREND_COLUMNS),
 )
 def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> dg.Output:
     if no_rows(clean_sessions):
-        return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
+        return no_data(TREND_COLUMNS, "no sessions yet")
     daily = analyses.daily_sales(clean_sessions)
     returns = clean_returns.group_by(session_date=pl.col("order_time").dt.date()).agg(
         returns=pl.col("line_amount").abs().sum()).collect()
@@ -131,10 +157,7 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> d
     description="Lift of each campaign in raw_campaigns: conversion and revenue-per-session ratio inside the window vs "
     "the weekday/season/trend baseline (Poisson GLMs with a log(sessions) offset, over-dispersion-corrected 95 % "
     "intervals). Without a campaigns file the table is empty and says so.",
-    metadata=column_schema({"campaign_id": "string", "name": "string", "start_date": "date", "end_date": "date",
-                            "days": "int", "conversion_lift": "float64", "conversion_lift_low": "float64",
-                            "conversion_lift_high": "float64", "p_value": "float64",
-                            "revenue_per_session_lift": "float64"}),
+    metadata=column_schema(LIFT_COLUMNS),
 )
 def campaign_lift(clean_sessions: pl.LazyFrame, raw_campaigns: pl.DataFrame) -> dg.Output:
     if raw_campaigns.is_empty() or no_rows(clean_sessions):
@@ -149,13 +172,11 @@ def campaign_lift(clean_sessions: pl.LazyFrame, raw_campaigns: pl.DataFrame) -> 
     ins={"clean_sessions": columns_in(analyses.PURCHASE_SESSION_COLUMNS)},
     description="Cohorts by signup month and by first-purchase month (customers, buyers, AOV, revenue per customer) "
     "and the retention triangle: share of each first-purchase cohort buying again k months later.",
-    metadata=column_schema({"kind": "signup_month | first_purchase_month | retention", "cohort": "date",
-                            "customers": "int", "buyers": "int", "revenue": "float64", "aov": "float64",
-                            "revenue_per_customer": "float64", "months_since": "int", "retention": "float64"}),
+    metadata=column_schema(COHORT_COLUMNS),
 )
 def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
     if no_rows(clean_sessions):
-        return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
+        return no_data(COHORT_COLUMNS, "no sessions yet")
     cohorts, triangle = analyses.cohort_metrics(clean_sessions, clean_customers)
     table = pl.concat([cohorts, triangle.with_columns(kind=pl.lit("retention"))], how="diagonal_relaxed")
     top = cohorts.filter(pl.col("kind") == "signup_month").sort("revenue", descending=True).head(5)
@@ -181,9 +202,7 @@ def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) 
     "co-occurrence count, Benjamini-Hochberg q < 0.05, >= 20 customers) so heavy buyers who buy everything do not "
     "make every pair look related. Only `significant` rules are "
     "findings; exports/cross_sell.csv.",
-    metadata=column_schema({"antecedent": "string", "consequent": "string", "customers": "int", "support": "float64",
-                            "confidence": "float64", "lift": "float64", "adjusted_lift": "float64 - vs same-basket-size "
-                            "expectation", "q_value": "float64", "significant": "bool"}),
+    metadata=column_schema(RULE_COLUMNS),
 )
 def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.LazyFrame) -> dg.Output:
     rules = analyses._empty_rules() if no_rows(clean_sessions) else analyses.cross_sell_rules(clean_sessions)
@@ -201,12 +220,11 @@ def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.LazyFrame) -> dg
     description="Top-5 % customers by revenue over the history, and what their first 30 days looked like: per-signal "
     "AUC and a logistic model on first-30-day signals evaluated on 30 % held-out customers (precision in the top "
     "5 % of scores vs the 5 % base rate).",
-    metadata=column_schema({"signal": "string", "auc": "float64", "top5_median": "float64",
-                            "others_median": "float64"}),
+    metadata=column_schema(SIGNAL_COLUMNS),
 )
 def high_value_early_signals(clean_sessions: pl.LazyFrame) -> dg.Output:
     if no_rows(clean_sessions):
-        return dg.Output(pl.DataFrame(), metadata={"state": "no sessions yet"})
+        return no_data(SIGNAL_COLUMNS, "no sessions yet")
     signals, model = analyses.high_value_early_signals(clean_sessions)
     meta = {k: v for k, v in model.items() if isinstance(v, (int, float, str))}
     return dg.Output(signals, metadata={"dagster/row_count": signals.height, **meta,
@@ -219,12 +237,11 @@ def high_value_early_signals(clean_sessions: pl.LazyFrame) -> dg.Output:
     description="Win-back experiment: purchasers with churn probability >= 0.6 split into control / offer_10 / "
     "offer_20, balanced within each risk tier by a salted SHA-256 order (deterministic); power calculation for a "
     "5-point uplift at alpha 0.05, power 0.8. exports/winback_assignment.csv.",
-    metadata=column_schema({"customer_id": "string", "arm": "control | offer_10 | offer_20", "risk_tier": "string",
-                            "churn_probability": "float64", "assigned_on": "date"}),
+    metadata=column_schema(ASSIGNMENT_COLUMNS),
 )
 def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) -> dg.Output:
     if churn_predictions.is_empty():
-        return dg.Output(pl.DataFrame(), metadata={"state": "no predictions yet"})
+        return no_data(ASSIGNMENT_COLUMNS, "no predictions yet")
     salt = f"winback-{churn_predictions['as_of'][0]}"
     assignment, power = analyses.winback_assignment(churn_predictions, salt)
     path = write_safe_csv(assignment, settings.exports / "winback_assignment.csv")
@@ -240,10 +257,11 @@ def winback_assignment(settings: EcomSettings, churn_predictions: pl.DataFrame) 
     description="Win-back read-out: 90-day return rate per arm after the assignment date, uplift vs control with 95 % "
     "interval and p-value (two-proportion z-test). Says 'waiting for outcomes' until sessions after the assignment "
     "date arrive.",
-    metadata=column_schema({"arm": "string", "customers": "int", "returned": "int", "return_rate": "float64",
-                            "uplift": "float64", "uplift_low": "float64", "uplift_high": "float64", "p_value": "float64"}),
+    metadata=column_schema(RESULT_COLUMNS),
 )
 def winback_results(winback_assignment: pl.DataFrame, clean_sessions: pl.LazyFrame) -> dg.Output:
     table, state = analyses.winback_results(winback_assignment, clean_sessions)
+    if table.is_empty():
+        return no_data(RESULT_COLUMNS, state)
     return dg.Output(table, metadata={"state": state, "dagster/row_count": table.height,
                                       "results": dg.MetadataValue.md(md_table(table))})

@@ -14,7 +14,7 @@ import polars as pl
 from ecom_assets.automation import DAILY
 from ecom_assets.insights.stats import wilson
 from ecom_assets.io import columns_in
-from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.metadata import NO_DATA, column_schema, empty_table, md_table
 from ecom_assets.schemas import UNKNOWN_PRODUCT
 
 MIN_ITEM_SESSIONS = 20  # item_funnel: products viewed in fewer sessions say nothing reliable
@@ -158,7 +158,8 @@ def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
     )
     def funnel_asset(clean_events: pl.LazyFrame) -> dg.Output:
         if not clean_events.collect_schema().names() or clean_events.select(pl.len()).collect().item() == 0:
-            return dg.Output(pl.DataFrame(), metadata={"state": "no events yet (drop events*.csv)"})
+            return dg.Output(empty_table({level: "string", **FUNNEL_COLUMNS}),
+                             metadata={"state": f"{NO_DATA}: no events (drop events*.csv)", "dagster/row_count": 0})
         funnel = event_funnel(clean_events, level, min_sessions)
         shown = [level, "sessions_viewed", "sessions_carted", "sessions_purchased", "view_to_purchase",
                  "cart_abandonment"]
