@@ -516,22 +516,22 @@ def update_readme(readme: Path, results: dict) -> None:
     readme.write_text(text[:start] + "\n" + markdown_table(results) + text[end:])
 
 
+def _refresh_results(out: Path, figures: dict) -> int:
+    """Merge `figures` into an existing results.json (or a new one) and print them."""
+    path = out / "results.json"
+    results = {**(json.loads(path.read_text()) if path.exists() else {}), **figures}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(figures))
+    return 0
+
+
 def cli_bench(args) -> int:
     out = Path(args.out)
     if args.sensor_only:  # refresh only the sensor figures of an existing results.json
-        path = out / "results.json"
-        results = {**(json.loads(path.read_text()) if path.exists() else {}), **_time_sensor(out, args.sensor_files)}
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps({k: v for k, v in results.items() if k.startswith("sensor_")}))
-        return 0
-    if args.events_only:  # refresh only the events figures of an existing results.json
-        path = out / "results.json"
-        results = {**(json.loads(path.read_text()) if path.exists() else {}), **time_events(out, args.events)}
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps({k: v for k, v in results.items() if k.startswith("events")}))
-        return 0
+        return _refresh_results(out, _time_sensor(out, args.sensor_files))
+    if args.events_only:  # refresh only the events figures
+        return _refresh_results(out, time_events(out, args.events))
     results = run_bench(args.sessions, args.customers, out, args.baseline_sessions, args.incremental,
                         args.sensor_files, args.drops, args.events)
     print(format_table(results))

@@ -219,32 +219,26 @@ ORDER_LINE_SCHEMA = column_schema({**RAW_COLUMNS["orders"], **PROVENANCE})
 ORDER_LINES_IN = {"raw_orders": dg.AssetIn(partition_mapping=ALL_DROPS)}
 
 
-@dg.asset(
-    group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
-    required_resource_keys={"io_manager", "settings"}, automation_condition=ON_NEW_DATA,
-    description=(
-        "Purchased order lines of every orders drop (validated with pandera `CleanOrderLines`). An order "
-        "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
-        "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."
-    ),
-    metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks("clean_order_lines"),
-)
-def clean_order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
-    yield from _order_lines(context, raw_orders, returns=False, table="clean_order_lines")
+def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
+        required_resource_keys={"io_manager", "settings"}, automation_condition=ON_NEW_DATA,
+        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks(name),
+    )
+    def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
+        yield from _order_lines(context, raw_orders, returns=returns, table=name)
+
+    return lines_asset
 
 
-@dg.asset(
-    group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
-    required_resource_keys={"io_manager", "settings"}, automation_condition=ON_NEW_DATA,
-    description=(
-        "Return and cancellation lines of every orders drop: negative quantity or amount, a cancelled/refunded/"
-        "returned status, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
-        "Never purchases; revenue KPIs subtract them (net revenue). Same replay rule as clean_order_lines."
-    ),
-    metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks("clean_returns"),
-)
-def clean_returns(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
-    yield from _order_lines(context, raw_orders, returns=True, table="clean_returns")
+clean_order_lines = _order_lines_asset("clean_order_lines", False, (
+    "Purchased order lines of every orders drop (validated with pandera `CleanOrderLines`). An order "
+    "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
+    "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."))
+clean_returns = _order_lines_asset("clean_returns", True, (
+    "Return and cancellation lines of every orders drop: negative quantity or amount, a cancelled/refunded/"
+    "returned status, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
+    "Never purchases; revenue KPIs subtract them (net revenue). Same replay rule as clean_order_lines."))
 
 
 @dg.asset(
