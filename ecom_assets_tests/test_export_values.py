@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.ingest.parse import check_header, parse_drop
 from ecom_assets.ingest.sensor import landing_zone_sensor
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.settings import EcomSettings
@@ -112,6 +112,13 @@ def test_invalid_sources_yaml_holds_drops_and_warns_without_crashing(data_dir, i
     result = landing_zone_sensor(context)
     assert not result.run_requests and "date_fromat" in result.skip_reason.skip_message
     assert (data_dir / "landing" / "sessions_1.csv").exists()
+    # a health signal once per new problem: an observation on landing_rejects and an alert line
+    assert [e.metadata["file"].value for e in result.asset_events] == ["sources.yaml"]
+    alerts = (data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()
+    assert len(alerts) == 1 and json.loads(alerts[0])["alert"] == "sources_yaml_invalid"
+    same = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
+                                                       cursor=result.cursor))
+    assert not same.asset_events and len((data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()) == 1
     (data_dir / "sources.yaml").write_text("- match: '*.csv'\n  date_format: '%d/%m/%Y'\n")
     again = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
                                                         cursor=result.cursor))
@@ -210,10 +217,13 @@ def test_a_large_ragged_file_gets_exact_fates_from_its_path(tmp_path) -> None:
 # --- 7. encodings ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
-def test_excel_unicode_text_utf16_with_bom_is_read(codec) -> None:
-    """Excel's "Unicode Text" save: UTF-16 with a byte-order mark, tab-separated."""
+def test_excel_unicode_text_utf16_with_bom_is_read(codec, tmp_path) -> None:
+    """Excel's "Unicode Text" save: UTF-16 with a byte-order mark, tab-separated; the sensor's
+    header check reads it too (its first 64 KiB may end mid-character)."""
     text = (SESSIONS_HEADER + "\r\nS1,C1,2024-01-02,Kid’s Toys,60,1,9.5\r\n").replace(",", "\t")
     bom = b"\xff\xfe" if codec == "utf-16-le" else b"\xfe\xff"
+    (tmp_path / "sessions.txt").write_bytes(bom + text.encode(codec) * 3000)
+    check_header(tmp_path / "sessions.txt", "sessions")
     parsed = parse(bom + text.encode(codec))
     assert parsed.clean["product_viewed"].to_list() == ["Kid’s Toys"]
     assert parsed.encoding == codec and "delimiter '\\t'" in parsed.notes
@@ -267,3 +277,14 @@ def test_flags_accept_words_in_any_case(yes, no) -> None:
     assert parsed.clean["purchase_made"].to_list() == [True, False]
     assert parsed.clean["added_to_cart"].to_list() == [True, False]
     assert "purchase_made 'maybe' must be 0 or 1" in reasons(parsed)[4]
+
+
+def test_a_c1_character_deep_in_a_large_file_is_found_from_its_path(tmp_path) -> None:
+    """The path route rules C1 out with one byte search over the file; when the byte is there
+    (row 2,500 of a large export), the row is quarantined as on the bytes route."""
+    rows = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},1,9.5" for i in range(3000)]
+    rows[2500] = "S2500,C1,2024-01-02,Kid\u0092s Toys,60,1,9.5"
+    path = tmp_path / "sessions.csv"
+    path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
+    assert list(reasons(parsed)) == [2502] and "C1 control character" in reasons(parsed)[2502]

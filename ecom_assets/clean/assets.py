@@ -1,12 +1,12 @@
 """`clean_customers`, `clean_sessions`, `quarantine_summary`: the validated tables every other
-domain builds on, refreshed by declarative automation whenever a drop lands."""
+domain builds on, rebuilt by `drop_refresh_job` whenever a drop lands."""
 
 import json
 
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_PER_DROP
 from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import RowAccounting, build_clean_customers, distinct_events, latest_per_order
 from ecom_assets.io import Location, StoredParts
@@ -90,7 +90,7 @@ def _accounting_check(dedup: RowAccounting, table: str) -> dg.AssetCheckResult:
     kinds={"polars", "pandera"},
     ins={"raw_customers": dg.AssetIn(partition_mapping=ALL_DROPS)},
     required_resource_keys={"io_manager", "settings"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "One row per customer across every customers drop (validated with pandera `CleanCustomers`). "
         "Identical rows in several drops count as duplicates; the same customer_id with different "
@@ -125,7 +125,7 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS),
           *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()]],
     required_resource_keys={"io_manager", "settings"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "One row per session across every sessions drop, every order of an orders drop and every session of an "
         "events drop (each part validated with pandera `CleanSessions`), "
@@ -222,7 +222,7 @@ ORDER_LINES_IN = {"raw_orders": dg.AssetIn(partition_mapping=ALL_DROPS)}
 def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
-        required_resource_keys={"io_manager", "settings"}, automation_condition=ON_NEW_DATA,
+        required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
         description=description, metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks(name),
     )
     def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
@@ -244,7 +244,7 @@ clean_returns = _order_lines_asset("clean_returns", True, (
 @dg.asset(
     group_name="clean", owners=[OWNER], kinds={"polars", "pandera"},
     ins={"raw_events": dg.AssetIn(partition_mapping=ALL_DROPS)},
-    required_resource_keys={"io_manager", "settings"}, automation_condition=ON_NEW_DATA,
+    required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
     description=(
         "Every tracked event of every events drop, each in a session (the export's session_id, else a customer's "
         "session ends after 30 minutes without an event); validated with pandera `CleanEvents`. An identical event "
@@ -295,7 +295,7 @@ def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl
     owners=[OWNER],
     kinds={"polars"},
     deps=[clean_customers, clean_sessions, clean_order_lines, clean_returns, clean_events],
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description="Quarantined rows counted by reason and file, plus every file's row accounting "
     "(rows in = clean + quarantined + duplicate). The rows themselves are in quarantine/<kind>/.",
     metadata=column_schema({"kind": "string", "source_file": "string", "reason": "string", "rows": "int64"}),

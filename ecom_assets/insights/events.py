@@ -11,8 +11,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import DAILY
-from ecom_assets.insights.stats import wilson
+from ecom_assets.automation import REFRESH_DAILY
+from ecom_assets.insights.analyses import _rate
 from ecom_assets.io import columns_in
 from ecom_assets.metadata import NO_DATA, column_schema, empty_table, md_table
 from ecom_assets.schemas import UNKNOWN_PRODUCT
@@ -63,14 +63,9 @@ def event_funnel(events: pl.LazyFrame | pl.DataFrame, level: str, min_sessions: 
 
 
 def with_rates(frame: pl.DataFrame, rates: dict[str, tuple[str, str]]) -> pl.DataFrame:
-    """Each rate = numerator / denominator with its 95 % Wilson interval; null where the denominator is 0."""
-    columns = []
-    for rate, (num, den) in rates.items():
-        n, d = pl.col(num), pl.col(den)
-        ok = d > 0
-        columns += [pl.when(ok).then(n / d).alias(rate), pl.when(ok).then(wilson(n, d, -1)).alias(f"{rate}_low"),
-                    pl.when(ok).then(wilson(n, d, +1)).alias(f"{rate}_high")]
-    return frame.with_columns(columns)
+    """Each rate = numerator / denominator with its 95 % Wilson interval (`_low`, `_high`; null where the
+    denominator is 0), by product_funnel's own rule (analyses._rate)."""
+    return frame.with_columns(expr for rate, (num, den) in rates.items() for expr in _rate(rate, pl.col(num), pl.col(den)))
 
 
 def pairs_within(baskets: pl.LazyFrame | pl.DataFrame, basket: str, item: str,
@@ -148,7 +143,7 @@ def conversion_by_time(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
 # --- assets -----------------------------------------------------------------------------------
 def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
     @dg.asset(
-        name=name, group_name="insights", owners=["team:analytics"], kinds={"polars"}, automation_condition=DAILY,
+        name=name, group_name="insights", owners=["team:analytics"], kinds={"polars"}, tags=REFRESH_DAILY,
         ins={"clean_events": columns_in(FUNNEL_EVENT_COLUMNS)},
         description=f"View -> cart -> purchase per {what} from clean_events: the sessions that had a view, cart or "
         "purchase event of it, and the rates between them as shares of the same sessions with 95 % Wilson "
@@ -178,7 +173,7 @@ item_funnel = _funnel_asset("item_funnel", "product_id", MIN_ITEM_SESSIONS,
 
 
 @dg.asset(
-    group_name="insights", owners=["team:marketing"], kinds={"polars"}, automation_condition=DAILY,
+    group_name="insights", owners=["team:marketing"], kinds={"polars"}, tags=REFRESH_DAILY,
     ins={"clean_events": columns_in(["session_id", "event_type", "product_id", "category"]),
          "clean_order_lines": columns_in(["order_id", "product_id", "category"])},
     description="Real baskets: categories and products viewed in the same session (co_viewed) beside those bought "
