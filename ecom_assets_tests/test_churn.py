@@ -65,10 +65,22 @@ def test_planted_signal_is_found_and_promoted(generated) -> None:
     assert model_auc >= 0.97 * oracle_auc, (model_auc, oracle_auc)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"churn_model_has_skill": True, "churn_model_no_leakage": True}
+    # judged against the best classic on the holdout; calibration out of time is on the card and in the UI
+    m = c["metrics"]
+    assert m["auc_best_classic"] == max(m["auc_classic_recency"], m["auc_classic_bgnbd"])
+    assert len(m["calibration_table"]) == 10 and 0 <= m["ece"] < 0.15 and m["tiers_monotone"]
+    meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "churn_model")
+    assert "ece_holdout" in meta.materialization.metadata and "reliability_holdout" in meta.materialization.metadata
+    # the gated model never trained on a window whose label horizon passes the holdout's cutoff; the refit that
+    # serves used every labelled window, the holdout included
+    holdout = date.fromisoformat(c["holdout_cutoff"])
+    assert all(date.fromisoformat(w) + timedelta(days=90) <= holdout for w in c["gated_model"]["windows"])
+    assert c["served_model"]["refit_on_every_labelled_window"] and c["holdout_cutoff"] in c["served_model"]["windows"]
+    assert set(c["windows_refit_only"]) <= set(c["served_model"]["windows"]) - set(c["gated_model"]["windows"])
 
 
 def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> None:
-    data_dir, _, _, _ = generated
+    data_dir, result, _, _ = generated
     predictions = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet")
     features = pl.read_parquet(data_dir / "warehouse" / "customer_features.parquet")
     assert predictions.height == features.height
@@ -78,9 +90,33 @@ def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> No
     assert predictions.filter(~pl.col("cold_start"))["top_drivers"].list.len().min() == 3
     log = list((data_dir / "warehouse" / "prediction_log").glob("*__v0001.parquet"))
     assert len(log) == 1
+    scored = predictions.filter(pl.col("churn_probability_low").is_not_null())
+    assert scored.height == predictions.height  # every customer, never-buyers included, has an interval
+    assert (scored["churn_probability_low"] <= scored["churn_probability"]).all()
+    assert (scored["churn_probability"] <= scored["churn_probability_high"]).all()
+    assert predictions.filter(pl.col("cold_start"))["cold_start_reason"].str.starts_with("never purchased: ").all()
+    assert predictions.filter(~pl.col("cold_start"))["cold_start_reason"].is_null().all()
     risk = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv")
-    assert risk["churn_probability"].is_sorted(descending=True, nulls_last=True)
+    assert risk.height == predictions.height
+    assert risk["status"].unique(maintain_order=True).to_list() == ["at_risk", "active", "lapsed", "never_purchased"]
+    for status in ("at_risk", "active", "lapsed", "never_purchased"):
+        assert risk.filter(pl.col("status") == status)["value_at_risk"].is_sorted(descending=True, nulls_last=True)
     assert "days since" in " ".join(risk["drivers"].head(50).to_list())
+    # what the tiers mean is shown beside the list: the serving model's holdout churn per tier
+    meta = result.asset_materializations_for_node("churn_risk_list")[0].metadata
+    assert meta["tiers_monotone_on_holdout"].value in {"yes", "NO: observed churn does not fall from high to low"}
+    assert "holdout_churn_rate" in meta["tiers"].value
+
+
+def test_never_buyers_are_ranked_by_their_visits(generated) -> None:
+    """The generator's never-buyers differ in visit rate and recency: the served scores rank their
+    real 90-day outcome (the planted truth), not one constant."""
+    data_dir, _, _, _ = generated
+    assert card(data_dir)["cold_start"]["method"] == "logistic", card(data_dir)["cold_start"]
+    cold = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet").filter(pl.col("cold_start"))
+    joined = cold.join(pl.read_parquet(data_dir / "truth" / "customer_truth.parquet"), on="customer_id")
+    assert cold["churn_probability"].n_unique() > 100
+    assert roc_auc_score(joined["churned_90d"], joined["churn_probability"]) > 0.75
 
 
 def test_shuffled_columns_give_identical_predictions(generated) -> None:
@@ -96,8 +132,8 @@ def test_shuffled_columns_give_identical_predictions(generated) -> None:
 def test_same_data_and_seed_give_byte_identical_model(generated, tmp_path) -> None:
     data_dir, _, _, _ = generated
     training = pl.read_parquet(data_dir / "warehouse" / "churn_training_set.parquet")
-    train = training.filter(~pl.col("cold_start") & ~pl.col("is_holdout"))
-    baseline = churn.recency_baseline(train)
+    train, holdout, _ = churn_assets.split_windows(training)
+    baseline = churn.fit_baseline(train, holdout, training.filter(pl.col("cold_start")))
     for name in ("a", "b"):
         registry.save_model(tmp_path / name, "v0001", churn.train_model(train), baseline)
     assert (tmp_path / "a" / "v0001" / "model.json").read_bytes() == (tmp_path / "b" / "v0001" / "model.json").read_bytes()
@@ -156,7 +192,12 @@ def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, i
     assert c["metrics"]["auc_diff_ci_low"] <= 0
     assert not (data_dir / "models" / "champion.json").exists()
     predictions = result.output_for_node("churn_predictions")
-    assert set(predictions["model_version"]) == {"baseline-recency"}
+    assert len(set(predictions["model_version"])) == 1
+    assert predictions["model_version"][0] in {"baseline-recency", "baseline-bgnbd"}
+    # the seed's never-buyers: whatever their visits say out of time, the card and every row say how they were scored
+    cold = c["cold_start"]
+    reasons = predictions.filter(pl.col("cold_start"))["cold_start_reason"]
+    assert reasons.str.contains("scored from their visits" if cold["method"] == "logistic" else "no signal").all()
     skill = next(e for e in result.get_asset_check_evaluations() if e.check_name == "churn_model_has_skill")
     assert not skill.passed and skill.severity == dg.AssetCheckSeverity.WARN
 
@@ -188,6 +229,14 @@ def test_purchase_only_log_with_one_category_still_trains(data_dir, instance, re
     c = card(data_dir)
     assert c["status"] in {"champion", "no_skill"}, c["status_reason"]
     assert c["metrics"]["auc_out_of_time"] > 0.5
+    # no browsing time, no demographics, one category: left out with a note, never a crash
+    assert {"browsing_mean_sec": "all null", "age": "all null", "gender": "all null",
+            "favourite_category": "constant"}.items() <= c["dropped_features"].items()
+    meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "churn_model")
+    assert "browsing_mean_sec (all null)" in meta.materialization.metadata["dropped_features"].value
+    predictions = result.output_for_node("churn_predictions").filter(~pl.col("cold_start"))
+    assert predictions["churn_probability"].null_count() == 0
+    assert predictions["p_alive"].is_between(0, 1).all() and (predictions["expected_purchases_90d"] >= 0).all()
 
 
 def test_top_drivers_are_the_strongest_contributions_in_order() -> None:

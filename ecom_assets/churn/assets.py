@@ -7,12 +7,13 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
+from ecom_assets.churn import cold_start, registry, risk_list
 from ecom_assets.churn import model as churn
-from ecom_assets.churn import registry
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.features import churn_training_set, customer_features
 from ecom_assets.io import write_parquet_atomic
+from ecom_assets.io import columns_in
 from ecom_assets.metadata import column_schema, md_table
 from ecom_assets.plots import png_markdown
 from ecom_assets.schemas import sorted_by_id
@@ -23,16 +24,46 @@ SKILL_CHECK = "churn_model_has_skill"
 LEAKAGE_CHECK = "churn_model_no_leakage"
 TRIGGER_TAG = "ecom/trigger"
 TRIGGER_DETAIL_TAG = "ecom/trigger_detail"
-BASELINE_VERSION = "baseline-recency"
+BASELINE_PREFIX = "baseline-"  # + the classic that serves without a champion: baseline-recency, baseline-bgnbd
 PREDICTION_COLUMNS = {
     "customer_id": "string",
     "churn_probability": "float64 - calibrated P(no purchase in the next 90 days)",
-    "confidence": "float64 - ± half-width of the 95 % interval of the calibration bin's churn rate",
+    "churn_probability_low": "float64 - lower bound of its 95 % Wilson interval, given the customers the "
+    "probability was estimated from (calibration decile; never-buyers: the training never-buyers)",
+    "churn_probability_high": "float64 - upper bound of the same interval",
     "risk_tier": "string - high >= 0.75 > medium >= 0.5 > low; unscored without any model",
     "top_drivers": "list[string] - 3 features moving this prediction most (↑ raises risk)",
-    "model_version": "string - serving version, 'baseline-recency' or 'none'",
+    "cold_start_reason": "string - never-buyers only: what they did and how they were scored "
+    "('never purchased: 3 visits, last 12 days ago; scored from their visits')",
+    "model_version": "string - serving version, 'baseline-recency' / 'baseline-bgnbd' (calibrated classic) or 'none'",
     "as_of": "date",
-    "cold_start": "bool - never purchased: scored by the cold-start prior",
+    "cold_start": "bool - visited, never purchased: scored from their visits (cold_start.py) or the prior",
+    "p_alive": "float64 - BG/NBD P(still active) as of as_of (null: never purchased or no BG/NBD fit)",
+    "expected_purchases_90d": "float64 - BG/NBD expected purchases in the next 90 days (null: as p_alive)",
+}
+RISK_LIST_COLUMNS = {
+    "rank": "int64 - position (at_risk first, then by value at risk); customers equal on every ordering key "
+    "share a rank",
+    "customer_id": "string",
+    "status": "string - at_risk (churn probability >= 0.5) | active | lapsed (no purchase for > 2x their "
+    "typical gap and > 180 days: win-back, not retention) | never_purchased | unscored",
+    "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals",
+    "expected_value_90d": "float64 - expected spend in the next 90 days = expected_purchases_90d x spend_per_order",
+    "expected_purchases_90d": "float64 - BTYD expectation when available, else (1 - churn probability) x "
+    "the customer's own purchase rate over 90 days (at least 1)",
+    "spend_per_order": "float64 - Gamma-Gamma expected spend per order (AOV shrunk to the population mean)",
+    "churn_probability": "float64 - 4 decimals",
+    "churn_probability_low": "float64 - 95 % interval, low",
+    "churn_probability_high": "float64 - 95 % interval, high",
+    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit)",
+    "risk_tier": "string",
+    "drivers": "string - plain words; an empty window is said as such ('no visits in the last 30 days')",
+    "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
+    "days_since_last_purchase": "float64",
+    "days_since_last_visit": "float64",
+    "model_version": "string",
+    "as_of": "date",
+    "cold_start": "bool",
 }
 
 
@@ -90,43 +121,80 @@ def _compare_with_champion(settings: EcomSettings, holdout: pl.DataFrame, p_new:
             "challenger_not_worse": diff["ci_high"] >= 0}
 
 
+def split_windows(training: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(gated training rows, holdout rows, every labelled row) of the purchasers. The gated model trains
+    only on windows whose 90-day label horizon ends by the holdout's cutoff: a later window's labels
+    come from the holdout's feature period (label leakage into the gate)."""
+    if training.is_empty():
+        return training, training, training
+    purchasers = training.filter(~pl.col("cold_start"))
+    holdout = purchasers.filter(pl.col("is_holdout"))
+    if holdout.is_empty():
+        return purchasers.filter(~pl.col("is_holdout")), holdout, purchasers
+    horizon_end = pl.col("cutoff") + pl.duration(days=churn.HORIZON_DAYS)
+    gated = purchasers.filter(~pl.col("is_holdout") & (horizon_end <= holdout["cutoff"][0]))
+    return gated, holdout, purchasers
+
+
+def _model_summary(trained: churn.TrainedModel) -> dict:
+    return {"best_iteration": trained.best_iteration, "features": len(trained.features), **trained.training}
+
+
 def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: str, detail: str,
                        current_features: pl.DataFrame | None = None):
-    """Train, judge, save and maybe promote a new version. Returns (card, trained model or None)."""
+    """Train, judge, save and maybe promote a new version. Returns (card, served model or None)."""
     models = settings.models
     version = registry.next_version(models)
     card = {"version": version, "created_at": datetime.now(timezone.utc).isoformat(), "trigger": trigger,
             "trigger_detail": detail, "promoted": False, "params": churn.PARAMS, "metrics": {},
             "library_versions": _library_versions(), "champion_before": registry.champion_version(models)}
-    purchasers = training.filter(~pl.col("cold_start")) if not training.is_empty() else training
-    holdout = purchasers.filter(pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
-    train = purchasers.filter(~pl.col("is_holdout")) if not purchasers.is_empty() else purchasers
+    train, holdout, labelled = split_windows(training)
+    cold = training.filter(pl.col("cold_start") & ~pl.col("is_holdout")) if not training.is_empty() else training
+    # never-buyers have a scorer of their own, gated on the same holdout window
+    never_buyers = cold_start.fit(training)
+    cold_start.save(models, version, never_buyers)
+    card["cold_start"] = {k: never_buyers[k] for k in ("method", "reason", "gate") if k in never_buyers}
     if not training.is_empty():
         card.update(training_cutoffs=sorted({str(c) for c in train["cutoff"].to_list()}),
                     holdout_cutoff=str(holdout["cutoff"][0]) if holdout.height else None,
+                    windows_refit_only=sorted({str(c) for c in labelled.filter(~pl.col("is_holdout"))["cutoff"].to_list()}
+                                              - {str(c) for c in train["cutoff"].to_list()}),
                     data_fingerprint=churn.fingerprint(training))
     problem = churn.has_enough_history(train, holdout)
     if problem:
+        baseline = churn.fit_baseline(train, holdout, cold) if train.height else None
+        usable = baseline is not None and baseline["classic"] is not None
         card.update(status="insufficient_history", status_reason=f"{problem}; predictions fall back to "
-                    + ("the recency baseline" if train.height else "no score") + ".")
-        if train.height:
-            registry.save_baseline(models, version, churn.recency_baseline(training.filter(~pl.col("is_holdout"))))
+                    + (f"the calibrated classic baseline ({baseline['classic']})" if usable else "no score") + ".")
+        if usable:
+            registry.save_baseline(models, version, baseline)
         registry.write_card(models, version, card)
         return card, None
-    baseline = churn.recency_baseline(training.filter(~pl.col("is_holdout")))
-    trained = churn.train_model(train)
-    evaluation, p_new = churn.evaluate_holdout(trained, holdout, baseline)
-    registry.save_model(models, version, trained, baseline)
+    baseline = churn.fit_baseline(train, holdout, cold)
+    gated = churn.train_model(train)
+    evaluation, p_new = churn.evaluate_holdout(gated, holdout, baseline)
+    card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
+                baseline_classic=baseline["classic"], gated_model=_model_summary(gated),
+                dropped_features=gated.dropped_features,
+                single_feature_auc=evaluation.single_feature_auc, leaking_features=evaluation.leaking_features)
+    served = gated
+    if evaluation.status == "champion":
+        # the recipe passed: refit it on every labelled window, the holdout included, before it serves
+        served = churn.train_model(labelled)
+        card["served_model"] = {"refit_on_every_labelled_window": True, **_model_summary(served)}
+    else:
+        card["served_model"] = {"refit_on_every_labelled_window": False, "note": "not promoted: not refitted"}
+    registry.save_model(models, version, served, baseline)
+    card.update(features=[{"name": f, "dtype": "categorical" if f in served.categories else "float"}
+                          for f in served.features],
+                categories=served.categories, best_iteration=served.best_iteration,
+                dropped_features={**gated.dropped_features, **served.dropped_features})
     # drift reference: the snapshot the model goes live on (same season as its first scoring batch)
     source = current_features if current_features is not None and not current_features.is_empty() else holdout
-    reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in trained.features if f in source.columns))
+    reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in served.features if f in source.columns))
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
-    card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
-                features=[{"name": f, "dtype": "categorical" if f in trained.categories else "float"}
-                          for f in trained.features],
-                categories=trained.categories, best_iteration=trained.best_iteration,
-                single_feature_auc=evaluation.single_feature_auc, leaking_features=evaluation.leaking_features)
+    card["reference_as_of"] = str(source["as_of"][0]) if "as_of" in source.columns and source.height else None
     if evaluation.status == "champion":
         comparison = _compare_with_champion(settings, holdout, p_new)
         card["champion_comparison"] = comparison
@@ -139,18 +207,38 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
             card["promoted"] = True
             registry.promote(models, version, f"trigger={trigger}: {evaluation.status_reason}")
     registry.write_card(models, version, card)
-    return card, trained
+    return card, served
 
 
 def _metrics_table(metrics: dict) -> str:
-    names = ["auc", "pr_auc", "brier", "log_loss", "top_decile_precision", "top_decile_lift"]
+    names = ["auc", "pr_auc", "brier", "log_loss", "top_decile_precision", "top_decile_lift", "ece"]
     rows = []
     for name in names:
         model_key = "auc_out_of_time" if name == "auc" else name
-        base_key = "auc_baseline_recency" if name == "auc" else f"{name}_baseline"
         if model_key in metrics:
-            rows.append({"metric": name, "model": metrics[model_key], "recency_baseline": metrics.get(base_key)})
+            rows.append({"metric": name, "model": metrics[model_key],
+                         f"classic baseline ({metrics.get('best_classic')}, calibrated)": metrics.get(f"{name}_baseline")})
+    for name in churn.CLASSICS:
+        if f"auc_classic_{name}" in metrics:
+            rows.append({"metric": f"auc of {name} alone", "model": None,
+                         f"classic baseline ({metrics.get('best_classic')}, calibrated)": metrics[f"auc_classic_{name}"]})
     return md_table(pl.DataFrame(rows)) if rows else "_(no metrics: no model was trained)_"
+
+
+def _calibration_metadata(card: dict) -> dict:
+    """Reliability per decile, ECE and the risk tiers' observed churn on the holdout, for the UI."""
+    metrics = card.get("metrics", {})
+    if "calibration_table" not in metrics:
+        return {}
+    tiers_word = "monotone" if metrics["tiers_monotone"] else "NOT monotone (high > medium > low fails on the holdout)"
+    return {
+        "ece_holdout": float(metrics["ece"]),
+        "ece_holdout_classic_baseline": float(metrics["ece_baseline"]),
+        "reliability_holdout": dg.MetadataValue.md(md_table(pl.DataFrame(metrics["calibration_table"]))),
+        "risk_tiers_holdout": dg.MetadataValue.md(md_table(pl.DataFrame(metrics["tiers_holdout"]))),
+        "risk_tiers_monotone": f"model: {tiers_word}; classic baseline: "
+        + ("monotone" if metrics["baseline_tiers_monotone"] else "NOT monotone"),
+    }
 
 
 @dg.asset(
@@ -158,20 +246,24 @@ def _metrics_table(metrics: dict) -> str:
     owners=[OWNER],
     kinds={"xgboost", "polars"},
     description=(
-        "XGBoost churn model (no purchase in the next 90 days) trained on the older windows of "
-        "`churn_training_set`, early-stopped and isotonic-calibrated on the next window, judged on the newest "
-        "(out-of-time) window against a recency-only baseline. Promoted to champion only if the 95 % bootstrap CI "
-        "of AUC(model) - AUC(baseline) is above 0 and it is not significantly worse than the current champion. "
-        "Saved as models/<version>/model.json + calibration.json + model_card.json (no pickle)."
+        "XGBoost churn model (no purchase in the next 90 days) trained on the stacked windows of "
+        "`churn_training_set` whose label horizon ends by the holdout's cutoff (each customer weighted 1 across "
+        "windows), early-stopped on 20 % of the customers and calibrated (centered isotonic: strictly monotone) on "
+        "their newest window; judged on the newest (out-of-time) window against the best classic baseline there "
+        "(recency or BG/NBD P(no purchase in 90 days)). Promoted to champion only if the 95 % bootstrap CI of "
+        "AUC(model) - AUC(best classic) is above 0 and it is not significantly worse than the current champion; "
+        "then refitted on every labelled window before it serves. Reliability per decile, ECE and the risk tiers' "
+        "observed churn on the holdout are in the card. Saved as models/<version>/model.json + calibration.json + "
+        "baseline.json + model_card.json (no pickle)."
     ),
-    # trained once when missing; after that only on purpose (retrain_sensor, `ecom-assets run --retrain`, the UI)
-    automation_condition=dg.AutomationCondition.on_missing(),
+    tags=REFRESH_FIRST_MODEL,
     metadata=column_schema({"version": "string", "status": "champion | no_skill | leakage_suspected | "
                             "insufficient_history | not_promoted", "metrics": "holdout metrics vs the baseline",
-                            "trigger": "drift | performance | manual | schedule"}),
+                            "trigger": "initial | drift | performance | manual | schedule"}),
     check_specs=[
         dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
-                          description="the model beats the recency baseline out of time (WARN: no skill is a normal outcome)"),
+                          description="the model beats the best classic baseline (recency or BG/NBD) out of time "
+                          "(WARN: no skill is a normal outcome)"),
         dg.AssetCheckSpec(LEAKAGE_CHECK, asset="churn_model", blocking=True,
                           description="no feature (or the model) reaches holdout AUC >= 0.97: stops the run when violated"),
     ],
@@ -179,7 +271,9 @@ def _metrics_table(metrics: dict) -> str:
 def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame,
                 customer_features: pl.DataFrame):
     tags = context.run.tags if context.run else {}
-    card, trained = train_and_register(settings, churn_training_set, tags.get(TRIGGER_TAG, "manual"),
+    # untagged runs: the project's first model is `initial`, any later one was asked for by hand
+    trigger = tags.get(TRIGGER_TAG) or ("manual" if registry.list_versions(settings.models) else "initial")
+    card, trained = train_and_register(settings, churn_training_set, trigger,
                                        tags.get(TRIGGER_DETAIL_TAG, ""), customer_features)
     serving = registry.champion_version(settings.models)
     metrics = card.get("metrics", {})
@@ -187,11 +281,15 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
         "version": card["version"],
         "status": card["status"],
         "in_words": card["status_reason"],
-        "serving_version": serving or BASELINE_VERSION,
+        "serving_version": serving or (f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic") else "none"),
         "trigger": card["trigger"],
         "auc_out_of_time": float(metrics.get("auc_out_of_time", float("nan"))),
         "auc_baseline_recency": float(metrics.get("auc_baseline_recency", float("nan"))),
+        "auc_best_classic": float(metrics.get("auc_best_classic", float("nan"))),
+        "best_classic": str(metrics.get("best_classic", card.get("baseline_classic"))),
         "metrics": dg.MetadataValue.md(_metrics_table(metrics)),
+        **_calibration_metadata(card),
+        "dropped_features": ", ".join(f"{k} ({v})" for k, v in card.get("dropped_features", {}).items()) or "none",
         "model_card": dg.MetadataValue.path(str(settings.models / card["version"] / "model_card.json")),
         **_plots(card, trained),
     })
@@ -204,8 +302,22 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
                                   card.get("leaking_features", [])) or "none"})
 
 
+BTYD_SERVED = ["p_alive", "expected_purchases_90d"]  # passed through from customer_features for the risk list
+
+
+def classic_support(frame: pl.DataFrame, spec: dict) -> np.ndarray:
+    """Customers behind each row's calibrated classic probability (0 where the row lacks the classic's score
+    or the baseline was saved without its support: then no interval)."""
+    if "serving_support" not in spec or spec["column"] not in frame.columns:
+        return np.zeros(frame.height)
+    score = frame[spec["column"]].cast(pl.Float64).fill_nan(None)
+    n = risk_list.support_counts(score.fill_null(0.0).to_numpy(), spec["serving_support"])
+    return np.where(score.is_null().to_numpy(), 0.0, n)
+
+
 def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
-    """Score every customer with the champion (or the recency baseline, or nothing). Returns (frame, how)."""
+    """Score every customer with the champion (or the calibrated classic baseline, or nothing); never-buyers
+    with the serving version's cold-start scorer. Returns (frame with PREDICTION_COLUMNS, how)."""
     models = settings.models
     champion = registry.champion_version(models)
     buyers = features.filter(~pl.col("cold_start"))
@@ -213,26 +325,31 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     if champion:
         trained, baseline = registry.load_model(models, champion)
         p, raw, drivers = churn.predict(trained, buyers, with_drivers=True)
-        conf = churn.confidence(raw, trained.calibration["support"])
+        n = risk_list.support_counts(raw, trained.calibration["support"])
         version, how = champion, f"champion {champion}"
     else:
         baseline = registry.load_baseline(models, latest_card["version"]) if latest_card.get("version") else None
-        version = BASELINE_VERSION if baseline else "none"
-        p = churn.baseline_probability(buyers, baseline) if baseline else np.full(buyers.height, np.nan)
-        drivers = [["days_since_last_purchase ↑"]] * buyers.height
-        conf = np.full(buyers.height, np.nan)
-        how = ("the recency baseline (no model has passed the skill gate yet)" if baseline
+        classic = baseline.get("classic") if baseline else None
+        version = f"{BASELINE_PREFIX}{classic}" if classic else "none"
+        p = churn.baseline_probability(buyers, baseline) if classic else np.full(buyers.height, np.nan)
+        column = churn.CLASSICS[classic][0] if classic else "days_since_last_purchase"
+        drivers = [[f"{column} ↑"]] * buyers.height
+        n = classic_support(buyers, baseline["classics"][classic]) if classic else np.zeros(buyers.height)
+        how = (f"the calibrated classic baseline {classic} (no model has passed the skill gate yet)" if classic
                else "nothing: not enough history to estimate even the baseline")
-    prior = baseline["cold_start_prior"] if baseline else None
-    scored_buyers = buyers.select("customer_id", "as_of", "cold_start").with_columns(
+    low, high = risk_list.probability_interval(p, n)
+    scored_buyers = buyers.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
         churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
-        confidence=pl.Series(conf, dtype=pl.Float64).fill_nan(None),
-        top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)))
-    scored_cold = cold.select("customer_id", "as_of", "cold_start").with_columns(
-        churn_probability=pl.lit(prior, dtype=pl.Float64), confidence=pl.lit(None, dtype=pl.Float64),
+        churn_probability_low=pl.Series(low, dtype=pl.Float64).fill_nan(None),
+        churn_probability_high=pl.Series(high, dtype=pl.Float64).fill_nan(None),
+        top_drivers=pl.Series(drivers, dtype=pl.List(pl.String)), cold_start_reason=pl.lit(None, dtype=pl.String))
+    never_buyers = cold_start.load(models, champion or latest_card.get("version"), baseline)
+    scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).hstack(
+        cold_start.score(never_buyers, cold).drop("customer_id")).with_columns(  # same rows, same order
         top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
+    columns = scored_buyers.columns
     # both halves keep the features' id order: merged in one pass, not sorted again
-    scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold), key="customer_id")
+    scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold.select(columns)), key="customer_id")
     scored = scored.with_columns(risk_tier=churn.risk_tier(pl.col("churn_probability")), model_version=pl.lit(version))
     return scored.select(list(PREDICTION_COLUMNS)), how
 
@@ -241,13 +358,15 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     group_name="churn",
     owners=[OWNER],
     kinds={"xgboost", "polars"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Calibrated churn probability for every customer in `customer_features`, served by the CHAMPION model "
-        "(not necessarily the newest), with confidence, risk tier and the top-3 drivers (XGBoost approximate "
-        "contributions). Without a champion the recency baseline serves; customers who never purchased get the "
-        "cold-start prior (their observed 90-day no-purchase rate in the training windows). Each batch is appended "
-        "to warehouse/prediction_log/ for realised-performance monitoring."
+        "(not necessarily the newest), with its 95 % interval, risk tier and the top-3 drivers (XGBoost approximate "
+        "contributions). Without a champion the best classic on the holdout (recency or BG/NBD), calibrated by a "
+        "strictly monotone curve, serves. Customers who never purchased are scored from their visits by a model "
+        "fitted on the training windows' never-buyers, if it beats a constant out of time; else at those "
+        "never-buyers' no-purchase rate, and `cold_start_reason` says which. Each batch is appended to "
+        "warehouse/prediction_log/ for realised-performance monitoring."
     ),
     metadata=column_schema(PREDICTION_COLUMNS),
 )
@@ -274,28 +393,55 @@ def churn_predictions(settings: EcomSettings, customer_features: pl.DataFrame, c
     })
 
 
+def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """Customers per risk tier now, beside the churn each tier showed on the serving model's holdout
+    (its card), and whether that fell from high to low: what a tier means, in the list's metadata."""
+    tiers = export.group_by("risk_tier").agg(customers=pl.len(), share=pl.len() / export.height)
+    served = str(export["model_version"][0])
+    versions = registry.list_versions(settings.models)
+    version = served if served in versions else (versions[-1] if versions and served.startswith(BASELINE_PREFIX) else None)
+    key = "baseline_tiers" if served.startswith(BASELINE_PREFIX) else "tiers"
+    metrics = registry.load_card(settings.models, version).get("metrics", {}) if version else {}
+    rows = metrics.get(f"{key}_holdout") or []
+    if not rows:
+        return tiers.sort("risk_tier"), "unknown: no holdout figures for the serving model"
+    holdout = pl.DataFrame(rows).select(risk_tier="tier", holdout_customers="n", holdout_churn_rate="observed_rate")
+    order = {name: i for i, (_, name) in enumerate(churn.RISK_TIERS)}
+    table = tiers.join(holdout, on="risk_tier", how="full", coalesce=True).sort(
+        pl.col("risk_tier").replace_strict(order, default=len(order)))
+    return table, "yes" if metrics.get(f"{key}_monotone") else "NO: observed churn does not fall from high to low"
+
+
 @dg.asset(
     group_name="churn",
     owners=["team:customer-success"],
     kinds={"polars", "csv"},
-    automation_condition=ON_NEW_DATA,
-    description="exports/churn_risk_list.csv: customers by churn probability (highest first) with the drivers in "
-    "plain words, safe to open in a spreadsheet (cells starting with = + - @ are neutralised).",
-    metadata=column_schema({"customer_id": "string", "churn_probability": "float64", "risk_tier": "string",
-                            "confidence": "float64", "drivers": "string - plain words",
-                            "model_version": "string", "as_of": "date", "cold_start": "bool"}),
+    tags=REFRESH_PER_DROP,
+    ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
+    description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
+    "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
+    "BTYD or own purchase rate x Gamma-Gamma spend per order), then expected value, then recency; the "
+    "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
+    "with = + - @ are neutralised for spreadsheets.",
+    metadata=column_schema(RISK_LIST_COLUMNS),
 )
-def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame) -> dg.Output:
+def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
+                    customer_features: pl.DataFrame) -> dg.Output:
     if churn_predictions.is_empty():
-        return dg.Output(pl.DataFrame(), metadata={"dagster/row_count": 0})
-    export = churn_predictions.with_columns(drivers=churn.drivers_in_words(churn_predictions["top_drivers"])).sort(
-        "churn_probability", descending=True, nulls_last=True).select(
-        "customer_id", pl.col("churn_probability").round(4), "risk_tier", pl.col("confidence").round(4), "drivers",
-        "model_version", "as_of", "cold_start",
-    )
+        return dg.Output(pl.DataFrame(schema={c: pl.String for c in RISK_LIST_COLUMNS}),
+                         metadata={"dagster/row_count": 0, "in_words": "no customers yet"})
+    export, how = risk_list.build_risk_list(churn_predictions, customer_features)
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")
-    return dg.Output(export, metadata={"dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
-                                       "top_10": dg.MetadataValue.md(md_table(export.head(10)))})
+    by_status = export.group_by("status").agg(
+        customers=pl.len(), value_at_risk=pl.col("value_at_risk").sum().round(2),
+        mean_probability=pl.col("churn_probability").mean()).sort("value_at_risk", descending=True, nulls_last=True)
+    tiers, monotone = _tiers_with_holdout(settings, export)
+    return dg.Output(export, metadata={
+        "dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
+        "value_basis": how["expected_purchases"], "spend_per_order_basis": how["spend_per_order"],
+        "by_status": dg.MetadataValue.md(md_table(by_status)), "tiers": dg.MetadataValue.md(md_table(tiers)),
+        "tiers_monotone_on_holdout": monotone,
+        "top_10": dg.MetadataValue.md(md_table(export.head(10)))})
 
 
 churn_retrain_job = dg.define_asset_job(

@@ -90,3 +90,33 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, suffix: str = "") -> di
         f"top_decile_precision{suffix}": precision,
         f"top_decile_lift{suffix}": lift,
     }
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    """Reliability per decile of the predicted probability: rows, mean predicted, observed rate. A decile
+    is taken by rank, and equal scores stay together in the decile where their first row falls (so a
+    score shared by many rows makes fewer, larger bins, never a bin mixing it with a distant score)."""
+    values, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    first_rank = (np.cumsum(counts) - counts)[inverse]  # rank of the first row holding the same score
+    which = first_rank * bins // max(p.size, 1)
+    rows = []
+    for b in np.unique(which):
+        mask = which == b
+        rows.append({"decile": int(b) + 1, "n": int(mask.sum()), "mean_predicted": float(p[mask].mean()),
+                     "observed_rate": float(y[mask].mean())})
+    return rows
+
+
+def expected_calibration_error(table: list[dict]) -> float:
+    """ECE: |mean predicted - observed| per bin, weighted by the bin's rows (Naeini et al. 2015)."""
+    n = sum(r["n"] for r in table)
+    return float(sum(r["n"] * abs(r["mean_predicted"] - r["observed_rate"]) for r in table) / max(n, 1))
+
+
+def tier_table(y: np.ndarray, tiers: np.ndarray, order: list[str]) -> tuple[list[dict], bool]:
+    """(observed churn per risk tier in `order` (highest first), whether it falls strictly from tier to
+    tier among the non-empty tiers)."""
+    rows = [{"tier": t, "n": int((tiers == t).sum()), "observed_rate": float(y[tiers == t].mean())}
+            for t in order if (tiers == t).any()]
+    rates = [r["observed_rate"] for r in rows]
+    return rows, all(a > b for a, b in zip(rates, rates[1:]))

@@ -1,9 +1,13 @@
 """Train, calibrate, gate and score the churn model (pure functions: frames in, results out).
 
-Windows come from `churn_training_set`: the newest is the out-of-time holdout and is used only
-for the metrics and the gates; the second newest is the validation window for early stopping
-and calibration; the older ones are the training data. With only two windows, a fixed 20 %
-of the training customers (by id hash) serves as validation instead.
+Windows come from `churn_training_set` (cutoffs every 30 days): the newest is the out-of-time
+holdout, used only for the metrics and the gates. The gated model trains on the windows whose
+90-day label horizon ends by the holdout's cutoff (a window whose horizon reaches past it would
+have seen the holdout's feature period); the windows in between are used only by the refit. Each
+customer's rows are weighted 1 / (their windows), so long-known customers do not dominate; 20 % of
+the customers (by id hash, all their windows) are the validation set for early stopping, and their
+rows of the newest window calibrate the scores. Once a recipe passes the gate it is refitted the
+same way on every labelled window, the holdout included, and the refit serves.
 """
 
 import hashlib
@@ -14,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.churn import evaluate
-from ecom_assets.features.build import CATEGORICAL_FEATURES, FEATURE_WORDS, feature_columns
+from ecom_assets.features.build import CATEGORICAL_FEATURES, feature_columns
 
 SEED = 7
 NTHREAD = 2
@@ -28,9 +32,16 @@ MAX_TRAIN_ROWS = 300_000  # a seeded sample beyond this: more rows add seconds, 
 EARLY_STOPPING = 30
 LEAKAGE_AUC = 0.97
 MIN_CLASS_ROWS = 20
-MAX_LEVELS = 30  # rarer categorical levels are pooled into "other"
+MAX_LEVELS = 30  # rarer categorical levels share one pooled code after the kept ones (never a string like "other")
+VALIDATION_BUCKETS = 5  # 1 in 5 customers validates
+MIN_CALIBRATION_ROWS = 200
 RISK_TIERS = [(0.75, "high"), (0.5, "medium"), (0.0, "low")]
-RECENCY_EDGES = [0, 30, 60, 90, 120, 180, 270, 365, 540]
+HORIZON_DAYS = 90
+# the trees start from the BG/NBD's log-odds and learn corrections to it (boosting from a prior model): where the
+# data says nothing more, the model is the classic, not a worse re-learning of it from younger windows
+MARGIN_FEATURE = "bgnbd_churn_90d"
+# the classic baselines: score column (higher = more likely to churn) and the axis it is calibrated on
+CLASSICS = {"recency": ("days_since_last_purchase", "log1p"), "bgnbd": ("bgnbd_churn_90d", "logit")}
 
 
 @dataclass
@@ -38,8 +49,10 @@ class TrainedModel:
     booster: object  # xgboost.Booster trimmed to the best iteration
     features: list[str]
     categories: dict[str, list[str]]
-    calibration: dict  # isotonic breakpoints {"x": [...], "y": [...]}
+    calibration: dict  # centered isotonic knots {"x": [...], "y": [...]} + decile support
     best_iteration: int
+    dropped_features: dict = field(default_factory=dict)  # name -> why it was left out ("all null", "constant")
+    training: dict = field(default_factory=dict)  # windows, rows, customers, weights: for the model card
 
 
 @dataclass
@@ -51,21 +64,54 @@ class Evaluation:
     leaking_features: list[str] = field(default_factory=list)
 
 
-def category_levels(frame: pl.DataFrame) -> dict[str, list[str]]:
-    """Fixed levels per categorical feature (most frequent first), stored in the model card."""
+def category_levels(frame: pl.DataFrame, features: list[str]) -> dict[str, list[str]]:
+    """Kept levels per categorical feature (the MAX_LEVELS most frequent, sorted), stored in the model card.
+    Every other value gets the pooled code len(levels): an observed value "other" is a level like any."""
     levels = {}
     for col in CATEGORICAL_FEATURES:
-        if col in frame.columns:
+        if col in features:
             counts = frame[col].drop_nulls().value_counts(sort=True)
-            levels[col] = sorted(counts[col].head(MAX_LEVELS).to_list()) + ["other"]
+            levels[col] = sorted(counts[col].head(MAX_LEVELS).to_list())
     return levels
 
 
-def design_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]], label=None):
+def usable_features(frame: pl.DataFrame, candidates: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(the candidates that carry information, {left-out feature: why}): an all-null column (a purchase
+    log has no browsing time, many shops no age) or one with a single value teaches nothing."""
+    kept, dropped = [], {}
+    for col in candidates:
+        values = frame[col]
+        if values.dtype.is_float():
+            values = values.fill_nan(None)
+        distinct = values.drop_nulls().n_unique()
+        if distinct == 0:
+            dropped[col] = "all null"
+        elif distinct == 1:
+            dropped[col] = "constant"
+        else:
+            kept.append(col)
+    return kept, dropped
+
+
+def base_margin(frame: pl.DataFrame, spec: dict | None) -> np.ndarray | None:
+    """Log-odds of the BG/NBD churn probability per row (the boosting's starting point), the training mean
+    where a row lacks it; None for a model trained without one."""
+    if not spec:
+        return None
+    if spec["feature"] not in frame.columns:
+        return np.full(frame.height, spec["mean"], dtype=np.float32)
+    p = np.clip(frame[spec["feature"]].cast(pl.Float64).fill_nan(None).to_numpy(), 1e-4, 1 - 1e-4)
+    margin = np.log(p / (1 - p))
+    return np.where(np.isnan(margin), spec["mean"], margin).astype(np.float32)
+
+
+def design_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]], label=None,
+                  weight=None, margin=None):
     """An XGBoost DMatrix in the model's feature order with categoricals coded by the stored levels
-    (null -> missing, a level the model never saw -> "other"), so the column order or an unseen level
-    in the scoring data can never shift the codes. Built from one float32 array (XGBoost's own
-    precision): no pandas frame in between, which cost more than the prediction itself at 300k rows."""
+    (null -> missing, a level the model never saw -> the pooled code len(levels)), so the column order
+    or an unseen level in the scoring data can never shift the codes. Built from one float32 array
+    (XGBoost's own precision): no pandas frame in between, which cost more than the prediction itself
+    at 300k rows."""
     import xgboost as xgb
 
     missing = [c for c in features if c not in frame.columns]
@@ -77,60 +123,125 @@ def design_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str
         if col in categories:
             levels = categories[col]
             values = pl.col(col).cast(pl.String)
-            other = levels.index("other") if "other" in levels else None
             # replace_strict would send null to the default: null stays missing
-            codes = values.replace_strict(levels, list(range(len(levels))), default=other, return_dtype=pl.Float32)
+            codes = values.replace_strict(levels, list(range(len(levels))), default=len(levels), return_dtype=pl.Float32)
             columns.append(pl.when(values.is_not_null()).then(codes).alias(col))
         else:
             columns.append(pl.col(col).cast(pl.Float32).fill_nan(None))
     # one select (columns converted in parallel), row-major as XGBoost stores it: at 310k rows the array
     # takes 0.04 s and the DMatrix from it 0.075 s (0.13 s together when built column by column)
     matrix = frame.select(columns).to_numpy(order="c") if columns else np.empty((frame.height, 0), dtype=np.float32)
-    return xgb.DMatrix(matrix, label=label, feature_names=features, enable_categorical=True, nthread=NTHREAD,
-                       feature_types=["c" if col in categories else "q" for col in features])
+    return xgb.DMatrix(matrix, label=label, weight=weight, base_margin=margin, feature_names=features, enable_categorical=True,
+                       nthread=NTHREAD, feature_types=["c" if col in categories else "q" for col in features])
 
 
 def _validation_split(train: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    windows = sorted(train["window"].unique().to_list())
-    if len(windows) >= 2:
-        return train.filter(pl.col("window") != windows[0]), train.filter(pl.col("window") == windows[0])
-    bucket = train["customer_id"].hash(seed=SEED) % 5
+    """(fit rows, validation rows): whole customers by id hash, so no customer is on both sides."""
+    bucket = train["customer_id"].hash(seed=SEED) % VALIDATION_BUCKETS
     return train.filter(bucket != 0), train.filter(bucket == 0)
 
 
-def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> dict:
+def customer_weights(frame: pl.DataFrame) -> np.ndarray:
+    """1 / (rows of the same customer): every customer weighs 1 however many windows they are in."""
+    return frame.select(1.0 / pl.len().over("customer_id")).to_series().to_numpy()
+
+
+def _axis(score: np.ndarray, transform: str) -> np.ndarray:
+    score = np.asarray(score, dtype=np.float64)
+    if transform == "logit":
+        s = np.clip(score, 1e-6, 1 - 1e-6)
+        return np.log(s / (1 - s))
+    if transform == "log1p":
+        return np.log1p(np.clip(score, 0, None))
+    return score
+
+
+def fit_calibration(score: np.ndarray, y: np.ndarray, transform: str = "logit", weight: np.ndarray | None = None) -> dict:
+    """Centered isotonic regression (Oron & Flournoy 2017, "Centered isotonic regression: point and interval
+    estimation for dose-response studies"): scikit-learn's isotonic fit (PAVA), then one knot per block at
+    its weighted mean score, interpolated linearly in log-odds and continued with the end slopes. Strictly
+    increasing, so every distinct score keeps its own probability and the model's order (and AUC) is kept;
+    PAVA's steps would tie whole score ranges. Beyond the outer knots it continues with the end slopes,
+    capped at the average slope. `transform` is the axis: "logit" for probabilities,
+    "log1p" for day counts. JSON-ready knots."""
     from sklearn.isotonic import IsotonicRegression
 
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(raw, y)
-    return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+    u = _axis(score, transform)
+    w = np.ones_like(u) if weight is None else np.asarray(weight, dtype=np.float64)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(u, y, sample_weight=w)
+    fitted = iso.predict(u)
+    values, block = np.unique(fitted, return_inverse=True)
+    centre = np.bincount(block, weights=w * u) / np.bincount(block, weights=w)
+    logit = np.log(values / (1 - values))
+    slopes = np.diff(logit) / np.maximum(np.diff(centre), 1e-12)
+    # beyond the outer knots the curve goes on no steeper than its average slope: a steep end segment
+    # (a handful of extreme scores) must not send unseen scores to 0 or 1
+    mean_slope = float((logit[-1] - logit[0]) / (centre[-1] - centre[0])) if slopes.size else 0.0
+    return {"method": "centered_isotonic", "transform": transform, "x": centre.tolist(), "y": logit.tolist(),
+            "slope_low": min(float(slopes[0]), mean_slope) if slopes.size else 0.0,
+            "slope_high": min(float(slopes[-1]), mean_slope) if slopes.size else 0.0}
 
 
-def apply_calibration(raw: np.ndarray, calibration: dict) -> np.ndarray:
-    return np.interp(raw, calibration["x"], calibration["y"])
+def apply_calibration(score: np.ndarray, calibration: dict) -> np.ndarray:
+    """Calibrated probability for raw scores (see fit_calibration)."""
+    if calibration.get("method") == "isotonic":  # versions saved before centered isotonic: PAVA breakpoints
+        return np.interp(score, calibration["x"], calibration["y"])
+    u = _axis(score, calibration["transform"])
+    x, y = np.asarray(calibration["x"]), np.asarray(calibration["y"])
+    v = np.interp(u, x, y)
+    v = np.where(u < x[0], y[0] + calibration["slope_low"] * (u - x[0]), v)
+    v = np.where(u > x[-1], y[-1] + calibration["slope_high"] * (u - x[-1]), v)
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _calibration_rows(valid: pl.DataFrame) -> pl.DataFrame:
+    """The validation customers' rows of the newest window (the closest in time to serving), or all their
+    rows when that window is too thin to calibrate on."""
+    if "cutoff" not in valid.columns:
+        return valid
+    newest = valid.filter(pl.col("cutoff") == pl.col("cutoff").max())
+    churned = int(newest["churned"].sum())
+    enough = newest.height >= MIN_CALIBRATION_ROWS and 0 < churned < newest.height
+    return newest if enough else valid
 
 
 def train_model(train: pl.DataFrame) -> TrainedModel:
+    """XGBoost on stacked windows, weighted per customer, early-stopped on the validation customers and
+    calibrated on their newest window. All-null and constant features are left out (`dropped_features`)."""
     import xgboost as xgb
 
-    features = feature_columns(train)
     if train.height > MAX_TRAIN_ROWS:
         train = train.sample(MAX_TRAIN_ROWS, seed=SEED)
     fit, valid = _validation_split(train)
-    categories = category_levels(fit)
-    dfit = design_matrix(fit, features, categories, label=fit["churned"].to_numpy())
-    dvalid = design_matrix(valid, features, categories, label=valid["churned"].to_numpy())
+    features, dropped = usable_features(fit, feature_columns(train))
+    categories = category_levels(fit, features)
+    margin = None
+    if MARGIN_FEATURE in features and not train[MARGIN_FEATURE].fill_nan(None).null_count():
+        margin = {"feature": MARGIN_FEATURE, "mean": 0.0}
+        margin["mean"] = float(base_margin(fit, margin).mean())
+    dfit = design_matrix(fit, features, categories, label=fit["churned"].to_numpy(), weight=customer_weights(fit),
+                         margin=base_margin(fit, margin))
+    dvalid = design_matrix(valid, features, categories, label=valid["churned"].to_numpy(), weight=customer_weights(valid),
+                           margin=base_margin(valid, margin))
     booster = xgb.train(PARAMS, dfit, MAX_ROUNDS, evals=[(dvalid, "validation")],
                         early_stopping_rounds=EARLY_STOPPING, verbose_eval=False)
     best = int(booster.best_iteration)
     booster = booster[: best + 1]  # keep only the trees up to the best iteration
-    raw_valid = booster.predict(dvalid)
-    calibration = fit_isotonic(raw_valid, valid["churned"].to_numpy().astype(float))
-    calibration["support"] = _bin_support(raw_valid, valid["churned"].to_numpy())
-    return TrainedModel(booster, features, categories, calibration, best)
+    calib = _calibration_rows(valid)
+    y = calib["churned"].to_numpy().astype(float)
+    raw = booster.predict(design_matrix(calib, features, categories, margin=base_margin(calib, margin)))
+    calibration = fit_calibration(raw, y, "logit")
+    calibration["base_margin"] = margin
+    calibration["support"] = _bin_support(raw, y)
+    training = {"rows": train.height, "customers": train["customer_id"].n_unique(),
+                "windows": sorted({str(c) for c in train["cutoff"].to_list()}) if "cutoff" in train.columns else [],
+                "validation_customers": valid["customer_id"].n_unique(), "calibration_rows": calib.height,
+                "row_weight": "1 / windows of the customer"}
+    return TrainedModel(booster, features, categories, calibration, best, dropped, training)
 
 
 def _bin_support(raw: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
-    """Validation rows and churn rate per raw-score decile: the basis of each prediction's confidence."""
+    """Validation rows and churn rate per raw-score decile: what each prediction's 95 % interval rests on."""
     edges = np.unique(np.quantile(raw, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges[1:-1], raw, side="right"), 0, max(len(edges) - 2, 0))
     n = np.bincount(which, minlength=len(edges) - 1)
@@ -140,12 +251,18 @@ def _bin_support(raw: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
 
 def predict(model: TrainedModel, frame: pl.DataFrame, with_drivers: bool = False):
     """(calibrated probability, raw probability, top-3 drivers or None)."""
-    matrix = design_matrix(frame, model.features, model.categories)
+    spec = model.calibration.get("base_margin")
+    margin = base_margin(frame, spec)
+    matrix = design_matrix(frame, model.features, model.categories, margin=margin)
     model.booster.set_param({"nthread": NTHREAD})
     drivers = None
     if with_drivers:
         # contributions (+ the bias column) sum to the margin, so one pass gives both scores and drivers
         contribs = model.booster.predict(matrix, pred_contribs=True, approx_contribs=True)
+        if spec:  # the bias column holds the BG/NBD starting point: its deviation from the mean is that feature's part
+            shift = margin - np.float32(spec["mean"])
+            contribs[:, model.features.index(spec["feature"])] += shift
+            contribs[:, -1] -= shift
         raw = (1.0 / (1.0 + np.exp(-contribs.sum(axis=1, dtype=np.float64)))).astype(np.float32)
         drivers = top_drivers(contribs[:, :-1], model.features)
     else:
@@ -173,39 +290,42 @@ def top_drivers(contribs: np.ndarray, features: list[str], k: int = 3) -> pl.Ser
     return labels.gather(picked.ravel()).reshape(picked.shape).arr.to_list().rename("top_drivers")
 
 
-def _driver_words(driver: pl.Expr) -> pl.Expr:
-    """One driver ("days_since_last_purchase ↑") in words ("days since the last purchase (raises
-    risk)"); an entry without an arrow passes unchanged."""
-    arrow = driver.str.slice(-1)
-    name = driver.str.head(-2)
-    words = pl.concat_str(
-        name.replace_strict(FEATURE_WORDS, default=name.str.replace_all("_", " ")),
-        pl.when(arrow == "↑").then(pl.lit(" (raises risk)")).otherwise(pl.lit(" (lowers risk)")),
-    )
-    return pl.when(arrow.is_in(["↑", "↓"])).then(words).otherwise(driver)
+def classic_score(frame: pl.DataFrame, name: str) -> np.ndarray | None:
+    """The classic's churn score per row (higher = more likely to churn), or None if a row lacks it."""
+    column = CLASSICS[name][0]
+    if column not in frame.columns or frame[column].null_count() or frame.is_empty():
+        return None
+    return frame[column].cast(pl.Float64).to_numpy()
 
 
-def drivers_in_words(drivers: pl.Series) -> pl.Series:
-    """A list column of drivers -> one plain-words string per row ("...; ..."). The few distinct
-    drivers (features × direction) are put in words once and looked up, not rewritten per row."""
-    distinct = drivers.explode().drop_nulls().unique().to_frame("driver")
-    words = distinct.select(_driver_words(pl.col("driver")))["driver"]
-    return drivers.to_frame().select(
-        pl.col(drivers.name).list.eval(pl.element().replace_strict(distinct["driver"], words, default=pl.element()))
-        .list.join("; ")
-    ).to_series().rename("drivers")
-
-
-def recency_baseline(train: pl.DataFrame) -> dict:
-    """Churn rate by days-since-last-purchase band on the training windows (the baseline and fallback)."""
-    labelled = train.filter(~pl.col("cold_start"))
-    band = labelled["days_since_last_purchase"].cut(RECENCY_EDGES[1:], left_closed=False).cast(pl.String)
-    rates = labelled.with_columns(band=band).group_by("band").agg(n=pl.len(), rate=pl.col("churned").mean())
-    cold = train.filter(pl.col("cold_start"))
+def fit_baseline(train: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFrame) -> dict:
+    """The classic baselines (days since the last purchase; BG/NBD P(no purchase in 90 days)): each one
+    calibrated on the training windows (judged on the holdout) and again on the newest labelled window
+    (what serves); the one with the best holdout AUC is the baseline the gate compares with and the
+    fallback that serves without a champion (recency without a holdout to choose on)."""
+    y_hold = holdout["churned"].to_numpy().astype(float) if holdout.height else None
+    newest = holdout if holdout.height else train.filter(pl.col("cutoff") == pl.col("cutoff").max())
+    classics = {}
+    for name, (column, transform) in CLASSICS.items():
+        s_train, s_new = classic_score(train, name), classic_score(newest, name)
+        if s_train is None or s_new is None:
+            continue
+        classics[name] = {
+            "column": column, "transform": transform,
+            "calibration": fit_calibration(s_train, train["churned"].to_numpy().astype(float), transform,
+                                           customer_weights(train)),
+            "serving_calibration": fit_calibration(s_new, newest["churned"].to_numpy().astype(float), transform),
+            # customers per score decile of the serving fit: what each served probability's interval rests on
+            "serving_support": _bin_support(s_new, newest["churned"].to_numpy()),
+            "holdout_auc": evaluate.auc(y_hold, classic_score(holdout, name)) if y_hold is not None else None,
+        }
+    judged = {k: v["holdout_auc"] for k, v in classics.items() if v["holdout_auc"] is not None}
+    best = max(judged, key=lambda k: (judged[k], k == "recency")) if judged else "recency"
+    labelled = pl.concat([train.select("churned"), holdout.select("churned")])
     overall = float(labelled["churned"].mean()) if labelled.height else None
     return {
-        "edges": RECENCY_EDGES[1:],
-        "rates": {r["band"]: r["rate"] for r in rates.to_dicts()},
+        "classic": best if best in classics else None,
+        "classics": classics,
         "overall_rate": overall,
         # customers who visited but never bought: their empirical 90-day no-purchase rate
         "cold_start_prior": float(cold["churned"].mean()) if cold.height else overall,
@@ -213,40 +333,82 @@ def recency_baseline(train: pl.DataFrame) -> dict:
     }
 
 
-def baseline_probability(frame: pl.DataFrame, baseline: dict) -> np.ndarray:
-    band = frame["days_since_last_purchase"].cut(baseline["edges"], left_closed=False).cast(pl.String)
-    rates = band.replace_strict(baseline["rates"], default=baseline["overall_rate"], return_dtype=pl.Float64)
-    return rates.fill_null(baseline["overall_rate"]).to_numpy()
+def baseline_probability(frame: pl.DataFrame, baseline: dict, which: str = "serving_calibration",
+                         classic: str | None = None) -> np.ndarray:
+    """The calibrated probability of the baseline's classic (or `classic`); rows without its score (e.g.
+    no BG/NBD fit at scoring time) get recency's, then the overall rate."""
+    out = np.full(frame.height, np.nan)
+    for name in [classic or baseline.get("classic"), "recency"]:
+        spec = baseline.get("classics", {}).get(name or "")
+        if spec is None or spec["column"] not in frame.columns:
+            continue
+        score = frame[spec["column"]].cast(pl.Float64).fill_nan(None).to_numpy()
+        todo = np.isnan(out) & ~np.isnan(score)
+        out[todo] = apply_calibration(score[todo], spec[which])
+    overall = baseline.get("overall_rate")
+    return np.where(np.isnan(out), np.nan if overall is None else overall, out)
+
+
+def tier_of(p: np.ndarray) -> np.ndarray:
+    out = np.full(p.size, RISK_TIERS[-1][1], dtype=object)
+    for threshold, name in reversed(RISK_TIERS):
+        out[p >= threshold] = name
+    return out
+
+
+def calibration_report(y: np.ndarray, p: np.ndarray) -> dict:
+    """Reliability per decile, ECE and observed churn per risk tier (monotone or not) on the holdout."""
+    table = evaluate.reliability_table(y, p)
+    tiers, monotone = evaluate.tier_table(y, tier_of(p), [name for _, name in RISK_TIERS])
+    return {"reliability": table, "ece": evaluate.expected_calibration_error(table), "tiers": tiers,
+            "tiers_monotone": monotone}
 
 
 def evaluate_holdout(model: TrainedModel, holdout: pl.DataFrame, baseline: dict) -> tuple[Evaluation, np.ndarray]:
-    """Holdout metrics beside the recency baseline, the skill gate and the leakage guard."""
+    """Holdout metrics beside the classic baselines, the skill gate (against the best classic on the
+    holdout) and the leakage guard."""
     y = holdout["churned"].to_numpy().astype(float)
     p, _, _ = predict(model, holdout)
-    p_base = baseline_probability(holdout, baseline)
-    recency = holdout["days_since_last_purchase"].to_numpy()
+    best = baseline.get("classic") or "recency"
+    best_score = classic_score(holdout, best)
+    if best_score is None:  # a baseline saved without the classic: recency is always there for buyers
+        best, best_score = "recency", holdout["days_since_last_purchase"].to_numpy()
+    p_base = baseline_probability(holdout, baseline, which="calibration")
     metrics = {**evaluate.classification_metrics(y, p), **evaluate.classification_metrics(y, p_base, "_baseline")}
     metrics["auc_out_of_time"] = metrics.pop("auc")
-    metrics["auc_baseline_recency"] = evaluate.auc(y, recency)
-    diff = evaluate.bootstrap_auc_difference(y, p, recency)
+    metrics["auc_baseline_recency"] = evaluate.auc(y, holdout["days_since_last_purchase"].to_numpy())
+    for name in CLASSICS:
+        score = classic_score(holdout, name)
+        if score is not None:
+            metrics[f"auc_classic_{name}"] = evaluate.auc(y, score)
+    metrics["best_classic"] = best
+    metrics["auc_best_classic"] = evaluate.auc(y, best_score)
+    diff = evaluate.bootstrap_auc_difference(y, p, best_score)
+    report = calibration_report(y, p)
+    baseline_report = calibration_report(y, p_base)
     metrics.update({"auc_diff": diff["auc_diff"], "auc_diff_ci_low": diff["ci_low"], "auc_diff_ci_high": diff["ci_high"],
                     "n_holdout": int(y.size), "base_rate": float(y.mean()),
-                    "calibration_table": evaluate.calibration_table(y, p)})
+                    "calibration_table": report["reliability"], "ece": report["ece"],
+                    "tiers_holdout": report["tiers"], "tiers_monotone": report["tiers_monotone"],
+                    "baseline_calibration_table": baseline_report["reliability"], "ece_baseline": baseline_report["ece"],
+                    "baseline_tiers_holdout": baseline_report["tiers"],
+                    "baseline_tiers_monotone": baseline_report["tiers_monotone"]})
     single = single_feature_auc(holdout, model.features)
     leaking = sorted(f for f, a in single.items() if a >= LEAKAGE_AUC)
-    auc_m, auc_b = metrics["auc_out_of_time"], metrics["auc_baseline_recency"]
+    auc_m, auc_b = metrics["auc_out_of_time"], metrics["auc_best_classic"]
     ci = f"95 % CI of the difference {diff['ci_low']:+.3f}…{diff['ci_high']:+.3f}"
+    ci_verdict = f"{ci} lies below 0" if diff["ci_high"] < 0 else f"{ci} includes 0"
+    against = f"the best classic baseline ({best}, AUC {auc_b:.3f})"
     if auc_m >= LEAKAGE_AUC or leaking:
         named = ", ".join(f"{f} (AUC {single[f]:.3f} alone)" for f in leaking) or f"the model as a whole (AUC {auc_m:.3f})"
         ev = Evaluation("leakage_suspected", f"holdout AUC {auc_m:.3f}: suspected label leakage from {named}; "
                         "this model is not used and the previous champion keeps serving", metrics, single, leaking)
     elif diff["ci_low"] > 0:
-        ev = Evaluation("champion", f"holdout AUC {auc_m:.3f} beats the recency-only baseline {auc_b:.3f} ({ci})",
-                        metrics, single)
+        ev = Evaluation("champion", f"holdout AUC {auc_m:.3f} beats {against} ({ci})", metrics, single)
     else:
-        ev = Evaluation("no_skill", f"holdout AUC {auc_m:.3f} does not beat the recency-only baseline {auc_b:.3f} "
-                        f"({ci} includes 0): the data carries no usable churn signal beyond recency; the model "
-                        "is not promoted and the previous champion (or the baseline) keeps serving", metrics, single)
+        ev = Evaluation("no_skill", f"holdout AUC {auc_m:.3f} does not beat {against} ({ci_verdict}): the data "
+                        f"carries no usable churn signal beyond the classic model; the model is not promoted and the "
+                        "previous champion (or the calibrated classic) keeps serving", metrics, single)
     return ev, p
 
 
@@ -265,21 +427,11 @@ def single_feature_auc(frame: pl.DataFrame, features: list[str]) -> dict[str, fl
 
 
 def risk_tier(p: pl.Expr) -> pl.Expr:
+    """The tier of a probability column (`unscored` when null); the same thresholds as `tier_of`."""
     expr = pl.when(p.is_null()).then(pl.lit("unscored"))
     for threshold, name in RISK_TIERS:
         expr = expr.when(p >= threshold).then(pl.lit(name))
     return expr.otherwise(pl.lit("low"))
-
-
-def confidence(raw: np.ndarray, support: dict) -> np.ndarray:
-    """Half-width of the 95 % Wilson interval of the churn rate among validation customers whose raw
-    score fell in the same decile: small when the calibration rests on many similar customers."""
-    edges = np.asarray(support["edges"])
-    which = np.clip(np.searchsorted(edges[1:-1], raw, side="right"), 0, max(len(edges) - 2, 0))
-    n = np.asarray(support["n"], dtype=float)[which]
-    r = np.asarray(support["rate"])[which]
-    z = 1.96
-    return z * np.sqrt(r * (1 - r) / np.maximum(n, 1) + z**2 / (4 * np.maximum(n, 1) ** 2)) / (1 + z**2 / np.maximum(n, 1))
 
 
 def fingerprint(frame: pl.DataFrame) -> str:

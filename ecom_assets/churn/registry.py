@@ -62,7 +62,8 @@ def save_model(models_dir: Path, version: str, model, baseline: dict) -> Path:
     model.booster.save_model(str(partial))
     partial.replace(folder / "model.json")
     write_json_atomic({**model.calibration, "features": model.features, "categories": model.categories,
-                       "best_iteration": model.best_iteration}, folder / "calibration.json")
+                       "best_iteration": model.best_iteration, "dropped_features": model.dropped_features,
+                       "training": model.training}, folder / "calibration.json")
     save_baseline(models_dir, version, baseline)
     return folder
 
@@ -84,7 +85,8 @@ def load_model(models_dir: Path, version: str):
     calibration = json.loads((folder / "calibration.json").read_text())
     baseline = json.loads((folder / "baseline.json").read_text())
     model = TrainedModel(booster, calibration["features"], calibration["categories"], calibration,
-                         calibration["best_iteration"])
+                         calibration["best_iteration"], calibration.get("dropped_features", {}),
+                         calibration.get("training", {}))
     return model, baseline
 
 

@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.features.build import (
     FEATURE_WORDS,
     HISTORY_COLUMNS_USED,
@@ -62,7 +62,7 @@ HISTORY_SCHEMA = column_schema({
     owners=[OWNER],
     kinds={"polars"},
     required_resource_keys={"io_manager"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Lifetime aggregates per customer over every clean session (first/last dates, visits, purchases, spend, "
         "browsing, purchase gaps, category mix): the cutoff-independent half of `customer_features`. Stored as a "
@@ -97,7 +97,7 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
     owners=[OWNER],
     kinds={"polars"},
     ins={"customer_history": columns_in(HISTORY_COLUMNS_USED)},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Point-in-time features per customer as of T (default: the latest clean session date; set `as_of` in "
         "the launchpad or `ecom-assets run --as-of`): RFM, sessions, 30-vs-60-day trend, purchase gaps, "
@@ -116,10 +116,10 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
         return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today()),
                          metadata={"dagster/row_count": 0, "as_of": "no data yet", "note": NO_DATA})
     if latest is not None and as_of >= latest:  # every session counts: the stored lifetime half is exact
-        features = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
+        features, btyd = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
         source = "customer_history + last 90 days of sessions"
     else:
-        features = build_features(clean_sessions, clean_customers, as_of)
+        features, btyd = build_features(clean_sessions, clean_customers, as_of)
         source = f"all sessions up to {as_of} (as_of before the latest session)"
     summary = features.select(
         pl.len().alias("customers"), pl.col("cold_start").sum().alias("cold_start"),
@@ -132,6 +132,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
         "computed_from": source,
         "cold_start": int(features["cold_start"].sum()),
         "summary": dg.MetadataValue.md(md_table(summary)),
+        "bgnbd_fit": dg.MetadataValue.json(btyd),
     })
 
 
@@ -139,7 +140,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
     group_name="features",
     owners=[OWNER],
     kinds={"polars"},
-    automation_condition=dg.AutomationCondition.on_missing(),
+    tags=REFRESH_FIRST_MODEL,
     description=(
         "Labelled training windows: for cutoffs c = T-90, T-180, … (while 90 days of history precede c), the "
         "features as of c and `churned` = no purchase in (c, c+90]. The newest window (`is_holdout`) is the "

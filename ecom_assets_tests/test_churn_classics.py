@@ -1,0 +1,119 @@
+"""The classic baselines, the gate against the best of them, monotone calibration, stacked windows
+without label leakage, and categorical/empty columns as purchase logs and shop exports bring them.
+Planted frames shaped like `churn_training_set` (a few thousand customers, four or five cutoffs)."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from ecom_assets.churn import assets as churn_assets
+from ecom_assets.churn import evaluate
+from ecom_assets.churn import model as churn
+
+HOLDOUT = date(2024, 10, 1)
+
+
+def planted(n: int = 2500, seed: int = 0, offsets=(0, 30, 90, 120, 150), bgnbd: bool = True) -> pl.DataFrame:
+    """Windows at HOLDOUT - offset days. Each row's true churn probability is sigmoid(z); the "BG/NBD"
+    column carries it exactly (the classic is the oracle here), days since the last purchase only
+    noisily, and `noise` nothing at all."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for window, offset in enumerate(offsets):
+        z = rng.normal(0.3, 1.6, n)
+        p = 1 / (1 + np.exp(-z))
+        recency = np.clip(np.round(40 * np.exp(0.6 * z + rng.normal(0, 0.8, n))), 0, 700)
+        frame = pl.DataFrame({
+            "customer_id": [f"C{i:05d}" for i in range(n)],
+            "cutoff": [HOLDOUT - timedelta(days=offset)] * n, "window": window, "is_holdout": offset == 0,
+            "cold_start": False, "churned": rng.random(n) < p,
+            "days_since_last_purchase": recency, "n_purchases": rng.integers(1, 9, n).astype(float),
+            "noise": rng.normal(size=n),
+        })
+        if bgnbd:
+            frame = frame.with_columns(bgnbd_churn_90d=pl.Series(p))
+        frames.append(frame)
+    return pl.concat(frames)
+
+
+def test_gated_training_never_sees_labels_from_the_holdouts_feature_period() -> None:
+    train, holdout, labelled = churn_assets.split_windows(planted(n=200))
+    assert set(holdout["cutoff"]) == {HOLDOUT}
+    # HOLDOUT-30's label horizon reaches HOLDOUT+60: it may only be used by the refit
+    assert set(train["cutoff"]) == {HOLDOUT - timedelta(days=d) for d in (90, 120, 150)}
+    assert HOLDOUT - timedelta(days=30) in set(labelled["cutoff"])
+
+
+def test_the_fallback_ranks_exactly_like_its_classic_and_stays_calibrated() -> None:
+    # a purchase log where only recency carries signal and no BG/NBD could be fitted
+    train, holdout, _ = churn_assets.split_windows(planted(bgnbd=False, seed=1))
+    baseline = churn.fit_baseline(train, holdout, train.head(0))
+    assert baseline["classic"] == "recency"
+    y = holdout["churned"].to_numpy().astype(float)
+    recency = holdout["days_since_last_purchase"].to_numpy()
+    p = churn.baseline_probability(holdout, baseline, which="calibration")
+    assert abs(evaluate.auc(y, p) - evaluate.auc(y, recency)) < 1e-12  # not a handful of bands
+    assert np.unique(p).size == np.unique(recency).size  # every distinct recency keeps its own probability
+    report = churn.calibration_report(y, p)  # calibrated on older windows, judged on the holdout
+    assert report["ece"] < 0.05 and report["tiers_monotone"]
+
+
+def test_the_gate_compares_with_the_best_classic_not_only_recency() -> None:
+    train, holdout, _ = churn_assets.split_windows(planted(seed=2))
+    baseline = churn.fit_baseline(train, holdout, train.head(0))
+    assert baseline["classic"] == "bgnbd"
+    trained = churn.train_model(train)
+    evaluation, p = churn.evaluate_holdout(trained, holdout, baseline)
+    m = evaluation.metrics
+    assert m["best_classic"] == "bgnbd" and m["auc_best_classic"] > m["auc_classic_recency"] + 0.02
+    assert m["auc_out_of_time"] > m["auc_classic_recency"] + 0.02  # it beats recency by far ...
+    assert evaluation.status == "no_skill", evaluation.status_reason  # ... but not the classic it re-learns
+    assert "bgnbd" in evaluation.status_reason
+
+
+def test_centered_isotonic_is_strictly_increasing_and_calibrated() -> None:
+    rng = np.random.default_rng(3)
+    score = rng.random(20_000)
+    y = (rng.random(score.size) < score**2).astype(float)  # a raw score that is monotone but not calibrated
+    calibration = churn.fit_calibration(score, y, "logit")
+    grid = np.linspace(0.001, 0.999, 2001)
+    p = churn.apply_calibration(grid, calibration)
+    assert (np.diff(p) > 0).all() and (p > 0).all() and (p < 1).all()
+    fresh = rng.random(20_000)
+    calibrated = churn.apply_calibration(fresh, calibration)
+    assert np.abs(calibrated - fresh**2).mean() < 0.02
+
+
+def test_tiers_that_do_not_fall_from_high_to_low_are_reported() -> None:
+    y = np.array([0.6] * 10 + [0.7] * 10 + [0.1] * 10) > np.tile(np.linspace(0.05, 0.95, 10), 3)
+    p = np.array([0.9] * 10 + [0.6] * 10 + [0.2] * 10)  # "high" churns less than "medium" here
+    report = churn.calibration_report(y.astype(float), p)
+    assert [t["tier"] for t in report["tiers"]] == ["high", "medium", "low"]
+    assert not report["tiers_monotone"]
+    assert len(report["reliability"]) == 3 and report["ece"] > 0  # three distinct scores: three bins
+
+
+def test_an_observed_other_category_is_data_and_empty_columns_are_left_out() -> None:
+    frame = planted(n=1500, seed=4, offsets=(0, 90, 120))
+    rng = np.random.default_rng(4)
+    gender = rng.choice(["other", "Other", "f", "m"], frame.height)
+    churned = np.where(gender == "other", True, frame["churned"].to_numpy())  # planted: "other" always churns
+    frame = frame.with_columns(gender=pl.Series(gender), churned=pl.Series(churned),
+                               browsing_mean_sec=pl.lit(None, dtype=pl.Float64),  # a purchase log: no browsing
+                               age=pl.lit(41.0))  # one value for everyone
+    train, holdout, _ = churn_assets.split_windows(frame)
+    trained = churn.train_model(train)
+    assert trained.dropped_features == {"browsing_mean_sec": "all null", "age": "constant"}
+    assert trained.categories["gender"] == ["Other", "f", "m", "other"]  # no pooled string among the levels
+    scoring = holdout.with_columns(gender=pl.Series(np.where(np.arange(holdout.height) % 7 == 0, "unseen",
+                                                              holdout["gender"].to_numpy())))
+    p, _, drivers = churn.predict(trained, scoring.drop("browsing_mean_sec"), with_drivers=True)
+    by_gender = pl.DataFrame({"gender": scoring["gender"], "p": p}).group_by("gender").agg(pl.col("p").mean())
+    rates = dict(by_gender.iter_rows())
+    assert rates["other"] > rates["Other"] + 0.1 and rates["other"] > rates["m"] + 0.1
+    codes = churn.design_matrix(scoring.head(50), ["gender"], trained.categories).get_data().toarray()
+    gender_head = scoring["gender"].head(50).to_list()
+    assert all(code == (4 if g == "unseen" else trained.categories["gender"].index(g))
+               for code, g in zip(codes[:, 0], gender_head))
+    assert drivers.list.len().min() == 3

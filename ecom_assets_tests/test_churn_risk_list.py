@@ -1,0 +1,226 @@
+"""The marketer's churn list and the never-buyer scorer, each rule on planted customers.
+
+The planted rows look like what the pipeline produces (a `churn_predictions` row beside its
+`customer_features` row); each test plants the one situation the rule is about.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from ecom_assets.churn import cold_start, risk_list
+from ecom_assets.churn.assets import RISK_LIST_COLUMNS, churn_risk_list
+from ecom_assets.resources import build_resources
+
+AS_OF = date(2024, 12, 30)
+
+
+def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(predictions, features) for planted customers; every key not given takes a regular repeat
+    buyer's value (6 orders of ~50, a purchase every 30 days, last one 20 days ago)."""
+    default = {"churn_probability": 0.6, "churn_probability_low": 0.5, "churn_probability_high": 0.7,
+               "risk_tier": "medium", "top_drivers": ["days_since_last_purchase ↑"], "cold_start_reason": None,
+               "model_version": "v0001", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
+               "gap_mean_days": 30.0, "gap_std_days": 5.0, "days_since_last_purchase": 20.0,
+               "days_since_last_session": 10.0, "sessions_30d": 2.0, "purchases_30d": 1.0, "sessions_prev_60d": 3.0,
+               "purchases_prev_60d": 2.0, "browsing_mean_30d": 120.0, "browsing_mean_sec": 110.0,
+               "days_since_signup": 420.0, "age": 41.0, "gender": "F", "location": "Leeds"}
+    frame = pl.DataFrame([{**default, **r} for r in rows]).with_columns(as_of=pl.lit(AS_OF))
+    prediction_columns = ["customer_id", "churn_probability", "churn_probability_low", "churn_probability_high",
+                          "risk_tier", "top_drivers", "cold_start_reason", "model_version", "as_of", "cold_start"]
+    extra = [c for c in ("expected_purchases_90d",) if c in frame.columns]
+    features = frame.select("customer_id", "as_of", "cold_start",
+                            *[c for c in risk_list.FEATURE_INPUTS if c != "customer_id"])
+    return frame.select(*prediction_columns, *extra), features
+
+
+def test_ties_are_broken_by_value_then_recency_never_by_id() -> None:
+    # A, B, C, D carry the same value at risk (0.8 x 62.50 = 0.5 x 100 = 50); ids sort against the rule
+    same = {"churn_probability": 0.8, "expected_purchases_90d": 1.25, "n_purchases": 40.0, "aov": 50.0}
+    predictions, features = _customers([
+        {"customer_id": "A", **same, "days_since_last_purchase": 60.0},
+        {"customer_id": "B", **same, "days_since_last_purchase": 5.0},
+        {"customer_id": "C", **same, "days_since_last_purchase": 5.0},  # B and C: identical in every key
+        {"customer_id": "D", "churn_probability": 0.5, "expected_purchases_90d": 2.0, "n_purchases": 40.0},
+        {"customer_id": "E", "churn_probability": 0.9, "expected_purchases_90d": 3.0, "n_purchases": 40.0},
+    ])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    # E: most value at risk. A, B, C, D: 50.00 each; D has the larger expected value (100 vs 62.50); then
+    # recency: B and C (5 days) before A (60 days); B and C are tied and share their rank
+    values = dict(zip(listed["customer_id"], listed["value_at_risk"]))
+    assert values["A"] == values["B"] == values["C"] == values["D"] == 50.0
+    assert set(listed["status"]) == {"at_risk"}
+    order = listed["customer_id"].to_list()
+    assert order[:2] == ["E", "D"] and order[-1] == "A"
+    ranks = dict(zip(listed["customer_id"], listed["rank"]))
+    assert ranks == {"E": 1, "D": 2, "B": 3, "C": 3, "A": 5}
+
+
+def test_lapsed_is_told_apart_from_at_risk() -> None:
+    predictions, features = _customers([
+        # 200 days without a purchase, usually every 30: lapsed (> 2 x 30 and > 180)
+        {"customer_id": "gone", "churn_probability": 0.95, "days_since_last_purchase": 200.0, "gap_mean_days": 30.0},
+        # 200 days, but usually every 150 days: not yet twice the gap -> at risk
+        {"customer_id": "slow", "churn_probability": 0.8, "days_since_last_purchase": 200.0, "gap_mean_days": 150.0},
+        # 120 days, usually every 20: over twice the gap, but not 180 days -> at risk
+        {"customer_id": "late", "churn_probability": 0.7, "days_since_last_purchase": 120.0, "gap_mean_days": 20.0},
+        # one purchase 190 days ago: judged by the repeat buyers' median gap (30) -> lapsed
+        {"customer_id": "once", "churn_probability": 0.9, "days_since_last_purchase": 190.0, "gap_mean_days": None,
+         "n_purchases": 1.0},
+        {"customer_id": "fine", "churn_probability": 0.2},
+        {"customer_id": "new", "churn_probability": 0.9, "cold_start": True, "n_purchases": 0.0, "aov": None,
+         "days_since_last_purchase": None, "gap_mean_days": None},
+    ])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    status = dict(zip(listed["customer_id"], listed["status"]))
+    assert status == {"gone": "lapsed", "slow": "at_risk", "late": "at_risk", "once": "lapsed", "fine": "active",
+                      "new": "never_purchased"}
+    # the persuadable lead the list, the lapsed (win-back) follow the active, whatever their value
+    assert listed["status"].to_list() == ["at_risk", "at_risk", "active", "lapsed", "lapsed", "never_purchased"]
+
+
+def test_a_customer_without_recent_visits_is_told_so_not_blamed_on_a_missing_value() -> None:
+    drivers = ["browsing_mean_30d ↑", "session_trend ↑", "days_since_last_purchase ↑"]
+    features = pl.DataFrame({
+        "customer_id": ["away", "here"], "sessions_30d": [0.0, 3.0], "purchases_30d": [0.0, 1.0],
+        "browsing_mean_30d": [None, 95.0], "sessions_prev_60d": [0.0, 1.0], "purchases_prev_60d": [0.0, 0.0],
+        "gap_mean_days": [40.0, 40.0]})
+    words = risk_list.driver_words(features, pl.Series("top_drivers", [drivers, drivers])).to_list()
+    # both empty-window drivers are one fact, said once
+    assert words[0] == "no visits in the last 30 days (raises risk); days since the last purchase (raises risk)"
+    assert words[1] == ("mean browsing time in the last 30 days (raises risk); visits last 30 days vs the 60 before "
+                        "(per day) (raises risk); days since the last purchase (raises risk)")
+    one_purchase = pl.DataFrame({"customer_id": ["x"], "gap_mean_days": [None]}, schema_overrides={"gap_mean_days": pl.Float64})
+    assert risk_list.driver_words(one_purchase, pl.Series([["days_overdue ↓", "never purchased"]])).to_list() == [
+        "only one purchase day so far (no typical gap yet) (lowers risk); never purchased"]
+
+
+def test_interval_bounds_contain_the_probability_and_narrow_with_more_customers() -> None:
+    p = np.array([0.02, 0.5, 0.97, 0.5, np.nan, 0.3])
+    n = np.array([400, 40, 400, 4000, 100, 0])
+    low, high = risk_list.probability_interval(p, n)
+    assert np.all(low[:4] < p[:4]) and np.all(p[:4] < high[:4])
+    assert (high[3] - low[3]) < (high[1] - low[1])  # 4,000 customers vs 40
+    assert np.isnan(low[4]) and np.isnan(high[5])  # no probability / no support: no interval, not a guess
+    assert 0.0 <= low.min(where=~np.isnan(low), initial=1) and np.nanmax(high) <= 1.0
+
+
+def test_value_prefers_the_btyd_expectation_and_falls_back_to_the_own_purchase_rate() -> None:
+    rows = [{"customer_id": "A", "churn_probability": 0.4, "n_purchases": 9.0, "tenure_days": 270.0, "aov": 80.0}]
+    predictions, features = _customers(rows)
+    listed, how = risk_list.build_risk_list(predictions, features)
+    # own rate: 9 purchases in 270 days = 3 per 90 days; P(any purchase) = 0.6 -> 1.8 purchases
+    assert listed["expected_purchases_90d"][0] == 1.8 and "own purchase rate" in how["expected_purchases"]
+    predictions, features = _customers([{**rows[0], "expected_purchases_90d": 0.7}])
+    listed, how = risk_list.build_risk_list(predictions, features)
+    assert listed["expected_purchases_90d"][0] == 0.7 and "BTYD" in how["expected_purchases"]
+    # one customer: no Gamma-Gamma fit, spend per order = own AOV
+    assert listed["spend_per_order"][0] == 80.0
+    assert listed["expected_value_90d"][0] == 56.0 and listed["value_at_risk"][0] == 22.4
+
+
+def test_gamma_gamma_recovers_planted_spend_and_shrinks_thin_customers() -> None:
+    # the model's own generative process: per customer a scale nu ~ Gamma(q, gamma), orders ~ Gamma(p, nu)
+    rng = np.random.default_rng(4)
+    p, q, gamma = 4.0, 5.0, 40.0
+    nu = rng.gamma(q, 1 / gamma, 8000)
+    orders = rng.integers(1, 8, 8000)
+    aov = np.array([rng.gamma(p, 1 / v, k).mean() for v, k in zip(nu, orders)])
+    fit = risk_list.fit_gamma_gamma(orders, aov)
+    assert fit is not None and fit["converged"]
+    assert abs(fit["population_mean"] - p * gamma / (q - 1)) / (p * gamma / (q - 1)) < 0.05
+    spend = pl.DataFrame({"x": [1.0, 50.0], "m": [500.0, 500.0]}).select(
+        risk_list.spend_per_order(fit, pl.col("x"), pl.col("m"))).to_series()
+    # with the planted parameters one order of 500 weighs p/(p+q-1) = 1/2 against the mean of 40 -> 270;
+    # fifty orders of 500 -> (4 x 40 + 200 x 500) / 204 = 491 (Fader & Hardie 2013, eq. 5)
+    assert abs(spend[0] - 270) < 0.05 * 270 and abs(spend[1] - 491) < 0.02 * 491
+    assert risk_list.fit_gamma_gamma(np.array([1, 2]), np.array([10.0, 0.0])) is None  # too few to fit
+
+
+def _never_buyers(rng: np.random.Generator, n: int, signal: bool, window: int) -> pl.DataFrame:
+    """Never-buyers of one training window: recent, frequent visitors buy next more often (if `signal`)."""
+    days = rng.integers(0, 400, n).astype(float)
+    visits = rng.integers(1, 12, n).astype(float)
+    logit = 2.5 - 0.8 * np.log1p(visits) + 0.6 * np.log1p(days) - 3.0 if signal else np.zeros(n) + 1.5
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pl.DataFrame({
+        "customer_id": [f"N{window}_{i}" for i in range(n)], "cold_start": True, "churned": churned,
+        "is_holdout": window == 0, "cutoff": AS_OF - timedelta(days=30 * window), "n_sessions": visits, "days_since_last_session": days,
+        "tenure_days": days + rng.integers(0, 200, n), "sessions_30d": np.where(days < 30, 1.0, 0.0),
+        "sessions_prev_60d": np.where((days >= 30) & (days < 90), 1.0, 0.0),
+        "browsing_mean_sec": pl.Series(rng.gamma(2, 60, n)).set(pl.Series(rng.random(n) < 0.3), None)})
+
+
+def test_never_buyers_who_visited_recently_score_lower_than_one_visit_long_ago() -> None:
+    rng = np.random.default_rng(8)
+    training = pl.concat([_never_buyers(rng, 1500, True, w) for w in (0, 3, 6)])
+    model = cold_start.fit(training)
+    assert model["method"] == "logistic", model["reason"]
+    assert model["gate"]["auc_diff_ci_low"] > 0
+    today = pl.DataFrame({"customer_id": ["regular", "one_off"], "n_sessions": [6.0, 1.0],
+                          "days_since_last_session": [3.0, 300.0], "tenure_days": [200.0, 300.0],
+                          "sessions_30d": [2.0, 0.0], "sessions_prev_60d": [2.0, 0.0], "browsing_mean_sec": [80.0, None]})
+    scored = cold_start.score(model, today)
+    p = dict(zip(scored["customer_id"], scored["churn_probability"]))
+    assert p["regular"] < p["one_off"]
+    assert scored["cold_start_reason"].to_list()[:2] == [
+        "never purchased: 6 visits, last 3 days ago; scored from their visits",
+        "never purchased: 1 visit, 300 days ago; scored from their visits"]
+    assert (scored["churn_probability_low"] < scored["churn_probability"]).all()
+    assert (scored["churn_probability"] < scored["churn_probability_high"]).all()
+
+
+def test_never_buyers_without_signal_get_the_prior_and_are_told_why() -> None:
+    rng = np.random.default_rng(9)
+    # windows every 30 days: those 30 and 60 days before the holdout have labels inside its horizon
+    training = pl.concat([_never_buyers(rng, 1500, False, w) for w in (0, 1, 2, 3, 6)])
+    model = cold_start.fit(training)
+    assert model["method"] == "prior" and "did not predict" in model["reason"]
+    train_rate = training.filter(pl.col("cutoff") <= AS_OF - timedelta(days=90))["churned"].mean()
+    assert model["prior"] == train_rate  # the gated training windows' rate, not the holdout's
+    today = training.head(2).drop("churned", "is_holdout")
+    scored = cold_start.score(model, today)
+    assert scored["churn_probability"].to_list() == [train_rate] * 2
+    assert scored["cold_start_reason"][0].endswith("no signal in their visits: " + model["reason"])
+    few = cold_start.fit(training.head(30))
+    assert few["method"] == "prior" and "too few never-buyers" in few["reason"]
+
+
+def test_risk_list_csv_is_rounded_and_safe_for_spreadsheets(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    predictions, features = _customers([
+        {"customer_id": "=HYPERLINK(\"http://x\")", "churn_probability": 0.612345678, "aov": 33.333333,
+         "top_drivers": ["location ↑"], "location": None},
+        {"customer_id": "C2", "churn_probability": 0.3, "aov": 12.129999, "cold_start_reason": "-1 visits"},
+    ])
+
+    @dg.asset(name="churn_predictions")
+    def planted_predictions() -> pl.DataFrame:
+        return predictions
+
+    @dg.asset(name="customer_features")
+    def planted_features() -> pl.DataFrame:
+        return features
+
+    result = dg.materialize([planted_predictions, planted_features, churn_risk_list],
+                            resources=build_resources(data_dir), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    text = (data_dir / "exports" / "churn_risk_list.csv").read_text()
+    back = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv", infer_schema=False)
+    assert back.columns == list(RISK_LIST_COLUMNS)
+    assert set(back["customer_id"]) == {"'=HYPERLINK(\"http://x\")", "C2"}
+    assert "'-1 visits" in text and "location unknown (raises risk)" in text
+    for column in ("value_at_risk", "expected_value_90d", "expected_purchases_90d", "spend_per_order"):
+        assert all(len(v.split(".")[-1]) <= 2 for v in back[column].drop_nulls()), column
+    assert all(len(v.split(".")[-1]) <= 4 for v in back["churn_probability"])
+    assert back["status"].to_list() == ["at_risk", "active"]
+
+
+def test_cold_start_reasons_say_today_and_one_day() -> None:
+    model = {"method": "prior", "prior": 0.9, "prior_rows": 100, "reason": "no labelled windows yet"}
+    frame = pl.DataFrame({"customer_id": ["a", "b"], "n_sessions": [2.0, 1.0], "days_since_last_session": [0.0, 1.0]})
+    reasons = cold_start.score(model, frame)["cold_start_reason"].to_list()
+    assert reasons == ["never purchased: 2 visits, last today; no labelled windows yet",
+                       "never purchased: 1 visit, 1 day ago; no labelled windows yet"]
