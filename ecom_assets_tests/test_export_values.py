@@ -292,3 +292,10 @@ def test_a_c1_character_deep_in_a_large_file_is_found_from_its_path(tmp_path) ->
     path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
     assert list(reasons(parsed)) == [2502] and "C1 control character" in reasons(parsed)[2502]
+
+
+def test_padded_missing_markers_are_missing() -> None:
+    """Fixed-width-style exports pad values: ` NULL ` is as missing as `NULL`."""
+    parsed = parse(f"{CUSTOMERS_HEADER}\nC1, 30 , NULL ,Oslo, N/A \n", "customers")
+    row = parsed.clean.row(0, named=True)
+    assert (row["age"], row["gender"], row["signup_date"]) == (30, None, None)

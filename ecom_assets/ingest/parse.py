@@ -335,19 +335,22 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     if read.delimiter != ",":
         notes.append(f"delimiter {read.delimiter!r}")
     names = [c for c in table.columns if c in kind.columns]
-    padded = table.select(
-        (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in names
-    ).row(0, named=True) if table.height else {}
-    text = {c: pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c) for c in names}
-    # missing-value markers: one hash probe per value (polars' reader option cost 2x that), and
-    # only in columns holding a value as short as a marker (ids and dates are ruled out by length)
-    longest = max(len(m.encode()) for m in markers)
-    short = table.select((text[c].str.len_bytes() <= longest).any().alias(c) for c in names).row(0, named=True) \
-        if table.height else {}
-    marked = table.select(text[c].is_in(markers).any().alias(c) for c in names if short[c]).row(0, named=True) \
-        if any(short.values()) else {}
-    text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if marked.get(c) else value
-            for c, value in text.items()}
+    text = {c: pl.col(c) for c in names}
+    if table.height:
+        # one pass per column: padding, and missing-value markers — hashed only for values as short as
+        # a marker (ids and dates never are); polars' reader option cost twice this
+        longest = max(len(m.encode()) for m in markers)
+        found = table.select(
+            *[(pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(f"pad {c}") for c in names],
+            *[pl.col(c).filter(pl.col(c).str.len_bytes() <= longest).is_in(markers).any().alias(f"nul {c}")
+              for c in names],
+        ).row(0, named=True)
+        text = {c: value.str.strip_chars() if found[f"pad {c}"] else value for c, value in text.items()}
+        padded = [c for c in names if found[f"pad {c}"]]
+        if padded:  # " NULL " is a marker too once stripped
+            found |= table.select(text[c].is_in(markers).any().alias(f"nul {c}") for c in padded).row(0, named=True)
+        text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if found[f"nul {c}"] else value
+                for c, value in text.items()}
     truncated = not read.ends_with_newline and table.height > 0
     table = table.select(
         *[text[c].alias(c) if c in names else pl.lit(None, pl.String).alias(c) for c in kind.columns],
