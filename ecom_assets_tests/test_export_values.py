@@ -6,7 +6,6 @@ import json
 from datetime import date, datetime, timezone
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from ecom_assets.ingest.parse import check_header, parse_drop
