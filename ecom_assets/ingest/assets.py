@@ -107,7 +107,7 @@ def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Locat
         rows = parquet_rows(path) if rows_are_lines else accounting["clean"]
         if problem is None and rows != accounting["clean"]:
             problem = f"{file_name_of(key)}: the stored table holds {rows:,} rows, the accounting counted {accounting['clean']:,} clean"
-        if problem is None and not accounting.get(SCHEMA_RULES_KEY):
+        if problem is None and rows_are_lines and not accounting.get(SCHEMA_RULES_KEY):
             problem = _breaks_clean_schema(kind, key, path)
         if problem:
             held_back[key] = problem
