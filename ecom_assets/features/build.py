@@ -228,8 +228,9 @@ def sample_customers(sessions: pl.LazyFrame, max_customers: int) -> tuple[pl.Laz
 
 
 def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame, as_of: date,
-                       max_customers: int = MAX_TRAINING_CUSTOMERS) -> pl.DataFrame:
-    """Features + label for every cutoff; the newest window is the out-of-time holdout.
+                       max_customers: int = MAX_TRAINING_CUSTOMERS) -> tuple[pl.DataFrame, list[dict]]:
+    """(features + label for every cutoff, the BG/NBD fit of each cutoff); the newest window is the
+    out-of-time holdout.
 
     Population at a cutoff: customers with >= 1 purchase on or before it. Session-only customers
     are kept too (cold_start) so the cold-start prior can be estimated; the model trains on the
@@ -240,13 +241,14 @@ def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.Data
     s = sampled.collect().lazy()  # one scan; every window below reads the sample from memory
     first = s.select(pl.col("session_date").min()).collect().item()
     if first is None:
-        return pl.DataFrame()
-    frames = []
+        return pl.DataFrame(), []
+    frames, fits = [], []
     for window, cutoff in enumerate(training_cutoffs(first, as_of)):
-        features, _ = build_features(s, customers, cutoff)
+        features, fit = build_features(s, customers, cutoff)
+        fits.append({"cutoff": str(cutoff), **fit})
         labelled = features.join(churn_labels(s, cutoff), on="customer_id", how="left")
         frames.append(labelled.with_columns(cutoff=pl.lit(cutoff), window=pl.lit(window),
                                             is_holdout=pl.lit(window == 0), sample_share=pl.lit(share)))
     if not frames:
-        return pl.DataFrame()
-    return pl.concat(frames, how="vertical_relaxed")
+        return pl.DataFrame(), fits
+    return pl.concat(frames, how="vertical_relaxed"), fits

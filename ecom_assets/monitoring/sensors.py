@@ -148,5 +148,5 @@ def run_automation_once(instance: dg.DagsterInstance, data_dir: str | Path) -> s
     champion = registry.champion_version(settings.models)
     record = registry.champion_record(settings.models)
     lines.append(f"serving: {champion} ({record['reason']})" if champion else
-                 "serving: the recency baseline (no model has passed the skill gate)")
+                 "serving: the calibrated classic baseline (no model has passed the skill gate)")
     return "\n".join(lines)
