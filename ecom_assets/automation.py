@@ -1,25 +1,21 @@
-"""The two declarative-automation conditions of the derived assets.
+"""Which named job refreshes an asset, declared on the asset as a tag.
 
-Operational assets (clean tables, features, churn scores, the risk list, segments) refresh on every
-drop (`ON_NEW_DATA`); the analytical reports and the monitoring reports refresh once a day after
-new data arrived (`DAILY`), so a drop is turned into a fresh churn list without also recomputing
-eight reports over the whole history each time.
+Operational assets (clean tables, features, churn scores, the risk list, segments) carry
+`REFRESH_PER_DROP`: `drop_refresh_job` rebuilds them after every drop (requested by
+`drop_refresh_sensor`). The analytical and monitoring reports carry `REFRESH_DAILY`:
+`daily_refresh_job` rebuilds them once a day (06:00 UTC) when new data arrived since its last run,
+so a drop becomes a fresh churn list without also recomputing eight reports over the whole history.
 
-`AutomationCondition.eager()` waits while ANY upstream partition is missing; one drop whose run
-failed (a file rejected mid-read) would then freeze the clean tables for good. This is eager
-without that clause: refresh when an upstream partition or asset is updated, never while an
-upstream or this asset is still running.
+Tags rather than AutomationConditions: declarative automation launches its runs as
+`__ASSET_JOB`, and the Runs page could not tell a drop's refresh from the daily one; the jobs
+(wiring, `ecom_assets/jobs.py`) select their assets by this tag, so a domain declares membership
+without importing the wiring.
 """
 
-import dagster as dg
-
-AC = dg.AutomationCondition
-
-ON_NEW_DATA = (
-    (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()
-    & ~AC.any_deps_in_progress()
-    & ~AC.in_progress()
-).with_label("eager (refresh on new drops)")
-
+REFRESH_TAG = "ecom/refresh"
+REFRESH_PER_DROP = {REFRESH_TAG: "per_drop"}
+REFRESH_DAILY = {REFRESH_TAG: "daily"}
+# the training set and the model: in the first drop refresh while no model exists (trigger `initial`),
+# afterwards only on purpose (`churn_retrain_job`: retrain_sensor, `ecom-assets run --retrain`, the UI)
+REFRESH_FIRST_MODEL = {REFRESH_TAG: "first_model"}
 DAILY_CRON = "0 6 * * *"
-DAILY = AC.on_cron(DAILY_CRON, "UTC").with_label("daily at 06:00 UTC, once new data has arrived")

@@ -210,10 +210,10 @@ def _run_in_own_process(phase: str) -> None:
     prints one JSON line: seconds, success, seconds and peak RSS per step, the process's peak."""
     import dagster as dg
 
-    from ecom_assets.automation import DAILY, ON_NEW_DATA
     from ecom_assets.definitions import defs  # noqa: F401 — the code location, loaded before the clock starts
     from ecom_assets.ingest import ingest_landing
-    from ecom_assets.pipeline import profile_new_drops, refresh
+    from ecom_assets.jobs import DAILY_REFRESH_JOB, DROP_REFRESH_JOB
+    from ecom_assets.pipeline import refresh
     from ecom_assets.settings import default_data_dir
 
     run_dir = Path(default_data_dir())
@@ -222,11 +222,10 @@ def _run_in_own_process(phase: str) -> None:
         window_start = time.time()
         started = time.perf_counter()
         if phase == "drop":
-            ingest_landing(instance, run_dir)
-            profile_new_drops(instance, run_dir)  # the per-drop profile: eager on every new partition
-            result = refresh(instance, ON_NEW_DATA.get_label(), updated=[dg.AssetKey("raw_sessions")])
+            ingest_landing(instance, run_dir)  # ingest_sessions_job: the raw partition and its drop profile
+            result = refresh(instance, DROP_REFRESH_JOB)
         else:
-            result = refresh(instance, DAILY.get_label())
+            result = refresh(instance, DAILY_REFRESH_JOB)
         seconds = time.perf_counter() - started
         records = [r for r in _records(instance) if r.run_id not in seen]
         peak, peak_at = sampler.peak(window_start, time.time())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", default=None, help="as-of date T (default: latest clean session)")
     r.add_argument("--no-automation", action="store_true", help="skip the retrain sensor pass")
     r.add_argument("--retrain", action="store_true", help="train a new churn model even if one exists")
+    r.add_argument("--verbose", action="store_true", help="also print Dagster's own event lines (DEBUG)")
 
     h = sub.add_parser("prepare-home", help="create DAGSTER_HOME with the instance config")
     h.add_argument("--data-dir", default=None)
@@ -43,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--sensor-files", type=int, default=10_000, help="small drops for the sensor tick timing")
     b.add_argument("--sensor-only", action="store_true", help="only time the sensor; update results.json")
     b.add_argument("--readme", default=None, help="rewrite the table between the bench markers of this README")
+    lat = sub.add_parser("latency", help="time drop -> fresh churn list in a real `dagster dev` (127.0.0.1)")
+    lat.add_argument("--out", default="bench/latency")
+    lat.add_argument("--customers", type=int, default=5_000)
+    lat.add_argument("--days", type=int, default=540)
+    lat.add_argument("--drops", type=int, default=5, help="successive 1 %% drops (median reported)")
+    lat.add_argument("--code", default=str(Path(__file__).resolve().parents[1]),
+                     help="checkout whose code `dagster dev` loads (default: this one; e.g. an older commit to compare)")
+    lat.add_argument("--readme", default=None, help="rewrite the figures between the latency markers of this README")
     return p
 
 
@@ -62,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(prepare_dagster_home(args.data_dir or default_data_dir()))
         return 0
+    if args.command == "latency":
+        from ecom_assets.latency import cli_latency
+
+        return cli_latency(args)
     if args.command == "bench":
         from ecom_assets.bench import cli_bench
 

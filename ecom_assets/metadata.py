@@ -1,10 +1,36 @@
 """Metadata helpers shared by every domain: column schemas and readable tables for the UI."""
 
+import re
+
 import dagster as dg
 import polars as pl
 
 _NUMERIC = (pl.Float32, pl.Float64)
 NO_DATA = "no data yet"  # what a table with zero rows says in its metadata and in `ecom-assets run`
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+# CommonMark lets a backslash escape any ASCII punctuation; these are the ones that change how text
+# renders here: `<kind>` is read as an HTML tag and dropped, `>= 0` opening a line as a quote,
+# `*`/`_` as emphasis, `[..]` as a link, `|` as a table cell border, `#` as a heading
+_MD_SPECIAL = re.compile(r"([\\*_\[\]<>#|~])")
+
+
+def md_escape(text: str | None) -> str | None:
+    """`text` escaped so that a markdown renderer (the Dagster UI) shows it as written; `code spans`
+    are left as they are (they already render literally)."""
+    if not text:
+        return text
+    return "".join(part if part.startswith("`") else _MD_SPECIAL.sub(r"\\\1", part)
+                   for part in _CODE_SPAN.split(text))
+
+
+def escape_spec(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The asset's description and column descriptions escaped for the UI (see `md_escape`)."""
+    metadata = dict(spec.metadata)
+    schema = metadata.get("dagster/column_schema")
+    if isinstance(schema, dg.TableSchema):
+        metadata["dagster/column_schema"] = dg.TableSchema(columns=[
+            dg.TableColumn(c.name, c.type, md_escape(c.description), c.constraints, c.tags) for c in schema.columns])
+    return spec.replace_attributes(description=md_escape(spec.description), metadata=metadata)
 
 
 def column_schema(columns: dict[str, str]) -> dict:
@@ -42,6 +68,6 @@ def md_table(frame: pl.DataFrame, max_rows: int = 20, digits: int = 3) -> str:
                                               if frame.schema[c] in _NUMERIC)
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "---|" * len(shown.columns)
-    rows = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in shown.iter_rows()]
+    rows = ["| " + " | ".join("" if v is None else md_escape(str(v)) for v in row) + " |" for row in shown.iter_rows()]
     more = [f"\n_{frame.height - max_rows:,} more rows_"] if frame.height > max_rows else []
     return "\n".join([header, rule, *rows, *more])

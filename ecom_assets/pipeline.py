@@ -1,6 +1,7 @@
 """`ecom-assets run`: ingest every landing file through the sensor's code path, then build the
 rest of the graph on the persistent instance under `$ECOM_DATA_DIR/.dagster`, so the runs show
-up in the UI afterwards exactly as if the sensor and the automation had done them.
+up in the UI afterwards under the same job names as the sensors' and the schedule's runs
+(`ecom_assets/jobs.py`).
 """
 
 from __future__ import annotations
@@ -8,9 +9,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
-
-BUILD_ALL_JOB = "build_all_job"
 
 
 def _as_of_run_config(as_of: str | None, selected: set[str] | None = None) -> dict:
@@ -22,16 +22,21 @@ def _as_of_run_config(as_of: str | None, selected: set[str] | None = None) -> di
     return {"ops": {op: {"config": {"as_of": as_of}} for op in ops}}
 
 
-def build_all(instance, as_of: str | None = None, tags: dict | None = None, retrain: bool = False):
-    """Materialize every asset that is not a per-file ingest partition, in one run.
+def _execute(job, run_logging=None, **kwargs):
+    return run_logging.execute(job, **kwargs) if run_logging else job.execute_in_process(raise_on_error=False, **kwargs)
 
-    The churn model is trained here only when none exists yet (or `retrain`); afterwards the
-    retrain sensor decides, on drift or decaying realised performance.
+
+def build_all(instance, as_of: str | None = None, tags: dict | None = None, retrain: bool = False, run_logging=None):
+    """Materialize every asset that is not a per-file ingest partition, in one `build_all_job` run.
+
+    The churn model is trained here only when none exists yet (trigger `initial`) or with
+    `retrain`; afterwards the retrain sensor decides, on drift or decaying realised performance.
     """
     import dagster as dg
 
     from ecom_assets.churn import registry
     from ecom_assets.definitions import defs
+    from ecom_assets.jobs import BUILD_ALL_JOB
     from ecom_assets.settings import EcomSettings, default_data_dir
 
     job = defs.resolve_job_def(BUILD_ALL_JOB)
@@ -40,52 +45,71 @@ def build_all(instance, as_of: str | None = None, tags: dict | None = None, retr
     if has_model and not retrain:
         keep_model = {dg.AssetKey("churn_training_set"), dg.AssetKey("churn_model")}
         selection = [k for k in job.asset_layer.selected_asset_keys if k not in keep_model]
-    return job.execute_in_process(
-        instance=instance, raise_on_error=False, tags=tags,
-        run_config=_as_of_run_config(as_of, {k.path[-1] for k in selection} if selection else None),
-        asset_selection=selection,
-    )
+    return _execute(job, run_logging, instance=instance, tags=tags,
+                    run_config=_as_of_run_config(as_of, {k.path[-1] for k in selection} if selection else None),
+                    asset_selection=selection)
 
 
-def keys_refreshed_by(label: str) -> list:
-    """Asset keys whose automation condition carries `label` (ON_NEW_DATA, DAILY in automation.py)."""
+def refresh(instance, job_name: str, tags: dict | None = None, run_logging=None):
+    """One run of a named refresh job in process, as its sensor or schedule would request it:
+    `drop_refresh_job` (trains the first model too while none exists) or `daily_refresh_job`."""
+    from ecom_assets.churn import registry
     from ecom_assets.definitions import defs
+    from ecom_assets.jobs import DROP_REFRESH_JOB, plan_drop_refresh
+    from ecom_assets.settings import EcomSettings, default_data_dir
 
-    return [key for assets_def in defs.assets for key, condition in assets_def.automation_conditions_by_key.items()
-            if condition is not None and condition.get_label() == label]
-
-
-def refresh(instance, label: str, updated: list | None = None, tags: dict | None = None):
-    """One run of what declarative automation refreshes under `label` (what the daemon would launch):
-    with `updated` (asset keys that received data), only what lies downstream of them."""
-    import dagster as dg
-
-    from ecom_assets.definitions import defs
-
-    keys = set(keys_refreshed_by(label))
-    if updated is not None:
-        keys &= dg.AssetSelection.assets(*updated).downstream().resolve(defs.resolve_asset_graph())
-    job = defs.resolve_job_def(BUILD_ALL_JOB)
-    return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, asset_selection=sorted(keys))
+    selection, run_tags = None, dict(tags or {})
+    if job_name == DROP_REFRESH_JOB:
+        has_model = bool(registry.list_versions(EcomSettings(data_dir=default_data_dir()).path("models")))
+        request = plan_drop_refresh(instance, None, has_model).request
+        if request is not None:
+            selection, run_tags = request.asset_selection, {**request.tags, **run_tags}
+    return _execute(defs.resolve_job_def(job_name), run_logging, instance=instance, tags=run_tags,
+                    asset_selection=selection)
 
 
-def profile_new_drops(instance, data_dir: Path) -> int:
-    """Materialize `sessions_drop_profile` for every sessions partition that has none yet."""
-    import dagster as dg
-
+def profile_new_drops(instance, data_dir: Path, run_logging=None) -> int:
+    """Materialize `sessions_drop_profile` for every sessions partition that has none yet (drops
+    ingested before the profile existed; the ingest job profiles every new drop itself)."""
     from ecom_assets.ingest import raw_sessions
     from ecom_assets.ingest.partitions import sessions_files
+    from ecom_assets.ingest.sensor import resolved_ingest_jobs
     from ecom_assets.monitoring.assets import sessions_drop_profile
     from ecom_assets.resources import build_resources
 
     done = instance.get_materialized_partitions(sessions_drop_profile.key)
-    todo = [k for k in instance.get_dynamic_partitions(sessions_files.name) if k not in done]
     materialized = instance.get_materialized_partitions(raw_sessions.key)
-    for key in todo:
-        if key in materialized:
-            dg.materialize([raw_sessions, sessions_drop_profile], selection=[sessions_drop_profile], partition_key=key,
-                           instance=instance, resources=build_resources(data_dir), raise_on_error=False)
+    todo = [k for k in instance.get_dynamic_partitions(sessions_files.name) if k not in done and k in materialized]
+    if todo:
+        job = resolved_ingest_jobs(build_resources(data_dir))["sessions"]
+        for key in todo:
+            _execute(job, run_logging, partition_key=key, instance=instance, asset_selection=[sessions_drop_profile.key])
     return len(todo)
+
+
+def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str:
+    """Evaluate retrain_sensor's decision once (cursor kept under the data dir) and execute what it
+    requests as a `churn_retrain_job` run."""
+    from ecom_assets.churn import registry
+    from ecom_assets.definitions import defs
+    from ecom_assets.monitoring.sensors import RETRAIN_JOB, decide_retrain
+    from ecom_assets.io import write_json_atomic
+    from ecom_assets.settings import EcomSettings
+
+    settings = EcomSettings(data_dir=str(data_dir))
+    cursor_path = settings.path(".dagster", "retrain_sensor_cursor.json")
+    cursor = json.loads(cursor_path.read_text()) if cursor_path.exists() else {}
+    decision = decide_retrain(settings, cursor, datetime.now(timezone.utc))
+    write_json_atomic(decision.cursor, cursor_path)
+    lines = [f"retrain sensor: {decision.reason}"]
+    if decision.request is not None:
+        result = _execute(defs.resolve_job_def(RETRAIN_JOB), run_logging, instance=instance, tags=decision.request.tags)
+        lines.append(f"retrain run {result.run_id}: {'success' if result.success else 'FAILED'}")
+    champion = registry.champion_version(settings.models)
+    record = registry.champion_record(settings.models)
+    lines.append(f"serving: {champion} ({record['reason']})" if champion else
+                 "serving: the calibrated classic baseline (no model has passed the skill gate)")
+    return "\n".join(lines)
 
 
 def empty_assets(result) -> list[str]:
@@ -96,37 +120,42 @@ def empty_assets(result) -> list[str]:
                    if (status := event.materialization.metadata.get("status")) is not None and status.value == NO_DATA})
 
 
-def _print_summary(data_dir: Path, result, seconds: float) -> None:
+def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
     from ecom_assets.metadata import NO_DATA
+    from ecom_assets.progress import fmt
     from ecom_assets.resources import build_resources
     from ecom_assets.settings import EcomSettings
 
     settings = EcomSettings(data_dir=str(data_dir))
-    print(f"\nbuild run {result.run_id}: {'success' if result.success else 'FAILED'} in {seconds:.1f} s")
+    failed = [step for step, _, ok in steps if not ok]
+    lines = [f"\n{len(steps)} steps in {seconds:.1f} s; build run {result.run_id[:8]}: "
+             + ("success" if result.success else f"FAILED in {', '.join(failed) or 'the run'}")]
     empty = empty_assets(result)
     if empty:
-        print(f"{NO_DATA}: {len(empty)} table(s) have no rows ({', '.join(empty)}); drop customers*/sessions*.csv "
-              f"files into {settings.landing} (rejected files and quarantined rows say why nothing was kept)")
-    champion = settings.path("models", "champion.json")
-    if champion.exists():
-        version = json.loads(champion.read_text())["version"]
-        print(f"serving model: {version}")
-    for card_path in sorted(settings.path("models").glob("*/model_card.json"))[-1:]:
+        lines.append(f"{NO_DATA}: {len(empty)} table(s) have no rows ({', '.join(empty)}); drop customers*/sessions*.csv "
+                     f"files into {settings.landing} (rejected files and quarantined rows say why nothing was kept)")
+    cards = sorted(settings.path("models").glob("*/model_card.json"), key=lambda p: p.parent.name)
+    for card_path in cards[-1:]:
         card = json.loads(card_path.read_text())
         metrics = card.get("metrics", {})
-        print(
-            f"latest model {card.get('version')}: status={card.get('status')} "
-            f"auc_out_of_time={metrics.get('auc_out_of_time')} "
-            f"auc_baseline_recency={metrics.get('auc_baseline_recency')} "
-            f"best_classic={metrics.get('best_classic')} auc_best_classic={metrics.get('auc_best_classic')} "
-            f"ece={metrics.get('ece')} tiers_monotone={metrics.get('tiers_monotone')}"
-        )
+        auc = ", ".join(f"{name} {fmt(metrics[name])}" for name in ("auc_out_of_time", "auc_baseline_recency",
+                                                                    "auc_best_classic", "ece")
+                        if isinstance(metrics.get(name), float))
+        extra = f", best classic {metrics['best_classic']}" if metrics.get("best_classic") else ""
+        if metrics.get("tiers_monotone") is not None:
+            extra += f", tiers monotone on holdout: {metrics['tiers_monotone']}"
+        lines.append(f"latest model {card.get('version')}: {card.get('status')} (trigger {card.get('trigger')})"
+                     + (f", {auc}" if auc else "") + extra)
         if card.get("status_reason"):
-            print(f"  {card['status_reason']}")
-    print(f"tables:  {build_resources(data_dir)['io_manager'].root}")  # the data directory or $ECOM_WAREHOUSE_URL
-    print(f"exports: {settings.path('exports')}")
-    print(f"reports: {settings.path('reports')}")
-    print("UI:      make dev  (dagster dev -w workspace.yaml on http://127.0.0.1:3000)")
+            lines.append(f"  {card['status_reason']}")
+    champion = settings.path("models", "champion.json")
+    lines.append(f"serving model: {json.loads(champion.read_text())['version']}" if champion.exists()
+                 else "serving model: none (the recency baseline scores)")
+    lines += [f"tables:  {build_resources(data_dir)['io_manager'].root}",  # the data directory or $ECOM_WAREHOUSE_URL
+              f"exports: {settings.path('exports')}",
+              f"reports: {settings.path('reports')}",
+              "UI:      make dev  (dagster dev -w workspace.yaml on http://127.0.0.1:3000)"]
+    return lines
 
 
 def cli_run(args) -> int:
@@ -137,20 +166,27 @@ def cli_run(args) -> int:
     os.environ[DATA_DIR_ENV] = str(data_dir)  # before definitions are imported
     prepare_dagster_home(data_dir)
 
+    import warnings
+
     import dagster as dg
 
     from ecom_assets.ingest import ingest_landing
+    from ecom_assets.progress import RunLogging
 
+    if not args.verbose:  # Dagster's beta/preview notices are for developers of this package
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    run_logging = RunLogging(verbose=args.verbose)
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        summary = ingest_landing(instance, data_dir)
-        print(summary)
-        profile_new_drops(instance, data_dir)
-        result = build_all(instance, as_of=args.as_of, retrain=args.retrain,
+        print(f"ingest: {data_dir / 'landing'}")
+        print(ingest_landing(instance, data_dir, run_logging))
+        profile_new_drops(instance, data_dir, run_logging)
+        print("build: every table, model, report and export")
+        result = build_all(instance, as_of=args.as_of, retrain=args.retrain, run_logging=run_logging,
                            tags={"ecom/trigger": "manual"} if args.retrain else None)
         if result.success and not args.no_automation:
-            from ecom_assets.monitoring import run_automation_once
-
-            print(run_automation_once(instance, data_dir))
-    _print_summary(data_dir, result, time.perf_counter() - started)
+            print(run_automation_once(instance, data_dir, run_logging))
+    run_logging.close()
+    print("\n".join(_summary(data_dir, result, time.perf_counter() - started, run_logging.printer.steps)))
     return 0 if result.success else 1

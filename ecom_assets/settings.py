@@ -25,10 +25,22 @@ class EcomSettings(dg.ConfigurableResource):
     # ingestion: runs one sensor tick may request (the rest wait for the next tick)
     max_runs_per_tick: int = 25
     # monitoring / retraining
-    drift_share_threshold: float = 0.25
+    drift_share_threshold: float = 0.25  # dataset drift (and a retrain) when this share of watched columns drifts
+    # per-column drift test (Evidently stattest names) and the score above which a column has drifted
+    drift_numeric_method: str = "wasserstein"
+    drift_categorical_method: str = "jensenshannon"
+    drift_column_threshold: float = 0.1
     auc_decay_margin: float = 0.05
     drift_sample_rows: int = 50_000
     retrain_cooldown_hours: float = 24.0
+    # per-drop profile (sessions_drop_profile): PSI above `psi_shifted` fails its WARN check, above
+    # `psi_watch` is marked "watch" (the usual credit-scoring cut-offs, Siddiqi 2006)
+    psi_watch: float = 0.1
+    psi_shifted: float = 0.25
+    # landing zone: a file whose mtime is at least this old is complete on first sight (no second tick)
+    landing_settle_seconds: float = 10.0
+    # dashboard: ISO 4217 code shown beside money figures
+    currency: str = "EUR"
 
     def path(self, *parts: str) -> Path:
         p = Path(self.data_dir).joinpath(*parts)

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from ecom_assets.resources import build_resources
+from ecom_assets.settings import DATA_DIR_ENV
 
 # The seed export sits beside the checkout (../shared/seed_data); a clone elsewhere (CI) can
 # point at it with ECOM_SEED_DATA. It is never copied into the repository.
@@ -38,6 +39,14 @@ def resources(data_dir: Path) -> dict:
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    """The CLI sets ECOM_DATA_DIR / DAGSTER_HOME for its process; keep them test-local."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / ".dagster"))
+    return tmp_path / "data"
 
 
 @pytest.fixture

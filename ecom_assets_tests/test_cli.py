@@ -2,27 +2,18 @@
 instance on disk: generate -> run -> the documented files exist with the documented columns."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from ecom_assets.cli import main
-from ecom_assets.settings import DATA_DIR_ENV
 
 PREDICTION_COLUMNS = {
     "customer_id", "churn_probability", "top_drivers", "risk_tier", "model_version", "as_of", "cold_start",
 }
 STATUSES = {"champion", "no_skill", "leakage_suspected", "insufficient_history", "not_promoted"}
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    """The CLI sets ECOM_DATA_DIR / DAGSTER_HOME for its process; keep them test-local."""
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / ".dagster"))
-    return tmp_path / "data"
 
 
 def _model_card(data_dir: Path) -> dict:
@@ -36,8 +27,16 @@ def test_generate_then_run_fulfils_the_cli_contract(cli_env: Path, capsys) -> No
     assert main(["generate", "--out", str(landing), "--customers", "3000", "--days", "540",
                  "--files", "2", "--seed", "3"]) == 0
     assert main(["run", "--data-dir", str(cli_env)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "serving model" in out or "baseline" in out
+    # one line per step with its seconds and key figure; Dagster's own event lines only with --verbose
+    assert "DEBUG" not in out + captured.err
+    assert re.search(r"^  raw_sessions +\d+\.\d s  \[sessions_001\.csv\] rows in [\d,]+ = [\d,]+ clean", out, re.M), out
+    assert re.search(r"^  churn_risk_list +\d+\.\d s  rows [\d,]+$", out, re.M), out
+    assert re.search(r"^\d+ steps in \d+\.\d s; build run \w+: success$", out, re.M), out
+    assert "(trigger initial)" in out  # the first model is nobody's manual request
+    assert not re.search(r"\d\.\d{5,}", out), "unrounded figures"  # e.g. auc_out_of_time=0.8792239124676883
 
     predictions = pl.read_parquet(cli_env / "warehouse" / "churn_predictions.parquet")
     assert PREDICTION_COLUMNS <= set(predictions.columns)

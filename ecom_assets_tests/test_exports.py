@@ -14,3 +14,27 @@ def test_formula_cells_are_neutralised_and_numbers_untouched(tmp_path) -> None:
     assert back["name"].to_list() == ["'=HYPERLINK(\"x\")", "'+1", "'-2", "'@SUM(A1)", "plain", None]
     assert back["drivers"][0] == "'=cmd" and back["drivers"][3] == "a; b"
     assert back["amount"][0] == "-5.0"  # a number, not text: left alone
+
+
+def test_figures_are_rounded_and_counts_are_integers(tmp_path) -> None:
+    # a segments-like export: revenue summed in floating point, counts stored as float64 by the features
+    frame = pl.DataFrame({
+        "customer_id": ["C1", "C2"],
+        "revenue": [1234.5678901, 0.1 + 0.2],
+        "churn_probability": [0.123456789, None],
+        "n_purchases": [3.0, 12.0],
+        "days_since_last_purchase": [41.0, None],
+        "sessions_per_week": [1.23456, 2.5],  # named like a count but a rate: keeps (4) decimals
+        "lift": [1.99999, float("nan")],
+        "q_value": [0.000123456, 0.5],  # a probability, not money, despite "value"
+        "first_order_value": [19.999, 5.0],
+    })
+    back = pl.read_csv(write_safe_csv(frame, tmp_path / "out.csv"))
+    assert back["revenue"].to_list() == [1234.57, 0.3]
+    assert back["churn_probability"].to_list() == [0.1235, None]
+    assert back["n_purchases"].dtype == pl.Int64 and back["n_purchases"].to_list() == [3, 12]
+    assert back["days_since_last_purchase"].to_list() == [41, None]
+    assert back["sessions_per_week"].to_list() == [1.2346, 2.5]
+    assert back["q_value"].to_list() == [0.0001, 0.5] and back["first_order_value"].to_list() == [20.0, 5.0]
+    text = (tmp_path / "out.csv").read_text()
+    assert "1234.5678901" not in text and "3.0," not in text

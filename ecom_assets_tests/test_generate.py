@@ -58,7 +58,7 @@ def test_december_peak_and_weekend_pattern(sample) -> None:
 def test_planted_pairs_are_co_purchased_beyond_chance(sample) -> None:
     from ecom_assets.insights.analyses import cross_sell_rules
 
-    rules = cross_sell_rules(sample.sessions.with_columns(purchase_made=pl.col("purchase_made") == 1))
+    rules, _ = cross_sell_rules(sample.sessions.with_columns(purchase_made=pl.col("purchase_made") == 1))
     found = {frozenset((a, b)) for a, b in rules.filter(pl.col("significant")).select("antecedent", "consequent").iter_rows()}
     assert found == {frozenset(p) for p in sample.truth["planted_pairs"]}
 

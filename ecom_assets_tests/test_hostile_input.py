@@ -143,7 +143,7 @@ def test_batched_judging_gives_the_same_fates_as_one_batch() -> None:
             "S3,C2,2024-01-05,Home,60,0,0", "S3,C2,2024-01-05,Home,61,0,0", "S4,,2024-01-02,Books,1,0,0", GOOD]
     raw = (SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n").encode()
     kind = parse_module.KINDS["sessions"]
-    table, *_ = parse_module.read_text_table(raw, kind, "sessions.csv__x")
+    table = parse_module.read_text_table(raw, kind, "sessions.csv__x").table
     whole = parse_module.split_rows(table, kind, date(2026, 1, 1))
     batched = parse_module.split_rows(table, kind, date(2026, 1, 1), batch_rows=2)
     assert whole[0].equals(batched[0]) and whole[1].equals(batched[1]) and whole[2] == batched[2] == 2

@@ -130,7 +130,7 @@ def test_seed_export_yields_no_invented_findings(data_dir, seed_data_dir, instan
     for name in ("customers.csv", "sessions.csv"):
         shutil.copyfile(seed_data_dir / name, data_dir / "landing" / name)
     sessions = ingest_and_clean(data_dir, instance, resources)["sessions"]
-    assert not analyses.cross_sell_rules(sessions)["significant"].any()
+    assert not analyses.cross_sell_rules(sessions)[0]["significant"].any()
     funnel = analyses.product_funnel(sessions)
     assert not funnel["leaking"].any()
 

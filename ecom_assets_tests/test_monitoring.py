@@ -65,6 +65,12 @@ def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instan
 
     shutil.move(later / "sessions_zz_drift.csv", data_dir / "landing" / "sessions_zz_drift.csv")
     (ingest_run,) = sensor_ingest(instance, resources)
+    # the shifted drop turns its profile's WARN check red in its own ingest run, naming the measure and its PSI
+    (check,) = [r.event_log_entry.dagster_event.event_specific_data for r in instance.get_records_for_run(
+        ingest_run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+        if r.event_log_entry.dagster_event.event_specific_data.check_name == "drop_not_shifted"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert re.search(r"browsing_time_sec PSI \d\.\d{3}", check.description), check.description
     # the sensor's ingest run profiled the drop too: nothing is left for profile_new_drops
     profiled = instance.get_materialized_partitions(dg.AssetKey("sessions_drop_profile"))
     assert any(key.startswith("sessions_zz_drift") for key in profiled)
@@ -72,6 +78,7 @@ def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instan
     assert build_all(instance).success
     report = json.loads((data_dir / "reports" / "feature_drift_latest.json").read_text())
     assert report["drift_share"] >= settings.drift_share_threshold, report
+    assert report["dataset_drift"] is True  # the Evidently report's own headline agrees with the retrain below
     assert "browsing_mean_30d" in report["drifted_columns"]
 
     context = dg.build_sensor_context(instance=instance, resources=resources)
@@ -167,3 +174,18 @@ def test_drop_profile_flags_a_shifted_file() -> None:
     table = drop_profile_shift(shifted, base)
     verdict = dict(zip(table["measure"], table["verdict"]))
     assert verdict["browsing_time_sec"] == "shifted" and verdict["category_mix"] == "stable"
+    # the thresholds are the settings' (psi_watch / psi_shifted), not constants
+    highest = table["psi"].max()
+    lenient = drop_profile_shift(shifted, base, watch=highest + 1, shifted=highest + 2)
+    assert set(lenient["verdict"]) == {"stable"}
+
+
+def test_drop_profile_with_too_few_values_is_no_verdict() -> None:
+    # a purchase log: no browsing time at all; polars orders NaN above every number, so a NaN PSI
+    # used to read as "shifted"
+    base = pl.DataFrame({"purchase_made": [True, False] * 50, "purchase_amount": [50.0, 0.0] * 50,
+                         "browsing_time_sec": [None] * 100, "product_viewed": ["Books", "Home"] * 50},
+                        schema_overrides={"browsing_time_sec": pl.Float64})
+    table = drop_profile_shift(base, base)
+    row = table.filter(pl.col("measure") == "browsing_time_sec").to_dicts()[0]
+    assert row["psi"] is None and row["verdict"] == "too few values"

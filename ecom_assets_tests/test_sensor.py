@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import dagster as dg
 import polars as pl
@@ -45,7 +46,8 @@ def test_file_still_growing_waits(data_dir, instance, resources) -> None:
     _, cursor = tick(instance, resources)
     with path.open("a") as handle:  # the export is still being appended to
         handle.write("S1,C1,2024-01-02,Books,120,1,19.99\n")
-    os.utime(path, (1, 1))
+    fresh = time.time() + 5
+    os.utime(path, (fresh, fresh))  # a new signature, and the last write is recent: not settled yet
     result, cursor = tick(instance, resources, cursor)
     assert not result.run_requests
     result, _ = tick(instance, resources, cursor)

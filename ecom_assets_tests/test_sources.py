@@ -17,7 +17,7 @@ RETAIL = """
   decimal: ","
   encoding: windows-1252
   null_markers: ["?", "#N/A"]
-- match: "orders/*.csv"
+- match: "orders_*.csv"
   kind: orders
   return_when: {column: InvoiceNo, prefix: C}
 """
@@ -40,9 +40,10 @@ def test_entries_are_parsed_and_matched_by_glob(tmp_path) -> None:
     assert retail.kind == "sessions" and retail.columns["invoiceno"] == "session_id"
     assert retail.encoding == "cp1252" and retail.decimal == "," and retail.null_markers == ("?", "#N/A")
     assert retail.date_has_time and retail.timezone == "Europe/London"
-    orders = spec_for("orders/2024-01.csv", specs)
+    orders = spec_for("2024/orders_01.csv", specs)  # a file in a sub-folder of landing/: its name counts
     assert orders.return_when == ReturnRule("invoiceno", prefix="C")
-    assert spec_for("2024-01.csv", specs) is None  # a glob with '/' needs the folder
+    assert spec_for("2024-01.csv", specs) is None
+    assert spec_for("Online_Retail_2011.csv.gz", specs) is retail  # the same export, compressed
     frame = pl.DataFrame({"invoiceno": ["C536379", "536380"]})
     assert frame.select(orders.return_when.expr()).to_series().to_list() == [True, False]
 
@@ -72,6 +73,7 @@ def test_declared_format_and_zone_read_naive_us_timestamps(tmp_path) -> None:
         ("- match: '*.csv'\n  kind: sessions\n  return_when: {column: status, prefix: C}\n", "applies to orders"),
         ("- match: [unclosed\n", "not readable YAML"),
         ("match: '*.csv'\n", "expected a list of entries"),
+        ("- match: 'exports/*.csv'\n", "is a file-name glob"),
     ],
 )
 def test_an_invalid_file_names_the_entry_and_the_problem(tmp_path, text: str, problem: str) -> None:

@@ -18,8 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
+import dagster as dg
+
 from ecom_assets.cli import main
 from ecom_assets.definitions import defs
+from ecom_assets.jobs import DAILY_REFRESH_JOB, DROP_REFRESH_JOB
+from ecom_assets.pipeline import refresh
 from ecom_assets.settings import DATA_DIR_ENV
 
 pytestmark = pytest.mark.browser
@@ -42,9 +46,14 @@ def webserver(tmp_path_factory):
         patch.setenv(DATA_DIR_ENV, str(data_dir))
         patch.setenv("DAGSTER_HOME", str(data_dir / ".dagster"))
         env = dict(os.environ)
+        # --drift: one later, shifted sessions drop, whose profile check fails (WARN)
         assert main(["generate", "--out", str(data_dir / "landing"), "--customers", "1500", "--days", "400",
-                     "--seed", "3"]) == 0
+                     "--seed", "3", "--drift"]) == 0
         assert main(["run", "--data-dir", str(data_dir), "--no-automation"]) == 0
+        # the runs the sensor and the schedule would launch, so that the Runs page lists every kind
+        with dg.DagsterInstance.get() as instance:
+            for job in (DROP_REFRESH_JOB, DAILY_REFRESH_JOB):
+                assert refresh(instance, job).success
     port = _free_port()
     log = (data_dir / "webserver.log").open("w")
     process = subprocess.Popen(
@@ -153,3 +162,30 @@ def test_asset_page_shows_checks_and_row_accounting(webserver, browser, tmp_path
     checks = browser.find_element(By.TAG_NAME, "body").text
     assert "Passed" in checks and "Blocking" in checks
     _keep(browser, tmp_path, "asset_checks.png")
+
+
+def test_runs_page_names_every_kind_of_run(webserver, browser, tmp_path) -> None:
+    text = _page_text_when(browser, f"{webserver}/runs", "build_all_job", DROP_REFRESH_JOB, DAILY_REFRESH_JOB,
+                           "ingest_sessions_job", "ingest_customers_job")
+    assert "__ephemeral_asset_job__" not in text and "__ASSET_JOB" not in text
+    _keep(browser, tmp_path, "runs.png")
+
+
+def test_shifted_drop_fails_its_profile_check(webserver, browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _page_text_when(browser, f"{webserver}/assets/sessions_drop_profile?view=checks", "drop_not_shifted")
+    browser.find_element(By.XPATH, "//*[normalize-space()='drop_not_shifted']").click()
+    WebDriverWait(browser, 30).until(lambda d: "browsing_time_sec PSI" in d.find_element(By.TAG_NAME, "body").text)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "Failed" in text or "Warning" in text
+    _keep(browser, tmp_path, "drop_check.png")
+
+
+def test_descriptions_render_as_written(webserver, browser) -> None:
+    # `quarantine/<kind>/` used to lose `<kind>` (read as an HTML tag)
+    text = _page_text_when(browser, f"{webserver}/assets/quarantine_summary", "Columns")
+    assert "quarantine/<kind>/" in text
+    text = _page_text_when(browser, f"{webserver}/assets/raw_sessions", "purchase_amount")
+    assert ">= 0; 0 when nothing was bought" in text

@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.churn import cold_start, registry, risk_list
 from ecom_assets.churn import model as churn
 from ecom_assets.exports import write_safe_csv
@@ -199,6 +199,7 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     reference = source.filter(~pl.col("cold_start")).select("customer_id", *(f for f in served.features if f in source.columns))
     write_parquet_atomic(reference.sample(min(reference.height, settings.drift_sample_rows), seed=churn.SEED),
                          registry.reference_features_path(models, version))
+    card["reference_as_of"] = str(source["as_of"][0]) if "as_of" in source.columns and source.height else None
     if evaluation.status == "champion":
         comparison = _compare_with_champion(settings, holdout, p_new)
         card["champion_comparison"] = comparison
@@ -260,11 +261,10 @@ def _calibration_metadata(card: dict) -> dict:
         "observed churn on the holdout are in the card. Saved as models/<version>/model.json + calibration.json + "
         "baseline.json + model_card.json (no pickle)."
     ),
-    # trained once when missing; after that only on purpose (retrain_sensor, `ecom-assets run --retrain`, the UI)
-    automation_condition=dg.AutomationCondition.on_missing(),
+    tags=REFRESH_FIRST_MODEL,
     metadata=column_schema({"version": "string", "status": "champion | no_skill | leakage_suspected | "
                             "insufficient_history | not_promoted", "metrics": "holdout metrics vs the baseline",
-                            "trigger": "drift | performance | manual | schedule"}),
+                            "trigger": "initial | drift | performance | manual | schedule"}),
     check_specs=[
         dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
                           description="the model beats the best classic baseline (recency or BG/NBD) out of time "
@@ -276,7 +276,9 @@ def _calibration_metadata(card: dict) -> dict:
 def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame,
                 customer_features: pl.DataFrame):
     tags = context.run.tags if context.run else {}
-    card, trained = train_and_register(settings, churn_training_set, tags.get(TRIGGER_TAG, "manual"),
+    # untagged runs: the project's first model is `initial`, any later one was asked for by hand
+    trigger = tags.get(TRIGGER_TAG) or ("manual" if registry.list_versions(settings.models) else "initial")
+    card, trained = train_and_register(settings, churn_training_set, trigger,
                                        tags.get(TRIGGER_DETAIL_TAG, ""), customer_features)
     serving = registry.champion_version(settings.models)
     metrics = card.get("metrics", {})
@@ -361,7 +363,7 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     group_name="churn",
     owners=[OWNER],
     kinds={"xgboost", "polars"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Calibrated churn probability for every customer in `customer_features`, served by the CHAMPION model "
         "(not necessarily the newest), with its 95 % interval, risk tier and the top-3 drivers (XGBoost approximate "
@@ -419,7 +421,7 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     group_name="churn",
     owners=["team:customer-success"],
     kinds={"polars", "csv"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
     description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "

@@ -1,12 +1,12 @@
 """`clean_customers`, `clean_sessions`, `quarantine_summary`: the validated tables every other
-domain builds on, refreshed by declarative automation whenever a drop lands."""
+domain builds on, rebuilt by `drop_refresh_job` whenever a drop lands."""
 
 import json
 
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_PER_DROP
 from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import RowAccounting, build_clean_customers
 from ecom_assets.io import Location, StoredParts
@@ -76,7 +76,7 @@ def _accounting_check(dedup: RowAccounting, table: str) -> dg.AssetCheckResult:
     kinds={"polars", "pandera"},
     ins={"raw_customers": dg.AssetIn(partition_mapping=ALL_DROPS)},
     required_resource_keys={"io_manager", "settings"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "One row per customer across every customers drop (validated with pandera `CleanCustomers`). "
         "Identical rows in several drops count as duplicates; the same customer_id with different "
@@ -110,7 +110,7 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     kinds={"polars", "pandera", "parquet"},
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS)],
     required_resource_keys={"io_manager", "settings"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "One row per session across every sessions drop (each part validated with pandera `CleanSessions`), "
         "stored as one parquet part per drop under `warehouse/clean_sessions/`. A new drop is merged against "
@@ -192,7 +192,7 @@ def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl
     owners=[OWNER],
     kinds={"polars"},
     deps=[clean_customers, clean_sessions],
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description="Quarantined rows counted by reason and file, plus every file's row accounting "
     "(rows in = clean + quarantined + duplicate). The rows themselves are in quarantine/<kind>/.",
     metadata=column_schema({"kind": "string", "source_file": "string", "reason": "string", "rows": "int64"}),

@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import ON_NEW_DATA
+from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.features.build import (
     FEATURE_WORDS,
     HISTORY_COLUMNS_USED,
@@ -62,7 +62,7 @@ HISTORY_SCHEMA = column_schema({
     owners=[OWNER],
     kinds={"polars"},
     required_resource_keys={"io_manager"},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Lifetime aggregates per customer over every clean session (first/last dates, visits, purchases, spend, "
         "browsing, purchase gaps, category mix): the cutoff-independent half of `customer_features`. Stored as a "
@@ -97,7 +97,7 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
     owners=[OWNER],
     kinds={"polars"},
     ins={"customer_history": columns_in(HISTORY_COLUMNS_USED)},
-    automation_condition=ON_NEW_DATA,
+    tags=REFRESH_PER_DROP,
     description=(
         "Point-in-time features per customer as of T (default: the latest clean session date; set `as_of` in "
         "the launchpad or `ecom-assets run --as-of`): RFM, sessions, 30-vs-60-day trend, purchase gaps, "
@@ -140,7 +140,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
     group_name="features",
     owners=[OWNER],
     kinds={"polars"},
-    automation_condition=dg.AutomationCondition.on_missing(),
+    tags=REFRESH_FIRST_MODEL,
     description=(
         "Labelled training windows: for cutoffs c = T-90, T-120, … every 30 days (up to 12, while 90 days of "
         "history precede c), the features as of c (with a BG/NBD fitted at c) and `churned` = no purchase in "

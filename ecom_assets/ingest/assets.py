@@ -174,9 +174,11 @@ def _raw_asset(kind: str) -> dg.AssetsDefinition:
         owners=[OWNER],
         kinds={"polars", "csv"},
         description=(
-            f"One partition per dropped `{kind}*.csv` file (key = file name + content hash). Rows are typed "
-            "and checked against the input contract; bad rows go to `quarantine/` with a reason, exact "
-            "in-file duplicates are counted, the original moves to `archive/` unchanged."
+            f"One partition per dropped `{kind}*.csv` / `.csv.gz` file, or a file `sources.yaml` declares as "
+            f"{kind} (key = file name + content hash). Rows are typed and checked against the input contract "
+            "(values read as declared in `sources.yaml`; metadata `encoding` and `notes` say how); bad rows go "
+            "to `quarantine/` with a reason, exact in-file duplicates are counted, the original moves to "
+            "`archive/` unchanged."
         ),
         metadata=column_schema({**RAW_COLUMNS[kind], **PROVENANCE}),
         check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=name, blocking=True,

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,14 +62,28 @@ class LandingFile:
         return partition_key(self.path.name, sha256_of(self.path))
 
 
-def scan_landing(landing: Path, previous: dict[str, list], assume_stable: bool = False):
+# a rename changes a file's ctime, not its mtime; a writer still appending moves both together
+RENAMED_AFTER_WRITE_S = 1.0
+
+
+def settled(stat, now: float, settle_seconds: float) -> bool:
+    """Complete on first sight, without waiting a tick for its signature to repeat: its last write is
+    `settle_seconds` old, or it was renamed (or moved) into place at least RENAMED_AFTER_WRITE_S after
+    its last write - the write-then-rename drop. ctime is the inode change time (POSIX)."""
+    return now - stat.st_mtime >= settle_seconds or stat.st_ctime - stat.st_mtime >= RENAMED_AFTER_WRITE_S
+
+
+def scan_landing(landing: Path, previous: dict[str, list], assume_stable: bool = False,
+                 settle_seconds: float | None = None):
     """Split the landing folder into (ready, waiting, signatures for the next tick).
 
     Sub-folders are scanned too (exports sorted into `2024-05/`), without following links. A file is
-    ready when its size and mtime equal what the previous tick saw (or when the caller knows nothing
-    is writing, as `ecom-assets run` does). The cursor keys on the path below landing/ and its
-    signature, never on a wall-clock time, so an old file copied in later is still seen.
+    ready when its size and mtime equal what the previous tick saw, when it has `settled` (with
+    `settle_seconds`), or when the caller knows nothing is writing, as `ecom-assets run` does. The
+    cursor keys on the path below landing/ and its signature, never on a wall-clock time, so an old
+    file copied in later is still seen.
     """
+    now = time.time()
     ready, waiting, seen = [], [], {}
     if not landing.exists():
         return ready, waiting, seen
@@ -82,8 +97,16 @@ def scan_landing(landing: Path, previous: dict[str, list], assume_stable: bool =
             continue
         item = LandingFile(path, name, kind_of(path.name), stat.st_size, stat.st_mtime)
         seen[name] = item.signature
-        (ready if assume_stable or previous.get(name) == item.signature else waiting).append(item)
+        done = assume_stable or previous.get(name) == item.signature or (
+            settle_seconds is not None and settled(stat, now, settle_seconds))
+        (ready if done else waiting).append(item)
     return ready, waiting, seen
+
+
+def alert(settings: EcomSettings, record: dict) -> None:
+    """One line in `alerts/alerts.jsonl` (what on-call tooling tails), stamped with the time."""
+    with (settings.alerts / "alerts.jsonl").open("a") as handle:
+        handle.write(json.dumps({"time": datetime.now(timezone.utc).isoformat(), **record}) + "\n")
 
 
 def reject(path: Path, settings: EcomSettings, reason: str, name: str | None = None, log=None) -> Path:
@@ -99,10 +122,7 @@ def reject(path: Path, settings: EcomSettings, reason: str, name: str | None = N
     shutil.move(str(path), target)
     text = f"{name}: {reason}"
     target.with_name(target.name + REASON_SUFFIX).write_text(text.rstrip() + "\n")
-    record = {"time": datetime.now(timezone.utc).isoformat(), "alert": "file_rejected", "file": name,
-              "reason": reason, "rejected_path": str(target)}
-    with (settings.alerts / "alerts.jsonl").open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    alert(settings, {"alert": "file_rejected", "file": name, "reason": reason, "rejected_path": str(target)})
     (log or logger).warning(f"file rejected: {text} (moved to {target})")
     return target
 

@@ -6,16 +6,20 @@ clean (typed, kept), quarantined (with `reason`, `source_file`, `line`) or dupli
 content as an earlier row of the same file). Problems with the whole file (not decodable as a
 table, a required column missing, 0 bytes) raise `FileRejected` with a readable reason.
 
-A file above HEAD_BYTES is parsed by polars from its path; a small one, or one that is not valid
-UTF-8, from its bytes (decoded in Python, so the note can say where and how). Everything is read
-as text first and cast with `strict=False`; a value that was present but did
-not survive the cast is a quarantine reason, so one bad cell never fails a whole column.
+A file above HEAD_BYTES is parsed by polars from its path; a small one, one that is not valid
+UTF-8 or compressed, from its bytes (decoded in Python, so the note can say where and how). Polars
+reads a file only when it is provably regular (one record per physical line, the header's field
+count); any other file is read by Python's csv module, which gives every record's field count and
+physical start line. Everything is read as text first; values are then read by the shared rules
+of `values.py` with the file's `sources.yaml` entry, and a value that was present but could not be
+read is a quarantine reason, so one bad cell never fails a whole column.
 """
 
 import codecs
 import csv
 import gzip
 import io
+import mmap
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -205,10 +209,10 @@ class TextTable:
     encoding: str
     notes: list[str]
     ends_with_newline: bool
+    may_hold_c1: bool  # the UTF-8 text has a 0xC2 byte (C1 controls are 0xC2 0x80-0x9F)
 
 
-def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: list[str],
-             physical_lines: int) -> pl.DataFrame | None:
+def _regular(source: bytes | Path, delimiter: str, names: list[str], physical_lines: int) -> pl.DataFrame | None:
     """The records of a regular file — each on one physical line with the header's field count —
     parsed by polars (multi-threaded, from the path without a Python copy), else None.
 
@@ -220,7 +224,7 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: li
     try:
         table = pl.read_csv(source, separator=delimiter, has_header=False, skip_lines=1, infer_schema=False,
                             schema={**{n: pl.String for n in names}, spare: pl.String}, missing_columns="insert",
-                            truncate_ragged_lines=True, null_values=markers)
+                            truncate_ragged_lines=True)
     except pl.exceptions.PolarsError as err:
         if "utf-8" in str(err).lower():
             raise UnicodeError(str(err)) from err
@@ -228,27 +232,29 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], markers: li
     irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(names[-1]).is_null().any()).item()
     if irregular or table.height != physical_lines - 1:
         return None
-    return table.drop(spare).with_columns(_fields=pl.lit(len(names), pl.Int32))
+    return table.drop(spare)
 
 
-def _records(text: str, delimiter: str, names: list[str], markers: list[str]) -> pl.DataFrame:
+def _records(text: str, delimiter: str, names: list[str]) -> pl.DataFrame:
     """Every record with its physical start line and field count (Python's csv module: exact for
     quoted line breaks and ragged rows). Fields past the header's are dropped (the count says so)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    missing = set(markers) | {""}
     width = len(names)
     columns: list[list] = [[] for _ in range(width)]
     lines, fields = [], []
     previous = 0
-    for number, record in enumerate(reader):
-        start, previous = previous + 1, reader.line_num
-        if number == 0:
-            continue  # the header
-        lines.append(start)
-        fields.append(len(record) if record else width)  # a blank line is judged as blank, not as short
-        for i in range(width):
-            value = record[i] if i < len(record) else None
-            columns[i].append(None if value in missing else value)
+    try:
+        for number, record in enumerate(reader):
+            start, previous = previous + 1, reader.line_num
+            if number == 0:
+                continue  # the header
+            lines.append(start)
+            fields.append(len(record) if record else width)  # a blank line is judged as blank, not as short
+            for i in range(width):
+                value = record[i] if i < len(record) else None
+                columns[i].append(value or None)  # empty is missing, as polars reads it
+    except csv.Error as err:  # e.g. a field over csv.field_size_limit(): an unterminated quote swallowing the file
+        raise FileRejected(f"not a readable {delimiter!r}-delimited table at line {previous + 1}: {err}") from err
     return pl.DataFrame({**dict(zip(names, columns)), "line": lines, "_fields": fields},
                         schema={**{n: pl.String for n in names}, "line": pl.Int64, "_fields": pl.Int32})
 
@@ -259,7 +265,7 @@ def _physical_lines(path: Path) -> int:
         .select(pl.len()).collect().item()
 
 
-def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None, markers: list[str]) -> TextTable | None:
+def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None) -> TextTable | None:
     """A large, plain UTF-8 file parsed by polars from its path: no copy of its bytes in Python and
     polars' own UTF-8 check instead of a Python decode (together ~1.8 s of a 600 MB file). None
     when the file is small, compressed, not UTF-8 or not regular: the bytes route reads it."""
@@ -272,20 +278,22 @@ def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None, markers: lis
             return None
         handle.seek(size - 1)
         ends_with_newline = handle.read(1) == b"\n"
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            may_hold_c1 = mapped.find(b"\xc2") >= 0  # memchr over the page cache: ~0.05 s for 600 MB
     notes = ["UTF-8 byte-order mark removed"] if head.startswith(BOMS[0][0]) else []
     try:
         delimiter, names, header_notes = sniff_header(head.removeprefix(BOMS[0][0]), kind, spec)
-        table = _regular(path, delimiter, names, markers, _physical_lines(path))
+        table = _regular(path, delimiter, names, _physical_lines(path))
     except UnicodeError:  # not UTF-8: the bytes route decodes it and says where
         return None
     if table is None:
         return None
     table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
     return TextTable(table, len(names), delimiter, "utf-8 (byte-order mark)" if notes else "utf-8",
-                     notes + header_notes, ends_with_newline)
+                     notes + header_notes, ends_with_newline, may_hold_c1)
 
 
-def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, markers: list[str], name: str) -> TextTable:
+def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, name: str) -> TextTable:
     if name.lower().endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
@@ -294,24 +302,25 @@ def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, markers: li
     raw, encoding, notes = decode(raw, spec.encoding if spec else None)
     delimiter, names, header_notes = sniff_header(raw, kind, spec)
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-    table = _regular(raw, delimiter, names, markers, lines)
+    table = _regular(raw, delimiter, names, lines)
     if table is None:
-        table = _records(raw.decode("utf-8"), delimiter, names, markers)
+        table = _records(raw.decode("utf-8"), delimiter, names)
     else:
         table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
-    return TextTable(table, len(names), delimiter, encoding, notes + header_notes, raw.endswith(b"\n"))
+    return TextTable(table, len(names), delimiter, encoding, notes + header_notes, raw.endswith(b"\n"),
+                     raw.find(b"\xc2") >= 0)
 
 
 def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
-                    spec: SourceSpec | None = None) -> tuple[pl.DataFrame, list[str], str, str]:
-    """(all contract columns as text plus `line` (physical line where the record starts; header =
-    line 1), `_ragged` (reason when the field count differs from the header's), `_truncated` and
-    `source_file`; notes; the encoding read; the delimiter)."""
+                    spec: SourceSpec | None = None) -> TextTable:
+    """The drop as text: `.table` has every contract column plus `line` (physical line where the
+    record starts; header = line 1), `_ragged` (reason when the field count differs from the
+    header's), `_truncated` and `source_file`; `.notes`, `.encoding`, `.delimiter` say how it was read."""
     markers = null_markers(spec)
-    read = _read_path(source, kind, spec, markers) if isinstance(source, Path) else None
+    read = _read_path(source, kind, spec) if isinstance(source, Path) else None
     if read is None:
         name = source.name if isinstance(source, Path) else source_file.rsplit("__", 1)[0]
-        read = _read_bytes(source.read_bytes() if isinstance(source, Path) else source, kind, spec, markers, name)
+        read = _read_bytes(source.read_bytes() if isinstance(source, Path) else source, kind, spec, name)
     table, notes, width = read.table, read.notes, read.width
     if read.delimiter != ",":
         notes.append(f"delimiter {read.delimiter!r}")
@@ -319,19 +328,32 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     padded = table.select(
         (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in names
     ).row(0, named=True) if table.height else {}
+    text = {c: pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c) for c in names}
+    # missing-value markers: one hash probe per value (polars' reader option cost 2x that), and
+    # only in columns holding a value as short as a marker (ids and dates are ruled out by length)
+    longest = max(len(m.encode()) for m in markers)
+    short = table.select((text[c].str.len_bytes() <= longest).any().alias(c) for c in names).row(0, named=True) \
+        if table.height else {}
+    marked = table.select(text[c].is_in(markers).any().alias(c) for c in names if short[c]).row(0, named=True) \
+        if any(short.values()) else {}
+    text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if marked.get(c) else value
+            for c, value in text.items()}
     truncated = not read.ends_with_newline and table.height > 0
     table = table.select(
-        *[(pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c)) if c in names else pl.lit(None, pl.String).alias(c)
-          for c in kind.columns],
+        *[text[c].alias(c) if c in names else pl.lit(None, pl.String).alias(c) for c in kind.columns],
         "line",
-        _ragged=pl.when(pl.col("_fields") != width).then(pl.format("{} fields, header has {}", "_fields", pl.lit(width))),
+        # only the csv-module route counts fields; a regular file has the header's count everywhere
+        _ragged=pl.when(pl.col("_fields") != width).then(pl.format("{} fields, header has {}", "_fields", pl.lit(width)))
+        if "_fields" in table.columns else pl.lit(None, pl.String),
         _truncated=(pl.int_range(pl.len()) == pl.len() - 1) & pl.lit(truncated) & (
-            (pl.col("_fields") < width) | pl.any_horizontal(pl.col(c).is_null() for c in names)),
+            (pl.col("_fields") < width if "_fields" in table.columns else pl.lit(False))
+            | pl.any_horizontal(pl.col(c).is_null() for c in names)),
         source_file=pl.lit(source_file),
     )
     if table.height == 0:
         notes.append("header only: 0 rows")
-    return table, notes, read.encoding, read.delimiter
+    read.table = table
+    return read
 
 
 def _bad(condition: pl.Expr, reason: str | pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -357,7 +379,7 @@ class Reading:
 
 
 def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec | None = None,
-            delimiter: str = ",") -> tuple[pl.DataFrame, Reading, list[str]]:
+            delimiter: str = ",", may_hold_c1: bool = True) -> tuple[pl.DataFrame, Reading, list[str]]:
     """(table with `_date_<c>` / `_instant_<c>` for each date column, the file's Reading, notes).
 
     Each check here is one cheap pass over a column; the costly readers (date-times, words in
@@ -380,7 +402,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
         notes.append(f"decimal comma inferred for {', '.join(inferred)} (';' delimiter, every amount 1.234,50 / 12,50)")
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
-    suspect = tuple(c for c in kind.texts if table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
+    suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     return table.with_columns(**dates), Reading(today, spec, decimal, words, suspect), notes
 
 
@@ -563,7 +585,11 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
     typed_values = typed(reading)
     typed_names = [expr.meta.output_name() for expr in typed_values]
     schema_rules = tuple(r for r in row_checks(model) if r.column in typed_names) if model else ()
-    reason = pl.when(pl.col("_blank")).then(pl.lit("blank line")).when(pl.col("_parse_bad")).then(
+    reason = pl.when(pl.col("_blank")).then(pl.lit("blank line")).when(pl.col("_ragged").is_not_null()).then(
+        # a ragged row's values sit in the wrong columns: its field count is the one reason
+        pl.concat_str([pl.when(pl.col("_truncated")).then(pl.lit("truncated last line")), "_ragged"],
+                      separator="; ", ignore_nulls=True)
+    ).when(pl.col("_parse_bad")).then(
         pl.concat_str([pl.when(pl.col(f"_rule{i}")).then(msg) for i, (_, msg) in enumerate(rules)],
                       separator="; ", ignore_nulls=True)
     ).otherwise(pl.concat_str([pl.when(pl.col(f"_schema{i}")).then(_schema_reason(rule, kind))
@@ -597,10 +623,9 @@ def parse_drop(raw: bytes | Path, kind_name: str, source_file: str, today: date 
     whole-file problems."""
     kind = KINDS[kind_name]
     today = today or date.today()
-    table, notes, encoding, delimiter = read_text_table(raw, kind, source_file, spec)
-    table, reading, value_notes = prepare(table, kind, today, spec, delimiter)
+    read = read_text_table(raw, kind, source_file, spec)
+    table, reading, value_notes = prepare(read.table, kind, today, spec, read.delimiter, read.may_hold_c1)
     clean, quarantine, duplicates = split_rows(table, kind, today, reading=reading)
-    if spec is not None:
-        notes.append(f"read as declared by {spec.describe()}")
+    declared = [f"read as declared by {spec.describe()}"] if spec is not None else []
     return ParsedDrop(kind_name, source_file, clean, quarantine, table.height, duplicates,
-                      notes + value_notes, encoding)
+                      read.notes + value_notes + declared, read.encoding)

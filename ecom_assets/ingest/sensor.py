@@ -9,10 +9,10 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_assets.ingest.assets import RAW_ASSETS, landing_rejects, read_rejects, rejects_check
-from ecom_assets.ingest.landing import LandingFile, reject, scan_landing
+from ecom_assets.ingest.landing import LandingFile, alert, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
-from ecom_assets.ingest.sources import SourcesError, SourceSpec, load_sources, spec_for
+from ecom_assets.ingest.sources import SOURCES_FILE, SourcesError, SourceSpec, load_sources, spec_for
 from ecom_assets.settings import EcomSettings
 
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
@@ -70,7 +70,8 @@ class TickPlan:
                 f"{self.deferred} deferred to the next tick")
 
     def cursor(self) -> str:
-        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys})
+        return json.dumps({"seen": self.seen, "requested": self.requested, "keys": self.keys,
+                           "sources_problem": self.sources_problem})
 
 
 def plan_tick(
@@ -89,7 +90,8 @@ def plan_tick(
     has room for a run: a landing zone of 10,000 files costs a directory listing per tick.
     """
     max_runs = settings.max_runs_per_tick if max_runs is None else max_runs
-    ready, waiting, seen = scan_landing(settings.landing, cursor.get("seen", {}), assume_stable)
+    ready, waiting, seen = scan_landing(settings.landing, cursor.get("seen", {}), assume_stable,
+                                        settings.landing_settle_seconds)
     previously_requested: dict[str, str] = cursor.get("requested", {})
     cached_keys: dict[str, list] = cursor.get("keys", {})
     plan = TickPlan(waiting=[w.name for w in waiting], seen=seen)
@@ -101,7 +103,7 @@ def plan_tick(
         plan.keys, plan.requested = cached_keys, previously_requested
         return plan
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
-    declared = {item.name: spec_for(item.path.name, specs) for item in ready}
+    declared = {item.name: spec_for(item.name, specs) for item in ready}
     ready = [dataclasses.replace(item, kind=declared[item.name].kind)
              if declared[item.name] and declared[item.name].kind else item for item in ready]
     for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.name)):
@@ -145,13 +147,16 @@ def plan_tick(
 @dg.sensor(
     name="landing_zone_sensor",
     jobs=list(INGEST_JOBS.values()),
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=5,  # the sensor daemon's own loop is 5 s: a drop is picked up within a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/ for customers*/sessions*/campaigns*.csv. A file is ingested once its size and mtime "
-        "are stable across two ticks; one partition and one run per file (run_key = content hash), at most "
+        "Watches landing/ and its sub-folders for customers*/sessions*/campaigns*.csv (or .csv.gz, or a kind "
+        "declared in sources.yaml). A file is ingested once its size and mtime "
+        "are stable across two ticks, or at once when it was renamed into place or its last write is "
+        "`landing_settle_seconds` (default 10) old; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
-        "and re-drops go to rejected/ with a reason."
+        "and re-drops go to rejected/ with a reason, a WARNING, an alert line and a failing WARN check on "
+        "landing_rejects."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
@@ -166,6 +171,11 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSetti
                for name, reason in plan.rejected.items()]
     if rejects:
         rejects.append(rejects_check(read_rejects(settings), REJECTS_KEY))
+    if plan.sources_problem and plan.sources_problem != cursor.get("sources_problem"):
+        # a new sources.yaml problem shows once on landing_rejects and in alerts.jsonl (every tick in the log)
+        rejects.append(dg.AssetObservation(asset_key=REJECTS_KEY,
+                                           metadata={"file": SOURCES_FILE, "reason": plan.sources_problem}))
+        alert(settings, {"alert": "sources_yaml_invalid", "file": SOURCES_FILE, "reason": plan.sources_problem})
     return dg.SensorResult(
         asset_events=rejects,
         run_requests=plan.requests,
@@ -175,19 +185,22 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSetti
     )
 
 
-def _ingest_job_assets() -> dict[str, list]:
-    """The asset definitions each ingest job materializes (what the sensor's runs do)."""
+def resolved_ingest_jobs(resources: dict) -> dict[str, dg.JobDefinition]:
+    """The named ingest jobs over just the assets they run, to execute in process (the CLI's path):
+    the runs carry the same job names as the sensor's."""
     from ecom_assets.monitoring.assets import sessions_drop_profile
 
-    extra = {"sessions_drop_profile": sessions_drop_profile}
-    return {kind: [asset, *(extra[name] for name in PER_DROP_ASSETS.get(kind, []))] for kind, asset in RAW_ASSETS.items()}
+    defs = dg.Definitions(assets=[*RAW_ASSETS.values(), sessions_drop_profile], jobs=list(INGEST_JOBS.values()),
+                          resources=resources, executor=dg.in_process_executor)
+    return {kind: defs.resolve_job_def(job.name) for kind, job in INGEST_JOBS.items()}
 
 
-def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
+def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path, run_logging=None) -> str:
     """Ingest every file in `data_dir/landing` now, through the sensor's planning code.
 
     One pass, every file treated as complete (the CLI user has finished copying); each request
-    runs in process against `instance`, so the runs appear in the UI as the sensor's would.
+    runs its named ingest job in process against `instance`, so the runs appear in the UI as the
+    sensor's would. `run_logging` (ecom_assets.progress.RunLogging) prints each step as it ends.
     """
     from ecom_assets.resources import build_resources
 
@@ -195,16 +208,14 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
     plan = plan_tick(settings, instance, {}, assume_stable=True, max_runs=10**9)
     for kind, keys in plan.new_partitions.items():
         instance.add_dynamic_partitions(PARTITIONS[kind].name, keys)
-    resources = build_resources(data_dir)
-    job_assets = _ingest_job_assets()
+    jobs = resolved_ingest_jobs(build_resources(data_dir)) if plan.requests else {}
     totals = {"rows_in": 0, "clean": 0, "quarantined": 0, "duplicate": 0}
     failed = []
     for request in plan.requests:
         kind = request.tags["ecom/kind"]
-        result = dg.materialize(
-            job_assets[kind], partition_key=request.partition_key, instance=instance, resources=resources,
-            tags={**request.tags, "ecom/trigger": "cli"}, raise_on_error=False,
-        )
+        run = dict(partition_key=request.partition_key, instance=instance, tags={**request.tags, "ecom/trigger": "cli"})
+        result = (run_logging.execute(jobs[kind], **run) if run_logging
+                  else jobs[kind].execute_in_process(raise_on_error=False, **run))
         if not result.success:
             failed.append(request.tags["ecom/source_file"])
             continue
@@ -218,6 +229,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
         f"ingested {len(plan.requests) - len(failed)} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
         f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
     ]
+    if plan.sources_problem:
+        lines.append(f"NOT INGESTED: {plan.summary()}")
     if plan.rejected:
         lines.append(f"rejected {len(plan.rejected)} file(s) -> {settings.rejected}:")
         lines.extend(f"  {name}: {reason}" for name, reason in plan.rejected.items())

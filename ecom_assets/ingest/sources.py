@@ -1,11 +1,11 @@
 """`$ECOM_DATA_DIR/sources.yaml`: what an export cannot tell us safely, declared per file-name glob.
 
 The file is optional. It is a YAML list of entries (or a mapping with a `sources:` list); the first
-entry whose glob matches a drop's file name applies to it (case-insensitive; a glob containing `/`
-is matched against the path below `landing/`). Every key is optional except the glob:
+entry whose glob matches a drop's file name (with or without a `.gz` ending; folders below
+`landing/` are not part of the name) applies to it, case-insensitively. Every key is optional except the glob:
 
 ```yaml
-- match: "online_retail*.csv"      # file-name glob (aliases: glob, pattern, files)
+- match: "online_retail*.csv"      # file-name glob, no folders (aliases: glob, pattern, files)
   kind: sessions                   # customers | sessions | orders | events | campaigns
   columns: {InvoiceNo: session_id, CustomerID: customer_id, InvoiceDate: session_date}
   date_format: "%m/%d/%Y %H:%M"    # chrono/strftime format of every date column
@@ -77,10 +77,10 @@ class SourceSpec:
     return_when: ReturnRule | None = None
 
     def matches(self, name: str) -> bool:
-        """`name`: the file's path below landing/ (or just its name); compared case-insensitively."""
-        pattern = self.match.lower()
-        target = name.lower().replace("\\", "/")
-        return fnmatch.fnmatchcase(target if "/" in pattern else target.rsplit("/", 1)[-1], pattern)
+        """`name`: the file's name (a path's folders are ignored); compared case-insensitively."""
+        target = name.lower().replace("\\", "/").rsplit("/", 1)[-1]
+        # `exports_*.csv` also covers the same export compressed (`exports_1.csv.gz`)
+        return any(fnmatch.fnmatchcase(t, self.match.lower()) for t in (target, target.removesuffix(".gz")))
 
     @property
     def date_has_time(self) -> bool:
@@ -93,7 +93,7 @@ class SourceSpec:
 
 
 def spec_for(name: str, specs: Sequence[SourceSpec]) -> SourceSpec | None:
-    """The first entry whose glob matches `name` (file name or path below landing/), else None."""
+    """The first entry whose glob matches the file name `name` (a path's folders are ignored), else None."""
     return next((spec for spec in specs if spec.matches(name)), None)
 
 
@@ -127,6 +127,9 @@ def _entry(path: Path, number: int, raw) -> SourceSpec:
     globs = [k for k in GLOB_KEYS if k in raw]
     if len(globs) != 1 or not isinstance(raw[globs[0]], str) or not raw[globs[0]].strip():
         raise SourcesError(f"{where}: needs exactly one file-name glob under `match` (found {globs or 'none'})")
+    if "/" in raw[globs[0]] or "\\" in raw[globs[0]]:
+        raise SourcesError(f"{where}: `match` is a file-name glob ({raw[globs[0]]!r} names a folder; files in "
+                           "sub-folders of landing/ are matched by their name)")
     unknown = sorted(set(raw) - set(GLOB_KEYS) - set(SPEC_KEYS))
     if unknown:
         raise SourcesError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} "

@@ -4,7 +4,7 @@ warehouse, a readable summary (and a plot where it helps) in the metadata."""
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import DAILY, ON_NEW_DATA
+from ecom_assets.automation import REFRESH_DAILY, REFRESH_PER_DROP
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights import analyses
 from ecom_assets.io import columns_in
@@ -20,10 +20,12 @@ ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
 SEGMENT_COLUMNS = {"customer_id": "string", "segment": "string", "churn_probability": "float64",
     "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
     "favourite_category": "string", "as_of": "date", "action": "string"}
-FUNNEL_COLUMNS = {"leakage_rank": "int", "category": "string", "views": "int", "carts": "int (null without "
-    "added_to_cart)", "purchases": "int", "revenue": "float64", "conversion": "float64",
-    "conversion_low": "float64", "conversion_high": "float64", "q_value": "float64",
-    "lost_purchases": "float64", "leaking": "bool"}
+FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "string", "views": "int",
+    "cart_known": "int - views whose cart flag is known", "carts": "int (null without added_to_cart)",
+    "purchases": "int", "purchases_after_cart": "int", "purchases_without_cart": "int", "revenue": "float64",
+    "conversion": "float64 in [0, 1]", "conversion_low": "float64", "conversion_high": "float64",
+    "view_to_cart": "float64 in [0, 1] (+ _low / _high)", "cart_to_purchase": "float64 in [0, 1] (+ _low / _high)",
+    "q_value": "float64", "lost_purchases": "float64", "leaking": "bool"}
 TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index", "session_date": "date",
     "sessions": "int", "purchases": "int", "revenue": "float64", "buyers": "int",
     "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
@@ -36,8 +38,9 @@ COHORT_COLUMNS = {"kind": "signup_month | first_purchase_month | retention", "co
     "customers": "int", "buyers": "int", "revenue": "float64", "aov": "float64",
     "revenue_per_customer": "float64", "months_since": "int", "retention": "float64"}
 RULE_COLUMNS = {"antecedent": "string", "consequent": "string", "customers": "int", "support": "float64",
-    "confidence": "float64", "lift": "float64", "adjusted_lift": "float64 - vs same-basket-size "
-    "expectation", "q_value": "float64", "significant": "bool"}
+    "confidence": "float64", "confidence_reverse": "float64", "lift": "float64",
+    "adjusted_lift": "float64 - observed / mean under the null", "z": "float64", "p_value": "float64",
+    "q_value": "float64 (null below 20 customers: not tested)", "significant": "bool"}
 SIGNAL_COLUMNS = {"signal": "string", "auc": "float64", "top5_median": "float64",
     "others_median": "float64"}
 ASSIGNMENT_COLUMNS = {"customer_id": "string", "arm": "control | offer_10 | offer_20", "risk_tier": "string",
@@ -55,16 +58,16 @@ def no_rows(frame: pl.LazyFrame) -> bool:
     return frame.select(pl.len()).collect().item() == 0  # parquet row counts: read from the footers
 
 
-def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), automation_condition=DAILY, **kwargs):
+def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), tags=REFRESH_DAILY, **kwargs):
     """@dg.asset with the settings every insight shares (refreshed daily unless said otherwise)."""
-    return dg.asset(group_name="insights", owners=owners, kinds=set(kinds), automation_condition=automation_condition,
+    return dg.asset(group_name="insights", owners=owners, kinds=set(kinds), tags=tags,
                     **kwargs)
 
 
 @insight(
     owners=MARKETING,
     kinds={"polars", "csv"},
-    automation_condition=ON_NEW_DATA,  # an action list: as fresh as the churn scores it is built from
+    tags=REFRESH_PER_DROP,  # an action list: as fresh as the churn scores it is built from
     ins={"customer_features": columns_in(analyses.SEGMENT_FEATURES),
          "churn_predictions": columns_in(["customer_id", "churn_probability"])},
     description="Customer segments with a recommended action each; exports/segments.csv. Rules: " + analyses.SEGMENT_RULES,
@@ -83,9 +86,11 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
 
 @insight(
     ins={"clean_sessions": columns_in(analyses.FUNNEL_SESSION_COLUMNS)},
-    description="View -> cart -> purchase per product category with Wilson 95 % intervals. Leakage ranking: categories "
-    "whose conversion is significantly below the overall rate (two-proportion z-test, Benjamini-Hochberg q < 0.05), "
-    "ordered by purchases lost against the overall rate.",
+    description="View -> cart -> purchase per product category. Every rate is a share of the same sessions "
+    "with a 95 % Wilson interval: conversion = purchases / views, view_to_cart = carts / views, cart_to_purchase = "
+    "purchases in a session with a cart / sessions with a cart; purchases without a cart are counted in their own "
+    "column. Leakage ranking: real categories (never `unknown`) whose conversion is significantly below the others' "
+    "(two-proportion z-test, Benjamini-Hochberg q < 0.05), ordered by purchases lost against the overall rate.",
     metadata=column_schema(FUNNEL_COLUMNS),
 )
 def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
@@ -96,8 +101,9 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
     return dg.Output(funnel, metadata={
         "dagster/row_count": funnel.height,
         "leaks_most": leaking[0] if leaking else "no category leaks significantly",
-        "funnel": dg.MetadataValue.md(md_table(funnel.select("leakage_rank", "category", "views", "purchases", "conversion",
-                                                             "conversion_low", "conversion_high", "q_value", "leaking"))),
+        "funnel": dg.MetadataValue.md(md_table(funnel.select(
+            "leakage_rank", "category", "views", "carts", "purchases", "purchases_without_cart", "conversion",
+            "conversion_low", "conversion_high", "cart_to_purchase", "q_value", "leaking"))),
     })
 
 
@@ -179,21 +185,24 @@ def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) 
     ins={"clean_sessions": columns_in(analyses.PURCHASE_SESSION_COLUMNS)},
     owners=MARKETING,
     kinds={"polars", "csv"},
-    description="Category pairs bought by the same customers: support, confidence, lift, and a test against a "
-    "null that keeps each customer's number of purchases and each category's popularity (one-sided z-test on the "
-    "co-occurrence count, Benjamini-Hochberg q < 0.05, >= 20 customers) so heavy buyers who buy everything do not "
-    "make every pair look related. Only `significant` rules are "
-    "findings; exports/cross_sell.csv.",
+    description="Every pair of categories bought by the same customers: support, confidence, lift, and a "
+    "permutation test against a null that keeps each customer's number of distinct categories and each "
+    "category's number of buyers exactly (curveball randomisation of the customer × category matrix, Strona et al. "
+    "2014; z of the co-occurrence against the null's mean and spread, Benjamini-Hochberg q < 0.05, >= 20 "
+    "customers). Heavy buyers and popular categories explain nothing: only `significant` pairs are findings. "
+    "The table keeps every pair; exports/cross_sell.csv holds the significant ones, highest lift first.",
     metadata=column_schema(RULE_COLUMNS),
 )
 def cross_sell_rules(settings: EcomSettings, clean_sessions: pl.LazyFrame) -> dg.Output:
-    rules = analyses._empty_rules() if no_rows(clean_sessions) else analyses.cross_sell_rules(clean_sessions)
-    path = write_safe_csv(rules, settings.exports / "cross_sell.csv")
-    findings = rules.filter(pl.col("significant"))
+    rules, how = ((analyses._empty_rules(), {"state": "no sessions yet"}) if no_rows(clean_sessions)
+                  else analyses.cross_sell_rules(clean_sessions))
+    findings = analyses.cross_sell_export(rules)
+    path = write_safe_csv(findings, settings.exports / "cross_sell.csv")
     return dg.Output(rules, metadata={
-        "dagster/row_count": rules.height, "significant_rules": findings.height, "export": dg.MetadataValue.path(str(path)),
+        "dagster/row_count": rules.height, "significant_rules": findings.height, **how,
+        "export": dg.MetadataValue.path(str(path)),
         "findings": dg.MetadataValue.md(md_table(findings) if findings.height else "_no pair is bought together more "
-                                        "than chance once basket size is accounted for_"),
+                                        "often than customers' basket sizes and categories' popularity explain_"),
     })
 
 

@@ -2,13 +2,15 @@
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
+from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
 from ecom_assets.metadata import column_schema
@@ -20,29 +22,75 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
 padding:12px 16px;min-width:150px}.tile b{display:block;font-size:22px}.tile span{color:#666;font-size:12px}
 .card{background:#fff;border:1px solid #ddd;border-radius:8px;padding:12px;margin-top:16px}
 table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee;padding:4px 8px;text-align:left}
-.warn{color:#a15c00}.ok{color:#1b7a2e}
+.warn{color:#a15c00}.ok{color:#1b7a2e}.tile .change{display:block;color:#555}
 """
 
 
-KPI_SESSION_COLUMNS = ["customer_id", "purchase_made", "purchase_amount"]
+KPI_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount"]
+PERIOD_DAYS = 28  # the comparison period: four whole weeks, so both periods hold the same weekdays
 
 
-def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame) -> list[tuple[str, str]]:
-    """The KPI tiles, from a lazy scan of the sessions (three columns of the 10M-row table, not all twelve)."""
-    buy, amount = pl.col("purchase_made"), pl.col("purchase_amount")
+class Tile(NamedTuple):
+    label: str
+    value: str
+    change: str  # vs the previous period, or "" when there is none
+
+
+def period_figures(sessions: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, dict, dict, dict]:
+    """(as-of date = last session date, all-time, last PERIOD_DAYS, the PERIOD_DAYS before) figures:
+    sessions, purchases, revenue, buyers (+ repeat_buyers all-time). Two lazy passes: sessions per day
+    (a few hundred rows), then the purchase rows only (orders per customer, in which period)."""
+    buy, day = pl.col("purchase_made"), pl.col("session_date")
     sessions = sessions.lazy().select(KPI_SESSION_COLUMNS)
-    totals = sessions.select(sessions=pl.len(), conversion=buy.mean(), revenue=amount.filter(buy).sum(),
-                             aov=amount.filter(buy).mean()).collect().row(0, named=True)
-    per_buyer = sessions.filter(buy).group_by("customer_id").len().collect()
+    daily = sessions.group_by("session_date").agg(sessions=pl.len(), purchases=buy.sum(),
+                                                  revenue=pl.col("purchase_amount").filter(buy).sum()).collect()
+    if daily.is_empty():
+        return None, {}, {}, {}
+    as_of, first = daily["session_date"].max(), daily["session_date"].min()
+    start = as_of - timedelta(days=PERIOD_DAYS - 1)
+    windows = {"current": (start, as_of), "previous": (start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1))}
+    orders = sessions.filter(buy).group_by("customer_id").agg(
+        orders=pl.len(), **{name: day.is_between(*w).any() for name, w in windows.items()}).collect()
+    sums = ["sessions", "purchases", "revenue"]
+    total = {**daily.select(pl.col(sums).sum()).row(0, named=True), "buyers": orders.height,
+             "repeat_buyers": int((orders["orders"] >= 2).sum())}
+    periods = {name: {**daily.filter(pl.col("session_date").is_between(*w)).select(pl.col(sums).sum()).row(0, named=True),
+                      "buyers": int(orders[name].sum())} for name, w in windows.items()}
+    # history starting inside the previous period: not a whole period to compare with
+    return as_of, total, periods["current"], periods["previous"] if first <= windows["previous"][0] else {}
+
+
+def _figure(name: str, figures: dict) -> float | None:
+    """revenue, buyers, conversion (purchases per session) or AOV (revenue per purchase) of one period."""
+    if not figures:
+        return None
+    if name == "conversion":
+        return figures["purchases"] / figures["sessions"] if figures["sessions"] else None
+    if name == "aov":
+        return figures["revenue"] / figures["purchases"] if figures["purchases"] else None
+    return figures[name]
+
+
+def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, currency: str) -> tuple[date | None, list[Tile]]:
+    """(data as-of date, KPI tiles): the last PERIOD_DAYS against the PERIOD_DAYS before, then all-time figures."""
+    as_of, total, current, previous = period_figures(sessions)
     tiers = dict(predictions.group_by("risk_tier").len().iter_rows()) if predictions.height else {}
-    return [
-        ("revenue", f"{totals['revenue'] or 0:,.0f}"),
-        ("buyers", f"{per_buyer.height:,}"),
-        ("conversion", f"{totals['conversion']:.1%}" if totals["sessions"] else "–"),
-        ("AOV", f"{totals['aov']:,.2f}" if per_buyer.height else "–"),
-        ("repeat rate", f"{(per_buyer['len'] >= 2).mean():.1%}" if per_buyer.height else "–"),
-        ("high churn risk", f"{tiers.get('high', 0):,}"),
-        ("medium churn risk", f"{tiers.get('medium', 0):,}"),
+    formats = {"revenue": lambda v: f"{v:,.0f} {currency}", "buyers": lambda v: f"{v:,}",
+               "conversion": lambda v: f"{v:.1%}", "aov": lambda v: f"{v:,.2f} {currency}"}
+    tiles = []
+    for name, fmt in formats.items():
+        now, before = _figure(name, current), _figure(name, previous)
+        change = ("no whole previous period yet" if not previous else
+                  f"{now / before - 1:+.1%} vs the previous {PERIOD_DAYS} days" if now is not None and before else "")
+        label = "AOV" if name == "aov" else name
+        tiles.append(Tile(f"{label}, last {PERIOD_DAYS} days", fmt(now) if now is not None else "–", change))
+    buyers = total.get("buyers", 0)
+    return as_of, tiles + [
+        Tile("revenue, all time", formats["revenue"](total.get("revenue", 0.0)), ""),
+        Tile("buyers, all time", f"{buyers:,}", ""),
+        Tile("repeat rate (buyers with 2+ orders)", f"{total['repeat_buyers'] / buyers:.1%}" if buyers else "–", ""),
+        Tile("high churn risk", f"{tiers.get('high', 0):,}", ""),
+        Tile("medium churn risk", f"{tiers.get('medium', 0):,}", ""),
     ]
 
 
@@ -93,27 +141,47 @@ def _fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def figures(trends, funnel, segments, cohorts, campaigns) -> list:
+def week_coverage(weeks: pl.DataFrame, first: date | None, last: date | None) -> pl.DataFrame:
+    """`weeks` (session_date = week start) with `days_covered` (days of the week inside the data's span)
+    and `partial` (fewer than 7): a week the data only starts or ends in is not a revenue collapse."""
+    if first is None or last is None or weeks.is_empty():
+        return weeks.with_columns(days_covered=pl.lit(7), partial=pl.lit(False))
+    start, end = pl.max_horizontal(pl.col("session_date"), pl.lit(first)), pl.min_horizontal(
+        pl.col("session_date") + timedelta(days=6), pl.lit(last))
+    return weeks.with_columns(days_covered=(end - start).dt.total_days() + 1).with_columns(
+        partial=pl.col("days_covered") < 7)
+
+
+def figures(weeks, funnel, segments, cohorts, campaigns, currency: str) -> list:
     import plotly.graph_objects as go
 
     figs = []
-    daily = trends.filter(pl.col("grain") == "week")
-    fig = go.Figure(go.Scatter(x=daily["session_date"].to_list(), y=daily["revenue"].to_list(), name="revenue / week"))
+    whole, partial = weeks.filter(~pl.col("partial")), weeks.filter(pl.col("partial"))
+    fig = go.Figure(go.Scatter(x=whole["session_date"].to_list(), y=whole["revenue"].to_list(), mode="lines+markers",
+                               name="revenue / week"))
+    if partial.height:
+        fig.add_trace(go.Scatter(x=partial["session_date"].to_list(), y=partial["revenue"].to_list(), mode="markers",
+                                 marker={"symbol": "circle-open", "size": 10, "color": "grey"},
+                                 text=[f"partial week: {d} of 7 days of data" for d in partial["days_covered"]],
+                                 name="partial week (not comparable)"))
     for row in campaigns.iter_rows(named=True) if campaigns.height else []:
         fig.add_vrect(x0=row["start_date"], x1=row["end_date"], fillcolor="orange", opacity=0.2, line_width=0,
                       annotation_text=row["campaign_id"])
-    figs.append(fig.update_layout(title="Weekly revenue (campaign windows shaded)", height=320))
-    if funnel.height:
-        figs.append(go.Figure(go.Bar(x=funnel["category"].to_list(), y=funnel["conversion"].to_list(),
+    figs.append(fig.update_layout(title=f"Weekly revenue ({currency}; campaign windows shaded, partial weeks hollow)",
+                                  height=320))
+    ranked = funnel.filter(pl.col("leakage_rank").is_not_null()) if funnel.height else funnel
+    if ranked.height:
+        figs.append(go.Figure(go.Bar(x=ranked["category"].to_list(), y=ranked["conversion"].to_list(),
                                      error_y={"type": "data", "symmetric": False,
-                                              "array": (funnel["conversion_high"] - funnel["conversion"]).to_list(),
-                                              "arrayminus": (funnel["conversion"] - funnel["conversion_low"]).to_list()}))
-                    .update_layout(title="View → purchase conversion by category (95 % CI)", height=320))
+                                              "array": (ranked["conversion_high"] - ranked["conversion"]).to_list(),
+                                              "arrayminus": (ranked["conversion"] - ranked["conversion_low"]).to_list()}))
+                    .update_layout(title="View → purchase conversion by category (95 % Wilson interval)", height=320))
     if segments.height:
-        summary = segments.group_by("segment").agg(customers=pl.len(), revenue=pl.col("revenue").sum()).sort("revenue")
+        summary = segment_table(segments).sort("revenue")
         figs.append(go.Figure(go.Bar(y=summary["segment"].to_list(), x=summary["revenue"].to_list(), orientation="h"))
-                    .update_layout(title="Revenue by segment", height=320))
-    retention = cohorts.filter((pl.col("kind") == "retention") & pl.col("months_since").is_between(1, 12))
+                    .update_layout(title=f"Revenue by segment ({currency})", height=320))
+    retention = cohorts.filter((pl.col("kind") == "retention") & pl.col("months_since").is_between(1, 12)) \
+        if cohorts.height else cohorts
     if retention.height:
         pivot = retention.pivot(on="months_since", index="cohort", values="retention").sort("cohort")
         figs.append(go.Figure(go.Heatmap(z=pivot.drop("cohort").to_numpy(), x=pivot.columns[1:],
@@ -122,41 +190,67 @@ def figures(trends, funnel, segments, cohorts, campaigns) -> list:
     return figs
 
 
-def render(settings, tiles: list[tuple[str, str]], trends, funnel, segments, cohorts, rules, campaigns) -> str:
+def segment_table(segments: pl.DataFrame) -> pl.DataFrame:
+    """Per segment: customers, share of customers, revenue and share of revenue (largest revenue first)."""
+    return segment_summary(segments).select("segment", "customers", "share", "revenue", "revenue_share")
+
+
+def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks, funnel, segments, cohorts, rules,
+           campaigns) -> str:
     import plotly.io as pio
 
-    tiles = "".join(f"<div class='tile'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>" for k, v in tiles)
+    currency = settings.currency
+    tiles_html = "".join(f"<div class='tile'><b>{html.escape(t.value)}</b><span>{html.escape(t.label)}</span>"
+                         + (f"<span class='change'>{html.escape(t.change)}</span>" if t.change else "") + "</div>"
+                         for t in tiles)
     plots = "".join(
         f"<div class='card'>{pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0))}</div>"
-        for i, fig in enumerate(figures(trends, funnel, segments, cohorts, campaigns)))
+        for i, fig in enumerate(figures(weeks, funnel, segments, cohorts, campaigns, currency)))
     significant = rules.filter(pl.col("significant")) if rules.height else rules
+    partial = weeks.filter(pl.col("partial") & (pl.col("session_date") == pl.col("session_date").max()))
+    partial_note = (f"<p class='warn'>The last week holds {partial['days_covered'][0]} of 7 days of data: drawn apart, "
+                    "not comparable with whole weeks.</p>" if partial.height else "")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    segments_html = table_html(segment_table(segments)) if segments.height else "<p>(no segments yet)</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>ecom_assets dashboard</title>
-<style>{STYLE}</style></head><body><h1>E-commerce KPIs and churn</h1><p>Built {stamp}</p>
-<div class="tiles">{tiles}</div>
+<style>{STYLE}</style></head><body><h1>E-commerce KPIs and churn</h1>
+<p><b>Data as of {as_of or "– (no sessions yet)"}</b> · money in {html.escape(currency)} · built {stamp}</p>
+{partial_note}<div class="tiles">{tiles_html}</div>
 <div class="card"><h2>Churn model</h2>{model_status(settings)}{drift_status(settings)}</div>
+<div class="card"><h2>Segments</h2>{segments_html}</div>
 {plots}
-<div class="card"><h2>Cross-sell pairs (significant after basket-size control)</h2>{table_html(significant.select(
-        'antecedent', 'consequent', 'customers', 'lift', 'adjusted_lift', 'q_value') if significant.height else significant)}</div>
+<div class="card"><h2>Cross-sell pairs (significant beyond basket sizes and category popularity)</h2>{table_html(
+        significant.select('antecedent', 'consequent', 'customers', 'lift', 'adjusted_lift', 'q_value')
+        if significant.height else significant)}</div>
 </body></html>"""
 
 
 @insight(
     kinds={"plotly", "html"},
     ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS)},
-    description="reports/dashboard.html: KPI tiles (revenue, buyers, conversion, AOV, repeat rate, churn-risk counts), "
-    "model status with holdout and realised performance, drift status, segments, funnel, weekly revenue with campaign "
-    "windows, retention cohorts and significant cross-sell pairs. Self-contained (plotly inlined), opens offline.",
-    metadata=column_schema({"kpi": "string", "value": "string"}),
+    deps=["feature_drift_report"],
+    description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
+    "(revenue, buyers, conversion, AOV) and all-time figures (revenue, buyers, repeat rate, churn-risk counts); money "
+    "in settings.currency; model status with holdout and realised performance, drift status; segment counts and "
+    "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
+    "retention cohorts and significant cross-sell pairs. Rebuilt when the churn list is rescored (each drop, each "
+    "promotion) or a drift report lands, and daily. Self-contained (plotly inlined), opens offline.",
+    metadata=column_schema({"kpi": "string", "value": "string", "change": "string - vs the previous 28 days"}),
 )
 def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, churn_predictions: pl.DataFrame,
                   sales_trends: pl.DataFrame, product_funnel: pl.DataFrame, customer_segments: pl.DataFrame,
                   cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame, campaign_lift: pl.DataFrame) -> dg.Output:
-    tiles = kpis(clean_sessions, churn_predictions)
-    page = render(settings, tiles, sales_trends, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
+    as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency)
+    daily = sales_trends.filter(pl.col("grain") == "day") if sales_trends.height else sales_trends
+    weeks = week_coverage(sales_trends.filter(pl.col("grain") == "week") if sales_trends.height
+                          else pl.DataFrame(schema={"session_date": pl.Date, "revenue": pl.Float64}),
+                          daily["session_date"].min() if daily.height else None, as_of)
+    page = render(settings, as_of, tiles, weeks, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
                   campaign_lift)
     path = settings.reports / "dashboard.html"
     atomic_write_bytes(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    table = pl.DataFrame(tiles, schema=["kpi", "value"], orient="row")
+    table = pl.DataFrame([t._asdict() for t in tiles], schema={"label": pl.String, "value": pl.String,
+                                                                 "change": pl.String}).rename({"label": "kpi"})
     return dg.Output(table, metadata={"dashboard": dg.MetadataValue.path(str(path)), "bytes": len(page),
+                                      "as_of": str(as_of), "currency": settings.currency,
                                       "dagster/row_count": table.height})

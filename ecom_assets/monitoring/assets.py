@@ -7,28 +7,31 @@ from datetime import datetime, timezone
 import dagster as dg
 import polars as pl
 
-from ecom_assets.automation import DAILY
+from ecom_assets.automation import REFRESH_DAILY
 from ecom_assets.churn import registry
 from ecom_assets.ingest.partitions import sessions_files
-from ecom_assets.io import columns_in, write_json_atomic
+from ecom_assets.io import atomic_write_bytes, columns_in, write_json_atomic
 from ecom_assets.metadata import column_schema, md_table
-from ecom_assets.monitoring.drift import drop_profile_shift, evidently_drift
+from ecom_assets.monitoring.drift import drop_profile_shift, evidently_drift, titled_html
 from ecom_assets.monitoring.performance import read_prediction_log, realised_performance
 from ecom_assets.plots import png_markdown
 from ecom_assets.settings import EcomSettings
 
 OWNER = "team:data-platform"
 DRIFT_CHECK = "feature_drift_below_threshold"
+SHIFT_CHECK = "drop_not_shifted"
 DRIFT_LATEST = "feature_drift_latest.json"
 PERFORMANCE_LATEST = "model_performance_latest.json"
 
 
-def _save_html(snapshot, settings: EcomSettings, stem: str) -> tuple[str, str]:
+def _save_html(snapshot, settings: EcomSettings, stem: str, title: str | None = None,
+               notes: list[str] | None = None) -> tuple[str, str]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     dated = settings.reports / f"{stem}_{stamp}.html"
     latest = settings.reports / f"{stem}_latest.html"
-    snapshot.save_html(str(dated))  # a str: evidently silently writes nothing for a Path
-    snapshot.save_html(str(latest))
+    page = titled_html(snapshot, title, notes or []) if title else snapshot.get_html_str(as_iframe=False)
+    for path in (dated, latest):
+        atomic_write_bytes(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return str(dated), str(latest)
 
 
@@ -36,13 +39,17 @@ def _save_html(snapshot, settings: EcomSettings, stem: str) -> tuple[str, str]:
     group_name="monitoring",
     owners=[OWNER],
     kinds={"evidently", "polars"},
-    automation_condition=DAILY,
+    tags=REFRESH_DAILY,
     description=(
         "Evidently data-drift report: the current customer_features snapshot vs the serving champion's training "
         "reference (models/<version>/reference_features.parquet), both sampled to `drift_sample_rows`. Watches "
         "per-visit rates, recent-window activity and demographics (lifetime sums grow with the customer base and "
-        "are left out). HTML in reports/ (dated + feature_drift_latest.html); the retrain sensor reads "
-        "reports/feature_drift_latest.json."
+        "are left out). Configured as the product decides: DataDriftPreset(drift_share=drift_share_threshold), "
+        "each column tested with drift_numeric_method / drift_categorical_method above drift_column_threshold, so "
+        "the report's headline is the retrain decision. A watched column that is entirely empty (purchase logs have "
+        "no browsing time; many shops record no age) or one constant value in both frames is left out and named. "
+        "HTML in reports/ (dated + feature_drift_latest.html), titled with the model version and both as-of dates; "
+        "the retrain sensor reads reports/feature_drift_latest.json."
     ),
     metadata=column_schema({"column": "string", "method": "string - Evidently's test for the column",
                             "score": "float64", "threshold": "float64", "drifted": "bool"}),
@@ -58,34 +65,62 @@ def feature_drift_report(settings: EcomSettings, customer_features: pl.DataFrame
                                   description="nothing to compare yet")
         return
     current = customer_features.filter(~pl.col("cold_start"))
-    snapshot, table, share = evidently_drift(current, pl.read_parquet(reference_path), settings.drift_sample_rows)
-    dated, latest = _save_html(snapshot, settings, "feature_drift")
+    card = registry.load_card(settings.models, champion)
+    reference_as_of = card.get("reference_as_of") or card.get("holdout_cutoff") or "unknown"
+    as_of = str(customer_features["as_of"][0])
+    threshold = settings.drift_share_threshold
+    drift = evidently_drift(current, pl.read_parquet(reference_path), settings.drift_sample_rows, threshold,
+                            settings.drift_numeric_method, settings.drift_categorical_method,
+                            settings.drift_column_threshold)
+    table, share = drift.table, drift.share
+    left_out = [f"{c}: {why}" for c, why in drift.left_out.items()]
     drifted = table.filter(pl.col("drifted"))["column"].to_list()
+    verdict = "drift detected" if drift.detected else "no dataset drift"
+    title = f"Feature drift: customers as of {as_of} vs the reference of model {champion} (as of {reference_as_of})"
+    notes = [f"{verdict}: {share:.0%} of {table.height} watched columns drifted; threshold {threshold:.0%} "
+             f"(the share at which the product retrains). Per column: {settings.drift_numeric_method} (numeric), "
+             f"{settings.drift_categorical_method} (categorical), drifted above {settings.drift_column_threshold}."]
+    if left_out:
+        notes.append("Left out (cannot be compared): " + "; ".join(left_out))
+    if drift.snapshot is None:
+        dated = latest = None
+    else:
+        dated, latest = _save_html(drift.snapshot, settings, "feature_drift", title, notes)
     summary = {
         "report_id": uuid.uuid4().hex[:12],
         "drift_share": share,
+        "dataset_drift": drift.detected,
         "drifted_columns": drifted,
         "n_columns": table.height,
-        "threshold": settings.drift_share_threshold,
+        "left_out_columns": drift.left_out,
+        "threshold": threshold,
         "reference_version": champion,
-        "as_of": str(customer_features["as_of"][0]),
+        "reference_as_of": reference_as_of,
+        "as_of": as_of,
+        "title": title,
         "report_html": latest,
         "created_at": datetime.now(timezone.utc).isoformat(),
     }
     write_json_atomic(summary, settings.reports / DRIFT_LATEST)
     yield dg.Output(table, metadata={
+        "title": title,
         "drift_share": share,
+        "dataset_drift": drift.detected,
+        "threshold": threshold,
         "drifted_columns": len(drifted),
         "drifted_names": ", ".join(drifted) or "none",
+        "left_out": "; ".join(left_out) or "none",
         "reference_version": champion,
+        "reference_as_of": reference_as_of,
+        "as_of": as_of,
         "per_column": dg.MetadataValue.md(md_table(table, max_rows=30)),
-        "report": dg.MetadataValue.path(dated),
+        "report": dg.MetadataValue.path(dated) if dated else "no column could be compared",
         "dagster/row_count": table.height,
     })
     yield dg.AssetCheckResult(
-        check_name=DRIFT_CHECK, passed=share < settings.drift_share_threshold, severity=dg.AssetCheckSeverity.WARN,
-        description=f"{share:.0%} of {table.height} watched columns drifted (threshold "
-                    f"{settings.drift_share_threshold:.0%}): {', '.join(drifted) or 'none'}",
+        check_name=DRIFT_CHECK, passed=not drift.detected, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{share:.0%} of {table.height} watched columns drifted (threshold {threshold:.0%}): "
+                    f"{', '.join(drifted) or 'none'}" + (f"; left out: {'; '.join(left_out)}" if left_out else ""),
     )
 
 
@@ -95,28 +130,53 @@ PROFILE_REFERENCE_ROWS = 200_000
 PROFILE_MEASURES = ["purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"]
 
 
+def shift_check(table: pl.DataFrame, settings: EcomSettings, first_drop: bool) -> dg.AssetCheckResult:
+    """WARN when any measure of this drop is shifted (PSI > settings.psi_shifted): names each one."""
+    shifted = table.filter(pl.col("verdict") == "shifted") if table.height else table
+    named = ", ".join(f"{r['measure']} PSI {r['psi']:.3f}" for r in shifted.to_dicts())
+    psis = {r["measure"]: round(r["psi"], 3) for r in table.to_dicts() if r["psi"] is not None} if table.height else {}
+    if first_drop:
+        description = "first drop: nothing to compare"
+    elif named:
+        description = f"shifted against the earlier drops (PSI > {settings.psi_shifted}): {named}"
+    else:
+        description = f"no measure above PSI {settings.psi_shifted}"
+    return dg.AssetCheckResult(check_name=SHIFT_CHECK, passed=not named, severity=dg.AssetCheckSeverity.WARN,
+                               description=description, metadata={**psis, "threshold": settings.psi_shifted})
+
+
 @dg.asset(
     group_name="monitoring",
     owners=[OWNER],
     kinds={"polars"},
     partitions_def=sessions_files,
+    # every earlier drop is read (a sample), but each partition is built once, by its own ingest run
+    # (`ingest_sessions_job`); no automation condition: an eager one over this all-partitions input
+    # re-ran every earlier drop's profile on each new drop
     ins={"raw_sessions": columns_in(["source_file", "ingested_at", *PROFILE_MEASURES],
                                     partition_mapping=dg.AllPartitionMapping())},
-    automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Per sessions drop: how this file differs from every earlier drop (every k-th earlier row, at most "
         f"{PROFILE_REFERENCE_ROWS:,}) — population stability index of order "
-        "amount and browsing time, category mix and conversion (>0.25 shifted, 0.1–0.25 watch). Lets on-call see "
-        "a shifted file at the file level before the features move."
+        "amount and browsing time, category mix and conversion (shifted above `psi_shifted`, default 0.25; watch "
+        "above `psi_watch`, default 0.1; settings resource). Built with the drop's ingest run; a shifted drop "
+        f"fails the WARN check `{SHIFT_CHECK}`, so on-call sees it at the file level before the features move."
     ),
     metadata=column_schema({"measure": "string", "previous": "float64 - median (rate for conversion)",
-                            "this_drop": "float64", "psi": "float64", "verdict": "stable | watch | shifted"}),
+                            "this_drop": "float64", "psi": "float64 - null when a side has fewer than 20 values",
+                            "verdict": "stable | watch | shifted | too few values"}),
+    check_specs=[dg.AssetCheckSpec(SHIFT_CHECK, asset="sessions_drop_profile",
+                                   description="no measure of this drop has PSI above settings.psi_shifted against "
+                                   "the earlier drops (WARN: a shifted drop is a health signal, not a stop)")],
 )
-def sessions_drop_profile(context: dg.AssetExecutionContext, raw_sessions: pl.LazyFrame) -> dg.Output:
+def sessions_drop_profile(context: dg.AssetExecutionContext, settings: EcomSettings, raw_sessions: pl.LazyFrame):
     key = context.partition_key
     if not raw_sessions.collect_schema().names():
         empty = pl.DataFrame(schema={"purchase_made": pl.Boolean})
-        return dg.Output(drop_profile_shift(empty, empty), metadata={"state": "no rows"})
+        table = drop_profile_shift(empty, empty)
+        yield dg.Output(table, metadata={"state": "no rows"})
+        yield shift_check(table, settings, first_drop=True)
+        return
     this = raw_sessions.filter(pl.col("source_file") == key).collect()
     cutoff = this["ingested_at"].min() if this.height else None
     earlier = raw_sessions.filter((pl.col("source_file") != key) & (pl.col("ingested_at") < cutoff)) if cutoff \
@@ -125,15 +185,16 @@ def sessions_drop_profile(context: dg.AssetExecutionContext, raw_sessions: pl.La
     earlier_rows = earlier.select(pl.len()).collect().item()
     every = max(1, -(-earlier_rows // PROFILE_REFERENCE_ROWS))
     earlier = earlier.select(PROFILE_MEASURES).gather_every(every).collect()
-    table = drop_profile_shift(this, earlier)
+    table = drop_profile_shift(this, earlier, settings.psi_watch, settings.psi_shifted)
     shifted = table.filter(pl.col("verdict") == "shifted")["measure"].to_list() if table.height else []
-    return dg.Output(table, metadata={
+    yield dg.Output(table, metadata={
         "rows": this.height,
         "compared_with_rows": earlier_rows,
         "reference_sample_rows": earlier.height,
         "shifted": ", ".join(shifted) or ("first drop: nothing to compare" if earlier.is_empty() else "none"),
         "profile": dg.MetadataValue.md(md_table(table)),
     })
+    yield shift_check(table, settings, first_drop=earlier.is_empty())
 
 
 def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: pl.DataFrame, row: dict) -> str | None:
@@ -160,7 +221,7 @@ def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: 
     group_name="monitoring",
     owners=[OWNER],
     kinds={"evidently", "polars"},
-    automation_condition=DAILY,
+    tags=REFRESH_DAILY,
     deps=["churn_predictions"],
     ins={"clean_sessions": columns_in(["customer_id", "session_date", "purchase_made"])},
     description=(

@@ -1,5 +1,7 @@
 """Pure drift computations: the Evidently feature-drift report and a cheap per-drop profile shift."""
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import polars as pl
 
@@ -14,39 +16,101 @@ DRIFT_CATEGORICAL = ["gender", "location", "favourite_category"]
 PSI_BINS = 10
 
 
-def evidently_drift(current: pl.DataFrame, reference: pl.DataFrame, sample_rows: int, seed: int = 0):
-    """(snapshot, per-column table, drift share) comparing the current snapshot with the reference."""
+@dataclass
+class DriftResult:
+    """What one Evidently drift run found; `share` and `detected` are read from the report itself."""
+
+    snapshot: object  # evidently Snapshot
+    table: pl.DataFrame  # per watched column: column, method, score, threshold, drifted
+    share: float  # share of drifted columns (Evidently's DriftedColumnsCount)
+    detected: bool  # the report's headline: "Share of Drifted Columns: Less <drift_share>" failed
+    left_out: dict[str, str] = field(default_factory=dict)  # column -> why it was not compared
+
+
+def comparable_columns(current: pl.DataFrame, reference: pl.DataFrame, columns: list[str]) -> tuple[list[str], dict]:
+    """(columns both frames can be compared on, {left-out column: reason}). Evidently raises on an
+    entirely empty column ("An empty column 'age' was provided for drift calculation"): purchase
+    logs have no browsing time, many shops record no age. A column holding one and the same value
+    in both frames carries nothing to compare."""
+    kept, left_out = [], {}
+    for c in columns:
+        if c not in current.columns or c not in reference.columns:
+            continue
+        empty = [name for name, frame in (("the reference", reference), ("the current snapshot", current))
+                 if frame[c].null_count() == frame.height]
+        if empty:
+            left_out[c] = "entirely empty in " + " and ".join(empty)
+            continue
+        values = pl.concat([reference[c].drop_nulls().cast(pl.String), current[c].drop_nulls().cast(pl.String)])
+        if values.n_unique() == 1:
+            left_out[c] = f"constant ({values[0]}) in both"
+            continue
+        kept.append(c)
+    return kept, left_out
+
+
+def evidently_drift(current: pl.DataFrame, reference: pl.DataFrame, sample_rows: int, drift_share: float,
+                    numeric_method: str, categorical_method: str, column_threshold: float, seed: int = 0) -> DriftResult:
+    """Evidently `DataDriftPreset` of `current` against `reference` (both sampled to `sample_rows`),
+    configured as the product decides: dataset drift when the share of drifted columns is
+    >= `drift_share`; each numeric column tested with `numeric_method`, each categorical one with
+    `categorical_method`, drifted above `column_threshold` (Evidently's stattest names, e.g.
+    "wasserstein", "jensenshannon"). Columns that cannot be compared are left out (`left_out`)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    numeric = [c for c in DRIFT_NUMERIC if c in current.columns and c in reference.columns]
-    categorical = [c for c in DRIFT_CATEGORICAL if c in current.columns and c in reference.columns]
-    columns = numeric + categorical
+    def sample(frame: pl.DataFrame) -> pl.DataFrame:
+        # bounded size: drift tests on millions of rows flag every tiny shift
+        return frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
+
+    watched = [c for c in DRIFT_NUMERIC + DRIFT_CATEGORICAL if c in current.columns and c in reference.columns]
+    current, reference = sample(current.select(watched)), sample(reference.select(watched))
+    columns, left_out = comparable_columns(current, reference, watched)  # on the samples Evidently sees
+    numeric = [c for c in DRIFT_NUMERIC if c in columns]
+    categorical = [c for c in DRIFT_CATEGORICAL if c in columns]
+    if not columns:
+        return DriftResult(None, _drift_table([]), 0.0, False, left_out)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
 
-    def sample(frame: pl.DataFrame):
-        frame = frame.select(columns)
-        if frame.height > sample_rows:  # bounded size: drift tests on millions of rows flag every tiny shift
-            frame = frame.sample(sample_rows, seed=seed)
-        return Dataset.from_pandas(frame.with_columns(pl.col(numeric).cast(pl.Float64)).to_pandas(),
+    def dataset(frame: pl.DataFrame):
+        return Dataset.from_pandas(frame.select(columns).with_columns(pl.col(numeric).cast(pl.Float64)).to_pandas(),
                                    data_definition=definition)
 
-    snapshot = Report([DataDriftPreset()], include_tests=True).run(sample(current), sample(reference))
+    preset = DataDriftPreset(
+        columns=columns, drift_share=drift_share, threshold=column_threshold,
+        per_column_method={**{c: numeric_method for c in numeric}, **{c: categorical_method for c in categorical}})
+    snapshot = Report([preset], include_tests=True).run(dataset(current), dataset(reference))
     result = snapshot.dict()
-    scores = {}
+    scores, share = {}, 0.0
     for metric in result["metrics"]:
         config = metric["config"]
         if config.get("type", "").endswith("ValueDrift"):
             scores[config["column"]] = (config.get("method"), float(metric["value"]), config.get("threshold"))
+        elif config.get("type", "").endswith("DriftedColumnsCount"):
+            share = float(metric["value"]["share"])
     failed = {t["name"].rsplit("column ", 1)[-1] for t in result["tests"]
               if t["name"].startswith("Value Drift for column") and t["status"] == "FAIL"}
-    table = pl.DataFrame(
-        [{"column": c, "method": m, "score": s, "threshold": th, "drifted": c in failed} for c, (m, s, th) in scores.items()],
-        schema={"column": pl.String, "method": pl.String, "score": pl.Float64, "threshold": pl.Float64,
-                "drifted": pl.Boolean},
-    ).sort("drifted", "score", descending=True)
-    share = float(table["drifted"].mean()) if table.height else 0.0
-    return snapshot, table, share
+    detected = any(t["name"].startswith("Share of Drifted Columns") and t["status"] == "FAIL" for t in result["tests"])
+    table = _drift_table([{"column": c, "method": m, "score": sc, "threshold": th, "drifted": c in failed}
+                          for c, (m, sc, th) in scores.items()])
+    return DriftResult(snapshot, table, share, detected, left_out)
+
+
+def _drift_table(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"column": pl.String, "method": pl.String, "score": pl.Float64,
+                                      "threshold": pl.Float64, "drifted": pl.Boolean}).sort("drifted", "score",
+                                                                                            descending=True)
+
+
+def titled_html(snapshot, title: str, notes: list[str]) -> str:
+    """The report's self-contained HTML with a title and notes above Evidently's widgets."""
+    import html
+
+    page = snapshot.get_html_str(as_iframe=False)
+    header = (f"<div style='font-family:system-ui,sans-serif;margin:16px 24px'><h1>{html.escape(title)}</h1>"
+              + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</div>")
+    at = page.find(">", page.find("<body")) + 1 if "<body" in page else 0
+    return page[:at] + header + page[at:]
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -72,8 +136,11 @@ def category_psi(expected: pl.Series, actual: pl.Series) -> float:
     return float(((a - e) * np.log(a / e)).sum())
 
 
-def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
-    """How one sessions drop differs from all earlier drops: PSI (>0.25 = shifted, 0.1–0.25 = watch)."""
+def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame, watch: float = 0.1, shifted: float = 0.25) -> pl.DataFrame:
+    """How one sessions drop differs from all earlier drops: one row per measure with its PSI and a
+    verdict: PSI > `shifted` = shifted, > `watch` = watch, else stable; fewer than 20 values on a side
+    (e.g. a purchase log without browsing time) gives a null PSI and "too few values", never a verdict
+    (polars orders NaN above every number, so a NaN PSI would otherwise read as shifted)."""
     rows = []
     if previous.is_empty() or new.is_empty():
         return pl.DataFrame(schema={"measure": pl.String, "previous": pl.Float64, "this_drop": pl.Float64,
@@ -93,5 +160,7 @@ def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFram
                  "psi": category_psi(previous["purchase_made"].cast(pl.String), new["purchase_made"].cast(pl.String))})
     table = pl.DataFrame(rows, schema={"measure": pl.String, "previous": pl.Float64, "this_drop": pl.Float64,
                                        "psi": pl.Float64})
-    return table.with_columns(verdict=pl.when(pl.col("psi") > 0.25).then(pl.lit("shifted"))
-                              .when(pl.col("psi") > 0.1).then(pl.lit("watch")).otherwise(pl.lit("stable")))
+    table = table.with_columns(pl.col("psi").fill_nan(None))
+    return table.with_columns(verdict=pl.when(pl.col("psi").is_null()).then(pl.lit("too few values"))
+                              .when(pl.col("psi") > shifted).then(pl.lit("shifted"))
+                              .when(pl.col("psi") > watch).then(pl.lit("watch")).otherwise(pl.lit("stable")))

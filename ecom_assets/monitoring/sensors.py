@@ -1,15 +1,13 @@
-"""The loop's automation: `retrain_sensor`, the on-call `alert_on_run_failure` sensor, the scoring
-schedule, and `run_automation_once` (what `ecom-assets run` does after building)."""
+"""The loop's automation: `retrain_sensor` (and its decision, `decide_retrain`, which `ecom-assets run`
+also evaluates once), the on-call `alert_on_run_failure` sensor and the scoring schedule."""
 
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import dagster as dg
 
 from ecom_assets.churn.assets import TRIGGER_DETAIL_TAG, TRIGGER_TAG, churn_retrain_job, churn_scoring_job
-from ecom_assets.io import write_json_atomic
 from ecom_assets.monitoring.assets import DRIFT_LATEST, PERFORMANCE_LATEST, read_json
 from ecom_assets.settings import EcomSettings
 
@@ -128,25 +126,3 @@ scoring_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Re-score every customer with the serving champion each morning (switch on in the UI).",
 )
-
-
-def run_automation_once(instance: dg.DagsterInstance, data_dir: str | Path) -> str:
-    """Evaluate retrain_sensor once (cursor kept under the data dir) and execute what it requests."""
-    from ecom_assets.churn import registry
-    from ecom_assets.definitions import defs
-
-    settings = EcomSettings(data_dir=str(data_dir))
-    cursor_path = settings.path(".dagster", "retrain_sensor_cursor.json")
-    cursor = json.loads(cursor_path.read_text()) if cursor_path.exists() else {}
-    decision = decide_retrain(settings, cursor, datetime.now(timezone.utc))
-    write_json_atomic(decision.cursor, cursor_path)
-    lines = [f"retrain sensor: {decision.reason}"]
-    if decision.request is not None:
-        result = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
-            instance=instance, tags=decision.request.tags, raise_on_error=False)
-        lines.append(f"retrain run {result.run_id}: {'success' if result.success else 'FAILED'}")
-    champion = registry.champion_version(settings.models)
-    record = registry.champion_record(settings.models)
-    lines.append(f"serving: {champion} ({record['reason']})" if champion else
-                 "serving: the calibrated classic baseline (no model has passed the skill gate)")
-    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""What `ecom-assets run` prints while runs execute: one line per step (asset, seconds, key figure),
+a "still running" line every `HEARTBEAT_S` seconds of a long step, and Dagster's own event lines
+only when asked (`--verbose`).
+
+It is a Dagster logger: every run of the CLI gets it through `RunLogging.apply`, so the lines appear
+as the events happen, not after the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+import dagster as dg
+
+HEARTBEAT_S = 15
+LOGGER = "ecom_progress"
+# the first of these a step's materialization carries is its key figure
+KEY_FIGURES = ("status", "state", "rows_in", "shifted", "drift_share", "dagster/row_count", "served_by", "rows")
+
+
+def fmt(value) -> str:
+    """Figures for people: thousands separators, floats to 3 significant digits."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    text = str(value)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def key_figure(metadata: dict) -> str:
+    """`name value` of the first KEY_FIGURES entry in a materialization's metadata ('' if none)."""
+    for name in KEY_FIGURES:
+        if name in metadata:
+            value = getattr(metadata[name], "value", metadata[name])
+            extra = ""
+            if name == "rows_in" and "clean" in metadata:
+                extra = (f" = {fmt(metadata['clean'].value)} clean + {fmt(metadata['quarantined'].value)} quarantined"
+                         f" + {fmt(metadata['duplicate'].value)} duplicate")
+            return f"{'rows' if name == 'dagster/row_count' else name.replace('_', ' ')} {fmt(value)}{extra}"
+    return ""
+
+
+class StepPrinter(logging.Handler):
+    """Turns Dagster step events into console lines (thread-safe; one printer for every run)."""
+
+    def __init__(self, out=None, heartbeat_s: float = HEARTBEAT_S) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.out = out or sys.stdout
+        self.heartbeat_s = heartbeat_s
+        self.steps: list[tuple[str, float, bool]] = []  # (step, seconds, succeeded)
+        self._lock = threading.Lock()
+        self._running: dict[str, list] = {}  # step -> [started, next heartbeat]
+        self._notes: dict[str, list[str]] = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._heartbeat, daemon=True).start()
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(min(1.0, self.heartbeat_s)):
+            now = time.monotonic()
+            with self._lock:
+                for step, timing in self._running.items():
+                    if now >= timing[1]:
+                        timing[1] += self.heartbeat_s
+                        self._print(f"  ... {step} still running ({now - timing[0]:.0f} s)")
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "dagster_meta", {}).get("dagster_event")
+        if event is None or not event.step_key:
+            return
+        step, kind = event.step_key, event.event_type_value
+        with self._lock:
+            if kind == "STEP_START":
+                now = time.monotonic()
+                self._running[step] = [now, now + self.heartbeat_s]
+                self._notes[step] = []
+            elif kind == "ASSET_MATERIALIZATION":
+                materialization = event.event_specific_data.materialization
+                part = f"[{materialization.partition.split('__')[0]}] " if materialization.partition else ""
+                self._notes.setdefault(step, []).append(part + key_figure(materialization.metadata))
+            elif kind == "ASSET_CHECK_EVALUATION":
+                check = event.event_specific_data
+                if not check.passed:
+                    self._notes.setdefault(step, []).append(
+                        f"check {check.check_name} FAILED ({check.severity.value}): {fmt(check.description or '')}")
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                started = self._running.pop(step, [time.monotonic()])[0]
+                seconds = time.monotonic() - started
+                ok = kind == "STEP_SUCCESS"
+                notes = [n for n in self._notes.pop(step, []) if n]
+                if not ok:
+                    error = event.event_specific_data.error
+                    notes.append("FAILED: " + fmt((error.message if error else "").strip().splitlines()[0]
+                                                 if error and error.message.strip() else "see the run in the UI"))
+                self.steps.append((step, seconds, ok))
+                self._print(f"  {step:<26} {seconds:6.1f} s  {'; '.join(notes)}".rstrip())
+
+
+class RunLogging:
+    """The loggers every CLI run gets: the step printer, plus Dagster's console lines if verbose."""
+
+    def __init__(self, verbose: bool = False, out=None) -> None:
+        self.printer = StepPrinter(out)
+        printer = self.printer
+
+        @dg.logger
+        def ecom_progress(_init_context):
+            logger = logging.Logger(LOGGER, level=logging.DEBUG)
+            logger.addHandler(printer)
+            return logger
+
+        self.logger_defs = {LOGGER: ecom_progress}
+        self.run_config = {"loggers": {LOGGER: {}}}
+        if verbose:
+            self.logger_defs["console"] = dg.colored_console_logger
+            self.run_config["loggers"]["console"] = {"config": {"log_level": "DEBUG"}}
+
+    def apply(self, job: dg.JobDefinition) -> dg.JobDefinition:
+        return job.with_logger_defs(self.logger_defs)
+
+    def execute(self, job: dg.JobDefinition, run_config: dict | None = None, **kwargs):
+        """`job.execute_in_process` with these loggers (never raises on a failed step)."""
+        return self.apply(job).execute_in_process(run_config={**(run_config or {}), **self.run_config},
+                                                   raise_on_error=False, **kwargs)
+
+    def close(self) -> None:
+        self.printer.close()

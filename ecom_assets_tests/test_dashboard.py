@@ -1,0 +1,99 @@
+"""kpi_dashboard reflects the registry and the data: rebuilt when the churn list is rescored, dated by the
+data, a one-day last week drawn apart (not a revenue collapse), currency from the settings, the previous
+period compared, segment counts and revenue share on the page."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from ecom_assets.insights import analyses
+from ecom_assets.insights.dashboard import PERIOD_DAYS, kpi_dashboard
+from ecom_assets.settings import EcomSettings
+
+LAST = date(2024, 6, 3)  # a Monday: the last week holds one day of data
+
+
+def sessions(days: int = 120, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 40 * days
+    day = rng.integers(0, days, n)
+    buy = rng.random(n) < 0.2
+    return pl.DataFrame({
+        "customer_id": [f"C{c}" for c in rng.integers(0, 400, n)],
+        "session_date": [LAST - timedelta(days=int(d)) for d in day],
+        "product_viewed": rng.choice(["Books", "Home", "unknown"], n).tolist(),
+        "added_to_cart": (rng.random(n) < 0.3).tolist(), "purchase_made": buy.tolist(),
+        "purchase_amount": np.where(buy, rng.gamma(2, 30, n), 0.0).tolist(),
+    })
+
+
+def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path / "data"), currency="GBP")
+    frame = sessions()
+    daily = analyses.daily_sales(frame)
+    trends = pl.concat([daily.with_columns(grain=pl.lit("day")),
+                        analyses.rollup(daily, "1w").with_columns(grain=pl.lit("week"))], how="diagonal_relaxed")
+    customers = frame.group_by("customer_id").agg(revenue=pl.col("purchase_amount").sum())
+    segments = customers.with_columns(
+        segment=pl.when(pl.col("revenue") > customers["revenue"].median()).then(pl.lit("high_ltv"))
+        .otherwise(pl.lit("occasional")), churn_probability=pl.lit(0.3))
+    predictions = pl.DataFrame({"customer_id": ["C1", "C2", "C3"], "risk_tier": ["high", "high", "low"]})
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), churn_predictions=predictions,
+                           sales_trends=trends, product_funnel=analyses.product_funnel(frame),
+                           customer_segments=segments, cohort_metrics=pl.DataFrame(),
+                           cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    page = (settings.reports / "dashboard.html").read_text()
+    assert f"Data as of {LAST}" in page and output.metadata["as_of"].value == str(LAST)
+    assert "The last week holds 1 of 7 days of data" in page
+    assert "GBP" in page and "EUR" not in page
+    tiles = {row["kpi"]: row for row in output.value.iter_rows(named=True)}
+    revenue = tiles[f"revenue, last {PERIOD_DAYS} days"]
+    recent = frame.filter(pl.col("session_date") > LAST - timedelta(days=PERIOD_DAYS))["purchase_amount"].sum()
+    before = frame.filter(pl.col("session_date").is_between(LAST - timedelta(days=2 * PERIOD_DAYS - 1),
+                                                            LAST - timedelta(days=PERIOD_DAYS)))["purchase_amount"].sum()
+    assert revenue["value"] == f"{recent:,.0f} GBP"
+    assert revenue["change"] == f"{recent / before - 1:+.1%} vs the previous {PERIOD_DAYS} days"
+    assert tiles["high churn risk"]["value"] == "2"
+    # segment counts and revenue shares are on the page itself, not behind a click
+    high = segments.filter(pl.col("segment") == "high_ltv")
+    assert f"<td>high_ltv</td><td>{high.height}</td>" in page
+    assert f"{high['revenue'].sum() / segments['revenue'].sum():.3g}" in page
+
+
+def test_a_short_history_has_no_previous_period(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path / "data"))
+    frame = sessions(days=40)
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(),
+                           customer_segments=pl.DataFrame(), cohort_metrics=pl.DataFrame(),
+                           cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    assert output.value.filter(pl.col("kpi").str.starts_with("revenue, last"))["change"][0] == \
+        "no whole previous period yet"
+
+
+def test_rebuilt_with_the_churn_list_once_it_exists_and_after_each_retrain() -> None:
+    """The dashboard is a daily report that also follows the churn list: a drop refresh rebuilds it
+    once the daily reports it reads exist, and a successful retrain requests it (promotion re-scores
+    the list in that run), so the page never names a stale champion."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from ecom_assets.jobs import DASHBOARD, dashboard_after_retrain_sensor, refreshed_by_drops
+
+    sessions_drop = [dg.AssetKey("raw_sessions")]
+    assert DASHBOARD not in refreshed_by_drops(sessions_drop, has_model=True)  # before the first daily refresh
+    assert DASHBOARD in refreshed_by_drops(sessions_drop, has_model=True, dashboard=True)
+    with dg.instance_for_test() as instance:
+        run = create_run_for_test(instance, job_name="churn_retrain_job", status=dg.DagsterRunStatus.SUCCESS)
+
+        def evaluate():
+            context = dg.build_run_status_sensor_context(
+                sensor_name="dashboard_after_retrain_sensor", dagster_instance=instance,
+                dagster_run=run, dagster_event=dg.DagsterEvent("PIPELINE_SUCCESS", "churn_retrain_job"))
+            return dashboard_after_retrain_sensor(context)
+
+        assert isinstance(evaluate(), dg.SkipReason)  # no dashboard yet: the first daily refresh builds it
+        instance.report_runless_asset_event(dg.AssetMaterialization("kpi_dashboard"))
+        request = evaluate()
+        assert isinstance(request, dg.RunRequest) and request.asset_selection == [DASHBOARD]

@@ -1,0 +1,290 @@
+"""Values in real shop exports (DESIGN.md "Real exports"): each test is one quirk met in the wild,
+with a small invented file; every case keeps rows_in = clean + quarantined + duplicate."""
+
+import gzip
+import json
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ecom_assets.ingest.parse import check_header, parse_drop
+from ecom_assets.ingest.sensor import landing_zone_sensor
+from ecom_assets.ingest.sources import SourceSpec
+from ecom_assets.settings import EcomSettings
+from ecom_assets_tests.ingest_helpers import CUSTOMERS_HEADER, SESSIONS_HEADER, drop, ingest_and_clean, quarantine
+
+TODAY = date(2026, 11, 24)
+UTC = timezone.utc
+
+
+def parse(text: str | bytes, kind: str = "sessions", name: str = "f.csv", spec: SourceSpec | None = None):
+    raw = text.encode() if isinstance(text, str) else text
+    parsed = parse_drop(raw, kind, f"{name}__abc", today=TODAY, spec=spec)
+    a = parsed.accounting
+    assert a["rows_in"] == a["clean"] + a["quarantined"] + a["duplicate"]
+    return parsed
+
+
+def reasons(parsed) -> dict[int, str]:
+    return dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+
+
+# --- 2. dates and times ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("value", "day", "start"),
+    [
+        ("2010-12-01 08:26:00", date(2010, 12, 1), datetime(2010, 12, 1, 8, 26, tzinfo=UTC)),  # UCI Online Retail
+        ("2023-05-10T14:03:00Z", date(2023, 5, 10), datetime(2023, 5, 10, 14, 3, tzinfo=UTC)),  # Shopify API
+        ("2023-05-10 14:03:00+02:00", date(2023, 5, 10), datetime(2023, 5, 10, 12, 3, tzinfo=UTC)),  # WooCommerce
+        ("2023-05-10T23:30:00-0800", date(2023, 5, 10), datetime(2023, 5, 11, 7, 30, tzinfo=UTC)),  # date as written
+        ("2019-10-01 00:00:00 UTC", date(2019, 10, 1), datetime(2019, 10, 1, tzinfo=UTC)),  # BigQuery / REES46
+        ("2023-05-10T14:03:00.123456+05:30", date(2023, 5, 10), datetime(2023, 5, 10, 8, 33, 0, 123456, tzinfo=UTC)),
+        ("2023-05-10 14:03", date(2023, 5, 10), datetime(2023, 5, 10, 14, 3, tzinfo=UTC)),  # Excel re-save, no seconds
+    ],
+)
+def test_iso_8601_date_times_keep_the_written_date_and_the_utc_instant(value, day, start) -> None:
+    """Purchase logs carry timestamps, not dates: every ISO 8601 spelling gives the calendar date
+    written in the value as session_date and the instant (UTC) as session_start."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,{value},Books,,1,9.5\nS2,C1,2024-01-02,Books,,0,0\n")
+    assert parsed.quarantine.height == 0
+    assert parsed.clean["session_date"].to_list() == [day, date(2024, 1, 2)]
+    assert parsed.clean["session_start"].to_list() == [start, None]
+
+
+def test_signup_date_time_keeps_the_customer() -> None:
+    """A customer export with `created_at` timestamps used to quarantine every customer."""
+    parsed = parse(f"{CUSTOMERS_HEADER}\nC1,30,F,Oslo,2023-05-10T14:03:00+02:00\nC2,41,M,Rome,2023-05-11 09:00:00 UTC\n",
+                   "customers")
+    assert parsed.clean["signup_date"].to_list() == [date(2023, 5, 10), date(2023, 5, 11)]
+
+
+@pytest.mark.parametrize("value", ["12/1/2010 8:26", "16/06/2021", "20230510", "May 10, 2023"])
+def test_other_date_formats_are_never_guessed(value) -> None:
+    """`12/1/2010` is December 1st in the US and January 12th in Europe: quarantined, and the reason
+    says how to declare the format."""
+    parsed = parse(f'{SESSIONS_HEADER}\nS1,C1,"{value}",Books,,0,0\n')
+    reason = reasons(parsed)[2]
+    assert f"session_date '{value}' is not an ISO 8601 date" in reason and "date_format" in reason
+    assert "sources.yaml" in reason
+
+
+def test_declared_date_format_and_timezone_read_an_excel_export(data_dir, instance, resources) -> None:
+    """UCI Online Retail as Excel saves it (`12/1/2010 8:26`, London time) reads once declared."""
+    (data_dir / "sources.yaml").write_text(
+        '- match: "sessions_retail*.csv"\n  date_format: "%m/%d/%Y %H:%M"\n  timezone: Europe/London\n')
+    drop(data_dir, "sessions_retail.csv", f"{SESSIONS_HEADER}\nS1,C1,12/1/2010 8:26,Books,,1,9.5\n"
+                                          f"S2,C1,6/1/2011 8:26,Books,,1,3\nS3,C1,2011-06-02,Books,,0,0\n")
+    sessions = ingest_and_clean(data_dir, instance, resources)["sessions"].sort("session_id")
+    assert sessions["session_date"].to_list() == [date(2010, 12, 1), date(2011, 6, 1), date(2011, 6, 2)]
+    assert sessions["session_start"].to_list() == [datetime(2010, 12, 1, 8, 26, tzinfo=UTC),
+                                                   datetime(2011, 6, 1, 7, 26, tzinfo=UTC), None]
+
+
+# --- 3. sources.yaml ------------------------------------------------------------------------------
+
+def test_declared_kind_and_column_names_ingest_a_shop_export(data_dir, instance, resources) -> None:
+    """A platform export named `export_2024-05.csv` with its own header names: `kind` and `columns`
+    in sources.yaml make it a sessions drop; the partition metadata names the entry."""
+    (data_dir / "sources.yaml").write_text(
+        "- match: 'export_*.csv'\n  kind: sessions\n"
+        "  columns: {Order ID: session_id, Customer: customer_id, Created at: session_date, Paid: purchase_made,"
+        " Total: purchase_amount, Category: product_viewed, Time on site: browsing_time_sec}\n")
+    drop(data_dir, "export_2024-05.csv", "Order ID,Customer,Created at,Category,Time on site,Paid,Total\n"
+                                         "1001,C1,2024-05-02T10:00:00Z,Books,,true,19.99\n")
+    out = ingest_and_clean(data_dir, instance, resources)
+    assert out["sessions"]["session_id"].to_list() == ["1001"]
+    assert out["sessions"]["purchase_made"].to_list() == [True]
+    meta = instance.get_latest_materialization_event(dg.AssetKey("raw_sessions")).asset_materialization
+    assert "export_*.csv" in meta.metadata["notes"].value
+
+
+def test_invalid_sources_yaml_holds_drops_and_warns_without_crashing(data_dir, instance) -> None:
+    """A typo in sources.yaml must not ingest files under wrong assumptions nor stop the sensor:
+    the tick names the problem, files wait, and are ingested once it is fixed."""
+    (data_dir / "sources.yaml").write_text("- match: '*.csv'\n  date_fromat: '%d/%m/%Y'\n")
+    drop(data_dir, "sessions_1.csv", f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,Books,,0,0\n")
+    settings = EcomSettings(data_dir=str(data_dir))
+    context = dg.build_sensor_context(instance=instance, resources={"settings": settings},
+                                      cursor=json.dumps({"seen": {"sessions_1.csv": []}}))
+    result = landing_zone_sensor(context)
+    assert not result.run_requests and "date_fromat" in result.skip_reason.skip_message
+    assert (data_dir / "landing" / "sessions_1.csv").exists()
+    # a health signal once per new problem: an observation on landing_rejects and an alert line
+    assert [e.metadata["file"].value for e in result.asset_events] == ["sources.yaml"]
+    alerts = (data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()
+    assert len(alerts) == 1 and json.loads(alerts[0])["alert"] == "sources_yaml_invalid"
+    same = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
+                                                       cursor=result.cursor))
+    assert not same.asset_events and len((data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()) == 1
+    (data_dir / "sources.yaml").write_text("- match: '*.csv'\n  date_format: '%d/%m/%Y'\n")
+    again = landing_zone_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
+                                                        cursor=result.cursor))
+    assert len(again.run_requests) == 1
+
+
+# --- 4. numbers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "-inf", "1e309", "+NAN"])
+def test_non_finite_numbers_are_quarantined(value) -> None:
+    """`inf` from a spreadsheet division, `1e309` overflowing a double: never an amount."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,Books,60,1,{value}\nS2,C1,2024-01-02,Books,{value},0,0\n")
+    assert parsed.clean.height == 0
+    assert f"purchase_amount '{value}' is not a finite number" in reasons(parsed)[2]
+    assert f"browsing_time_sec '{value}' is not a finite number" in reasons(parsed)[3]
+
+
+def test_decimal_comma_inferred_in_a_semicolon_file_and_ambiguous_value_quarantined() -> None:
+    """A German Excel export: `;` delimiter, `1.234,50`. `1.299` there means 1,299 or 1.299 —
+    quarantined, never reinterpreted."""
+    rows = ["S1;C1;2024-01-02;Books;60;1;1.234,50", "S2;C1;2024-01-02;Books;60;1;12,50", "S3;C1;2024-01-02;Books;60;0;0",
+            "S4;C1;2024-01-02;Books;60;1;1.299"]
+    parsed = parse(SESSIONS_HEADER.replace(",", ";") + "\n" + "\n".join(rows) + "\n")
+    assert parsed.clean["purchase_amount"].to_list() == [1234.5, 12.5, 0.0]
+    assert "purchase_amount '1.299' is ambiguous in a decimal-comma file" in reasons(parsed)[5]
+    assert any("decimal comma inferred for purchase_amount" in n for n in parsed.notes)
+
+
+def test_decimal_comma_is_used_only_when_declared_or_unambiguous() -> None:
+    """A `,`-delimited file with a quoted `12,50`: nothing declares a decimal comma, so it is not
+    read as 12.5; declared, it is."""
+    text = f'{SESSIONS_HEADER}\nS1,C1,2024-01-02,Books,60,1,"12,50"\n'
+    assert "purchase_amount '12,50' is not a number" in reasons(parse(text))[2]
+    declared = parse(text, spec=SourceSpec("f.csv", decimal=","))
+    assert declared.clean["purchase_amount"].to_list() == [12.5]
+
+
+# --- 5. missing values ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("marker", ["NULL", "null", "N/A", "NA", "n/a", "None", "nan", "NaN", "-"])
+def test_missing_value_markers_mean_missing_in_every_column(marker) -> None:
+    """Database dumps write NULL, pandas writes NaN, people write N/A or -: all mean 'no value'."""
+    parsed = parse(f"{CUSTOMERS_HEADER}\n{marker},30,F,Oslo,2024-01-01\nC2,{marker},{marker},{marker},{marker}\n",
+                   "customers")
+    assert reasons(parsed)[2] == "empty customer_id"
+    row = parsed.clean.row(0, named=True)
+    assert (row["customer_id"], row["age"], row["gender"], row["location"], row["signup_date"]) == \
+        ("C2", None, None, None, None) and not row["age_out_of_range"]
+    sessions = parse(f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,{marker},{marker},0,{marker}\n")
+    assert sessions.clean.row(0, named=True)["product_viewed"] == "unknown"
+    assert sessions.clean.row(0, named=True)["browsing_time_sec"] is None
+
+
+def test_declared_null_markers_add_to_the_built_in_ones() -> None:
+    """A shop writes `?` for an unknown customer: declared, it is missing (and the row quarantined)."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,?,2024-01-02,Books,60,0,0\n", spec=SourceSpec("f.csv", null_markers=("?",)))
+    assert reasons(parsed)[2] == "empty customer_id"
+
+
+# --- 6. record structure --------------------------------------------------------------------------
+
+def test_rows_with_another_field_count_are_quarantined_with_their_start_line() -> None:
+    """An unquoted `1,234.50` adds a field (the amount must not become 1.0); a short row lost one;
+    a quoted product name spanning two lines keeps every later line number physical."""
+    text = (f"{SESSIONS_HEADER}\n"
+            'S1,C1,2024-01-02,"Books\nand more",60,1,9.5\n'  # lines 2-3
+            "S2,C1,2024-01-02,Books,60,1,1,234.50\n"  # line 4
+            "S3,C1,2024-01-02,Books,60,1\n"  # line 5
+            "S4,C1,2024-01-02,Books,60,0,x\n")  # line 6
+    parsed = parse(text)
+    assert parsed.clean["line"].to_list() == [2]
+    assert parsed.clean["product_viewed"].to_list() == ["Books\nand more"]
+    got = reasons(parsed)
+    assert got[4] == "8 fields, header has 7" and got[5] == "6 fields, header has 7"
+    assert got[6].startswith("purchase_amount 'x' is not a number")
+
+
+def test_excel_trailing_empty_header_cells_are_unnamed_columns() -> None:
+    """Excel keeps formatted empty columns: `…,purchase_amount,,` and rows ending `,,`."""
+    parsed = parse(f"{SESSIONS_HEADER},,\nS1,C1,2024-01-02,Books,60,1,9.5,,\n")
+    assert parsed.clean.height == 1 and parsed.clean["purchase_amount"][0] == 9.5
+    assert "2 unnamed column(s) (empty header cells) ignored" in parsed.notes
+
+
+def test_a_large_ragged_file_gets_exact_fates_from_its_path(tmp_path) -> None:
+    """Files above HEAD_BYTES are read by polars from the path only when provably regular; one
+    extra field deep in a large export sends it through the exact reader, same fates."""
+    rows = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},1,9.5" for i in range(3000)]
+    rows[1500] = "S1500,C1,2024-01-02,Books,60,1,1,234.50"
+    path = tmp_path / "sessions.csv"
+    path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n")
+    parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
+    assert reasons(parsed) == {1502: "8 fields, header has 7"} and parsed.clean.height == 2999
+
+
+# --- 7. encodings ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_excel_unicode_text_utf16_with_bom_is_read(codec, tmp_path) -> None:
+    """Excel's "Unicode Text" save: UTF-16 with a byte-order mark, tab-separated; the sensor's
+    header check reads it too (its first 64 KiB may end mid-character)."""
+    text = (SESSIONS_HEADER + "\r\nS1,C1,2024-01-02,Kid’s Toys,60,1,9.5\r\n").replace(",", "\t")
+    bom = b"\xff\xfe" if codec == "utf-16-le" else b"\xfe\xff"
+    (tmp_path / "sessions.txt").write_bytes(bom + text.encode(codec) * 3000)
+    check_header(tmp_path / "sessions.txt", "sessions")
+    parsed = parse(bom + text.encode(codec))
+    assert parsed.clean["product_viewed"].to_list() == ["Kid’s Toys"]
+    assert parsed.encoding == codec and "delimiter '\\t'" in parsed.notes
+
+
+def test_no_c1_control_character_reaches_a_clean_table() -> None:
+    """A file once decoded as latin-1 and saved as UTF-8 carries U+0092 where `’` was: that row is
+    quarantined (it would split `Kid’s Toys` in two), the others are kept."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,Kid\u0092s Toys,60,0,0\nS2,C1,2024-01-02,Kid’s Toys,60,0,0\n")
+    assert parsed.clean["product_viewed"].to_list() == ["Kid’s Toys"]
+    assert "product_viewed holds a C1 control character" in reasons(parsed)[2]
+
+
+def test_undefined_windows_1252_bytes_are_quarantined_not_guessed() -> None:
+    """0x81 has no meaning in Windows-1252: the row holding it is quarantined, the rest read."""
+    raw = (f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,Caf\xe9,60,0,0\n").encode("cp1252") + b"S2,C1,2024-01-02,X\x81,60,0,0\n"
+    parsed = parse(raw)
+    assert parsed.clean["product_viewed"].to_list() == ["Café"] and parsed.encoding == "cp1252"
+    assert "C1 control character" in reasons(parsed)[3]
+
+
+def test_declared_encoding_is_used(data_dir, instance, resources) -> None:
+    """A Mac Roman export would be valid-looking garbage under any guess: declared, it reads; the
+    partition metadata names the encoding."""
+    (data_dir / "sources.yaml").write_text("- match: 'customers_mac.csv'\n  encoding: mac_roman\n")
+    drop(data_dir, "customers_mac.csv", (CUSTOMERS_HEADER + "\nC1,30,F,Zürich,2024-01-01\n").encode("mac_roman"))
+    out = ingest_and_clean(data_dir, instance, resources)
+    assert out["customers"]["location"].to_list() == ["Zürich"]
+    meta = instance.get_latest_materialization_event(dg.AssetKey("raw_customers")).asset_materialization
+    assert meta.metadata["encoding"].value == "mac-roman"
+
+
+# --- 10. compressed drops -------------------------------------------------------------------------
+
+def test_gzipped_csv_is_read_like_csv(data_dir, instance, resources) -> None:
+    """Exports downloaded from a warehouse often arrive as `.csv.gz`; the kind comes from the name
+    without `.gz`."""
+    drop(data_dir, "sessions_2024.csv.gz", gzip.compress(f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,Books,60,1,9.5\n".encode()))
+    out = ingest_and_clean(data_dir, instance, resources)
+    assert out["sessions"]["session_id"].to_list() == ["S1"] and quarantine(data_dir).height == 0
+
+
+# --- 13. flags ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("yes", "no"), [("1", "0"), ("true", "false"), ("TRUE", "False"), ("yes", "no"), ("Yes", "NO")])
+def test_flags_accept_words_in_any_case(yes, no) -> None:
+    """Shopify and WooCommerce write true/false, survey tools yes/no."""
+    header = SESSIONS_HEADER + ",added_to_cart"
+    parsed = parse(f"{header}\nS1,C1,2024-01-02,Books,60,{yes},9.5,{yes}\nS2,C1,2024-01-02,Books,60,{no},,{no}\n"
+                   f"S3,C1,2024-01-02,Books,60,maybe,,\n")
+    assert parsed.clean["purchase_made"].to_list() == [True, False]
+    assert parsed.clean["added_to_cart"].to_list() == [True, False]
+    assert "purchase_made 'maybe' must be 0 or 1" in reasons(parsed)[4]
+
+
+def test_a_c1_character_deep_in_a_large_file_is_found_from_its_path(tmp_path) -> None:
+    """The path route rules C1 out with one byte search over the file; when the byte is there
+    (row 2,500 of a large export), the row is quarantined as on the bytes route."""
+    rows = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},1,9.5" for i in range(3000)]
+    rows[2500] = "S2500,C1,2024-01-02,Kid\u0092s Toys,60,1,9.5"
+    path = tmp_path / "sessions.csv"
+    path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
+    assert list(reasons(parsed)) == [2502] and "C1 control character" in reasons(parsed)[2502]

@@ -1,0 +1,49 @@
+"""The CLI's step printer on real (tiny) runs: a line per step as it ends, a heartbeat during a long
+step, Dagster's DEBUG lines only when verbose."""
+
+import io
+import time
+
+import dagster as dg
+
+from ecom_assets.progress import RunLogging, fmt, key_figure
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("looks_fine", asset="slow_table")])
+def slow_table():
+    time.sleep(1.6)  # a long step, as raw_sessions on 10M rows is
+    yield dg.Output(1, metadata={"dagster/row_count": 1234567, "auc": 0.8792239124676883})
+    yield dg.AssetCheckResult(check_name="looks_fine", passed=False, severity=dg.AssetCheckSeverity.WARN,
+                              description="browsing_time_sec PSI 0.457")
+
+
+def _job():
+    return dg.Definitions(assets=[slow_table], jobs=[dg.define_asset_job("slow_job")]).resolve_job_def("slow_job")
+
+
+def test_one_line_per_step_and_a_heartbeat(capfd) -> None:
+    out = io.StringIO()
+    logging = RunLogging(out=out)
+    logging.printer.heartbeat_s = 0.5
+    result = logging.execute(_job(), instance=dg.DagsterInstance.ephemeral())
+    logging.close()
+    assert result.success
+    lines = out.getvalue().splitlines()
+    assert any("slow_table still running" in line for line in lines), lines
+    (done,) = [line for line in lines if line.startswith("  slow_table ")]
+    assert "rows 1,234,567" in done and "check looks_fine FAILED (WARN): browsing_time_sec PSI 0.457" in done
+    assert logging.printer.steps[0][0] == "slow_table" and logging.printer.steps[0][2]
+    assert "DEBUG" not in capfd.readouterr().err
+
+
+def test_verbose_adds_dagsters_event_lines(capfd) -> None:
+    logging = RunLogging(verbose=True, out=io.StringIO())
+    logging.execute(_job(), instance=dg.DagsterInstance.ephemeral())
+    logging.close()
+    captured = capfd.readouterr()
+    assert "STEP_SUCCESS" in captured.err + captured.out
+
+
+def test_figures_are_rounded() -> None:
+    assert fmt(0.8792239124676883) == "0.879" and fmt(1234567) == "1,234,567" and fmt(65432.1) == "65,432"
+    assert key_figure({"status": dg.MetadataValue.text("champion"), "dagster/row_count": 3}) == "status champion"
