@@ -70,6 +70,7 @@ def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instan
         ingest_run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
         if r.event_log_entry.dagster_event.event_specific_data.check_name == "drop_not_shifted"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.partition.startswith("sessions_zz_drift.csv__")  # a per-partition check: this drop's
     assert re.search(r"browsing_time_sec PSI \d\.\d{3}", check.description), check.description
     # the sensor's ingest run profiled the drop too: nothing is left for profile_new_drops
     profiled = instance.get_materialized_partitions(dg.AssetKey("sessions_drop_profile"))

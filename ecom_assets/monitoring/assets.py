@@ -165,7 +165,7 @@ def shift_check(table: pl.DataFrame, settings: EcomSettings, first_drop: bool) -
     metadata=column_schema({"measure": "string", "previous": "float64 - median (rate for conversion)",
                             "this_drop": "float64", "psi": "float64 - null when a side has fewer than 20 values",
                             "verdict": "stable | watch | shifted | too few values"}),
-    check_specs=[dg.AssetCheckSpec(SHIFT_CHECK, asset="sessions_drop_profile",
+    check_specs=[dg.AssetCheckSpec(SHIFT_CHECK, asset="sessions_drop_profile", partitions_def=sessions_files,
                                    description="no measure of this drop has PSI above settings.psi_shifted against "
                                    "the earlier drops (WARN: a shifted drop is a health signal, not a stop)")],
 )
