@@ -113,7 +113,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
     latest = customer_history["last_session"].max() if customer_history.height else None
     as_of = date.fromisoformat(config.as_of) if config.as_of else latest
     if as_of is None:  # no clean session yet: the typed, empty feature table (every column downstream expects)
-        return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today()),
+        return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today())[0],
                          metadata={"dagster/row_count": 0, "as_of": "no data yet", "note": NO_DATA})
     if latest is not None and as_of >= latest:  # every session counts: the stored lifetime half is exact
         features, btyd = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
