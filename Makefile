@@ -30,7 +30,7 @@ dev: $(BIN)/ecom-assets
 
 bench: $(BIN)/ecom-assets
 	$(BIN)/ecom-assets bench --sessions 10000000 --customers 500000 --out bench --incremental \
-		--baseline-sessions 500000 --readme README.md
+		--baseline-sessions 500000 --events 10000000 --readme README.md
 
 clean-data:
 	rm -rf $(ECOM_DATA_DIR)/landing $(ECOM_DATA_DIR)/archive $(ECOM_DATA_DIR)/rejected \

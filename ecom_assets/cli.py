@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--drift", action="store_true", help="also write one later, drifted sessions drop")
     g.add_argument("--truth-out", default=None, help="folder for what the generator planted")
     g.add_argument("--sessions", type=int, default=None, help="approximate session count target")
+    g.add_argument("--shape", choices=("sessions", "orders", "events"), default="sessions",
+                   help="write the behaviour as a session export, order lines (orders*.csv) or events (events*.csv)")
 
     r = sub.add_parser("run", help="ingest everything in DIR/landing, then build the whole graph")
     r.add_argument("--data-dir", default=None)
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--drops", type=int, default=3, help="successive 1 %% drops timed with --incremental (median reported)")
     b.add_argument("--sensor-files", type=int, default=10_000, help="small drops for the sensor tick timing")
     b.add_argument("--sensor-only", action="store_true", help="only time the sensor; update results.json")
+    b.add_argument("--events", type=int, default=0, help="also time N events through ingest + sessionisation")
+    b.add_argument("--events-only", action="store_true", help="only time the events path; update results.json")
     b.add_argument("--readme", default=None, help="rewrite the table between the bench markers of this README")
     lat = sub.add_parser("latency", help="time drop -> fresh churn list in a real `dagster dev` (127.0.0.1)")
     lat.add_argument("--out", default="bench/latency")

@@ -1,7 +1,8 @@
 """Synthetic e-commerce exports with planted, known structure (`ecom-assets generate`).
 
-The files have exactly the seed export's format; `truth.json` and `customer_truth.parquet` say
-what was planted so tests (and sceptical users) can check that the graph recovers it:
+The files have exactly the seed export's format (or, with `shape`, the same history as order lines
+or events: generate_exports.py); `truth.json` and `customer_truth.parquet` say what was planted so
+tests (and sceptical users) can check that the graph recovers it:
 
 * customers visit at a latent rate `mu` (gamma heterogeneity) until a latent dropout time
   (exponential, rate `delta`); both depend on age, location and a hidden signup channel. Each
@@ -396,27 +397,50 @@ def _write_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_sample(sample: Sample, out: str | Path, files: int = 1, truth_out: str | Path | None = None) -> list[Path]:
-    """Write the drops (sessions split into `files` chronological files) and the truth."""
+SHAPES = ("sessions", "orders", "events")
+
+
+def _in_shape(sessions: pl.DataFrame, shape: str, rng: np.random.Generator) -> tuple[pl.DataFrame, dict]:
+    """The session export as written (`sessions`), or converted to order lines / events (generate_exports)."""
+    if shape == "sessions":
+        return sessions, {}
+    from ecom_assets import generate_exports
+
+    return (generate_exports.to_orders if shape == "orders" else generate_exports.to_events)(sessions, rng)
+
+
+def write_sample(sample: Sample, out: str | Path, files: int = 1, truth_out: str | Path | None = None,
+                 shape: str = "sessions") -> list[Path]:
+    """Write the drops (the behaviour split into `files` chronological files, as sessions, order
+    lines or events: `shape`) and the truth."""
     out = Path(out)
+    rng = np.random.default_rng(np.random.PCG64(sample.truth["seed"] + 1))
     written = [_write_csv(sample.customers, out / "customers.csv"), _write_csv(sample.campaigns, out / "campaigns.csv")]
     dates = sample.sessions["session_date"].unique().sort()
+    shape_truth: list[dict] = []
+
+    def write(frame: pl.DataFrame, name: str) -> None:
+        converted, truth = _in_shape(frame, shape, rng)
+        shape_truth.append(truth)
+        written.append(_write_csv(converted, out / f"{shape}{name}.csv"))
+
     if files <= 1 or dates.len() < files:
-        written.append(_write_csv(sample.sessions, out / "sessions.csv"))
+        write(sample.sessions, "")
     else:
         bounds = [dates[int(k * dates.len() / files)] for k in range(1, files)]
         edges = pl.Series(bounds).cast(pl.Int32).to_numpy()
         day_number = sample.sessions["session_date"].cast(pl.Int32).to_numpy()
         part = sample.sessions.with_columns(_part=pl.Series(np.searchsorted(edges, day_number, side="right")))
         for k in range(files):
-            chunk = part.filter(pl.col("_part") == k).drop("_part")
-            written.append(_write_csv(chunk, out / f"sessions_{k + 1:03d}.csv"))
+            write(part.filter(pl.col("_part") == k).drop("_part"), f"_{k + 1:03d}")
     if sample.drift_sessions is not None:
-        written.append(_write_csv(sample.drift_sessions, out / "sessions_zz_drift.csv"))
+        write(sample.drift_sessions, "_zz_drift")
     if truth_out is not None:
         truth_dir = Path(truth_out)
         truth_dir.mkdir(parents=True, exist_ok=True)
-        truth = {**sample.truth, "files": [p.name for p in written]}
+        truth = {**sample.truth, "files": [p.name for p in written], "shape": shape}
+        if shape != "sessions":  # per file, in the order written
+            truth[shape] = shape_truth
         (truth_dir / "truth.json").write_text(json.dumps(truth, indent=2, default=str))
         sample.customer_truth.write_parquet(truth_dir / "customer_truth.parquet")
     return written
@@ -434,11 +458,12 @@ def generate(
     sessions: int | None = None,
     defects: DefectRates = DefectRates(),
     progress: bool = False,
+    shape: str = "sessions",
 ) -> dict:
     started = time.perf_counter()
     sample = simulate(customers, days, start, seed, defects, sessions, drift, progress)
     simulated = time.perf_counter()
-    written = write_sample(sample, out, files, truth_out)
+    written = write_sample(sample, out, files, truth_out, shape)
     return {
         "files": [str(p) for p in written],
         "customers": sample.customers.height,
@@ -454,10 +479,10 @@ def generate(
 def cli_generate(args) -> int:
     summary = generate(
         args.out, args.customers, args.days, args.start, args.seed, args.files, args.drift,
-        args.truth_out, args.sessions, progress=True,
+        args.truth_out, args.sessions, progress=True, shape=args.shape,
     )
     print(
-        f"wrote {summary['customers']:,} customers and {summary['sessions']:,} sessions "
+        f"wrote {summary['customers']:,} customers and {summary['sessions']:,} sessions as {args.shape} "
         f"(+{summary['drift_sessions']:,} drifted) to {args.out} in {summary['seconds']} s; as of {summary['as_of']}"
     )
     for path in summary["files"]:

@@ -108,7 +108,7 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
     champion = registry.champion_version(settings.models)
     record = registry.champion_record(settings.models)
     lines.append(f"serving: {champion} ({record['reason']})" if champion else
-                 "serving: the recency baseline (no model has passed the skill gate)")
+                 "serving: the calibrated classic baseline (no model has passed the skill gate)")
     return "\n".join(lines)
 
 
@@ -150,7 +150,7 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
             lines.append(f"  {card['status_reason']}")
     champion = settings.path("models", "champion.json")
     lines.append(f"serving model: {json.loads(champion.read_text())['version']}" if champion.exists()
-                 else "serving model: none (the recency baseline scores)")
+                 else "serving model: none (the calibrated classic baseline scores)")
     lines += [f"tables:  {build_resources(data_dir)['io_manager'].root}",  # the data directory or $ECOM_WAREHOUSE_URL
               f"exports: {settings.path('exports')}",
               f"reports: {settings.path('reports')}",

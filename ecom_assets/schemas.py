@@ -76,6 +76,11 @@ class CleanSessions(_StrictModel):
     purchase_made: bool
     purchase_amount: pl.Float64 = pa.Field(ge=0)  # 0.0 when nothing was bought
     added_to_cart: bool = pa.Field(nullable=True)  # optional input column; null when absent
+    # from timestamps (orders, events); null for session exports that have none
+    session_start: pl.Datetime(time_unit="us", time_zone="UTC") = pa.Field(nullable=True)
+    page_views: pl.Int64 = pa.Field(nullable=True, ge=0)  # from events only
+    product_views: pl.Int64 = pa.Field(nullable=True, ge=0)  # from events only
+    categories_viewed: pl.Int64 = pa.Field(nullable=True, ge=0)  # from events only
     before_signup: bool  # session dated before the customer's signup_date
     unknown_customer: bool  # customer_id not in clean_customers
     source_file: str  # partition key of the drop the row came from
@@ -108,6 +113,56 @@ class CleanCustomers(_StrictModel):
     @classmethod
     def customer_id_unique(cls, data) -> pl.LazyFrame:
         return _unique_by_sort(data)
+
+
+_UTC = pl.Datetime(time_unit="us", time_zone="UTC")
+
+
+class CleanOrderLines(_StrictModel):
+    """One row per order line (clean_order_lines: purchased lines; clean_returns: return lines)."""
+
+    order_id: str
+    customer_id: str
+    order_time: _UTC
+    order_date: pl.Date  # the calendar date written in order_time
+    product_id: str
+    product_name: str = pa.Field(nullable=True)
+    category: str = pa.Field(nullable=True)
+    quantity: pl.Float64
+    unit_price: pl.Float64 = pa.Field(nullable=True, ge=0)
+    line_amount: pl.Float64
+    status: str = pa.Field(nullable=True)
+    currency: str = pa.Field(nullable=True)
+    is_return: bool
+    return_reason: str = pa.Field(nullable=True)
+    source_file: str
+    line: pl.Int64
+    ingested_at: _UTC
+
+
+class CleanEvents(_StrictModel):
+    """One row per tracked event, each in a session (the export's, else the 30-minute gap rule)."""
+
+    event_time: _UTC
+    event_date: pl.Date  # the calendar date written in event_time
+    event_type: str = pa.Field(isin=["view", "cart", "remove_from_cart", "purchase", "other"])
+    event_name: str
+    customer_id: str
+    product_id: str = pa.Field(nullable=True)
+    session_id: str
+    category: str = pa.Field(nullable=True)
+    brand: str = pa.Field(nullable=True)
+    price: pl.Float64 = pa.Field(nullable=True, ge=0)
+    quantity: pl.Float64 = pa.Field(nullable=True, gt=0)
+    source_file: str
+    line: pl.Int64
+    ingested_at: _UTC
+
+
+class ParsedEvents(CleanEvents):
+    """An events drop's rows as parsed, before sessionisation fills the session ids the export lacks."""
+
+    session_id: str = pa.Field(nullable=True)
 
 
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:

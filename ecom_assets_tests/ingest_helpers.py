@@ -5,8 +5,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from ecom_assets.clean import clean_customers, clean_sessions, quarantine_summary
-from ecom_assets.ingest import ingest_landing, raw_campaigns, raw_customers, raw_sessions
+from ecom_assets.clean import (clean_customers, clean_events, clean_order_lines, clean_returns, clean_sessions,
+                               quarantine_summary)
+from ecom_assets.ingest import RAW_ASSETS, SESSION_ASSETS, ingest_landing
 from ecom_assets.ingest.assets import read_rejects
 from ecom_assets.settings import EcomSettings
 
@@ -24,14 +25,17 @@ def drop(data_dir: Path, name: str, content: str | bytes) -> Path:
 def ingest_and_clean(data_dir: Path, instance, resources) -> dict[str, pl.DataFrame]:
     """Ingest everything in landing (CLI path), then build the clean tables; return them."""
     summary = ingest_landing(instance, data_dir)
-    cleaning = [clean_customers, clean_sessions, quarantine_summary]
-    result = dg.materialize([raw_customers, raw_sessions, raw_campaigns, *cleaning], instance=instance,
+    cleaning = [clean_customers, clean_sessions, clean_order_lines, clean_returns, clean_events, quarantine_summary]
+    result = dg.materialize([*RAW_ASSETS.values(), *SESSION_ASSETS.values(), *cleaning], instance=instance,
                             resources=resources, selection=cleaning)
     assert result.success
     return {
         "summary": summary,
         "customers": result.output_for_node("clean_customers"),
         "sessions": result.output_for_node("clean_sessions").scan().collect(),
+        "order_lines": result.output_for_node("clean_order_lines"),
+        "returns": result.output_for_node("clean_returns"),
+        "events": result.output_for_node("clean_events"),
         "result": result,
     }
 

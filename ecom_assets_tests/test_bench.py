@@ -30,3 +30,20 @@ def test_bench_writes_the_documented_results(tmp_path: Path, monkeypatch) -> Non
     readme.write_text(f"intro\n{README_START}\nold\n{README_END}\nrest\n")
     update_readme(readme, results)
     assert markdown_table(results) in readme.read_text() and "old" not in readme.read_text()
+
+
+def test_bench_events_path_reports_its_figures(tmp_path: Path) -> None:
+    from ecom_assets.bench import time_events
+
+    results = time_events(tmp_path / "bench", 20_000)
+    assert results["events"] > 15_000 and results["events_sessions"] > 2_000
+    assert results["events_ingest_s"] > 0 and results["events_over_floor"] > 0 and results["events_peak_rss_mib"] > 0
+    assert {"raw_events", "raw_event_sessions"} <= set(results["events_steps_s"])
+    assert "events:" in markdown_table({**_minimal_results(), **results})
+
+
+def _minimal_results() -> dict:
+    return {"total_s": 1, "floor_parse_s": 1, "clean_features_s": 1, "clean_features_over_floor": 1,
+            "baseline_pandas_s": 1, "baseline_over_clean_features": 1, "peak_rss_mib": 1, "per_asset_peak_rss_mib": {},
+            "per_asset_s": {}, "ingest_rows_per_s": 1, "sessions": 1, "customers": 1,
+            "machine": {"cpus": 2, "python": "3.11"}, "measured_at": "2026-11-30"}

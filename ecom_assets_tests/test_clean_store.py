@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ecom_assets.clean.store import merge_sessions
+from ecom_assets.clean.store import merge_sessions, session_shaped
 from ecom_assets.clean.tables import SESSION_CONTENT, latest_per_id
 from ecom_assets.io import StoredParts
 
@@ -60,7 +60,7 @@ def test_merging_drop_by_drop_equals_merging_all_at_once(tmp_path: Path) -> None
     assert last.accounted and last.rows_from_drops == 240
     assert last.duplicates_across_files > 0 and last.superseded > 0 and last.rewritten_parts > 0
     # the batch rule on the union agrees too
-    union = pl.concat([pl.read_parquet(p) for p in drops.values()])
+    union = session_shaped(pl.concat([pl.read_parquet(p) for p in drops.values()]))  # as merge_sessions sees them
     batch = latest_per_id(union, "session_id", SESSION_CONTENT)
     assert (batch.rows, batch.duplicates_across_files, batch.superseded) == (last.rows, last.duplicates_across_files,
                                                                              last.superseded)

@@ -1,4 +1,4 @@
-"""Holdout metrics, the recency baseline and the bootstrap CI of an AUC difference (numpy only)."""
+"""Holdout metrics (AUC, reliability per decile, ECE, risk tiers), bootstrap CI of an AUC difference (numpy)."""
 
 import numpy as np
 

@@ -28,7 +28,7 @@ PARAMS = {
     "max_cat_to_onehot": 1, "seed": SEED, "nthread": NTHREAD,
 }
 MAX_ROUNDS = 600
-MAX_TRAIN_ROWS = 300_000  # a seeded sample beyond this: more rows add seconds, not skill
+MAX_TRAIN_ROWS = 150_000  # a seeded sample beyond this (per fit: gated and refit): more rows add seconds, not skill
 EARLY_STOPPING = 30
 LEAKAGE_AUC = 0.97
 MIN_CLASS_ROWS = 20
@@ -216,7 +216,7 @@ def train_model(train: pl.DataFrame) -> TrainedModel:
     features, dropped = usable_features(fit, feature_columns(train))
     categories = category_levels(fit, features)
     margin = None
-    if MARGIN_FEATURE in features and not train[MARGIN_FEATURE].fill_nan(None).null_count():
+    if MARGIN_FEATURE in features:  # a window without a BG/NBD fit starts from the mean log-odds
         margin = {"feature": MARGIN_FEATURE, "mean": 0.0}
         margin["mean"] = float(base_margin(fit, margin).mean())
     dfit = design_matrix(fit, features, categories, label=fit["churned"].to_numpy(), weight=customer_weights(fit),
@@ -298,17 +298,19 @@ def classic_score(frame: pl.DataFrame, name: str) -> np.ndarray | None:
     return frame[column].cast(pl.Float64).to_numpy()
 
 
-def fit_baseline(train: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFrame) -> dict:
+def fit_baseline(train_all: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFrame) -> dict:
     """The classic baselines (days since the last purchase; BG/NBD P(no purchase in 90 days)): each one
     calibrated on the training windows (judged on the holdout) and again on the newest labelled window
     (what serves); the one with the best holdout AUC is the baseline the gate compares with and the
     fallback that serves without a champion (recency without a holdout to choose on)."""
     y_hold = holdout["churned"].to_numpy().astype(float) if holdout.height else None
-    newest = holdout if holdout.height else train.filter(pl.col("cutoff") == pl.col("cutoff").max())
+    newest = holdout if holdout.height else train_all.filter(pl.col("cutoff") == pl.col("cutoff").max())
     classics = {}
     for name, (column, transform) in CLASSICS.items():
+        # an older window without a BG/NBD fit (too few repeat buyers then) leaves the others to calibrate on
+        train = train_all.filter(pl.col(column).is_not_null()) if column in train_all.columns else train_all
         s_train, s_new = classic_score(train, name), classic_score(newest, name)
-        if s_train is None or s_new is None:
+        if s_train is None or s_new is None or train.height < MIN_CLASS_ROWS:
             continue
         classics[name] = {
             "column": column, "transform": transform,
@@ -321,7 +323,7 @@ def fit_baseline(train: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFrame)
         }
     judged = {k: v["holdout_auc"] for k, v in classics.items() if v["holdout_auc"] is not None}
     best = max(judged, key=lambda k: (judged[k], k == "recency")) if judged else "recency"
-    labelled = pl.concat([train.select("churned"), holdout.select("churned")])
+    labelled = pl.concat([train_all.select("churned"), holdout.select("churned")])
     overall = float(labelled["churned"].mean()) if labelled.height else None
     return {
         "classic": best if best in classics else None,
@@ -443,6 +445,9 @@ def fingerprint(frame: pl.DataFrame) -> str:
 
 def has_enough_history(train: pl.DataFrame, holdout: pl.DataFrame) -> str | None:
     """None if a model can be trained and judged, else the reason in words."""
+    if holdout.height and train.is_empty():
+        return ("no labelled window ends its 90-day horizon by the holdout's cutoff: a model needs one to train on "
+                "and a newer one to judge it out of time, i.e. at least ~270 days of purchase history")
     if train.is_empty() or holdout.is_empty():
         n_windows = 0 if train.is_empty() and holdout.is_empty() else 1
         return (f"only {n_windows} labelled 90-day window(s) in the data: a model needs at least two (one to train on "

@@ -8,11 +8,13 @@ import polars as pl
 
 from ecom_assets.automation import REFRESH_PER_DROP
 from ecom_assets.clean.store import merge_sessions, table_stats
-from ecom_assets.clean.tables import RowAccounting, build_clean_customers
+from ecom_assets.clean.tables import RowAccounting, build_clean_customers, distinct_events, latest_per_order
 from ecom_assets.io import Location, StoredParts
-from ecom_assets.ingest.assets import PROVENANCE, RAW_ASSETS, RAW_COLUMNS, raw_sessions, unaccounted_drops
+from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
+                                      raw_sessions, unaccounted_drops)
 from ecom_assets.ingest.partitions import PARTITIONS
 from ecom_assets.metadata import NO_DATA, column_schema, md_table
+from ecom_assets.schemas import CleanEvents, CleanOrderLines, empty_frame
 from ecom_assets.settings import EcomSettings
 
 OWNER = "team:data-platform"
@@ -27,14 +29,26 @@ HELD_BACK_DESCRIPTION = ("fails when a drop is held back because its row account
                          "check failed) or its stored table lacks rows it counted; the other drops are still built")
 
 
-def _raw_files(context: dg.AssetExecutionContext, kind: str) -> dict[str, Location]:
+def _raw_files(context: dg.AssetExecutionContext, kind: str, assets: dict = RAW_ASSETS) -> dict[str, Location]:
     """partition key -> stored raw table, for every drop of `kind` ingested so far."""
     partitions = context.instance.get_dynamic_partitions(PARTITIONS[kind].name)
-    return context.resources.io_manager.partition_files(RAW_ASSETS[kind].key, partitions)
+    return context.resources.io_manager.partition_files(assets[kind].key, partitions)
 
 
-def _held_back(context: dg.AssetExecutionContext, kind: str, raw: dict[str, Location]) -> dict[str, str]:
-    held_back = unaccounted_drops(context.resources.settings, kind, raw)
+def _session_drops(context: dg.AssetExecutionContext) -> tuple[dict[str, Location], dict[str, str]]:
+    """(partition key -> session rows, held-back drops) over the sessions, orders and events drops."""
+    raw = _raw_files(context, "sessions")
+    held_back = _held_back(context, "sessions", raw)
+    for kind in SESSION_ASSETS:
+        derived = _raw_files(context, kind, SESSION_ASSETS)
+        raw |= derived
+        held_back |= _held_back(context, kind, derived, rows_are_lines=False)
+    return raw, held_back
+
+
+def _held_back(context: dg.AssetExecutionContext, kind: str, raw: dict[str, Location],
+               rows_are_lines: bool = True) -> dict[str, str]:
+    held_back = unaccounted_drops(context.resources.settings, kind, raw, rows_are_lines)
     for problem in held_back.values():
         context.log.error(f"held back, not built upon: {problem}")
     return held_back
@@ -108,11 +122,13 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     group_name="clean",
     owners=[OWNER],
     kinds={"polars", "pandera", "parquet"},
-    deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS)],
+    deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS),
+          *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()]],
     required_resource_keys={"io_manager", "settings"},
     tags=REFRESH_PER_DROP,
     description=(
-        "One row per session across every sessions drop (each part validated with pandera `CleanSessions`), "
+        "One row per session across every sessions drop, every order of an orders drop and every session of an "
+        "events drop (each part validated with pandera `CleanSessions`), "
         "stored as one parquet part per drop under `warehouse/clean_sessions/`. A new drop is merged against "
         "the stored parts (only the ids it shares with them are read back); the latest version of a "
         "session_id wins, a re-delivered identical row is a counted duplicate. Flags: `before_signup` (dated "
@@ -122,6 +138,7 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     ),
     metadata=column_schema({
         **RAW_COLUMNS["sessions"],
+        **SESSION_DETAIL_COLUMNS,
         "before_signup": "bool - session dated before the customer's signup_date",
         "unknown_customer": "bool - customer_id not in clean_customers",
         **PROVENANCE_COLUMNS,
@@ -136,8 +153,7 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
 )
 def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFrame):
     io_manager = context.resources.io_manager
-    raw = _raw_files(context, "sessions")
-    held_back = _held_back(context, "sessions", raw)
+    raw, held_back = _session_drops(context)
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
     report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers)
     manifest = parts.manifest()
@@ -167,6 +183,93 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
     yield _held_back_check(held_back)
 
 
+def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, model) -> tuple[pl.DataFrame, dict]:
+    """The union of a line-level kind's drops (typed, or empty with the model's columns) without held-back drops."""
+    held_back = _held_back(context, kind, _raw_files(context, kind))
+    if rows.width == 0:
+        return empty_frame(model), held_back
+    return rows.filter(~pl.col("source_file").is_in(list(held_back))).select(list(model.to_schema().columns)), held_back
+
+
+def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, returns: bool, table: str):
+    rows, held_back = _drops_of(context, "orders", raw_orders, CleanOrderLines)
+    content = [c for c in CleanOrderLines.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
+    dedup = latest_per_order(rows.filter(pl.col("is_return") == returns), content)
+    lines = CleanOrderLines.validate(dedup.kept.sort("order_time", "order_id", "line"))
+    amount = float(lines["line_amount"].abs().sum())  # a refunded line keeps its positive amount
+    yield dg.Output(lines, metadata={
+        **_merge_metadata(dedup),
+        "orders": lines["order_id"].n_unique(),
+        "customers": lines["customer_id"].n_unique(),
+        ("returned_amount" if returns else "line_revenue"): round(amount, 2),
+        "drops_held_back": len(held_back),
+        **({"by_reason": dg.MetadataValue.md(md_table(lines.group_by("return_reason").len().sort("len", descending=True)))}
+           if returns else {}),
+    })
+    yield _accounting_check(dedup, table)
+    yield _held_back_check(held_back)
+
+
+def _line_checks(table: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec("rows_accounted_for", asset=table, blocking=True, description=ACCOUNTING_DESCRIPTION),
+            dg.AssetCheckSpec(HELD_BACK_CHECK, asset=table, description=HELD_BACK_DESCRIPTION)]
+
+
+ORDER_LINE_SCHEMA = column_schema({**RAW_COLUMNS["orders"], **PROVENANCE})
+ORDER_LINES_IN = {"raw_orders": dg.AssetIn(partition_mapping=ALL_DROPS)}
+
+
+def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
+        required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
+        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks(name),
+    )
+    def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
+        yield from _order_lines(context, raw_orders, returns=returns, table=name)
+
+    return lines_asset
+
+
+clean_order_lines = _order_lines_asset("clean_order_lines", False, (
+    "Purchased order lines of every orders drop (validated with pandera `CleanOrderLines`). An order "
+    "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
+    "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."))
+clean_returns = _order_lines_asset("clean_returns", True, (
+    "Return and cancellation lines of every orders drop: negative quantity or amount, a cancelled/refunded/"
+    "returned status, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
+    "Never purchases; revenue KPIs subtract them (net revenue). Same replay rule as clean_order_lines."))
+
+
+@dg.asset(
+    group_name="clean", owners=[OWNER], kinds={"polars", "pandera"},
+    ins={"raw_events": dg.AssetIn(partition_mapping=ALL_DROPS)},
+    required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
+    description=(
+        "Every tracked event of every events drop, each in a session (the export's session_id, else a customer's "
+        "session ends after 30 minutes without an event); validated with pandera `CleanEvents`. An identical event "
+        "delivered again in a later drop is a counted duplicate across files. event_type outside view / cart / "
+        "remove_from_cart / purchase is kept as `other` (its name in event_name)."
+    ),
+    metadata=column_schema({**RAW_COLUMNS["events"], **PROVENANCE}), check_specs=_line_checks("clean_events"),
+)
+def clean_events(context: dg.AssetExecutionContext, raw_events: pl.DataFrame):
+    rows, held_back = _drops_of(context, "events", raw_events, CleanEvents)
+    content = [c for c in CleanEvents.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
+    dedup = distinct_events(rows, content)
+    events = CleanEvents.validate(dedup.kept)
+    counts = dict(events.group_by("event_type").len().iter_rows())
+    yield dg.Output(events, metadata={
+        **_merge_metadata(dedup),
+        **{f"events_{t}": counts.get(t, 0) for t in ("view", "cart", "remove_from_cart", "purchase", "other")},
+        "sessions": events["session_id"].n_unique(),
+        "customers": events["customer_id"].n_unique(),
+        "drops_held_back": len(held_back),
+    })
+    yield _accounting_check(dedup, "clean_events")
+    yield _held_back_check(held_back)
+
+
 def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(per-file accounting, counts by reason and file) from what the raw partitions wrote."""
     root = settings.folder("quarantine")
@@ -191,7 +294,7 @@ def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl
     group_name="clean",
     owners=[OWNER],
     kinds={"polars"},
-    deps=[clean_customers, clean_sessions],
+    deps=[clean_customers, clean_sessions, clean_order_lines, clean_returns, clean_events],
     tags=REFRESH_PER_DROP,
     description="Quarantined rows counted by reason and file, plus every file's row accounting "
     "(rows in = clean + quarantined + duplicate). The rows themselves are in quarantine/<kind>/.",

@@ -30,6 +30,13 @@ from ecom_assets.io import (Location, StoredParts, file_identity, parquet_rows, 
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame, sorted_on
 
 COLUMNS = list(CleanSessions.to_schema().columns)
+SESSION_SCHEMA = empty_frame(CleanSessions).schema
+
+
+def session_shaped(drop: pl.DataFrame) -> pl.DataFrame:
+    """A drop's session rows with the columns its kind does not measure added as nulls (a sessions
+    export has no page views; an orders drop no cart flag), so every kind merges alike."""
+    return drop.with_columns(pl.lit(None, SESSION_SCHEMA[c]).alias(c) for c in SESSION_CONTENT if c not in drop.columns)
 
 
 def customers_fingerprint(clean_customers: pl.DataFrame) -> str:
@@ -115,9 +122,7 @@ def _in_ingestion_order(raw: dict[str, Location]) -> list[tuple[int | None, str]
 def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location, ingested_at: int | None,
                 signups: pl.LazyFrame) -> int:
     """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
-    drop = read_parquet(raw_path)
-    if "session_start" not in drop.columns:  # raw partitions ingested before session_start existed
-        drop = drop.with_columns(session_start=pl.lit(None, pl.Datetime("us", "UTC")))
+    drop = session_shaped(read_parquet(raw_path))
     rows_in = drop.height
     stored = parts.paths(manifest)
     ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}

@@ -8,7 +8,7 @@ import polars as pl
 from ecom_assets.schemas import CleanCustomers, empty_frame, repeated
 
 SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
-                   "purchase_made", "purchase_amount", "added_to_cart"]
+                   "purchase_made", "purchase_amount", "added_to_cart", "page_views", "product_views", "categories_viewed"]
 CUSTOMER_CONTENT = ["customer_id", "age", "age_out_of_range", "gender", "location", "signup_date"]
 
 
@@ -76,3 +76,35 @@ def build_clean_customers(raw_customers: pl.DataFrame) -> tuple[pl.DataFrame, De
     dedup = latest_per_id(rows, "customer_id", CUSTOMER_CONTENT)
     table = dedup.kept.select(list(CleanCustomers.to_schema().columns)).sort("customer_id")
     return CleanCustomers.validate(table), dedup
+
+
+def _drop_order(rows: pl.DataFrame) -> pl.Expr:
+    """Each row's drop as a number in ingestion order (ingested_at, then partition key)."""
+    drops = rows.select("ingested_at", "source_file").unique().sort("ingested_at", "source_file", nulls_last=False)
+    order = dict(zip(drops["source_file"], range(drops.height)))
+    return pl.col("source_file").replace_strict(order, return_dtype=pl.Int64)
+
+
+def latest_per_order(rows: pl.DataFrame, content: list[str]) -> Dedup:
+    """Order lines of every drop -> the lines of each order from the latest drop that holds it.
+
+    An order re-exported in a later drop replaces its earlier lines as a whole (an edited order
+    can lose or gain lines, which a per-line rule could not tell). An earlier line identical to a
+    line of the kept version is a counted duplicate across files, any other is superseded."""
+    if rows.is_empty():
+        return Dedup(rows, 0, 0, 0)
+    ranked = rows.with_columns(_drop=_drop_order(rows))
+    latest = pl.col("_drop") == pl.col("_drop").max().over("order_id")
+    kept, earlier = ranked.filter(latest), ranked.filter(~latest)
+    duplicates = earlier.join(kept.select(content).unique(), on=content, how="semi", nulls_equal=True).height
+    return Dedup(kept.drop("_drop"), rows.height, duplicates, earlier.height - duplicates)
+
+
+def distinct_events(rows: pl.DataFrame, content: list[str]) -> Dedup:
+    """Events of every drop -> each event once (the first delivery); a re-delivered identical event
+    (overlapping exports) is a counted duplicate across files. Events have no id, so nothing supersedes."""
+    if rows.is_empty():
+        return Dedup(rows, 0, 0, 0)
+    ordered = rows.with_columns(_drop=_drop_order(rows)).sort("_drop", "line")
+    kept = ordered.unique(subset=content, keep="first", maintain_order=True).drop("_drop")
+    return Dedup(kept, rows.height, rows.height - kept.height, 0)

@@ -113,7 +113,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
     latest = customer_history["last_session"].max() if customer_history.height else None
     as_of = date.fromisoformat(config.as_of) if config.as_of else latest
     if as_of is None:  # no clean session yet: the typed, empty feature table (every column downstream expects)
-        return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today()),
+        return dg.Output(build_features(clean_sessions.head(0), clean_customers.head(0), date.today())[0],
                          metadata={"dagster/row_count": 0, "as_of": "no data yet", "note": NO_DATA})
     if latest is not None and as_of >= latest:  # every session counts: the stored lifetime half is exact
         features, btyd = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
@@ -142,9 +142,9 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
     kinds={"polars"},
     tags=REFRESH_FIRST_MODEL,
     description=(
-        "Labelled training windows: for cutoffs c = T-90, T-180, … (while 90 days of history precede c), the "
-        "features as of c and `churned` = no purchase in (c, c+90]. The newest window (`is_holdout`) is the "
-        "out-of-time holdout every gate and metric uses. Above 100,000 customers a stable hash-sample of whole "
+        "Labelled training windows: for cutoffs c = T-90, T-120, … every 30 days (up to 12, while 90 days of "
+        "history precede c), the features as of c (with a BG/NBD fitted at c) and `churned` = no purchase in "
+        "(c, c+90]. The newest window (`is_holdout`) is the out-of-time holdout every gate and metric uses. Above 100,000 customers a stable hash-sample of whole "
         "customers is used (`sample_share`)."
     ),
     metadata=column_schema({
@@ -159,7 +159,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
 )
 def churn_training_set(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
     as_of = resolve_as_of(config, clean_sessions)
-    training = build_training_set(clean_sessions, clean_customers, as_of) if as_of else pl.DataFrame()
+    training, fits = build_training_set(clean_sessions, clean_customers, as_of) if as_of else (pl.DataFrame(), [])
     if training.is_empty():
         return dg.Output(training, metadata={"dagster/row_count": 0, "windows": 0,
                                              "note": "no labelled 90-day window fits in the history yet"})
@@ -173,4 +173,6 @@ def churn_training_set(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_c
         "as_of": str(as_of),
         "customer_sample_share": float(training["sample_share"][0]),
         "per_window": dg.MetadataValue.md(md_table(per_window)),
+        "bgnbd_fit_seconds": round(sum(f.get("fit_seconds", 0.0) for f in fits), 3),
+        "bgnbd_fits": dg.MetadataValue.json(fits),
     })

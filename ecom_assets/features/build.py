@@ -62,7 +62,19 @@ FEATURE_WORDS = {
     "p_alive": "BG/NBD probability that the customer is still active",
     "expected_purchases_90d": "BG/NBD expected purchases in the next 90 days",
     "bgnbd_churn_90d": "BG/NBD probability of no purchase in the next 90 days",
+    # from event streams / timestamps; null for customers whose sessions carry none (sessions-only data)
+    "page_views_per_session_90d": "pages viewed per visit (last 90 days)",
+    "product_views_per_session_90d": "products viewed per visit (last 90 days)",
+    "add_to_cart_rate_90d": "share of visits with an add to cart (last 90 days)",
+    "cart_abandonment_rate_90d": "share of carts not bought (last 90 days)",
+    "session_duration_mean_90d": "mean visit duration (last 90 days)",
+    **{f"{part}_share_90d": f"share of visits in the {part} (last 90 days)" for part in ("night", "morning", "afternoon",
+                                                                                       "evening")},
 }
+PARTS_OF_DAY = {"night": (0, 6), "morning": (6, 12), "afternoon": (12, 18), "evening": (18, 24)}  # UTC hours
+SESSION_DETAIL_FEATURES = ["page_views_per_session_90d", "product_views_per_session_90d", "add_to_cart_rate_90d",
+                           "cart_abandonment_rate_90d", "session_duration_mean_90d",
+                           *[f"{part}_share_90d" for part in PARTS_OF_DAY]]
 
 
 def _days(expr: pl.Expr, cutoff: date) -> pl.Expr:
@@ -74,20 +86,48 @@ WINDOW_SUMS = ["sessions_30d", "sessions_prev_60d", "purchases_30d", "purchases_
                "revenue_prev_60d"]
 
 
+def _detail(window: pl.LazyFrame) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """(per-row columns, their aggregations) of the session-detail features the window's sessions can
+    give: a session export has no page views and no start time, so those are plain nulls and cost
+    nothing (computing them anyway took the window from 0.1 to 0.27 s at 2M sessions)."""
+    present = window.select(pl.col("page_views", "session_start", "added_to_cart").is_not_null().any()).collect().row(
+        0, named=True)
+    buy, carted, hour = pl.col("purchase_made"), pl.col("added_to_cart"), pl.col("session_start").dt.hour()
+    rows, aggs = [], []
+    if present["page_views"]:
+        rows += [pl.col("page_views").alias("_pages"), pl.col("product_views").alias("_products"),
+                 pl.when(pl.col("page_views").is_not_null()).then(pl.col("browsing_time_sec")).alias("_duration")]
+        aggs += [pl.col("_pages").mean().alias("page_views_per_session_90d"),
+                 pl.col("_products").mean().alias("product_views_per_session_90d"),
+                 pl.col("_duration").mean().alias("session_duration_mean_90d")]
+    if present["added_to_cart"]:
+        rows += [carted.cast(pl.Float64).alias("_carted"), pl.when(carted).then((~buy).cast(pl.Float64)).alias("_abandoned")]
+        aggs += [pl.col("_carted").mean().alias("add_to_cart_rate_90d"),
+                 pl.col("_abandoned").mean().alias("cart_abandonment_rate_90d")]
+    if present["session_start"]:
+        rows += [((hour >= lo) & (hour < hi)).cast(pl.Float64).alias(f"_{part}") for part, (lo, hi) in PARTS_OF_DAY.items()]
+        aggs += [pl.col(f"_{part}").mean().alias(f"{part}_share_90d") for part in PARTS_OF_DAY]
+    return rows, aggs
+
+
 def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl.LazyFrame:
-    """Per customer with a session in (cutoff - 90 days, cutoff]: the last-30-day and prior-60-day figures.
+    """Per customer with a session in (cutoff - 90 days, cutoff]: the last-30-day and prior-60-day figures,
+    and the session-detail features over the 90 days (null where the sessions carry no such detail).
     Reads only that stretch of the history (parquet statistics skip the rest). The masked columns are
     built once per row and the group-by only sums them (filters inside the aggregations took 1.7x as long)."""
     d = pl.col("session_date")
     recent = d > pl.lit(cutoff - timedelta(days=30))
     buy = pl.col("purchase_made")
     amount = pl.col("purchase_amount")
+    window = sessions.lazy().filter((d > pl.lit(cutoff - timedelta(days=WINDOW_DAYS))) & (d <= pl.lit(cutoff)))
+    detail_rows, detail_aggs = _detail(window)
+    made = {e.meta.output_name() for e in detail_aggs}
     return (
-        sessions.lazy().filter((d > pl.lit(cutoff - timedelta(days=WINDOW_DAYS))) & (d <= pl.lit(cutoff)))
-        .select("customer_id", _recent=recent, _buy=buy, _recent_buy=recent & buy,
-                _recent_amount=pl.when(recent).then(amount), _before_amount=pl.when(~recent).then(amount),
-                _recent_browsing=pl.when(recent).then(pl.col("browsing_time_sec")))
+        window.select("customer_id", *detail_rows, _recent=recent, _buy=buy, _recent_buy=recent & buy,
+                      _recent_amount=pl.when(recent).then(amount), _before_amount=pl.when(~recent).then(amount),
+                      _recent_browsing=pl.when(recent).then(pl.col("browsing_time_sec")))
         .group_by("customer_id").agg(
+            *detail_aggs,
             sessions_30d=pl.col("_recent").sum().cast(pl.Float64),
             sessions_prev_60d=(pl.len() - pl.col("_recent").sum()).cast(pl.Float64),
             purchases_30d=pl.col("_recent_buy").sum().cast(pl.Float64),
@@ -96,6 +136,7 @@ def window_aggregates(sessions: pl.LazyFrame | pl.DataFrame, cutoff: date) -> pl
             browsing_mean_30d=pl.col("_recent_browsing").mean(),
             revenue_prev_60d=pl.col("_before_amount").sum(),
         )
+        .with_columns(pl.lit(None, pl.Float64).alias(name) for name in SESSION_DETAIL_FEATURES if name not in made)
     )
 
 
@@ -108,7 +149,7 @@ FEATURE_ORDER = [
     "days_since_last_purchase", "days_since_last_session", "tenure_days", "days_since_signup",
     "sessions_per_active_week", "views_per_purchase", "purchase_rate", "session_trend", "purchase_rate_30d",
     "aov_30d", "days_overdue", "aov", "cltv_proxy", "last_purchase_month", "recency_bucket", "repeat_purchases",
-    "days_since_first_purchase", "as_of", "cold_start",
+    "days_since_first_purchase", *SESSION_DETAIL_FEATURES, "as_of", "cold_start",
 ]
 
 
@@ -228,8 +269,9 @@ def sample_customers(sessions: pl.LazyFrame, max_customers: int) -> tuple[pl.Laz
 
 
 def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame, as_of: date,
-                       max_customers: int = MAX_TRAINING_CUSTOMERS) -> pl.DataFrame:
-    """Features + label for every cutoff; the newest window is the out-of-time holdout.
+                       max_customers: int = MAX_TRAINING_CUSTOMERS) -> tuple[pl.DataFrame, list[dict]]:
+    """(features + label for every cutoff, the BG/NBD fit of each cutoff); the newest window is the
+    out-of-time holdout.
 
     Population at a cutoff: customers with >= 1 purchase on or before it. Session-only customers
     are kept too (cold_start) so the cold-start prior can be estimated; the model trains on the
@@ -240,13 +282,14 @@ def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.Data
     s = sampled.collect().lazy()  # one scan; every window below reads the sample from memory
     first = s.select(pl.col("session_date").min()).collect().item()
     if first is None:
-        return pl.DataFrame()
-    frames = []
+        return pl.DataFrame(), []
+    frames, fits = [], []
     for window, cutoff in enumerate(training_cutoffs(first, as_of)):
-        features, _ = build_features(s, customers, cutoff)
+        features, fit = build_features(s, customers, cutoff)
+        fits.append({"cutoff": str(cutoff), **fit})
         labelled = features.join(churn_labels(s, cutoff), on="customer_id", how="left")
         frames.append(labelled.with_columns(cutoff=pl.lit(cutoff), window=pl.lit(window),
                                             is_holdout=pl.lit(window == 0), sample_share=pl.lit(share)))
     if not frames:
-        return pl.DataFrame()
-    return pl.concat(frames, how="vertical_relaxed")
+        return pl.DataFrame(), fits
+    return pl.concat(frames, how="vertical_relaxed"), fits

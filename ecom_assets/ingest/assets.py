@@ -1,4 +1,6 @@
-"""`raw_customers`, `raw_sessions`, `raw_campaigns`: one partition per dropped file.
+"""`raw_customers`, `raw_sessions`, `raw_campaigns`, `raw_orders`, `raw_events`: one partition per
+dropped file; `raw_order_sessions` / `raw_event_sessions`: the sessions each orders / events drop
+becomes (same partition), merged into `clean_sessions` like a sessions drop.
 
 Each partition reads its file from `landing/` (or, when re-materialized, from `archive/`),
 splits the rows into clean / quarantined / duplicate, writes the quarantined rows with their
@@ -13,6 +15,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from ecom_assets.ingest import events as event_kind
+from ecom_assets.ingest import orders as order_kind
 from ecom_assets.ingest.landing import REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of
 from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
 from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
@@ -51,6 +55,19 @@ RAW_COLUMNS = {
         "end_date": "date - >= start_date",
         "channel": "string - nullable",
     },
+    "orders": order_kind.ORDER_LINE_COLUMNS,
+    "events": event_kind.EVENT_COLUMNS,
+}
+SESSION_DETAIL_COLUMNS = {
+    "session_start": "datetime[us, UTC] - first event / order time; null for session exports without one",
+    "page_views": "int64 - view events in the session; null unless the session comes from events",
+    "product_views": "int64 - view events of a product; null unless from events",
+    "categories_viewed": "int64 - distinct categories viewed; null unless from events",
+}
+# Per-kind step after the row rules: what a line-level kind needs before it is stored.
+FINISH = {
+    "orders": lambda clean, spec: order_kind.mark_returns(clean, spec.return_when if spec else None),
+    "events": lambda clean, spec: event_kind.sessionise(clean),
 }
 PROVENANCE = {
     "source_file": "string - partition key of the drop (file name + content hash)",
@@ -69,10 +86,13 @@ def accounting_problem(accounting: dict) -> str | None:
             f"({accounting['rows_in'] - fates:+,} rows unaccounted)")
 
 
-def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Location]) -> dict[str, str]:
+def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Location],
+                      rows_are_lines: bool = True) -> dict[str, str]:
     """partition key -> why the clean tables must not build on it: its row accounting does not add
     up, or its stored table does not hold the clean rows the accounting counted. Read from the files
-    the partition wrote, so a drop whose blocking check failed is held back in every later run too."""
+    the partition wrote, so a drop whose blocking check failed is held back in every later run too.
+    `rows_are_lines=False`: `stored` holds what the lines became (sessions of an orders drop), so
+    only the accounting itself is checked."""
     held_back = {}
     for key, path in stored.items():
         record = _accounting_record(settings, kind, key)
@@ -81,7 +101,7 @@ def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Locat
             continue
         accounting = json.loads(record.read_text())
         problem = accounting_problem(accounting)
-        rows = parquet_rows(path)
+        rows = parquet_rows(path) if rows_are_lines else accounting["clean"]
         if problem is None and rows != accounting["clean"]:
             problem = f"{file_name_of(key)}: the stored table holds {rows:,} rows, the accounting counted {accounting['clean']:,} clean"
         if problem:
@@ -128,6 +148,20 @@ def _reasons(parsed: ParsedDrop) -> pl.DataFrame:
     )
 
 
+def _kind_figures(kind: str, clean: pl.DataFrame) -> dict:
+    """Key figures of a line-level drop: returns of an orders drop, event types of an events drop."""
+    if kind == "orders":
+        return {"return_lines": int(clean["is_return"].sum()), "orders": clean["order_id"].n_unique(),
+                "currencies": ", ".join(sorted(clean["currency"].drop_nulls().unique())) or "not given"}
+    if kind == "events":
+        counts = dict(clean.group_by("event_type").len().iter_rows())
+        return {f"events_{t}": counts.get(t, 0) for t in event_kind.EVENT_TYPES} | {
+            "sessions": clean["session_id"].n_unique(),
+            "other_event_names": ", ".join(sorted(clean.filter(pl.col("event_type") == "other")["event_name"]
+                                                  .unique().head(20))) or "none"}
+    return {}
+
+
 def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[pl.DataFrame, dict, dict]:
     """Ingest one partition: (typed rows, accounting, metadata). Moves the file out of landing."""
     path, in_landing = locate_drop(settings, key)
@@ -141,6 +175,8 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         if in_landing:
             reject(path, settings, str(err), name=str(path.relative_to(settings.landing)), log=log)
         raise dg.Failure(f"{path.name} rejected: {err}") from err
+    if kind in FINISH:
+        parsed.clean = FINISH[kind](parsed.clean, spec)
     q_parquet, q_json = quarantine_paths(settings, kind, key)
     write_parquet_atomic(parsed.quarantine, q_parquet)
     accounting = {**parsed.accounting, "ingested_at": datetime.now(timezone.utc).isoformat()}
@@ -157,6 +193,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         "dagster/row_count": rows.height,
         "encoding": parsed.encoding,
         "notes": "; ".join(parsed.notes) or "none",
+        **_kind_figures(kind, parsed.clean),
         "quarantine_reasons": dg.MetadataValue.md(md_table(_reasons(parsed))),
         "quarantine_file": dg.MetadataValue.path(str(q_parquet)),
         "original": dg.MetadataValue.path(str(archived)),
@@ -253,4 +290,49 @@ def landing_rejects(settings: EcomSettings):
 raw_customers = _raw_asset("customers")
 raw_sessions = _raw_asset("sessions")
 raw_campaigns = _raw_asset("campaigns")
-RAW_ASSETS = {"customers": raw_customers, "sessions": raw_sessions, "campaigns": raw_campaigns}
+raw_orders = _raw_asset("orders")
+raw_events = _raw_asset("events")
+RAW_ASSETS = {"customers": raw_customers, "sessions": raw_sessions, "campaigns": raw_campaigns,
+              "orders": raw_orders, "events": raw_events}
+
+SESSION_SHAPED = {**RAW_COLUMNS["sessions"], **SESSION_DETAIL_COLUMNS, **PROVENANCE}
+DERIVED_SESSIONS = {  # kind -> (pure function lines/events -> sessions, what one session is)
+    "orders": (order_kind.order_sessions, "one purchased session per order (session_id = order_id; amount = sum of "
+               "its positive lines; product_viewed = the category, else product, with the largest line value). "
+               "Orders made only of returns give no session."),
+    "events": (event_kind.event_sessions, "one session per session_id (the export's, else 30 minutes without an "
+               "event end a customer's session): duration from timestamps, page/product views, categories viewed, "
+               "cart and purchase flags, purchase_amount = sum of purchase events' price x quantity."),
+}
+
+
+def _sessions_asset(kind: str) -> dg.AssetsDefinition:
+    derive, what = DERIVED_SESSIONS[kind]
+    upstream = RAW_ASSETS[kind]
+
+    @dg.asset(
+        name=f"raw_{kind[:-1]}_sessions",
+        group_name="ingest",
+        partitions_def=PARTITIONS[kind],
+        owners=[OWNER],
+        kinds={"polars"},
+        ins={"lines": dg.AssetIn(upstream.key)},
+        description=f"The sessions one `{kind}*.csv` drop becomes, merged into clean_sessions like a sessions "
+        f"drop: {what}",
+        metadata=column_schema(SESSION_SHAPED),
+    )
+    def derived(lines: pl.DataFrame) -> dg.Output:
+        sessions = derive(lines).with_columns(
+            ingested_at=pl.lit(lines["ingested_at"].min()).cast(pl.Datetime("us", "UTC")))
+        return dg.Output(sessions, metadata={
+            "dagster/row_count": sessions.height,
+            "purchases": int(sessions["purchase_made"].sum()),
+            "revenue": round(float(sessions["purchase_amount"].sum()), 2),
+        })
+
+    return derived
+
+
+raw_order_sessions = _sessions_asset("orders")
+raw_event_sessions = _sessions_asset("events")
+SESSION_ASSETS = {"orders": raw_order_sessions, "events": raw_event_sessions}

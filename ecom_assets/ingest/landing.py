@@ -16,15 +16,15 @@ from ecom_assets.settings import EcomSettings
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 IGNORED_PREFIXES = (".", "~$")  # hidden files and folders; Excel's lock file beside an open workbook
-KIND_PREFIXES = ("customers", "sessions", "campaigns")
+KIND_PREFIXES = ("customers", "sessions", "campaigns", "orders", "events")
 SUFFIXES = (".csv", ".csv.gz")  # a gzip-compressed export is read like its .csv
 REASON_SUFFIX = ".reason.txt"
 logger = logging.getLogger(__name__)
 
 
 def kind_of(name: str) -> str | None:
-    """`customers*.csv` / `sessions*.csv` / `campaigns*.csv` (or `.csv.gz`), case-insensitive; a path's
-    folders do not count."""
+    """`customers*.csv` / `sessions*.csv` / `campaigns*.csv` / `orders*.csv` / `events*.csv` (or `.csv.gz`),
+    case-insensitive; a path's folders do not count."""
     lower = Path(name).name.lower()
     if not lower.endswith(SUFFIXES):
         return None

@@ -9,8 +9,11 @@ import dagster as dg
 customers_files = dg.DynamicPartitionsDefinition(name="customers_files")
 sessions_files = dg.DynamicPartitionsDefinition(name="sessions_files")
 campaigns_files = dg.DynamicPartitionsDefinition(name="campaigns_files")
+orders_files = dg.DynamicPartitionsDefinition(name="orders_files")
+events_files = dg.DynamicPartitionsDefinition(name="events_files")
 
-PARTITIONS = {"customers": customers_files, "sessions": sessions_files, "campaigns": campaigns_files}
+PARTITIONS = {"customers": customers_files, "sessions": sessions_files, "campaigns": campaigns_files,
+              "orders": orders_files, "events": events_files}
 HASH_CHARS = 12
 
 

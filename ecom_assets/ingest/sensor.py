@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ecom_assets.ingest.assets import RAW_ASSETS, landing_rejects, read_rejects, rejects_check
+from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS, landing_rejects, read_rejects, rejects_check
 from ecom_assets.ingest.landing import LandingFile, alert, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name
@@ -18,7 +18,8 @@ from ecom_assets.settings import EcomSettings
 # One job per kind: a run can only target assets with one partitions definition. A sessions drop is
 # profiled against the earlier drops in the same run (the profile shares the partition), so on-call
 # sees a shifted file with its ingest run, without a second run per drop.
-PER_DROP_ASSETS = {"sessions": ["sessions_drop_profile"]}
+PER_DROP_ASSETS = {"sessions": ["sessions_drop_profile"], "orders": ["raw_order_sessions"],
+                   "events": ["raw_event_sessions"]}
 INGEST_JOBS = {
     kind: dg.define_asset_job(f"ingest_{kind}_job", selection=[asset.key.to_user_string(), *PER_DROP_ASSETS.get(kind, [])],
                               partitions_def=PARTITIONS[kind],
@@ -28,14 +29,14 @@ INGEST_JOBS = {
     for kind, asset in RAW_ASSETS.items()
 }
 REJECTS_KEY = landing_rejects.key
-KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2}  # customers first: sessions are flagged against them
+KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2, "orders": 2, "events": 2}  # customers first: sessions are flagged against them
 
 
 def precheck(item: LandingFile, spec: SourceSpec | None = None) -> None:
     """Cheap whole-file checks before a partition is created (header and encoding of its start)."""
     if item.kind is None:
         raise FileRejected("file name matches no input kind (customers*.csv, sessions*.csv, campaigns*.csv, "
-                           "optionally .gz) and no sources.yaml entry declares its kind")
+                           "orders*.csv, events*.csv, optionally .gz) and no sources.yaml entry declares its kind")
     if item.kind not in KINDS:
         raise FileRejected(f"kind {item.kind!r} (declared by {spec.describe() if spec else 'sources.yaml'}) "
                            "cannot be ingested by this version")
@@ -45,9 +46,12 @@ def precheck(item: LandingFile, spec: SourceSpec | None = None) -> None:
 
 
 def _reject(plan: "TickPlan", item: LandingFile, settings: EcomSettings, reason: str, log) -> None:
-    reject(item.path, settings, reason, name=item.name, log=log)
-    plan.rejected[item.name] = reason
     plan.seen.pop(item.name, None)
+    try:
+        reject(item.path, settings, reason, name=item.name, log=log)
+    except FileNotFoundError:  # moved away since the listing (by its writer): nothing left to reject
+        return
+    plan.rejected[item.name] = reason
 
 
 @dataclass
@@ -150,7 +154,7 @@ def plan_tick(
     minimum_interval_seconds=5,  # the sensor daemon's own loop is 5 s: a drop is picked up within a tick
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/ and its sub-folders for customers*/sessions*/campaigns*.csv (or .csv.gz, or a kind "
+        "Watches landing/ and its sub-folders for customers*/sessions*/campaigns*/orders*/events*.csv (or .csv.gz, or a kind "
         "declared in sources.yaml). A file is ingested once its size and mtime "
         "are stable across two ticks, or at once when it was renamed into place or its last write is "
         "`landing_settle_seconds` (default 10) old; one partition and one run per file (run_key = content hash), at most "
@@ -190,7 +194,7 @@ def resolved_ingest_jobs(resources: dict) -> dict[str, dg.JobDefinition]:
     the runs carry the same job names as the sensor's."""
     from ecom_assets.monitoring.assets import sessions_drop_profile
 
-    defs = dg.Definitions(assets=[*RAW_ASSETS.values(), sessions_drop_profile], jobs=list(INGEST_JOBS.values()),
+    defs = dg.Definitions(assets=[*RAW_ASSETS.values(), *SESSION_ASSETS.values(), sessions_drop_profile], jobs=list(INGEST_JOBS.values()),
                           resources=resources, executor=dg.in_process_executor)
     return {kind: defs.resolve_job_def(job.name) for kind, job in INGEST_JOBS.items()}
 

@@ -59,7 +59,9 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
     """Text column -> Timestamps. Plain `YYYY-MM-DD` takes one vectorised parse over the column;
     only the values that are not (usually none) go through the declared format and the ISO 8601
     date-time pattern, so a date-only 10M-row column costs what it did before date-times existed."""
-    fast = text.str.to_date(ISO_DATE, strict=False)
+    # a column of date-times skips the date parse (0.3 s per million values that would all fail it)
+    fast = text.str.to_date(ISO_DATE, strict=False) if (text.str.len_bytes() == 10).any() else \
+        pl.repeat(None, text.len(), dtype=pl.Date, eager=True)
     slow = fast.is_null() & text.is_not_null()
     if not slow.any():
         return Timestamps(fast, None)
@@ -73,11 +75,13 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
             naive = values.str.to_datetime(spec.date_format, strict=False, time_unit="us")
         else:
             date_only = values.str.to_date(spec.date_format, strict=False)
-    iso = values.str.extract_groups(ISO_DATETIME).struct.unnest()
+    naive, offset_minutes = _common_iso_shapes(values, naive, offset_minutes)
+    rest = naive.is_null().arg_true()  # what neither the declaration nor the common shapes read
+    iso = values.gather(rest).str.extract_groups(ISO_DATETIME).struct.unnest()
     if iso.height:
         stamp = (iso["1"] + " " + iso["2"] + iso["3"].fill_null(":00") + "." + iso["4"].fill_null("0"))
-        naive = naive.fill_null(stamp.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"))
-        offset_minutes = pl.select(_offset_minutes(iso["5"])).to_series()
+        naive = naive.scatter(rest, stamp.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"))
+        offset_minutes = offset_minutes.scatter(rest, pl.select(_offset_minutes(iso["5"])).to_series())
     date = date_only.fill_null(naive.dt.date())
     has_offset = offset_minutes.is_not_null() & naive.is_not_null()
     zoned = _as_utc(naive, offset_minutes, spec.timezone if spec else None)
@@ -89,6 +93,29 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
         naive_as_utc=int(naive_times.sum()) if not (spec and spec.timezone) else 0,
         unresolved_local=int((naive_times & zoned.is_null()).sum()),
     )
+
+
+# (strptime format, offset minutes; None: naive) of the ISO 8601 date-times exports usually write;
+# a literal suffix and no fraction keep polars on its fixed-width fast path
+COMMON_ISO_SHAPES = tuple((f"%Y-%m-%d{sep}%H:%M:%S{fraction}{suffix}", minutes)
+                          for suffix, minutes in ((" UTC", 0), ("Z", 0), ("", None))
+                          for fraction in ("", "%.f") for sep in (" ", "T"))
+
+
+def _common_iso_shapes(values: pl.Series, naive: pl.Series, offset_minutes: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Read the common shapes (`2019-10-01 00:00:00 UTC`, `…T…Z`, naive with seconds) by one
+    vectorised strptime each, until nothing is left: the general pattern below is a regex (~2.4 s per
+    million values), a shape ~0.1 s. Fills only what is still unread (a declared format wins)."""
+    for fmt, minutes in COMMON_ISO_SHAPES:
+        todo = naive.is_null()
+        if not todo.any():
+            break
+        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
+        hit = todo & parsed.is_not_null()
+        if hit.any():
+            naive = naive.zip_with(~hit, parsed)
+            offset_minutes = offset_minutes.zip_with(~hit, pl.repeat(minutes, values.len(), dtype=pl.Int64, eager=True))
+    return naive, offset_minutes
 
 
 def _offset_minutes(offset: pl.Series) -> pl.Expr:

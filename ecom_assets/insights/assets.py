@@ -6,7 +6,7 @@ import polars as pl
 
 from ecom_assets.automation import REFRESH_DAILY, REFRESH_PER_DROP
 from ecom_assets.exports import write_safe_csv
-from ecom_assets.insights import analyses
+from ecom_assets.insights import analyses, events
 from ecom_assets.io import columns_in
 from ecom_assets.metadata import column_schema, empty_table, md_table
 from ecom_assets.plots import png_markdown
@@ -26,8 +26,9 @@ FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "str
     "conversion": "float64 in [0, 1]", "conversion_low": "float64", "conversion_high": "float64",
     "view_to_cart": "float64 in [0, 1] (+ _low / _high)", "cart_to_purchase": "float64 in [0, 1] (+ _low / _high)",
     "q_value": "float64", "lost_purchases": "float64", "leaking": "bool"}
-TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index", "session_date": "date",
-    "sessions": "int", "purchases": "int", "revenue": "float64", "buyers": "int",
+TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
+    "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
+    "returns": "float64 - returned amount (clean_returns)", "net_revenue": "float64 - revenue - returns", "buyers": "int",
     "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
     "low": "float64", "high": "float64"}
 LIFT_COLUMNS = {"campaign_id": "string", "name": "string", "start_date": "date", "end_date": "date",
@@ -108,21 +109,33 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
 
 
 @insight(
-    ins={"clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS)},
-    description="Daily, weekly and monthly sessions, buyers, revenue, conversion and AOV, plus weekday and month "
-    "indices of traffic with 95 % intervals (log-linear regression on weekday, month and a smooth trend).",
+    ins={"clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS + events.HOURLY_SESSION_COLUMNS),
+         "clean_returns": columns_in(["order_time", "line_amount"])},
+    description="Daily, weekly and monthly sessions, buyers, revenue, returns (clean_returns, by return date), "
+    "net revenue, conversion and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
+    "regression on weekday, month and a smooth trend), and conversion by hour of day (UTC) and day of week with "
+    "Wilson intervals over sessions that record browsing (events / session exports; orders are purchases by "
+    "construction and are left out of conversion).",
     metadata=column_schema(TREND_COLUMNS),
 )
-def sales_trends(clean_sessions: pl.LazyFrame) -> dg.Output:
+def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> dg.Output:
     if no_rows(clean_sessions):
         return no_data(TREND_COLUMNS, "no sessions yet")
     daily = analyses.daily_sales(clean_sessions)
+    returns = clean_returns.group_by(session_date=pl.col("order_time").dt.date()).agg(
+        returns=pl.col("line_amount").abs().sum()).collect()
+    # days with sessions only (the seasonality fit needs traffic); the totals below take every return
+    daily = daily.join(returns, on="session_date", how="left").with_columns(pl.col("returns").fill_null(0.0)) \
+        .with_columns(net_revenue=pl.col("revenue") - pl.col("returns"))
+    revenue, returned = float(daily["revenue"].sum()), float(returns["returns"].sum())
     season = analyses.seasonality(daily)
+    by_time = events.conversion_by_time(clean_sessions)
     table = pl.concat([
         daily.with_columns(grain=pl.lit("day")),
         analyses.rollup(daily, "1w").with_columns(grain=pl.lit("week")),
         analyses.rollup(daily, "1mo").with_columns(grain=pl.lit("month")),
         season.with_columns(grain=pl.concat_str(pl.col("kind"), pl.lit("_index"))).drop("kind"),
+        by_time.with_columns(pl.col("level").cast(pl.String)),
     ], how="diagonal_relaxed")
     monthly = analyses.rollup(daily, "1mo")
 
@@ -134,6 +147,11 @@ def sales_trends(clean_sessions: pl.LazyFrame) -> dg.Output:
     return dg.Output(table, metadata={
         "dagster/row_count": table.height,
         "peak_month": f"{peak['level'][0]} (index {peak['index'][0]:.2f})" if peak.height else "not enough history",
+        "revenue": round(revenue, 2),
+        "returns": round(returned, 2),
+        "net_revenue": round(revenue - returned, 2),
+        "conversion_by_hour": dg.MetadataValue.md(md_table(by_time.filter(pl.col("grain") == "hour_of_day"), 24))
+        if by_time.height else "no sessions with browsing and a start time",
         "seasonality": dg.MetadataValue.md(md_table(season, max_rows=20)),
         "monthly_revenue": dg.MetadataValue.md(png_markdown(revenue_plot, "Revenue by month")),
     })

@@ -71,8 +71,10 @@ def _figure(name: str, figures: dict) -> float | None:
     return figures[name]
 
 
-def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, currency: str) -> tuple[date | None, list[Tile]]:
-    """(data as-of date, KPI tiles): the last PERIOD_DAYS against the PERIOD_DAYS before, then all-time figures."""
+def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, currency: str,
+         returned: float = 0.0) -> tuple[date | None, list[Tile]]:
+    """(data as-of date, KPI tiles): the last PERIOD_DAYS against the PERIOD_DAYS before, then all-time figures.
+    `returned`: the amount of the return / cancellation lines (clean_returns), netted in `net revenue`."""
     as_of, total, current, previous = period_figures(sessions)
     tiers = dict(predictions.group_by("risk_tier").len().iter_rows()) if predictions.height else {}
     formats = {"revenue": lambda v: f"{v:,.0f} {currency}", "buyers": lambda v: f"{v:,}",
@@ -87,6 +89,9 @@ def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, curre
     buyers = total.get("buyers", 0)
     return as_of, tiles + [
         Tile("revenue, all time", formats["revenue"](total.get("revenue", 0.0)), ""),
+        *([Tile("returns, all time", formats["revenue"](returned), ""),
+           Tile("net revenue, all time", formats["revenue"](total.get("revenue", 0.0) - returned), "")]
+          if returned else []),
         Tile("buyers, all time", f"{buyers:,}", ""),
         Tile("repeat rate (buyers with 2+ orders)", f"{total['repeat_buyers'] / buyers:.1%}" if buyers else "–", ""),
         Tile("high churn risk", f"{tiers.get('high', 0):,}", ""),
@@ -227,20 +232,23 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS)},
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS), "clean_returns": columns_in(["line_amount"])},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
-    "(revenue, buyers, conversion, AOV) and all-time figures (revenue, buyers, repeat rate, churn-risk counts); money "
+    "(revenue, buyers, conversion, AOV) and all-time figures (revenue, returns and net revenue when orders carry "
+    "returns, buyers, repeat rate, churn-risk counts); money "
     "in settings.currency; model status with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
     "retention cohorts and significant cross-sell pairs. Rebuilt when the churn list is rescored (each drop, each "
     "promotion) or a drift report lands, and daily. Self-contained (plotly inlined), opens offline.",
     metadata=column_schema({"kpi": "string", "value": "string", "change": "string - vs the previous 28 days"}),
 )
-def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, churn_predictions: pl.DataFrame,
-                  sales_trends: pl.DataFrame, product_funnel: pl.DataFrame, customer_segments: pl.DataFrame,
-                  cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame, campaign_lift: pl.DataFrame) -> dg.Output:
-    as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency)
+def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame,
+                  churn_predictions: pl.DataFrame, sales_trends: pl.DataFrame, product_funnel: pl.DataFrame,
+                  customer_segments: pl.DataFrame, cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame,
+                  campaign_lift: pl.DataFrame) -> dg.Output:
+    returned = clean_returns.select(pl.col("line_amount").abs().sum()).collect().item() or 0.0
+    as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency, returned)
     daily = sales_trends.filter(pl.col("grain") == "day") if sales_trends.height else sales_trends
     weeks = week_coverage(sales_trends.filter(pl.col("grain") == "week") if sales_trends.height
                           else pl.DataFrame(schema={"session_date": pl.Date, "revenue": pl.Float64}),

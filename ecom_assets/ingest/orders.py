@@ -1,0 +1,175 @@
+"""`orders*.csv`: one row per order line (Shopify, WooCommerce, ERP exports, UCI Online Retail).
+
+Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, product_id, quantity`
+and `unit_price` or `line_amount`; optional `category, product_name, status, currency`.
+
+Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
+- `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
+  so an order line gets the same three fates (clean / quarantined with reason / duplicate) as a
+  session row. A line without a customer is quarantined ("empty customer_id"), never guessed.
+- `mark_returns`: a line is a return or cancellation when its quantity or amount is negative,
+  its `status` says cancelled/refunded/returned, or the file's declared `return_when` rule holds
+  (e.g. order ids starting with `C`, as UCI Online Retail writes cancellations).
+- `order_sessions`: each order with at least one purchased line becomes one purchased row of
+  the sessions table (`session_id` = order id), so every session-based table keeps working.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
+from ecom_assets.ingest.sources import ReturnRule
+from ecom_assets.ingest.values import number_hint
+from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
+
+KIND = DropKind(
+    "orders",
+    ("order_id", "customer_id", "order_time", "product_id", "quantity"),
+    ("unit_price", "line_amount", "category", "product_name", "status", "currency"),
+    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
+    texts=("order_id", "customer_id", "product_id", "category", "product_name"),
+    any_of=("unit_price", "line_amount"), keyed=False,
+)
+# statuses that mean the line was not (or no longer) bought; compared lower-case
+RETURN_STATUSES = ("cancelled", "canceled", "refunded", "partially_refunded", "partially refunded", "returned",
+                   "voided", "void", "reversed", "chargeback")
+
+
+def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
+    """Present but not a finite number in the file's decimal mark (a sign is allowed: returns are negative)."""
+    return _bad(~_empty(column) & reading.number(column).is_null(), number_hint(column, reading.decimal.get(column, ".")))
+
+
+def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    quantity, price = reading.number("quantity"), reading.number("unit_price")
+    return [
+        *_text_rules(KIND, reading),  # empty order_id / customer_id / product_id / quantity
+        *_date_rules("order_time", reading, required=True),
+        unreadable_number("quantity", reading),
+        _bad(quantity == 0, "quantity 0"),
+        unreadable_number("unit_price", reading),
+        _bad(price < 0, "negative unit_price (an adjustment, not a product line)"),
+        unreadable_number("line_amount", reading),
+        _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
+    ]
+
+
+def instant(column: str) -> pl.Expr:
+    """The value's UTC instant; a date without a time counts from its midnight (UTC)."""
+    return pl.coalesce(pl.col(f"_instant_{column}"),
+                       pl.col(f"_date_{column}").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+
+
+def typed_order_lines(reading: Reading) -> list[pl.Expr]:
+    quantity, price = reading.number("quantity"), reading.number("unit_price")
+    # a given line_amount is the export's own figure (discounts included); else quantity x unit price
+    amount = pl.coalesce(reading.number("line_amount"), quantity * price)
+    return [
+        pl.col("order_id"),
+        pl.col("customer_id"),
+        instant("order_time").alias("order_time"),
+        pl.col("_date_order_time").alias("order_date"),
+        pl.col("product_id"),
+        pl.when(_empty("product_name")).then(None).otherwise(pl.col("product_name")).alias("product_name"),
+        pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
+        .then(None).otherwise(pl.col("category")).alias("category"),
+        quantity.alias("quantity"),
+        price.alias("unit_price"),
+        amount.alias("line_amount"),
+        pl.when(_empty("status")).then(None).otherwise(pl.col("status").str.to_lowercase()).alias("status"),
+        pl.when(_empty("currency")).then(None).otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
+    ]
+
+
+KINDS[KIND.name] = KIND
+RULES[KIND.name] = (order_rules, typed_order_lines, CleanOrderLines)
+
+ORDER_LINE_COLUMNS = {
+    "order_id": "string - order key (one order = one session row)",
+    "customer_id": "string - required (lines without one are quarantined)",
+    "order_time": "datetime[us, UTC] - when the order was placed (a date alone: its midnight UTC)",
+    "order_date": "date - the calendar date written in order_time",
+    "product_id": "string",
+    "product_name": "string - nullable",
+    "category": "string - nullable",
+    "quantity": "float64 - negative on a return line",
+    "unit_price": "float64 - nullable when the export gives line_amount",
+    "line_amount": "float64 - line_amount as exported, else quantity x unit_price (negative on returns)",
+    "status": "string - lower-case, nullable",
+    "currency": "string - upper-case, nullable (amounts are not converted)",
+    "is_return": "bool - a return/cancellation line (goes to clean_returns, never a purchase)",
+    "return_reason": "string - why the line is a return; null for purchased lines",
+}
+
+
+def return_reason(return_when: ReturnRule | None = None) -> pl.Expr:
+    """Why a typed order line is a return (null for a purchased line); the first reason that holds.
+    `return_when`: the file's declared rule (sources.yaml), e.g. order ids starting with `C`."""
+    cases = [
+        (pl.col("quantity") < 0, pl.lit("negative quantity")),
+        (pl.col("line_amount") < 0, pl.lit("negative line_amount")),
+        (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
+    ]
+    if return_when is not None:
+        declared = (f"{return_when.column} starts with {return_when.prefix!r}" if return_when.prefix is not None
+                    else f"{return_when.column} in {list(return_when.values)}")
+        cases.append((return_when.expr(), pl.lit(f"declared in sources.yaml: {declared}")))
+    reason = pl.lit(None, pl.String)
+    for condition, text in reversed(cases):
+        reason = pl.when(condition.fill_null(False)).then(text).otherwise(reason)
+    return reason
+
+
+def mark_returns(lines: pl.DataFrame, return_when: ReturnRule | None = None) -> pl.DataFrame:
+    """Typed lines + `is_return`, `return_reason` (see `return_reason`)."""
+    return lines.with_columns(return_reason=return_reason(return_when)).with_columns(
+        is_return=pl.col("return_reason").is_not_null())
+
+
+def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Order lines (typed, marked) -> one purchased session row per order with a purchased line.
+
+    `purchase_amount` = sum of the order's positive line amounts; `product_viewed` = the category
+    (else the product) with the largest summed line value in the order (ties: alphabetical);
+    `session_start` = the earliest order_time; `line` = the order's first physical line.
+    Orders made only of return lines give no row: they are in clean_returns, never purchases.
+    Columns: session-shaped (see ingest.assets.RAW_COLUMNS["sessions"]) + `source_file`, `line`.
+    """
+    bought = lines.lazy().filter(~pl.col("is_return"))
+    label = pl.coalesce(pl.col("category"), pl.col("product_id"))
+    top = (
+        bought.group_by("order_id", label.alias("_label"))
+        .agg(pl.col("line_amount").sum().alias("_value"))
+        .sort("order_id", "_value", "_label", descending=[False, True, False])
+        .group_by("order_id").agg(pl.col("_label").first().alias("product_viewed"))
+    )
+    return (
+        bought.group_by("order_id")
+        .agg(
+            pl.col("customer_id").sort_by("line").first(),
+            pl.col("order_time").min().alias("session_start"),
+            pl.col("order_date").min().alias("session_date"),
+            pl.col("line_amount").filter(pl.col("line_amount") > 0).sum().alias("purchase_amount"),
+            pl.col("source_file").first(),
+            pl.col("line").min(),
+        )
+        .join(top, on="order_id", how="left")
+        .select(
+            pl.col("order_id").alias("session_id"),
+            "customer_id",
+            "session_date",
+            pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
+            pl.lit(None, pl.Float64).alias("browsing_time_sec"),
+            pl.lit(True).alias("purchase_made"),
+            "purchase_amount",
+            pl.lit(None, pl.Boolean).alias("added_to_cart"),
+            "session_start",
+            "source_file",
+            "line",
+        )
+        .sort("line")
+        .collect()
+    )

@@ -1,0 +1,175 @@
+"""events*.csv: event rows -> clean_events, one clean_sessions row per session, funnels and pairs."""
+
+import random
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from ecom_assets.clean import clean_events
+from ecom_assets.ingest import events, raw_events
+from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.insights.events import category_funnel, conversion_by_time, event_funnel, item_funnel, pairs_within
+from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean, quarantine
+
+TODAY = date(2026, 11, 24)
+HEADER = "event_time,event_type,product_id,category,brand,price,customer_id,session_id"
+CATEGORIES = ["electronics.smartphone", "appliances.kitchen", "apparel.shoes", ""]
+
+
+def store_log(seed: int = 3, sessions: int = 120) -> list[str]:
+    """A multi-category store's log in the REES46 style: `... UTC` times, view/cart/remove_from_cart/
+    purchase, empty category codes, purchases without a cart event, some rows logged twice by the
+    tracker, a few unknown event types, and a session id on every row."""
+    rng = random.Random(seed)
+    rows = []
+    start = datetime(2019, 10, 1)
+    for s in range(sessions):
+        t = start + timedelta(minutes=rng.randrange(0, 60 * 24 * 20))
+        customer = f"U{rng.randrange(40)}"
+        for _ in range(rng.randrange(1, 9)):
+            category = rng.choice(CATEGORIES)
+            product = f"P{CATEGORIES.index(category)}{rng.randrange(6)}"
+            kind = rng.choices(["view", "cart", "remove_from_cart", "purchase", "login"], [60, 15, 4, 10, 3])[0]
+            t += timedelta(seconds=rng.randrange(5, 400))
+            row = f"{t:%Y-%m-%d %H:%M:%S} UTC,{kind},{product},{category},acme,{rng.randrange(5, 500)}.99,{customer},S{s}"
+            rows.append(row)
+            if rng.random() < 0.05:
+                rows.append(row)  # double-logged by the tracker
+    return rows
+
+
+def reference_funnel(rows: list[str]) -> dict[str, tuple[int, int, int]]:
+    """Event-level reference, row by row in plain Python: sessions with a view / cart / purchase per category."""
+    seen = defaultdict(lambda: (set(), set(), set()))
+    for row in rows:
+        fields = row.split(",")
+        if len(fields) != 8:
+            continue
+        _, kind, _, category, _, _, _, session = fields
+        slot = {"view": 0, "cart": 1, "purchase": 2}.get(kind)
+        if slot is not None:
+            seen[category or "unknown"][slot].add(session)
+    return {c: tuple(len(s) for s in sets) for c, sets in seen.items()}
+
+
+def parse(text: str):
+    return parse_drop(text.encode(), "events", "events_x.csv__abc", today=TODAY)
+
+
+def test_double_logged_rows_are_duplicates_and_the_truncated_last_line_is_quarantined() -> None:
+    rows = store_log()
+    text = "\n".join([HEADER, *rows, rows[-1][:30]])  # the export was cut off mid-row
+    parsed = parse(text)
+    a = parsed.accounting
+    assert a["rows_in"] == len(rows) + 1
+    assert a["duplicate"] == len(rows) - len(set(rows)) and a["quarantined"] == 1
+    assert parsed.quarantine["reason"][0].startswith("truncated last line")
+    assert (parsed.clean["event_type"] == "other").sum() == sum(",login," in r for r in set(rows))
+
+
+def test_platform_event_names_are_normalised_and_unknown_ones_kept_as_other() -> None:
+    names = ["view_item", "add_to_cart", "Product Removed", "Order Completed", "page_view", "scroll"]
+    text = "\n".join([HEADER] + [f"2024-01-01T10:0{i}:00Z,{n},P1,c,,5,U1,S1" for i, n in enumerate(names)]) + "\n"
+    clean = parse(text).clean
+    assert clean["event_type"].to_list() == ["view", "cart", "remove_from_cart", "purchase", "view", "other"]
+    assert clean["event_name"][-1] == "scroll"
+
+
+def test_without_session_id_a_session_ends_after_30_minutes_of_inactivity() -> None:
+    text = "\n".join(["event_time,event_type,customer_id,product_id,price",
+                      "2024-01-01T10:00:00Z,view,U1,P1,5", "2024-01-01T10:29:00Z,cart,U1,P1,5",
+                      "2024-01-01T10:58:59Z,purchase,U1,P1,5",  # 29:59 after the cart: same session
+                      "2024-01-01T11:29:00Z,view,U1,P2,5",  # 30:01 later: a new session
+                      "2024-01-01T10:10:00Z,view,U2,P1,5"]) + "\n"
+    sessions = events.event_sessions(events.sessionise(parse(text).clean)).sort("session_id")
+    assert sessions["session_id"].to_list() == ["U1@2024-01-01T10:00:00Z", "U1@2024-01-01T11:29:00Z",
+                                                "U2@2024-01-01T10:10:00Z"]
+    first = sessions.row(0, named=True)
+    assert first["browsing_time_sec"] == 3539.0 and first["purchase_amount"] == 5.0
+    assert first["added_to_cart"] and first["purchase_made"] and first["page_views"] == 1
+
+
+def test_session_rows_count_views_categories_and_purchase_value() -> None:
+    text = "\n".join([HEADER,
+                      "2024-01-01 10:00:00 UTC,view,P1,shoes,,50,U1,S1", "2024-01-01 10:01:00 UTC,view,P2,shoes,,60,U1,S1",
+                      "2024-01-01 10:02:00 UTC,view,P3,bags,,80,U1,S1", "2024-01-01 10:03:00 UTC,view,,,,,U1,S1",
+                      "2024-01-01 10:04:00 UTC,purchase,P3,bags,,80,U1,S1", "2024-01-01 10:05:00 UTC,purchase,P1,shoes,,50,U1,S1"])
+    row = events.event_sessions(events.sessionise(parse(text + "\n").clean)).row(0, named=True)
+    assert (row["page_views"], row["product_views"], row["categories_viewed"]) == (4, 3, 2)
+    assert row["product_viewed"] == "shoes" and row["purchase_amount"] == 130.0 and row["added_to_cart"] is False
+
+
+def test_category_funnel_equals_an_event_level_reference() -> None:
+    rows = store_log(seed=11, sessions=300)
+    clean = events.sessionise(parse("\n".join([HEADER, *rows]) + "\n").clean)
+    funnel = event_funnel(clean, "category")
+    got = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
+           for r in funnel.iter_rows(named=True)}
+    assert got == reference_funnel(rows)
+    row = funnel.row(0, named=True)
+    assert row["view_to_purchase_low"] <= row["view_to_purchase"] <= row["view_to_purchase_high"]
+    assert abs(row["cart_abandonment"] + row["cart_to_purchase"] - 1) < 1e-12
+
+
+def test_pairs_within_baskets_count_baskets_holding_both() -> None:
+    baskets = pl.DataFrame({"basket": ["a", "a", "a", "b", "b", "c"], "item": ["x", "y", "y", "x", "y", "x"]})
+    pairs = pairs_within(baskets, "basket", "item", min_baskets=1)
+    assert pairs.select("item_a", "item_b", "baskets_together", "baskets_a", "baskets_b").row(0) == ("x", "y", 2, 3, 2)
+    assert abs(pairs["lift"][0] - 2 * 3 / (3 * 2)) < 1e-12
+
+
+def test_conversion_by_hour_leaves_out_sessions_without_browsing() -> None:
+    sessions = pl.DataFrame({
+        "session_start": [datetime(2024, 1, 1, 9), datetime(2024, 1, 1, 9, 30), datetime(2024, 1, 2, 9)],
+        "browsing_time_sec": [10.0, 20.0, None],  # the last is an order: a purchase by construction
+        "purchase_made": [True, False, True],
+    }).with_columns(pl.col("session_start").dt.replace_time_zone("UTC"))
+    hour = conversion_by_time(sessions).filter(grain="hour_of_day").row(0, named=True)
+    assert (hour["level"], hour["sessions"], hour["purchases"], hour["conversion"]) == (9, 2, 1, 0.5)
+
+
+# REES46's own header (category_code and user_* names, a category_id column we do not use) and the
+# sources.yaml entry that maps it: nothing else declared
+REES46_HEADER = "event_time,event_type,product_id,category_code,brand,price,user_id,user_session"
+REES46_SOURCES = """- match: "events_*.csv"
+  columns: {user_id: customer_id, user_session: session_id, category_code: category}
+"""
+
+
+def test_events_drop_flows_into_sessions_and_funnels(data_dir, instance, resources) -> None:
+    rows = store_log(seed=5, sessions=80)
+    (data_dir / "sources.yaml").write_text(REES46_SOURCES)
+    drop(data_dir, "events_2019_10.csv", "\n".join([REES46_HEADER, *rows, rows[0][:25]]))
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["events"].height == len(set(rows))
+    sessions = tables["sessions"]
+    assert sessions.height == tables["events"]["session_id"].n_unique()
+    expected = sum(float(r.split(",")[5]) for r in set(rows) if ",purchase," in r)
+    assert abs(sessions["purchase_amount"].sum() - expected) < 1e-6
+    assert sessions["page_views"].is_not_null().all() and sessions["session_start"].is_not_null().all()
+    assert quarantine(data_dir, "events")["reason"][0].startswith("truncated last line")
+    result = dg.materialize([raw_events, clean_events, category_funnel, item_funnel], instance=instance, resources=resources,
+                            selection=[category_funnel, item_funnel])
+    funnel = result.output_for_node("category_funnel")
+    got = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
+           for r in funnel.iter_rows(named=True)}
+    assert got == reference_funnel(rows)
+
+
+def test_run_on_an_event_log_alone_exits_0_with_funnels_equal_to_the_reference(tmp_path) -> None:
+    from ecom_assets.cli import main
+
+    data = tmp_path / "data"
+    (data / "landing").mkdir(parents=True)
+    (data / "sources.yaml").write_text(REES46_SOURCES)
+    rows = store_log(seed=8, sessions=200)
+    (data / "landing" / "events_store.csv").write_text("\n".join([REES46_HEADER, *rows, rows[3][:40]]))
+    assert main(["run", "--data-dir", str(data), "--no-automation"]) == 0
+    funnel = pl.read_parquet(data / "warehouse" / "category_funnel.parquet")
+    got = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
+           for r in funnel.iter_rows(named=True)}
+    assert got == reference_funnel(rows)
+    trends = pl.read_parquet(data / "warehouse" / "sales_trends.parquet")
+    assert trends.filter(grain="hour_of_day")["sessions"].sum() == len({r.split(",")[-1] for r in rows})

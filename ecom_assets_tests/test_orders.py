@@ -1,0 +1,158 @@
+"""orders*.csv: order lines -> clean_order_lines / clean_returns / one purchased session per order."""
+
+from datetime import date
+
+import polars as pl
+
+from ecom_assets.ingest import orders
+from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.ingest.sources import ReturnRule
+from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean, quarantine
+
+TODAY = date(2026, 11, 24)
+# A Shopify-like line-item export: line_amount after discount, status, currency; one refunded order,
+# a POS line without a customer, a line exported twice, an order over two categories, and the last
+# line cut off mid-row by an interrupted download.
+SHOPIFY = """order_id,customer_id,order_time,product_id,product_name,category,quantity,line_amount,status,currency
+#1001,C1,2024-03-01T09:15:00Z,SKU-1,Mug,Home,2,18.00,paid,usd
+#1001,C1,2024-03-01T09:15:00Z,SKU-7,Novel,Books,1,12.50,paid,usd
+#1001,C1,2024-03-01T09:15:00Z,SKU-7,Novel,Books,1,12.50,paid,usd
+#1002,C2,2024-03-02 14:00:00+01:00,SKU-9,Lamp,Home,1,40.00,refunded,usd
+#1003,,2024-03-02T15:00:00Z,SKU-1,Mug,Home,1,9.00,paid,usd
+#1004,C1,2024-03-05T10:00:00Z,SKU-3,Atlas,Books,1,30.00,paid,usd
+#1004,C1,2024-03-05T10:00:00Z,SKU-1,Mug,Home,-1,-9.00,paid,usd
+#1005,C3,2024-03-06T10:00:00Z,SKU-3,Atlas,Books,1,30"""
+
+
+def parse(text: str):
+    return parse_drop(text.encode(), "orders", "orders_x.csv__abc", today=TODAY)
+
+
+def test_every_line_has_one_fate_and_lines_without_customer_are_counted() -> None:
+    parsed = parse(SHOPIFY)
+    a = parsed.accounting
+    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (8, 5, 2, 1)
+    reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+    assert reasons[6] == "empty customer_id"
+    assert reasons[9].startswith("truncated last line")
+
+
+def test_returns_are_marked_with_a_reason_and_never_become_purchases() -> None:
+    lines = orders.mark_returns(parse(SHOPIFY).clean)
+    returns = dict(zip(lines.filter("is_return")["line"], lines.filter("is_return")["return_reason"]))
+    assert returns == {5: "status 'refunded'", 8: "negative quantity"}
+    sessions = orders.order_sessions(lines)
+    # #1002 is only a refund: no purchase; #1004 keeps its bought line, its return goes to clean_returns
+    assert sessions["session_id"].to_list() == ["#1001", "#1004"]
+    assert sessions["purchase_amount"].to_list() == [30.5, 30.0]
+    assert sessions["purchase_made"].all() and sessions["browsing_time_sec"].is_null().all()
+
+
+def test_session_takes_the_category_with_the_largest_line_value_and_the_earliest_time() -> None:
+    lines = orders.mark_returns(parse(SHOPIFY).clean)
+    first = orders.order_sessions(lines).row(0, named=True)
+    assert first["product_viewed"] == "Home"  # 18.00 of mugs beats 12.50 of books
+    assert first["session_date"] == date(2024, 3, 1) and first["line"] == 2
+
+
+def test_without_category_the_product_with_the_largest_value_is_taken() -> None:
+    text = ("order_id,customer_id,order_time,product_id,quantity,unit_price\n"
+            "A,C1,2024-01-01,P1,1,5\nA,C1,2024-01-01,P2,3,4\nA,C1,2024-01-01,P1,1,5\n")
+    lines = orders.mark_returns(parse(text).clean)
+    assert orders.order_sessions(lines)["product_viewed"].to_list() == ["P2"]
+
+
+def test_declared_prefix_rule_marks_cancellation_invoices() -> None:
+    text = ("order_id,customer_id,order_time,product_id,quantity,unit_price\n"
+            "536365,17850,2010-12-01 08:26,85123A,6,2.55\nC536379,14527,2010-12-01 09:41,D,1,27.50\n")
+    lines = orders.mark_returns(parse(text).clean, ReturnRule("order_id", prefix="C"))
+    assert lines["is_return"].to_list() == [False, True]
+    assert lines["return_reason"][1] == "declared in sources.yaml: order_id starts with 'C'"
+
+
+def test_header_without_price_or_amount_is_rejected() -> None:
+    import pytest
+
+    from ecom_assets.ingest.parse import FileRejected
+    with pytest.raises(FileRejected, match="unit_price or line_amount"):
+        parse("order_id,customer_id,order_time,product_id,quantity\nA,C1,2024-01-01,P1,1\n")
+
+
+def test_orders_drop_flows_into_the_clean_tables(data_dir, instance, resources) -> None:
+    drop(data_dir, "orders_march.csv", SHOPIFY + ",paid,usd\n")  # the last line complete this time
+    tables = ingest_and_clean(data_dir, instance, resources)
+    sessions = tables["sessions"].sort("session_id")
+    assert sessions["session_id"].to_list() == ["#1001", "#1004", "#1005"]
+    assert sessions["purchase_amount"].to_list() == [30.5, 30.0, 30.0]
+    assert sessions["session_start"].dt.hour().to_list() == [9, 10, 10]
+    assert tables["order_lines"].height == 4 and tables["returns"].height == 2
+    assert tables["returns"]["line_amount"].abs().sum() == 49.0  # a refund keeps its positive amount
+    assert quarantine(data_dir, "orders")["reason"].to_list() == ["empty customer_id"]
+
+
+def test_a_later_drop_replaces_an_order_as_a_whole(data_dir, instance, resources) -> None:
+    header = "order_id,customer_id,order_time,product_id,quantity,unit_price\n"
+    drop(data_dir, "orders_1.csv", header + "A,C1,2024-01-01,P1,1,5\nA,C1,2024-01-01,P2,1,7\nB,C2,2024-01-02,P1,1,5\n")
+    ingest_and_clean(data_dir, instance, resources)
+    drop(data_dir, "orders_2.csv", header + "A,C1,2024-01-01,P1,1,5\nC,C2,2024-01-03,P1,2,5\n")  # A lost P2
+    tables = ingest_and_clean(data_dir, instance, resources)
+    lines = tables["order_lines"]
+    assert sorted(lines["order_id"].to_list()) == ["A", "B", "C"]
+    metadata = tables["result"].asset_materializations_for_node("clean_order_lines")[0].metadata
+    assert (metadata["duplicates_across_files"].value, metadata["superseded_by_later_drop"].value) == (1, 1)
+    amounts = dict(zip(tables["sessions"]["session_id"], tables["sessions"]["purchase_amount"]))
+    assert amounts == {"A": 5.0, "B": 5.0, "C": 10.0}
+    assert pl.Series(lines["line_amount"]).sum() == sum(amounts.values())
+
+
+# UCI Online Retail as downloaded: its own column names, US month-first times without seconds or zone,
+# float-formatted customer ids, `C` cancellation invoices, lines without a customer (whole invoices and
+# single lines), a postage line, a line exported twice, a zero-price gift, an extra Country column.
+UCI = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
+536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,17850.0,United Kingdom
+536370,22728,ALARM CLOCK BAKELIKE PINK,24,12/1/2010 8:45,3.75,12583.0,France
+536370,POST,POSTAGE,3,12/1/2010 8:45,18,12583.0,France
+C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527.0,United Kingdom
+C536383,35004C,SET OF 3 COLOURED  FLYING DUCKS,-1,12/1/2010 9:49,4.65,15311.0,United Kingdom
+536414,22139,,56,12/1/2010 11:52,0,,United Kingdom
+536544,21773,DECORATIVE ROSE BATHROOM BOTTLE,1,12/1/2010 14:32,2.51,,United Kingdom
+536981,22065,CHRISTMAS PUDDING TRINKET POT,12,12/3/2010 14:26,0,14911.0,EIRE
+"""
+UCI_SOURCES = """- match: "orders_*.csv"
+  columns: {InvoiceNo: order_id, StockCode: product_id, Description: product_name, Quantity: quantity,
+            InvoiceDate: order_time, UnitPrice: unit_price, CustomerID: customer_id}
+  date_format: "%m/%d/%Y %H:%M"
+"""
+
+
+def test_uci_online_retail_with_only_columns_and_date_format_declared(data_dir, instance, resources) -> None:
+    (data_dir / "sources.yaml").write_text(UCI_SOURCES)
+    drop(data_dir, "orders_online_retail.csv", UCI)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    # careful per-order reference: invoices not starting with C, lines with a customer, duplicates once
+    reference = {"536365": 6 * 2.55 + 6 * 3.39, "536366": 6 * 1.85, "536370": 24 * 3.75 + 3 * 18, "536981": 0.0}
+    got = dict(zip(tables["sessions"]["session_id"], tables["sessions"]["purchase_amount"]))
+    assert got.keys() == reference.keys()
+    assert all(abs(got[k] - v) < 1e-9 for k, v in reference.items())
+    assert tables["sessions"]["session_date"].cast(pl.String).to_list().count("2010-12-01") == 3
+    assert tables["sessions"]["session_start"].dt.strftime("%H:%M").sort().to_list()[0] == "08:26"
+    # cancellations: negative quantities, never purchases; lines without a customer: quarantined, counted
+    assert sorted(tables["returns"]["order_id"].to_list()) == ["C536379", "C536383"]
+    assert quarantine(data_dir, "orders")["reason"].to_list() == ["empty customer_id"] * 2
+    accounting = tables["result"].asset_materializations_for_node("clean_order_lines")
+    assert accounting and tables["order_lines"].height == 6
+
+
+def test_run_on_uci_orders_alone_exits_0(tmp_path) -> None:
+    from ecom_assets.cli import main
+
+    data = tmp_path / "data"
+    (data / "landing").mkdir(parents=True)
+    (data / "sources.yaml").write_text(UCI_SOURCES)
+    (data / "landing" / "orders_retail.csv").write_text(UCI)
+    assert main(["run", "--data-dir", str(data), "--no-automation"]) == 0
+    sessions = pl.read_parquet(data / "warehouse" / "clean_sessions" / "part-*.parquet")
+    assert sessions.height == 4 and sessions["unknown_customer"].all()  # no customers file: kept, flagged
