@@ -101,6 +101,19 @@ def test_session_rows_count_views_categories_and_purchase_value() -> None:
     assert row["product_viewed"] == "shoes" and row["purchase_amount"] == 130.0 and row["added_to_cart"] is False
 
 
+def test_a_missing_category_becomes_unknown_never_a_product_id() -> None:
+    # REES46 writes an empty category_code for many products: S1 views only such products (most views
+    # on 1000501), S2 views more uncategorised products than categorised ones
+    text = "\n".join([HEADER,
+                      "2024-01-01 10:00:00 UTC,view,1000501,,,50,U1,S1", "2024-01-01 10:01:00 UTC,view,1000501,,,50,U1,S1",
+                      "2024-01-01 10:02:00 UTC,view,1000777,,,80,U1,S1",
+                      "2024-01-01 11:00:00 UTC,view,1000501,,,50,U2,S2", "2024-01-01 11:01:00 UTC,view,1000502,,,60,U2,S2",
+                      "2024-01-01 11:02:00 UTC,view,P9,apparel.shoes,,80,U2,S2"])
+    sessions = events.event_sessions(events.sessionise(parse(text + "\n").clean)).sort("session_id")
+    assert sessions["product_viewed"].to_list() == ["unknown", "apparel.shoes"]
+    assert sessions["categories_viewed"].to_list() == [0, 1] and sessions["product_views"].to_list() == [3, 3]
+
+
 def test_category_funnel_equals_an_event_level_reference() -> None:
     rows = store_log(seed=11, sessions=300)
     clean = events.sessionise(parse("\n".join([HEADER, *rows]) + "\n").clean)

@@ -55,11 +55,16 @@ def test_session_takes_the_category_with_the_largest_line_value_and_the_earliest
     assert first["session_date"] == date(2024, 3, 1) and first["line"] == 2
 
 
-def test_without_category_the_product_with_the_largest_value_is_taken() -> None:
+def test_a_missing_category_becomes_unknown_never_a_product_id() -> None:
+    # UCI-like export without a category column (order A), and an order whose biggest line has no
+    # category (order B): a product id must never stand in for a category
     text = ("order_id,customer_id,order_time,product_id,quantity,unit_price\n"
             "A,C1,2024-01-01,P1,1,5\nA,C1,2024-01-01,P2,3,4\nA,C1,2024-01-01,P1,1,5\n")
     lines = orders.mark_returns(parse(text).clean)
-    assert orders.order_sessions(lines)["product_viewed"].to_list() == ["P2"]
+    assert orders.order_sessions(lines)["product_viewed"].to_list() == ["unknown"]
+    mixed = ("order_id,customer_id,order_time,product_id,quantity,unit_price,category\n"
+             "B,C1,2024-01-01,1000501,9,40,\nB,C1,2024-01-01,P7,1,2,Garden\n")
+    assert orders.order_sessions(orders.mark_returns(parse(mixed).clean))["product_viewed"].to_list() == ["Garden"]
 
 
 def test_declared_prefix_rule_marks_cancellation_invoices() -> None:

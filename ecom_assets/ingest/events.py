@@ -143,14 +143,14 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     `browsing_time_sec` = last minus first event time; `page_views` = view events, `product_views`
     = view events of a product, `categories_viewed` = distinct categories viewed; `added_to_cart` /
     `purchase_made` = any such event; `purchase_amount` = sum of purchase events' price x quantity
-    (quantity 1 when absent; a purchase without price adds 0); `product_viewed` = the category
-    (else product) with the most views in the session (then most events; ties alphabetical).
+    (quantity 1 when absent; a purchase without price adds 0); `product_viewed` = the known category
+    with the most views in the session (then most events; ties alphabetical), `unknown` when no event
+    has a category (a product id is never a category: it would explode per-category features and rankings).
 
-    Two group-bys: per (session, category-or-product), then per session over those few rows."""
+    Two group-bys: per (session, category), then per session over those few rows."""
     view, purchase = pl.col("event_type") == "view", pl.col("event_type") == "purchase"
     per_label = events.lazy().group_by(
-        "session_id", pl.coalesce("category", "product_id").alias("_label"),
-        pl.col("category").is_not_null().alias("_is_category"),
+        "session_id", pl.col("category").alias("_label"), pl.col("category").is_not_null().alias("_is_category"),
     ).agg(
         _first=pl.col("event_time").min(), _last=pl.col("event_time").max(),
         _customer=pl.col("customer_id").sort_by("event_time").first(),
@@ -165,8 +165,8 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         per_label.group_by("session_id").agg(
             customer_id=pl.col("_customer").sort_by(by_time).first(),
             session_date=pl.col("_date").sort_by(by_time).first(),
-            product_viewed=pl.col("_label").sort_by(["_views", "_events", "_label"], descending=[True, True, False],
-                                                    nulls_last=True).first(),
+            product_viewed=pl.col("_label").sort_by(["_is_category", "_views", "_events", "_label"],
+                                                    descending=[True, True, True, False], nulls_last=True).first(),
             browsing_time_sec=(pl.col("_last").max() - by_time.min()).dt.total_microseconds() / 1e6,
             purchase_made=pl.col("_purchased").any(),
             purchase_amount=pl.col("_amount").sum(),

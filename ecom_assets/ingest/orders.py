@@ -132,18 +132,19 @@ def mark_returns(lines: pl.DataFrame, return_when: ReturnRule | None = None) -> 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Order lines (typed, marked) -> one purchased session row per order with a purchased line.
 
-    `purchase_amount` = sum of the order's positive line amounts; `product_viewed` = the category
-    (else the product) with the largest summed line value in the order (ties: alphabetical);
+    `purchase_amount` = sum of the order's positive line amounts; `product_viewed` = the known category
+    with the largest summed line value in the order (ties: alphabetical), `unknown` when no line has
+    one (a product id is never a category: it would explode per-category features and rankings);
     `session_start` = the earliest order_time; `line` = the order's first physical line.
     Orders made only of return lines give no row: they are in clean_returns, never purchases.
     Columns: session-shaped (see ingest.assets.RAW_COLUMNS["sessions"]) + `source_file`, `line`.
     """
     bought = lines.lazy().filter(~pl.col("is_return"))
-    label = pl.coalesce(pl.col("category"), pl.col("product_id"))
     top = (
-        bought.group_by("order_id", label.alias("_label"))
+        bought.group_by("order_id", pl.col("category").alias("_label"))
         .agg(pl.col("line_amount").sum().alias("_value"))
-        .sort("order_id", "_value", "_label", descending=[False, True, False])
+        # known categories first; the uncategorised group only when nothing else is there
+        .sort("order_id", pl.col("_label").is_null(), "_value", "_label", descending=[False, False, True, False])
         .group_by("order_id").agg(pl.col("_label").first().alias("product_viewed"))
     )
     return (
