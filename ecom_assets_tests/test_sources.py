@@ -1,6 +1,8 @@
 """sources.yaml: declarations are read and validated; a broken file names its problem."""
 
+import re
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -46,6 +48,43 @@ def test_entries_are_parsed_and_matched_by_glob(tmp_path) -> None:
     assert spec_for("Online_Retail_2011.csv.gz", specs) is retail  # the same export, compressed
     frame = pl.DataFrame({"invoiceno": ["C536379", "536380"]})
     assert frame.select(orders.return_when.expr()).to_series().to_list() == [True, False]
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_examples_map_each_file_name_to_its_intended_entry(tmp_path) -> None:
+    """Copying a README sources.yaml block must work: the first matching glob wins, so a broad
+    `events_*.csv` listed before `events_ga4*.csv` would silently take the GA4 export."""
+    text = README.read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    expected = dict(re.findall(r"`([\w.-]+\.csv)`\s*→\s*`([\w*.-]+)`", text))
+    assert len(blocks) >= 2 and len(expected) >= 6
+    entries = []  # the entry each block gives each name (None: no entry of the block matches it)
+    for number, block in enumerate(blocks):
+        write(tmp_path / str(number), block)
+        specs = load_sources(tmp_path / str(number))
+        entries.append({name: getattr(spec_for(name, specs), "match", None) for name in expected})
+    for name, entry in expected.items():
+        assert entry in [given[name] for given in entries], (name, [given[name] for given in entries])
+        # the block that declares the intended entry gives it, not a broader glob listed earlier
+        home = next(given for given in entries if entry in {e for e in given.values()})
+        assert home[name] == entry, (name, home[name])
+
+
+@pytest.mark.parametrize(("unit", "written"), [("epoch_s", "1699171200"), ("epoch_ms", "1699171200123"),
+                                               ("epoch_us", "1699171200123456")])
+def test_declared_epoch_timestamps_are_read_as_utc_instants(tmp_path, unit: str, written: str) -> None:
+    """BigQuery's GA4 export writes `event_timestamp` as INT64 microseconds; other trackers write
+    seconds or milliseconds. A value in the wrong unit (seconds written where microseconds are
+    declared) lands outside 1971-2200 and stays unread, never rescaled by a guess."""
+    write(tmp_path, f'- match: "events_ga4*.csv"\n  date_format: {unit}\n')
+    spec = spec_for("events_ga4_2023.csv", load_sources(tmp_path))
+    assert spec.date_has_time
+    read = read_timestamps(pl.Series([written, "1.5e9", "20231105", "17x"]), spec)
+    assert read.date.to_list() == [date(2023, 11, 5), None, None, None]
+    assert read.instant[0].replace(microsecond=0) == datetime(2023, 11, 5, 8, 0, tzinfo=timezone.utc)
+    assert read.naive_as_utc == 0
 
 
 def test_declared_format_and_zone_read_naive_us_timestamps(tmp_path) -> None:

@@ -433,13 +433,19 @@ def _value(text: str) -> pl.Expr:
     return pl.lit(f"{text} ") + pl.lit("'") + pl.col(text).str.slice(0, 30) + pl.lit("'")
 
 
+def _value_last(column: str, rule: str) -> pl.Expr:
+    """`<column> <rule>: '<value>'`: the same rule gives the same reason prefix, so a whole column
+    failing one rule groups into one reason in quarantine summaries."""
+    return pl.lit(f"{column}{rule}: '") + pl.col(column).str.slice(0, 30) + pl.lit("'")
+
+
 def _date_rules(column: str, reading: Reading, required: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
     typed = pl.col(f"_date_{column}")
     limit = reading.today + FUTURE_TOLERANCE
     return [
         *([_bad(_empty(column), f"empty {column}")] if required else []),
-        _bad(~_empty(column) & typed.is_null(), _value(column) + pl.lit(date_hint(reading.spec))),
-        _bad(typed > pl.lit(limit), _value(column) + pl.lit(f" is in the future (after {limit})")),
+        _bad(~_empty(column) & typed.is_null(), _value_last(column, date_hint(reading.spec))),
+        _bad(typed > pl.lit(limit), _value_last(column, f" is in the future (after {limit})")),
     ]
 
 

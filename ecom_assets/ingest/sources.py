@@ -8,7 +8,7 @@ entry whose glob matches a drop's file name (with or without a `.gz` ending; fol
 - match: "online_retail*.csv"      # file-name glob, no folders (aliases: glob, pattern, files)
   kind: sessions                   # customers | sessions | orders | events | campaigns
   columns: {InvoiceNo: session_id, CustomerID: customer_id, InvoiceDate: session_date}
-  date_format: "%m/%d/%Y %H:%M"    # chrono/strftime format of every date column
+  date_format: "%m/%d/%Y %H:%M"    # chrono/strftime format of every date column, or epoch_s | epoch_ms | epoch_us
   timezone: Europe/London          # IANA zone of naive timestamps (default: read as UTC, noted)
   decimal: ","                     # "." or ","
   encoding: cp1252                 # any Python codec name
@@ -38,6 +38,8 @@ SOURCES_FILE = "sources.yaml"
 SOURCE_KINDS = ("customers", "sessions", "orders", "events", "campaigns")
 GLOB_KEYS = ("match", "glob", "pattern", "files")
 SPEC_KEYS = ("kind", "columns", "date_format", "timezone", "decimal", "encoding", "null_markers", "return_when")
+# integer seconds / milliseconds / microseconds since 1970-01-01 UTC (BigQuery's GA4 `event_timestamp`: epoch_us)
+EPOCH_UNITS = {"epoch_s": "s", "epoch_ms": "ms", "epoch_us": "us"}
 TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c", "%s", "%k", "%l")
 
 
@@ -84,7 +86,8 @@ class SourceSpec:
 
     @property
     def date_has_time(self) -> bool:
-        return self.date_format is not None and any(d in self.date_format for d in TIME_DIRECTIVES)
+        return self.date_format is not None and (self.date_format in EPOCH_UNITS
+                                                 or any(d in self.date_format for d in TIME_DIRECTIVES))
 
     def describe(self) -> str:
         """Short text for partition metadata: which entry applied and what it declared."""
@@ -181,8 +184,8 @@ def _columns(value) -> dict[str, str]:
 
 def _date_format(value) -> str | None:
     fmt = _text(value, "date_format")
-    if fmt is None:
-        return None
+    if fmt is None or fmt in EPOCH_UNITS:
+        return fmt
     if "%z" in fmt or "%Z" in fmt or "%:z" in fmt:
         raise SourcesError(f"date_format {fmt!r}: offsets are read from ISO 8601 values without a declaration; "
                            "declare non-ISO formats without %z and give the zone under `timezone`")

@@ -7,7 +7,8 @@ left unread.
 
 - Missing: `NULL_MARKERS` (plus the empty string and a file's declared `null_markers`) are missing.
 - Dates: `read_timestamps` — ISO `YYYY-MM-DD`, ISO 8601 date-times (space or `T`, fractional
-  seconds, `Z`, `±HH:MM`, `±HHMM`, `±HH`, trailing ` UTC`), or the file's declared `date_format`.
+  seconds, `Z`, `±HH:MM`, `±HHMM`, `±HH`, trailing ` UTC`), or the file's declared `date_format`
+  (a strftime format, or `epoch_s` / `epoch_ms` / `epoch_us`: integers since 1970-01-01 UTC).
 - Numbers: `number_expr` — finite only, `.` decimal unless `,` is declared or inferred
   (`infer_decimal`); `1.299` in a decimal-comma file is ambiguous and stays unread.
 - Flags: `flag_expr` — `0/1`, `true/false`, `yes/no`, any case.
@@ -16,10 +17,11 @@ left unread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
-from ecom_assets.ingest.sources import SourceSpec
+from ecom_assets.ingest.sources import EPOCH_UNITS, SourceSpec
 
 NULL_MARKERS = ("NULL", "null", "N/A", "NA", "n/a", "None", "nan", "NaN", "-")
 ISO_DATE = "%Y-%m-%d"
@@ -70,7 +72,9 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
     naive = pl.repeat(None, values.len(), dtype=pl.Datetime("us"), eager=True)
     offset_minutes = pl.repeat(None, values.len(), dtype=pl.Int64, eager=True)
     date_only = pl.repeat(None, values.len(), dtype=pl.Date, eager=True)
-    if spec is not None and spec.date_format:
+    if spec is not None and spec.date_format in EPOCH_UNITS:
+        naive, offset_minutes = _epoch(values, EPOCH_UNITS[spec.date_format])
+    elif spec is not None and spec.date_format:
         if spec.date_has_time:
             naive = values.str.to_datetime(spec.date_format, strict=False, time_unit="us")
         else:
@@ -93,6 +97,21 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
         naive_as_utc=int(naive_times.sum()) if not (spec and spec.timezone) else 0,
         unresolved_local=int((naive_times & zoned.is_null()).sum()),
     )
+
+
+# instants an epoch declaration may give: a value outside is read in the wrong unit (seconds declared,
+# microseconds written), never shifted into range by a guess
+EPOCH_RANGE = (datetime(1971, 1, 1), datetime(2200, 1, 1))
+
+
+def _epoch(values: pl.Series, unit: str) -> tuple[pl.Series, pl.Series]:
+    """Integer text since 1970-01-01 UTC in `unit` -> (naive UTC datetime[us], offset 0); null where
+    the text is not an integer or the instant falls outside `EPOCH_RANGE`."""
+    number = pl.when(pl.lit(values).str.contains(INTEGER)).then(pl.lit(values)).cast(pl.Int64, strict=False)
+    stamp = pl.from_epoch(number, time_unit=unit).cast(pl.Datetime("us"))
+    stamp = pl.when(stamp.is_between(*EPOCH_RANGE)).then(stamp)
+    read = pl.DataFrame().select(naive=stamp, offset=pl.when(stamp.is_not_null()).then(pl.lit(0, pl.Int64)))
+    return read["naive"], read["offset"]
 
 
 # (strptime format, offset minutes; None: naive) of the ISO 8601 date-times exports usually write;
