@@ -37,6 +37,8 @@ class EcomSettings(dg.ConfigurableResource):
     # `psi_watch` is marked "watch" (the usual credit-scoring cut-offs, Siddiqi 2006)
     psi_watch: float = 0.1
     psi_shifted: float = 0.25
+    # ingest: a drop with more than this share of its rows quarantined fails `quarantine_share_low` (WARN)
+    quarantine_share_warn: float = 0.2
     # landing zone: a file whose mtime is at least this old is complete on first sight (no second tick)
     landing_settle_seconds: float = 10.0
     # dashboard: ISO 4217 code shown beside money figures

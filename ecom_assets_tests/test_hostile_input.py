@@ -181,3 +181,24 @@ def test_a_large_file_read_from_its_path_gets_the_same_fates_as_its_bytes(tmp_pa
     else:
         assert reasons(from_path)[3002].startswith("truncated last line")
     assert_accounted(from_path)
+
+
+def test_a_mostly_quarantined_drop_fails_the_share_check_and_hints_an_order_line_export() -> None:
+    """UCI Online Retail dropped as `sessions_*.csv`: one row per line item, so InvoiceNo (read as
+    session_id) repeats with other content on nearly every row, and 96 % of the file is quarantined."""
+    from ecom_assets.ingest.assets import quarantine_share
+    lines = [SESSIONS_HEADER]
+    for invoice in range(25):
+        lines += [f"53{invoice:04d},178{invoice % 7},2010-12-01,8512{item}A,,1,{item + 2}.55" for item in range(4)]
+    lines += [f"S{n},C{n},2024-01-02,Books,120,0,0" for n in range(4)]  # four ordinary sessions
+    parsed = parse("\n".join(lines) + "\n")
+    assert parsed.quarantine.height == 100 and parsed.clean.height == 4
+    passed, text, figures = quarantine_share(parsed.quarantine, parsed.rows_in, "sessions", limit=0.2)
+    assert not passed and figures["quarantined_share"] == round(100 / 104, 4)
+    assert text.startswith("100 of 104 rows (96%) quarantined, above 20%")
+    # 25 different invoices are one rule, counted once with all their rows
+    assert "session_id '…' appears N times in this file with different content (100 rows)" in text
+    assert "kind: orders" in text
+    # the same file declared as orders gets no order hint; a clean-enough file passes
+    assert "kind: orders" not in quarantine_share(parsed.quarantine, parsed.rows_in, "orders", 0.2)[1]
+    assert quarantine_share(parsed.quarantine.head(10), 104, "sessions", 0.2)[0]

@@ -28,6 +28,8 @@ from ecom_assets.schemas import row_checks
 from ecom_assets.settings import EcomSettings
 
 ACCOUNTING_CHECK = "rows_accounted_for"
+SHARE_CHECK = "quarantine_share_low"
+CONFLICT_REASON = "times in this file with different content"
 SCHEMA_RULES_KEY = "clean_schema_rules"  # in the accounting record: rows were judged by the clean schema at ingest
 OWNER = "team:data-platform"
 
@@ -170,6 +172,31 @@ def _reasons(parsed: ParsedDrop) -> pl.DataFrame:
     )
 
 
+def quarantine_share(quarantine: pl.DataFrame, rows_in: int, kind: str, limit: float) -> tuple[bool, str, dict]:
+    """(passed, description, metadata) of the WARN check on one drop's quarantined share.
+
+    `quarantine`: the drop's quarantined rows (`reason` column); `limit`: the share in [0, 1] above which
+    the check fails. Reasons are grouped by rule: quoted values and counts become `'…'` / `N`, so
+    "customer_id '17850' appears 6 times …" and "customer_id '13047' appears 2 times …" are one rule.
+    When most quarantined rows repeat their id with other content, the file is very likely an
+    order-line export (one row per line item) named like a sessions/customers file: the hint says so."""
+    share = quarantine.height / rows_in if rows_in else 0.0
+    rules = (quarantine.lazy()
+             .select(pl.col("reason").str.replace_all(r"'[^']*'", "'…'").str.replace_all(r"\b\d+\b", "N").alias("rule"))
+             .group_by("rule").len().sort(["len", "rule"], descending=[True, False]).collect())
+    top = "; ".join(f"{rule} ({n:,} rows)" for rule, n in rules.head(3).iter_rows())
+    text = f"{quarantine.height:,} of {rows_in:,} rows ({share:.0%}) quarantined"
+    if share <= limit:
+        return True, f"{text}, at most {limit:.0%}", {"quarantined_share": round(share, 4)}
+    conflicts = quarantine["reason"].str.contains(CONFLICT_REASON, literal=True).sum()
+    hint = (" — most rows repeat their id with other content: the file looks like an order-line export (one row "
+            "per line item); declare it `kind: orders` in sources.yaml (columns mapped to order_id, customer_id, "
+            "order_time, product_id, quantity, unit_price)"
+            if kind != "orders" and conflicts > quarantine.height / 2 else "")
+    return False, f"{text}, above {limit:.0%}; top reasons: {top}{hint}", {
+        "quarantined_share": round(share, 4), "top_reasons": top}
+
+
 def _kind_figures(kind: str, clean: pl.DataFrame) -> dict:
     """Key figures of a line-level drop: returns of an orders drop, event types of an events drop."""
     if kind == "orders":
@@ -184,8 +211,9 @@ def _kind_figures(kind: str, clean: pl.DataFrame) -> dict:
     return {}
 
 
-def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[pl.DataFrame, dict, dict]:
-    """Ingest one partition: (typed rows, accounting, metadata). Moves the file out of landing."""
+def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[pl.DataFrame, dict, dict, tuple]:
+    """Ingest one partition: (typed rows, accounting, metadata, `quarantine_share` result). Moves the
+    file out of landing."""
     path, in_landing = locate_drop(settings, key)
     try:
         spec = spec_for(file_name_of(key), load_sources(settings.data_dir))
@@ -220,7 +248,8 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         "quarantine_file": dg.MetadataValue.path(str(q_parquet)),
         "original": dg.MetadataValue.path(str(archived)),
     }
-    return rows, accounting, metadata
+    share = quarantine_share(parsed.quarantine, parsed.rows_in, kind, settings.quarantine_share_warn)
+    return rows, accounting, metadata, share
 
 
 def _raw_asset(kind: str) -> dg.AssetsDefinition:
@@ -242,10 +271,14 @@ def _raw_asset(kind: str) -> dg.AssetsDefinition:
         metadata=column_schema({**RAW_COLUMNS[kind], **PROVENANCE}),
         check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=name, blocking=True,
                                        description="rows_in == clean + quarantined + duplicate for this file. "
-                                       "Blocking: a drop that lost a row is not built upon.")],
+                                       "Blocking: a drop that lost a row is not built upon."),
+                     dg.AssetCheckSpec(SHARE_CHECK, asset=name,
+                                       description="at most `quarantine_share_warn` (settings) of this file's rows "
+                                       "quarantined; a failure names the top rules (WARN: the clean rows are kept)")],
     )
     def raw_drop(context: dg.AssetExecutionContext, settings: EcomSettings):
-        rows, accounting, metadata = ingest_drop(settings, kind, context.partition_key, context.log)
+        rows, accounting, metadata, (share_ok, share_text, share_figures) = ingest_drop(
+            settings, kind, context.partition_key, context.log)
         yield dg.Output(rows, metadata=metadata)
         problem = accounting_problem(accounting)
         yield dg.AssetCheckResult(
@@ -256,6 +289,8 @@ def _raw_asset(kind: str) -> dg.AssetsDefinition:
             metadata={k: accounting[k] for k in ("rows_in", "clean", "quarantined", "duplicate")}
             | {"partition": context.partition_key},
         )
+        yield dg.AssetCheckResult(check_name=SHARE_CHECK, passed=share_ok, severity=dg.AssetCheckSeverity.WARN,
+                                  description=share_text, metadata=share_figures | {"partition": context.partition_key})
 
     return raw_drop
 
