@@ -35,13 +35,24 @@ def fmt(value) -> str:
 
 def key_figure(metadata: dict) -> str:
     """`name value` of the first KEY_FIGURES entry in a materialization's metadata ('' if none)."""
+    from ecom_assets.metadata import NO_DATA
+
+    def plain(name):
+        return getattr(metadata[name], "value", metadata[name])
+
     for name in KEY_FIGURES:
         if name in metadata:
-            value = getattr(metadata[name], "value", metadata[name])
+            value = plain(name)
+            # the IO manager's generic "no data yet" gives way to the asset's own account of why
+            if name == "status" and value == NO_DATA and ("state" in metadata or "rows_in" in metadata):
+                continue
             extra = ""
             if name == "rows_in" and "clean" in metadata:
-                extra = (f" = {fmt(metadata['clean'].value)} clean + {fmt(metadata['quarantined'].value)} quarantined"
-                         f" + {fmt(metadata['duplicate'].value)} duplicate")
+                if plain("clean") == 0:
+                    duplicate = f", {fmt(plain('duplicate'))} duplicate" if plain("duplicate") else ""
+                    return f"0 clean rows, {fmt(plain('quarantined'))} quarantined{duplicate} (rows in {fmt(value)})"
+                extra = (f" = {fmt(plain('clean'))} clean + {fmt(plain('quarantined'))} quarantined"
+                         f" + {fmt(plain('duplicate'))} duplicate")
             return f"{'rows' if name == 'dagster/row_count' else name.replace('_', ' ')} {fmt(value)}{extra}"
     return ""
 

@@ -47,3 +47,15 @@ def test_verbose_adds_dagsters_event_lines(capfd) -> None:
 def test_figures_are_rounded() -> None:
     assert fmt(0.8792239124676883) == "0.879" and fmt(1234567) == "1,234,567" and fmt(65432.1) == "65,432"
     assert key_figure({"status": dg.MetadataValue.text("champion"), "dagster/row_count": 3}) == "status champion"
+
+
+def test_an_assets_own_account_wins_over_the_generic_no_data_status() -> None:
+    """An events export whose every row was quarantined (epoch timestamps, undeclared) and the first
+    sessions drop (nothing earlier to profile against) are not "no data yet" situations."""
+    no_data = dg.MetadataValue.text("no data yet")
+    all_quarantined = {"status": no_data, "rows_in": 7_251, "clean": dg.MetadataValue.int(0),
+                       "quarantined": dg.MetadataValue.int(7_250), "duplicate": dg.MetadataValue.int(1)}
+    assert key_figure(all_quarantined) == "0 clean rows, 7,250 quarantined, 1 duplicate (rows in 7,251)"
+    first = {"status": no_data, "state": dg.MetadataValue.text("first drop: nothing to compare with")}
+    assert key_figure(first) == "state first drop: nothing to compare with"
+    assert key_figure({"status": no_data, "dagster/row_count": 0}) == "status no data yet"

@@ -130,13 +130,16 @@ PROFILE_REFERENCE_ROWS = 200_000
 PROFILE_MEASURES = ["purchase_made", "purchase_amount", "browsing_time_sec", "product_viewed"]
 
 
+FIRST_DROP = "first drop: nothing to compare with"
+
+
 def shift_check(table: pl.DataFrame, settings: EcomSettings, first_drop: bool) -> dg.AssetCheckResult:
     """WARN when any measure of this drop is shifted (PSI > settings.psi_shifted): names each one."""
     shifted = table.filter(pl.col("verdict") == "shifted") if table.height else table
     named = ", ".join(f"{r['measure']} PSI {r['psi']:.3f}" for r in shifted.to_dicts())
     psis = {r["measure"]: round(r["psi"], 3) for r in table.to_dicts() if r["psi"] is not None} if table.height else {}
     if first_drop:
-        description = "first drop: nothing to compare"
+        description = FIRST_DROP
     elif named:
         description = f"shifted against the earlier drops (PSI > {settings.psi_shifted}): {named}"
     else:
@@ -188,10 +191,11 @@ def sessions_drop_profile(context: dg.AssetExecutionContext, settings: EcomSetti
     table = drop_profile_shift(this, earlier, settings.psi_watch, settings.psi_shifted)
     shifted = table.filter(pl.col("verdict") == "shifted")["measure"].to_list() if table.height else []
     yield dg.Output(table, metadata={
+        **({"state": FIRST_DROP} if earlier.is_empty() else {}),
         "rows": this.height,
         "compared_with_rows": earlier_rows,
         "reference_sample_rows": earlier.height,
-        "shifted": ", ".join(shifted) or ("first drop: nothing to compare" if earlier.is_empty() else "none"),
+        "shifted": ", ".join(shifted) or (FIRST_DROP if earlier.is_empty() else "none"),
         "profile": dg.MetadataValue.md(md_table(table)),
     })
     yield shift_check(table, settings, first_drop=earlier.is_empty())
