@@ -202,3 +202,17 @@ def test_a_mostly_quarantined_drop_fails_the_share_check_and_hints_an_order_line
     # the same file declared as orders gets no order hint; a clean-enough file passes
     assert "kind: orders" not in quarantine_share(parsed.quarantine, parsed.rows_in, "orders", 0.2)[1]
     assert quarantine_share(parsed.quarantine.head(10), 104, "sessions", 0.2)[0]
+
+
+def test_a_missing_value_marker_is_kept_as_written_in_the_quarantine_and_named_in_the_reason() -> None:
+    """pandas' `to_csv` writes a missing amount as `NaN`, databases `NULL`: both are read as missing,
+    and a row quarantined because of it keeps the text as written, not a null."""
+    parsed = parse(SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,NaN\nS2, NULL ,2024-01-02,Books,120,0,0\n"
+                   + GOOD.replace("S1", "S3") + "\n")
+    rows = {r["line"]: r for r in parsed.quarantine.to_dicts()}
+    assert rows[2]["purchase_amount"] == "NaN" and rows[3]["customer_id"] == " NULL "
+    assert rows[2]["reason"] == ("purchase_made=1 without purchase_amount; "
+                                 "purchase_amount 'NaN' is a missing-value marker, read as missing")
+    assert rows[3]["reason"].startswith("empty customer_id; customer_id ' NULL ' is a missing-value marker")
+    assert parsed.clean["session_id"].to_list() == ["S3"]
+    assert_accounted(parsed)

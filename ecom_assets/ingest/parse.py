@@ -353,11 +353,17 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
         padded = [c for c in names if found[f"pad {c}"]]
         if padded:  # " NULL " is a marker too once stripped
             found |= table.select(text[c].is_in(markers).any().alias(f"nul {c}") for c in padded).row(0, named=True)
+        # the marker as written is kept beside (only in columns holding one) for the quarantine and its reason
+        written = {c: pl.when(value.is_in(markers)).then(pl.col(c)).alias(f"{MARKER}{c}")
+                   for c, value in text.items() if found[f"nul {c}"]}
         text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if found[f"nul {c}"] else value
                 for c, value in text.items()}
+    else:
+        written = {}
     truncated = not read.ends_with_newline and table.height > 0
     table = table.select(
         *[text[c].alias(c) if c in names else pl.lit(None, pl.String).alias(c) for c in kind.columns],
+        *written.values(),
         "line",
         # only the csv-module route counts fields; a regular file has the header's count everywhere
         # a record may end before the header's trailing unnamed cells (nothing shifts), not before a named one
@@ -373,6 +379,21 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
         notes.append("header only: 0 rows")
     read.table = table
     return read
+
+
+MARKER = "_marker_"  # `_marker_<column>`: a missing-value marker as written (NaN, NULL, N/A ...), else null
+
+
+def _as_written(table: pl.DataFrame, columns: tuple[str, ...], reason: pl.Expr) -> tuple[list[pl.Expr], pl.Expr]:
+    """Quarantine columns with each missing-value marker restored as written, and the reason naming
+    the marker of every column the reason mentions ("purchase_made=1 without purchase_amount;
+    purchase_amount 'NaN' is a missing-value marker, read as missing")."""
+    marked = [c for c in columns if f"{MARKER}{c}" in table.columns]
+    notes = [pl.when(pl.col(f"{MARKER}{c}").is_not_null() & reason.str.contains(c, literal=True))
+             .then(pl.lit(f"{c} '") + pl.col(f"{MARKER}{c}").str.slice(0, 30)
+                   + pl.lit("' is a missing-value marker, read as missing")) for c in marked]
+    return ([pl.coalesce(f"{MARKER}{c}", c).alias(c) if c in marked else pl.col(c) for c in columns],
+            pl.concat_str([reason, *notes], separator="; ", ignore_nulls=True) if notes else reason)
 
 
 def _bad(condition: pl.Expr, reason: str | pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -631,12 +652,13 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
     candidates = _judge(shared, kind, rules, typed_values, schema_rules).filter(~pl.col("_bad"))
     duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct())["line"]
     source_file = table["source_file"][0] if table.height else ""
+    quarantine_columns, reason = _as_written(table, kind.columns, reason)
     clean_parts, quarantine_parts = [], []
     for offset in range(0, max(table.height, 1), batch_rows):  # once at least: a header-only file gives empty frames
         # the rules are evaluated once; each half then filters only the columns it keeps
         judged = _judge(table.slice(offset, batch_rows), kind, rules, typed_values, schema_rules).lazy()
         quarantined, clean = pl.collect_all([
-            judged.filter(pl.col("_bad")).select(*kind.columns, "source_file", "line", reason=reason),
+            judged.filter(pl.col("_bad")).select(*quarantine_columns, "source_file", "line", reason=reason),
             judged.filter(~pl.col("_bad") & ~pl.col("line").is_in(duplicate_lines.implode())).select(
                 *[pl.col(f"_typed_{name}").alias(name) for name in typed_names],
                 pl.lit(source_file).alias("source_file"), "line"),
