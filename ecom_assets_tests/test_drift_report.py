@@ -80,3 +80,14 @@ def test_the_asset_metadata_title_and_headline_agree_and_empty_columns_are_named
     assert summary["dataset_drift"] is True and summary["left_out_columns"]["age"].startswith("entirely empty")
     page = (settings.reports / "feature_drift_latest.html").read_text()
     assert title in page and "Left out (cannot be compared): " in page
+
+
+def test_columns_missing_from_the_models_reference_are_named_as_left_out() -> None:
+    """A shop without age and browsing time: the model was trained without those features, so its
+    reference file lacks the columns altogether; they are named, not silently skipped."""
+    rng = np.random.default_rng(2)
+    reference = features(rng).drop("browsing_mean_30d", "browsing_mean_sec", "age")
+    drift = evidently_drift(features(rng), reference, 50_000, 0.25, "wasserstein", "jensenshannon", 0.1)
+    assert drift.left_out["age"].startswith("not in the reference")
+    assert {"browsing_mean_30d", "browsing_mean_sec", "age", "location"} == set(drift.left_out)
+    assert set(DRIFT_NUMERIC + DRIFT_CATEGORICAL) == set(drift.table["column"]) | set(drift.left_out)

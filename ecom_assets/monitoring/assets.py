@@ -109,6 +109,7 @@ def feature_drift_report(settings: EcomSettings, customer_features: pl.DataFrame
         "threshold": threshold,
         "drifted_columns": len(drifted),
         "drifted_names": ", ".join(drifted) or "none",
+        "left_out_columns": ", ".join(drift.left_out) or "none",
         "left_out": "; ".join(left_out) or "none",
         "reference_version": champion,
         "reference_as_of": reference_as_of,

@@ -31,10 +31,15 @@ def comparable_columns(current: pl.DataFrame, reference: pl.DataFrame, columns: 
     """(columns both frames can be compared on, {left-out column: reason}). Evidently raises on an
     entirely empty column ("An empty column 'age' was provided for drift calculation"): purchase
     logs have no browsing time, many shops record no age. A column holding one and the same value
-    in both frames carries nothing to compare."""
+    in both frames carries nothing to compare. A watched column absent from a frame is left out and
+    named too: the model's reference holds only the features it was trained on, and a feature that
+    was empty then (no age, no browsing time) is not among them."""
     kept, left_out = [], {}
     for c in columns:
-        if c not in current.columns or c not in reference.columns:
+        absent = [name for name, frame in (("the reference", reference), ("the current snapshot", current))
+                  if c not in frame.columns]
+        if absent:
+            left_out[c] = "not in " + " and ".join(absent) + " (empty when the model was trained, or not computed)"
             continue
         empty = [name for name, frame in (("the reference", reference), ("the current snapshot", current))
                  if frame[c].null_count() == frame.height]
@@ -63,8 +68,9 @@ def evidently_drift(current: pl.DataFrame, reference: pl.DataFrame, sample_rows:
         # bounded size: drift tests on millions of rows flag every tiny shift
         return frame.sample(sample_rows, seed=seed) if frame.height > sample_rows else frame
 
-    watched = [c for c in DRIFT_NUMERIC + DRIFT_CATEGORICAL if c in current.columns and c in reference.columns]
-    current, reference = sample(current.select(watched)), sample(reference.select(watched))
+    watched = DRIFT_NUMERIC + DRIFT_CATEGORICAL
+    current = sample(current.select(c for c in watched if c in current.columns))
+    reference = sample(reference.select(c for c in watched if c in reference.columns))
     columns, left_out = comparable_columns(current, reference, watched)  # on the samples Evidently sees
     numeric = [c for c in DRIFT_NUMERIC if c in columns]
     categorical = [c for c in DRIFT_CATEGORICAL if c in columns]
