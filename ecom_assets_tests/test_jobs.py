@@ -19,7 +19,7 @@ from ecom_assets.jobs import (
     plan_drop_refresh,
     refreshed_by_drops,
 )
-from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
+from ecom_assets.automation import REFRESH_FIRST_MODEL
 from ecom_assets.settings import DATA_DIR_ENV
 
 PROFILE = dg.AssetKey("sessions_drop_profile")
@@ -71,7 +71,10 @@ def test_drop_refresh_sensor_one_run_per_batch_of_drops(three_drops, data_dir, i
     request = drop_refresh_sensor(context)
     assert isinstance(request, dg.RunRequest) and request.job_name == DROP_REFRESH_JOB
     # no model yet: this refresh trains the first one, and says so
-    assert set(request.asset_selection) == set(keys_tagged(REFRESH_PER_DROP)) | set(keys_tagged(REFRESH_FIRST_MODEL))
+    landed = [dg.AssetKey("raw_customers"), dg.AssetKey("raw_sessions")]
+    assert set(request.asset_selection) == set(refreshed_by_drops(landed, has_model=False))
+    assert set(keys_tagged(REFRESH_FIRST_MODEL)) <= set(request.asset_selection)
+    assert dg.AssetKey("churn_risk_list") in request.asset_selection
     assert request.tags["ecom/trigger"] == "initial"
     # a sessions drop alone refreshes what lies downstream of sessions (not clean_customers), and no model
     sessions_only = refreshed_by_drops([dg.AssetKey("raw_sessions")], has_model=True)
