@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     lat.add_argument("--drops", type=int, default=5, help="successive 1 %% drops (median reported)")
     lat.add_argument("--code", default=str(Path(__file__).resolve().parents[1]),
                      help="checkout whose code `dagster dev` loads (default: this one; e.g. an older commit to compare)")
+    lat.add_argument("--before", default=None, help="latency.json of an earlier measurement to compare stage by stage")
     lat.add_argument("--readme", default=None, help="rewrite the figures between the latency markers of this README")
     return p
 

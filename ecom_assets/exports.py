@@ -19,7 +19,8 @@ import polars as pl
 from ecom_assets.io import atomic_write_bytes
 
 FORMULA_START = r"^[=+\-@\t\r]"
-MONEY = re.compile(r"(^|_)(revenue|amount|aov|price|spend|order_value|clv|monetary)(_|$)", re.IGNORECASE)
+MONEY = re.compile(r"(^|_)(revenue|amount|aov|price|spend|order_value|expected_value|value_at_risk|clv|monetary)(_|$)",
+                   re.IGNORECASE)
 COUNT = re.compile(r"^(n|num)_|(^|_)(count|customers|buyers|purchases|sessions|orders|views|carts|days)(_|$)",
                    re.IGNORECASE)
 MONEY_DECIMALS, FRACTION_DECIMALS = 2, 4

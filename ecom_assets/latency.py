@@ -90,8 +90,8 @@ def _one_drop(instance, staged: Path, landing: Path, timeout: float) -> dict:
         "refresh_first_step": first_step(refresh),
         "churn_list": risk_list.timestamp,
     }
-    return {"drop": staged.name, "load_1min": round(os.getloadavg()[0], 1), "refresh_job": refresh.dagster_run.job_name, "seconds": ts["churn_list"] - start,
-            **{k: round(v - start, 2) for k, v in ts.items()}}
+    return {"drop": staged.name, "load_1min": round(os.getloadavg()[0], 1), "refresh_job": refresh.dagster_run.job_name,
+            "seconds": ts["churn_list"] - start, **{k: round(v - start, 2) for k, v in ts.items()}}
 
 
 def measure(out: Path, customers: int, days: int, drops: int, timeout: float = 300, code: Path = REPO) -> dict:
@@ -154,15 +154,37 @@ def _answers(requests, port: int) -> bool:
 
 def markdown(results: dict) -> str:
     rows = "\n".join(
-        f"| {r['drop']} | {r['seconds']:.1f} s | {r['load_1min']} | {r['ingest_requested']:.1f} | {r['ingest_first_step']:.1f} | "
-        f"{r['ingest_end']:.1f} | {r['refresh_requested']:.1f} | {r['refresh_first_step']:.1f} |"
-        for r in results["drops"])
+        f"| {r['drop']} | {r['seconds']:.1f} s | {r['load_1min']} | {r['ingest_requested']:.1f} | "
+        f"{r['ingest_first_step']:.1f} | {r['ingest_end']:.1f} | {r['refresh_requested']:.1f} | "
+        f"{r['refresh_first_step']:.1f} |" for r in results["drops"])
     return (f"Drop -> fresh churn list in `dagster dev` ({results['customers']:,} customers, {results['days']} days; "
             f"each drop 1 % of the history moved into `landing/`; {results['cores']} cores, Python "
-            f"{results['python']}, {results['date']}, median 1-minute load average {results['median_load_1min']}): **median {results['median_s']:.1f} s**.\n\n"
+            f"{results['python']}, {results['date']}, median 1-minute load average {results['median_load_1min']}): "
+            f"**median {results['median_s']:.1f} s**.\n\n"
             "| drop | to churn list | load | ingest requested | its first step | ingest done | refresh requested "
             "| its first step |\n|---|---|---|---|---|---|---|---|\n" + rows +
             "\n\n(seconds after the file was moved in)")
+
+
+STAGES = [  # label, (from, to) timestamps of a drop's timeline (0 = the file was moved in)
+    ("landing sensor picks the file up", (None, "ingest_requested")),
+    ("ingest run start-up (queue, new process, code location)", ("ingest_requested", "ingest_first_step")),
+    ("ingest (raw partition + drop profile)", ("ingest_first_step", "ingest_end")),
+    ("refresh requested after the ingest run", ("ingest_end", "refresh_requested")),
+    ("refresh run start-up", ("refresh_requested", "refresh_first_step")),
+    ("refresh up to `churn_risk_list`", ("refresh_first_step", "churn_list")),
+]
+
+
+def comparison(before: dict, after: dict) -> str:
+    """Median seconds per stage of two measurements (e.g. an older checkout via --code, and this one)."""
+    def stage(results, start, end):
+        return statistics.median(d[end] - (d[start] if start else 0.0) for d in results["drops"])
+
+    rows = [f"| {label} | {stage(before, *span):.1f} s | {stage(after, *span):.1f} s |" for label, span in STAGES]
+    total = (f"| **drop -> fresh churn list** | **{before['median_s']:.1f} s** (load {before['median_load_1min']}) | "
+             f"**{after['median_s']:.1f} s** (load {after['median_load_1min']}) |")
+    return "| stage (median over the drops) | before | now |\n|---|---|---|\n" + "\n".join([*rows, total])
 
 
 def update_readme(readme: Path, text: str) -> None:
@@ -176,6 +198,9 @@ def cli_latency(args) -> int:
     results = measure(Path(args.out), args.customers, args.days, args.drops, code=Path(args.code).resolve())
     (Path(args.out) / "latency.json").write_text(json.dumps(results, indent=2))
     text = markdown(results)
+    if args.before:
+        text += "\n\nThe same script on another checkout (`--before`):\n\n" + comparison(
+            json.loads(Path(args.before).read_text()), results)
     print(text)
     if args.readme:
         update_readme(Path(args.readme), text)

@@ -12,6 +12,7 @@ from ecom_assets.insights import analyses
 from ecom_assets.insights.dashboard import PERIOD_DAYS, kpi_dashboard
 from ecom_assets.settings import EcomSettings
 
+NO_RETURNS = pl.DataFrame(schema={"line_amount": pl.Float64})  # a sessions-only shop: no order lines
 LAST = date(2024, 6, 3)  # a Monday: the last week holds one day of data
 
 
@@ -40,7 +41,7 @@ def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> 
         segment=pl.when(pl.col("revenue") > customers["revenue"].median()).then(pl.lit("high_ltv"))
         .otherwise(pl.lit("occasional")), churn_probability=pl.lit(0.3))
     predictions = pl.DataFrame({"customer_id": ["C1", "C2", "C3"], "risk_tier": ["high", "high", "low"]})
-    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), churn_predictions=predictions,
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), churn_predictions=predictions,
                            sales_trends=trends, product_funnel=analyses.product_funnel(frame),
                            customer_segments=segments, cohort_metrics=pl.DataFrame(),
                            cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
@@ -65,7 +66,7 @@ def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> 
 def test_a_short_history_has_no_previous_period(tmp_path) -> None:
     settings = EcomSettings(data_dir=str(tmp_path / "data"))
     frame = sessions(days=40)
-    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), churn_predictions=pl.DataFrame(),
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), churn_predictions=pl.DataFrame(),
                            sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(),
                            customer_segments=pl.DataFrame(), cohort_metrics=pl.DataFrame(),
                            cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())

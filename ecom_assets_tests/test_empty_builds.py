@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from ecom_assets.cli import main
+from ecom_assets.features.btyd import BTYD_COLUMNS
 from ecom_assets.features.build import FEATURE_ORDER
 from ecom_assets.insights.assets import SEGMENT_COLUMNS, TREND_COLUMNS
 from ecom_assets_tests.ingest_helpers import CUSTOMERS_HEADER, SESSIONS_HEADER
@@ -35,7 +36,8 @@ def test_an_empty_build_exits_zero_and_says_no_data_yet(variant: str, cli_env: P
     for table in ("clean_sessions", "customer_features", "customer_segments", "sales_trends", "churn_predictions"):
         assert table in empty_line
     warehouse = cli_env / "warehouse"
-    assert pl.read_parquet(warehouse / "customer_features.parquet").columns == FEATURE_ORDER
+    features = pl.read_parquet(warehouse / "customer_features.parquet")
+    assert features.is_empty() and set(FEATURE_ORDER + BTYD_COLUMNS) <= set(features.columns)
     segments = pl.read_parquet(warehouse / "customer_segments.parquet")
     assert segments.columns == list(SEGMENT_COLUMNS) and segments.schema["revenue"] == pl.Float64
     assert pl.read_parquet(warehouse / "sales_trends.parquet").columns == list(TREND_COLUMNS)

@@ -6,7 +6,6 @@ import json
 from datetime import date, datetime, timezone
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from ecom_assets.ingest.parse import check_header, parse_drop
@@ -197,9 +196,13 @@ def test_rows_with_another_field_count_are_quarantined_with_their_start_line() -
 
 
 def test_excel_trailing_empty_header_cells_are_unnamed_columns() -> None:
-    """Excel keeps formatted empty columns: `…,purchase_amount,,` and rows ending `,,`."""
-    parsed = parse(f"{SESSIONS_HEADER},,\nS1,C1,2024-01-02,Books,60,1,9.5,,\n")
-    assert parsed.clean.height == 1 and parsed.clean["purchase_amount"][0] == 9.5
+    """Excel keeps formatted empty columns: `…,purchase_amount,,` and rows ending `,,` (or, after a
+    hand edit, without them: nothing shifts, so those rows are kept too); a row short of a named
+    column is still ragged."""
+    parsed = parse(f"{SESSIONS_HEADER},,\nS1,C1,2024-01-02,Books,60,1,9.5,,\nS2,C1,2024-01-02,Books,60,1,9.5\n"
+                   "S3,C1,2024-01-02,Books,60,0\n")
+    assert parsed.clean["purchase_amount"].to_list() == [9.5, 9.5]
+    assert reasons(parsed) == {4: "6 fields, header has 9"}
     assert "2 unnamed column(s) (empty header cells) ignored" in parsed.notes
 
 
@@ -288,3 +291,10 @@ def test_a_c1_character_deep_in_a_large_file_is_found_from_its_path(tmp_path) ->
     path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
     assert list(reasons(parsed)) == [2502] and "C1 control character" in reasons(parsed)[2502]
+
+
+def test_padded_missing_markers_are_missing() -> None:
+    """Fixed-width-style exports pad values: ` NULL ` is as missing as `NULL`."""
+    parsed = parse(f"{CUSTOMERS_HEADER}\nC1, 30 , NULL ,Oslo, N/A \n", "customers")
+    row = parsed.clean.row(0, named=True)
+    assert (row["age"], row["gender"], row["signup_date"]) == (30, None, None)

@@ -28,6 +28,7 @@ def test_figures_are_rounded_and_counts_are_integers(tmp_path) -> None:
         "lift": [1.99999, float("nan")],
         "q_value": [0.000123456, 0.5],  # a probability, not money, despite "value"
         "first_order_value": [19.999, 5.0],
+        "value_at_risk": [12.3456, 0.0],  # the risk list's money at stake
     })
     back = pl.read_csv(write_safe_csv(frame, tmp_path / "out.csv"))
     assert back["revenue"].to_list() == [1234.57, 0.3]
@@ -36,5 +37,6 @@ def test_figures_are_rounded_and_counts_are_integers(tmp_path) -> None:
     assert back["days_since_last_purchase"].to_list() == [41, None]
     assert back["sessions_per_week"].to_list() == [1.2346, 2.5]
     assert back["q_value"].to_list() == [0.0001, 0.5] and back["first_order_value"].to_list() == [20.0, 5.0]
+    assert back["value_at_risk"].to_list() == [12.35, 0.0]
     text = (tmp_path / "out.csv").read_text()
     assert "1234.5678901" not in text and "3.0," not in text

@@ -18,14 +18,17 @@ import polars as pl
 from ecom_assets.ingest import events as event_kind
 from ecom_assets.ingest import orders as order_kind
 from ecom_assets.ingest.landing import REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of
-from ecom_assets.ingest.parse import FileRejected, ParsedDrop, parse_drop
+from ecom_assets.ingest.parse import RULES, FileRejected, ParsedDrop, parse_drop
 from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
-from ecom_assets.io import Location, parquet_rows, partition_file_name, write_json_atomic, write_parquet_atomic
+from ecom_assets.io import (Location, parquet_rows, partition_file_name, scan_parquet, write_json_atomic,
+                            write_parquet_atomic)
 from ecom_assets.metadata import column_schema, md_table
+from ecom_assets.schemas import row_checks
 from ecom_assets.settings import EcomSettings
 
 ACCOUNTING_CHECK = "rows_accounted_for"
+SCHEMA_RULES_KEY = "clean_schema_rules"  # in the accounting record: rows were judged by the clean schema at ingest
 OWNER = "team:data-platform"
 
 RAW_COLUMNS = {
@@ -104,9 +107,28 @@ def unaccounted_drops(settings: EcomSettings, kind: str, stored: dict[str, Locat
         rows = parquet_rows(path) if rows_are_lines else accounting["clean"]
         if problem is None and rows != accounting["clean"]:
             problem = f"{file_name_of(key)}: the stored table holds {rows:,} rows, the accounting counted {accounting['clean']:,} clean"
+        if problem is None and rows_are_lines and not accounting.get(SCHEMA_RULES_KEY):
+            problem = _breaks_clean_schema(kind, key, path)
         if problem:
             held_back[key] = problem
     return held_back
+
+
+def _breaks_clean_schema(kind: str, key: str, path: Location) -> str | None:
+    """For a drop ingested before ingest applied the clean schema's row rules (its accounting lacks
+    SCHEMA_RULES_KEY): which rules its stored rows break, if any. Such a drop is held back instead of
+    failing the clean table's validation in every build; re-materializing its partition re-judges it."""
+    model = RULES[kind][2]
+    stored = scan_parquet(path)
+    present = set(stored.collect_schema().names())
+    rules = [r for r in row_checks(model) if r.column in present] if model else []
+    counts = [frame.item() for frame in pl.collect_all(
+        [r.broken(stored.select(r.column), "broken").select(pl.col("broken").sum()) for r in rules])]
+    broken = [f"{r.column} {r.name}: {n:,} rows" for r, n in zip(rules, counts, strict=True) if n]
+    if not broken:
+        return None
+    return (f"{file_name_of(key)}: ingested before rows were judged by the clean schema and its stored rows break it "
+            f"({'; '.join(broken)}); re-materialize partition {key} to quarantine them")
 
 
 def locate_drop(settings: EcomSettings, key: str) -> tuple[Path, bool]:
@@ -179,7 +201,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None) -> tuple[
         parsed.clean = FINISH[kind](parsed.clean, spec)
     q_parquet, q_json = quarantine_paths(settings, kind, key)
     write_parquet_atomic(parsed.quarantine, q_parquet)
-    accounting = {**parsed.accounting, "ingested_at": datetime.now(timezone.utc).isoformat()}
+    accounting = {**parsed.accounting, "ingested_at": datetime.now(timezone.utc).isoformat(), SCHEMA_RULES_KEY: True}
     write_json_atomic(accounting, q_json)
     archived = move_to_archive(path, settings.archive, archive_name(key)) if in_landing else path
     if log is not None and parsed.quarantine.height:

@@ -176,7 +176,7 @@ def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> 
         notes.append(f"extra column(s) ignored: {', '.join(extra)}")
     if len(named) < len(names):
         notes.append(f"{len(names) - len(named)} unnamed column(s) (empty header cells) ignored")
-    return delimiter, [n or f"_unnamed_{i}" for i, n in enumerate(names, start=1)], notes
+    return delimiter, [n or f"{UNNAMED}{i}" for i, n in enumerate(names, start=1)], notes
 
 
 HEAD_BYTES = 1 << 16  # the bytes read for the header; a file this small is parsed from memory, a larger one from its path
@@ -209,6 +209,7 @@ class TextTable:
 
     table: pl.DataFrame
     width: int  # fields in the header, unnamed ones included
+    named_width: int  # fields up to the last named header cell: a record may omit the unnamed ones after it
     delimiter: str
     encoding: str
     notes: list[str]
@@ -216,12 +217,19 @@ class TextTable:
     may_hold_c1: bool  # the UTF-8 text has a 0xC2 byte (C1 controls are 0xC2 0x80-0x9F)
 
 
+UNNAMED = "_unnamed_"  # prefix of empty header cells (Excel's trailing `,,`)
+
+
+def _named_width(names: list[str]) -> int:
+    return 1 + max((i for i, n in enumerate(names) if not n.startswith(UNNAMED)), default=-1)
+
+
 def _regular(source: bytes | Path, delimiter: str, names: list[str], physical_lines: int) -> pl.DataFrame | None:
     """The records of a regular file — each on one physical line with the header's field count —
     parsed by polars (multi-threaded, from the path without a Python copy), else None.
 
     Regular is proven cheaply: a spare column past the header's stays empty (no record has more
-    fields), the last column has no missing value (a shorter record would leave it missing), and
+    fields), the last named column has no missing value (a shorter record would leave it missing), and
     there is one record per physical line (no quoted line break). Anything else goes through
     `_records`, which reads every record's field count and start line."""
     spare = "_spare_field"
@@ -233,7 +241,8 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], physical_li
         if "utf-8" in str(err).lower():
             raise UnicodeError(str(err)) from err
         return None
-    irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(names[-1]).is_null().any()).item()
+    last_named = names[_named_width(names) - 1]
+    irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(last_named).is_null().any()).item()
     if irregular or table.height != physical_lines - 1:
         return None
     return table.drop(spare)
@@ -293,7 +302,7 @@ def _read_path(path: Path, kind: DropKind, spec: SourceSpec | None) -> TextTable
     if table is None:
         return None
     table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
-    return TextTable(table, len(names), delimiter, "utf-8 (byte-order mark)" if notes else "utf-8",
+    return TextTable(table, len(names), _named_width(names), delimiter, "utf-8 (byte-order mark)" if notes else "utf-8",
                      notes + header_notes, ends_with_newline, may_hold_c1)
 
 
@@ -311,7 +320,8 @@ def _read_bytes(raw: bytes, kind: DropKind, spec: SourceSpec | None, name: str) 
         table = _records(raw.decode("utf-8"), delimiter, names)
     else:
         table = table.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
-    return TextTable(table, len(names), delimiter, encoding, notes + header_notes, raw.endswith(b"\n"),
+    return TextTable(table, len(names), _named_width(names), delimiter, encoding, notes + header_notes,
+                     raw.endswith(b"\n"),
                      raw.find(b"\xc2") >= 0)
 
 
@@ -325,32 +335,37 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     if read is None:
         name = source.name if isinstance(source, Path) else source_file.rsplit("__", 1)[0]
         read = _read_bytes(source.read_bytes() if isinstance(source, Path) else source, kind, spec, name)
-    table, notes, width = read.table, read.notes, read.width
+    table, notes, width, named = read.table, read.notes, read.width, read.named_width
     if read.delimiter != ",":
         notes.append(f"delimiter {read.delimiter!r}")
     names = [c for c in table.columns if c in kind.columns]
-    padded = table.select(
-        (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in names
-    ).row(0, named=True) if table.height else {}
-    text = {c: pl.col(c).str.strip_chars() if padded.get(c) else pl.col(c) for c in names}
-    # missing-value markers: one hash probe per value (polars' reader option cost 2x that), and
-    # only in columns holding a value as short as a marker (ids and dates are ruled out by length)
-    longest = max(len(m.encode()) for m in markers)
-    short = table.select((text[c].str.len_bytes() <= longest).any().alias(c) for c in names).row(0, named=True) \
-        if table.height else {}
-    marked = table.select(text[c].is_in(markers).any().alias(c) for c in names if short[c]).row(0, named=True) \
-        if any(short.values()) else {}
-    text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if marked.get(c) else value
-            for c, value in text.items()}
+    text = {c: pl.col(c) for c in names}
+    if table.height:
+        # one pass per column: padding, and missing-value markers — hashed only for values as short as
+        # a marker (ids and dates never are); polars' reader option cost twice this
+        longest = max(len(m.encode()) for m in markers)
+        found = table.select(
+            *[(pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(f"pad {c}") for c in names],
+            *[pl.col(c).filter(pl.col(c).str.len_bytes() <= longest).is_in(markers).any().alias(f"nul {c}")
+              for c in names],
+        ).row(0, named=True)
+        text = {c: value.str.strip_chars() if found[f"pad {c}"] else value for c, value in text.items()}
+        padded = [c for c in names if found[f"pad {c}"]]
+        if padded:  # " NULL " is a marker too once stripped
+            found |= table.select(text[c].is_in(markers).any().alias(f"nul {c}") for c in padded).row(0, named=True)
+        text = {c: pl.when(value.is_in(markers)).then(None).otherwise(value) if found[f"nul {c}"] else value
+                for c, value in text.items()}
     truncated = not read.ends_with_newline and table.height > 0
     table = table.select(
         *[text[c].alias(c) if c in names else pl.lit(None, pl.String).alias(c) for c in kind.columns],
         "line",
         # only the csv-module route counts fields; a regular file has the header's count everywhere
-        _ragged=pl.when(pl.col("_fields") != width).then(pl.format("{} fields, header has {}", "_fields", pl.lit(width)))
+        # a record may end before the header's trailing unnamed cells (nothing shifts), not before a named one
+        _ragged=pl.when((pl.col("_fields") > width) | (pl.col("_fields") < named))
+        .then(pl.format("{} fields, header has {}", "_fields", pl.lit(width)))
         if "_fields" in table.columns else pl.lit(None, pl.String),
         _truncated=(pl.int_range(pl.len()) == pl.len() - 1) & pl.lit(truncated) & (
-            (pl.col("_fields") < width if "_fields" in table.columns else pl.lit(False))
+            (pl.col("_fields") < named if "_fields" in table.columns else pl.lit(False))
             | pl.any_horizontal(pl.col(c).is_null() for c in names)),
         source_file=pl.lit(source_file),
     )
