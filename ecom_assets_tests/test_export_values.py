@@ -164,7 +164,9 @@ def test_missing_value_markers_mean_missing_in_every_column(marker) -> None:
     """Database dumps write NULL, pandas writes NaN, people write N/A or -: all mean 'no value'."""
     parsed = parse(f"{CUSTOMERS_HEADER}\n{marker},30,F,Oslo,2024-01-01\nC2,{marker},{marker},{marker},{marker}\n",
                    "customers")
-    assert reasons(parsed)[2] == "empty customer_id"
+    # the rule first; then the marker as written (the quarantine keeps it too)
+    assert reasons(parsed)[2] == f"empty customer_id; customer_id '{marker}' is a missing-value marker, read as missing"
+    assert parsed.quarantine["customer_id"].to_list() == [marker]
     row = parsed.clean.row(0, named=True)
     assert (row["customer_id"], row["age"], row["gender"], row["location"], row["signup_date"]) == \
         ("C2", None, None, None, None) and not row["age_out_of_range"]
@@ -176,7 +178,7 @@ def test_missing_value_markers_mean_missing_in_every_column(marker) -> None:
 def test_declared_null_markers_add_to_the_built_in_ones() -> None:
     """A shop writes `?` for an unknown customer: declared, it is missing (and the row quarantined)."""
     parsed = parse(f"{SESSIONS_HEADER}\nS1,?,2024-01-02,Books,60,0,0\n", spec=SourceSpec("f.csv", null_markers=("?",)))
-    assert reasons(parsed)[2] == "empty customer_id"
+    assert reasons(parsed)[2] == "empty customer_id; customer_id '?' is a missing-value marker, read as missing"
 
 
 # --- 6. record structure --------------------------------------------------------------------------
