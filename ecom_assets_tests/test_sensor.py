@@ -12,6 +12,7 @@ from ecom_assets.ingest import ingest_landing, raw_customers, raw_sessions
 from ecom_assets.ingest import landing as landing_module
 from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick
+from ecom_assets.ingest.assets import ACCOUNTING_CHECK
 from ecom_assets.resources import build_resources
 from ecom_assets.settings import EcomSettings
 from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, rejected_reasons
@@ -123,7 +124,7 @@ def test_accounting_check_fails_when_a_row_is_dropped(data_dir, instance, resour
     instance.add_dynamic_partitions("sessions_files", plan.new_partitions["sessions"])
     result = dg.materialize([raw_sessions], partition_key=plan.requests[0].partition_key, instance=instance,
                             resources=resources, raise_on_error=False)
-    (check,) = result.get_asset_check_evaluations()
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == ACCOUNTING_CHECK]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert "1 rows unaccounted" in check.description
     stored = json.loads(next((data_dir / "quarantine" / "sessions").glob("*.json")).read_text())
