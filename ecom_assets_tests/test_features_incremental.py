@@ -180,3 +180,24 @@ def test_many_categories_are_capped_and_pooled_and_merging_stays_exact() -> None
     # a drop that makes a pooled product the most visited cannot be merged: it asks for a recompute
     surge = _product_sessions(300, 3, date(2024, 5, 1)).with_columns(product_viewed=pl.lit("SKU399"))
     assert update_with_drop(scratch, surge, pl.concat([everything, surge]).lazy(), max_categories=5) is None
+
+
+def test_history_recomputes_when_a_drop_changes_the_kept_categories(tmp_path: Path) -> None:
+    """update_history: a drop that keeps the top categories is merged; one whose pooled product
+    overtakes a kept one is recomputed in full (mode says why), and both equal a from-scratch build."""
+    from ecom_assets.features.history import update_history
+
+    parts = []
+    for n, rows in enumerate([_product_sessions(800, 1, date(2024, 1, 1)), _product_sessions(300, 2, date(2024, 3, 1)),
+                              _product_sessions(300, 3, date(2024, 5, 1)).with_columns(product_viewed=pl.lit("SKU399"))]):
+        parts.append(tmp_path / f"part-{n}.parquet")
+        rows.write_parquet(parts[-1])
+    history, summary, covers = update_history(None, None, parts[:1], max_categories=5)
+    modes = [summary["mode"]]
+    for n in (2, 3):
+        history, summary, covers = update_history(history, covers, parts[:n], max_categories=5)
+        modes.append(summary["mode"])
+    assert modes == ["full", "incremental", "full (top categories changed)"]
+    scratch = lifetime_aggregates(pl.scan_parquet(parts), max_categories=5).collect().sort("customer_id")
+    assert "visits::SKU399" in history.columns
+    assert_frame_equal(history, scratch, check_exact=False, rel_tol=1e-12)
