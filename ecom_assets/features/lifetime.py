@@ -72,7 +72,9 @@ def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WI
     purchases for the gap chain."""
     s = sessions.lazy()
     known = pl.col("product_viewed") != UNKNOWN_PRODUCT
-    categories = top_categories(category_totals(s), max_categories) if kept is None else sorted(kept)
+    totals = category_totals(s)
+    categories = top_categories(totals, max_categories) if kept is None else sorted(kept)
+    pooled = set(totals["category"]) - set(categories)
     wide = len(categories) <= max_wide
     state = s.group_by("customer_id").agg(
         first_seen=_d.min(),
@@ -88,7 +90,9 @@ def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WI
         weekend_sessions=(_d.dt.weekday() >= 6).sum().cast(pl.Float64),
         *[(pl.col("product_viewed") == category).sum().cast(pl.UInt32).alias(VISITS + category)
           for category in (categories if wide else [])],
-        **{POOLED: (known & ~pl.col("product_viewed").is_in(categories)).sum().cast(pl.UInt32)},
+        # nothing to pool (the usual few categories): a constant, no per-row membership test
+        **{POOLED: (known & ~pl.col("product_viewed").is_in(categories)).sum().cast(pl.UInt32) if pooled
+           else pl.lit(0, pl.UInt32)},
     )
     if not wide:
         visits = (s.filter(pl.col("product_viewed").is_in(categories)).group_by("customer_id", "product_viewed").agg(n=pl.len().cast(pl.UInt32)).collect()
