@@ -41,6 +41,9 @@ class EcomSettings(dg.ConfigurableResource):
     quarantine_share_warn: float = 0.2
     # landing zone: a file whose mtime is at least this old is complete on first sight (no second tick)
     landing_settle_seconds: float = 10.0
+    # features: categories with their own visit count in customer_history (the most visited; the rest pooled
+    # in `visits_pooled`): an export whose category is a product id must not make thousands of columns
+    max_category_columns: int = 20
     # dashboard: ISO 4217 code shown beside money figures
     currency: str = "EUR"
 

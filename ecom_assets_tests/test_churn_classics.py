@@ -117,3 +117,28 @@ def test_an_observed_other_category_is_data_and_empty_columns_are_left_out() -> 
     assert all(code == (4 if g == "unseen" else trained.categories["gender"].index(g))
                for code, g in zip(codes[:, 0], gender_head))
     assert drivers.list.len().min() == 3
+
+
+def test_calibration_stays_within_what_its_data_supports_beyond_the_outer_knots() -> None:
+    # recency classic on a purchase log: nobody in the calibration window bought on the cutoff day (the
+    # youngest recency there is 6 days) and the youngest block has no churner; a customer who bought today
+    # scores 0 days, past the outer knot. The old end-slope extrapolation served ~2e-5 for them.
+    rng = np.random.default_rng(5)
+    days = rng.integers(6, 400, 3000).astype(float)
+    y = (rng.random(days.size) < np.clip(days / 450, 0, 1) ** 2).astype(float)
+    y[days < 15] = 0.0  # the youngest block: no churner among ~80 customers
+    calibration = churn.fit_calibration(days, y, "log1p")
+    p_today, p_knot = churn.apply_calibration(np.array([0.0, float(days.min())]), calibration)
+    assert p_knot > 1e-3  # the youngest block's rate is floored (Jeffreys), not PAVA's 1e-4
+    assert p_knot * np.exp(-calibration["tail"]) * 0.999 <= p_today < p_knot  # bounded tail, still strictly ordered
+    grid = np.linspace(0, 5000, 5001)  # far beyond both ends: bounded, strictly increasing
+    p = churn.apply_calibration(grid, calibration)
+    assert (np.diff(p) > 0).all() and p.max() < 1 and p.min() > 1e-3
+
+
+def test_baseline_drivers_follow_each_customers_direction() -> None:
+    baseline = {"overall_rate": 0.4}
+    drivers = churn.baseline_drivers(np.array([0.05, 0.4, 0.8]), baseline, "days_since_last_purchase")
+    assert drivers == [["days_since_last_purchase ↓"], ["days_since_last_purchase ↓"], ["days_since_last_purchase ↑"]]
+    from ecom_assets.churn.risk_list import _plain
+    assert _plain(drivers[0][0]) == "days since the last purchase (lowers risk)"

@@ -141,3 +141,63 @@ def test_tables_in_an_object_store_equal_the_local_ones(tmp_path: Path, monkeypa
             assert_frame_equal(local, remote, check_exact=False, rel_tol=1e-12)
     finally:
         UPath(url).fs.rm(UPath(url).path, recursive=True)
+
+
+def _product_sessions(n: int, seed: int, start: date) -> pl.DataFrame:
+    """An orders export without a category column: the product id stands in as `product_viewed`
+    (hundreds of distinct values, a few popular), plus a real category literally called `other`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    products = np.where(rng.random(n) < 0.3, "other", np.char.add("SKU", (rng.zipf(1.6, n) % 400).astype(str)))
+    buy = rng.random(n) < 0.4
+    return pl.DataFrame({
+        "customer_id": [f"C{i}" for i in rng.integers(0, 60, n)],
+        "session_date": [start + timedelta(days=int(d)) for d in rng.integers(0, 120, n)],
+        "product_viewed": products,
+        "browsing_time_sec": rng.integers(0, 300, n).astype(float),
+        "purchase_made": buy,
+        "purchase_amount": np.where(buy, rng.integers(1, 90, n), 0).astype(float),
+    })
+
+
+def test_many_categories_are_capped_and_pooled_and_merging_stays_exact() -> None:
+    from ecom_assets.features.lifetime import POOLED, visit_columns
+
+    drops = [_product_sessions(800, 1, date(2024, 1, 1)), _product_sessions(300, 2, date(2024, 3, 1))]
+    everything = pl.concat(drops)
+    history = lifetime_aggregates(drops[0], max_categories=5).collect().sort("customer_id")
+    assert len(visit_columns(history)) == 5 and POOLED in history.columns
+    assert "visits::other" in visit_columns(history)  # an observed `other` is data, not the pool
+    assert history[POOLED].sum() > 0
+    merged = update_with_drop(history, drops[1], everything.lazy(), max_categories=5)
+    scratch = lifetime_aggregates(everything, max_categories=5).collect().sort("customer_id")
+    assert merged is not None  # the zipf head keeps the same top 5
+    assert_frame_equal(merged[0], scratch, check_exact=False, rel_tol=1e-12)
+    # every known visit is counted once: in a kept column or in the pool
+    known = everything.filter(pl.col("product_viewed") != "unknown").height
+    assert scratch.select(pl.sum_horizontal(POOLED, *visit_columns(scratch)).sum()).item() == known
+    # a drop that makes a pooled product the most visited cannot be merged: it asks for a recompute
+    surge = _product_sessions(300, 3, date(2024, 5, 1)).with_columns(product_viewed=pl.lit("SKU399"))
+    assert update_with_drop(scratch, surge, pl.concat([everything, surge]).lazy(), max_categories=5) is None
+
+
+def test_history_recomputes_when_a_drop_changes_the_kept_categories(tmp_path: Path) -> None:
+    """update_history: a drop that keeps the top categories is merged; one whose pooled product
+    overtakes a kept one is recomputed in full (mode says why), and both equal a from-scratch build."""
+    from ecom_assets.features.history import update_history
+
+    parts = []
+    for n, rows in enumerate([_product_sessions(800, 1, date(2024, 1, 1)), _product_sessions(300, 2, date(2024, 3, 1)),
+                              _product_sessions(300, 3, date(2024, 5, 1)).with_columns(product_viewed=pl.lit("SKU399"))]):
+        parts.append(tmp_path / f"part-{n}.parquet")
+        rows.write_parquet(parts[-1])
+    history, summary, covers = update_history(None, None, parts[:1], max_categories=5)
+    modes = [summary["mode"]]
+    for n in (2, 3):
+        history, summary, covers = update_history(history, covers, parts[:n], max_categories=5)
+        modes.append(summary["mode"])
+    assert modes == ["full", "incremental", "full (top categories changed)"]
+    scratch = lifetime_aggregates(pl.scan_parquet(parts), max_categories=5).collect().sort("customer_id")
+    assert "visits::SKU399" in history.columns
+    assert_frame_equal(history, scratch, check_exact=False, rel_tol=1e-12)

@@ -338,7 +338,7 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
         version = f"{BASELINE_PREFIX}{classic}" if classic else "none"
         p = churn.baseline_probability(buyers, baseline) if classic else np.full(buyers.height, np.nan)
         column = churn.CLASSICS[classic][0] if classic else "days_since_last_purchase"
-        drivers = [[f"{column} ↑"]] * buyers.height
+        drivers = churn.baseline_drivers(p, baseline, column)
         n = classic_support(buyers, baseline["classics"][classic]) if classic else np.zeros(buyers.height)
         how = (f"the calibrated classic baseline {classic} (no model has passed the skill gate yet)" if classic
                else "nothing: not enough history to estimate even the baseline")

@@ -35,6 +35,9 @@ MIN_CLASS_ROWS = 20
 MAX_LEVELS = 30  # rarer categorical levels share one pooled code after the kept ones (never a string like "other")
 VALIDATION_BUCKETS = 5  # 1 in 5 customers validates
 MIN_CALIBRATION_ROWS = 200
+# how far (log-odds) a calibrated score beyond the outer calibration knots may move from the knot's value:
+# enough to keep the order strict, too little to claim what the calibration data did not show
+CALIBRATION_TAIL = 0.1
 RISK_TIERS = [(0.75, "high"), (0.5, "medium"), (0.0, "low")]
 HORIZON_DAYS = 90
 # the trees start from the BG/NBD's log-odds and learn corrections to it (boosting from a prior model): where the
@@ -161,8 +164,10 @@ def fit_calibration(score: np.ndarray, y: np.ndarray, transform: str = "logit", 
     estimation for dose-response studies"): scikit-learn's isotonic fit (PAVA), then one knot per block at
     its weighted mean score, interpolated linearly in log-odds and continued with the end slopes. Strictly
     increasing, so every distinct score keeps its own probability and the model's order (and AUC) is kept;
-    PAVA's steps would tie whole score ranges. Beyond the outer knots it continues with the end slopes,
-    capped at the average slope. `transform` is the axis: "logit" for probabilities,
+    PAVA's steps would tie whole score ranges. Beyond the outer knots the data says nothing more: the
+    curve stays within `tail` log-odds of the outer knot (a bounded, strictly monotone tail, so the order
+    is kept without extrapolating to 0 or 1), and the outer knots are floored at the Jeffreys rate of their
+    block (weighted customers n: 0.5 / (n + 1)). `transform` is the axis: "logit" for probabilities,
     "log1p" for day counts. JSON-ready knots."""
     from sklearn.isotonic import IsotonicRegression
 
@@ -171,15 +176,16 @@ def fit_calibration(score: np.ndarray, y: np.ndarray, transform: str = "logit", 
     iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(u, y, sample_weight=w)
     fitted = iso.predict(u)
     values, block = np.unique(fitted, return_inverse=True)
-    centre = np.bincount(block, weights=w * u) / np.bincount(block, weights=w)
+    n = np.bincount(block, weights=w)
+    centre = np.bincount(block, weights=w * u) / n
+    # the outer blocks rest on few customers: their rate is kept off 0 and 1 by the Jeffreys estimate of
+    # a block with no (or only) events, 0.5 / (n + 1), so "no churner among 40" never serves as ~0
+    values[0] = max(values[0], 0.5 / (n[0] + 1))
+    values[-1] = min(values[-1], 1 - 0.5 / (n[-1] + 1))
+    values = np.maximum.accumulate(values) + np.arange(values.size) * 1e-9  # flooring must not tie the knots
     logit = np.log(values / (1 - values))
-    slopes = np.diff(logit) / np.maximum(np.diff(centre), 1e-12)
-    # beyond the outer knots the curve goes on no steeper than its average slope: a steep end segment
-    # (a handful of extreme scores) must not send unseen scores to 0 or 1
-    mean_slope = float((logit[-1] - logit[0]) / (centre[-1] - centre[0])) if slopes.size else 0.0
     return {"method": "centered_isotonic", "transform": transform, "x": centre.tolist(), "y": logit.tolist(),
-            "slope_low": min(float(slopes[0]), mean_slope) if slopes.size else 0.0,
-            "slope_high": min(float(slopes[-1]), mean_slope) if slopes.size else 0.0}
+            "tail": CALIBRATION_TAIL}
 
 
 def apply_calibration(score: np.ndarray, calibration: dict) -> np.ndarray:
@@ -189,8 +195,14 @@ def apply_calibration(score: np.ndarray, calibration: dict) -> np.ndarray:
     u = _axis(score, calibration["transform"])
     x, y = np.asarray(calibration["x"]), np.asarray(calibration["y"])
     v = np.interp(u, x, y)
-    v = np.where(u < x[0], y[0] + calibration["slope_low"] * (u - x[0]), v)
-    v = np.where(u > x[-1], y[-1] + calibration["slope_high"] * (u - x[-1]), v)
+    if "tail" in calibration:  # bounded tails: within `tail` log-odds of the outer knots, strictly monotone
+        span = max(float(x[-1] - x[0]), 1e-6)
+        tail = calibration["tail"]
+        v = np.where(u < x[0], y[0] - tail * (1 - np.exp((u - x[0]) / span)), v)
+        v = np.where(u > x[-1], y[-1] + tail * (1 - np.exp((x[-1] - u) / span)), v)
+    else:  # versions saved before bounded tails: the end slopes
+        v = np.where(u < x[0], y[0] + calibration["slope_low"] * (u - x[0]), v)
+        v = np.where(u > x[-1], y[-1] + calibration["slope_high"] * (u - x[-1]), v)
     return 1.0 / (1.0 + np.exp(-v))
 
 
@@ -349,6 +361,18 @@ def baseline_probability(frame: pl.DataFrame, baseline: dict, which: str = "serv
         out[todo] = apply_calibration(score[todo], spec[which])
     overall = baseline.get("overall_rate")
     return np.where(np.isnan(out), np.nan if overall is None else overall, out)
+
+
+def baseline_drivers(p: np.ndarray, baseline: dict, column: str) -> list[list[str]]:
+    """The one driver of a classic baseline's probability, per customer, in the direction it moves them:
+    the classic is monotone (a larger `column` means a higher risk), so `column ↑` (raises risk) where the
+    customer's probability is above the labelled customers' churn rate (`overall_rate`; the median of `p`
+    without it), `column ↓` (lowers risk) where it is at or below, e.g. a customer who bought today."""
+    p = np.asarray(p, dtype=float)
+    reference = baseline.get("overall_rate") if baseline else None
+    if reference is None:
+        reference = float(np.nanmedian(p)) if np.isfinite(p).any() else np.nan
+    return [[f"{column} ↑"] if v > reference else [f"{column} ↓"] for v in p]
 
 
 def tier_of(p: np.ndarray) -> np.ndarray:

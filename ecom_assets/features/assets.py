@@ -18,6 +18,7 @@ from ecom_assets.features.history import update_history
 from ecom_assets.features.lifetime import LIFETIME_COLUMNS
 from ecom_assets.io import StoredParts, columns_in, read_parquet
 from ecom_assets.metadata import NO_DATA, column_schema, md_table
+from ecom_assets.settings import EcomSettings
 
 OWNER = "team:data-science"
 clean_sessions_key = dg.AssetKey("clean_sessions")
@@ -50,7 +51,9 @@ HISTORY_SCHEMA = column_schema({
     "last_purchase": "date - latest purchase (null: never bought)",
     "browsing_total_sec": "state - browsing seconds summed", "browsing_sessions": "state - sessions with a browsing time",
     "weekend_sessions": "state - sessions on a Saturday or Sunday",
-    "visits::<category>": "state - visits per product category (one column each; unknown excluded)",
+    "visits::<category>": "state - visits per product category, for the `max_category_columns` (default 20) most "
+                          "visited categories (one column each; unknown excluded)",
+    "visits_pooled": "state - visits in every other category (pooled; counts as one category in the mix)",
     "purchase_days": "state - distinct purchase dates",
     "gap_sq_sum": "state - sum of squared days between consecutive purchase dates",
     **{name: f"aggregate - {FEATURE_WORDS[name]}" for name in LIFETIME_COLUMNS},
@@ -61,7 +64,7 @@ HISTORY_SCHEMA = column_schema({
     group_name="features",
     owners=[OWNER],
     kinds={"polars"},
-    required_resource_keys={"io_manager"},
+    required_resource_keys={"io_manager", "settings"},
     tags=REFRESH_PER_DROP,
     description=(
         "Lifetime aggregates per customer over every clean session (first/last dates, visits, purchases, spend, "
@@ -83,7 +86,8 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
         stored = io_manager.stored_file(context.asset_key)
         if "covers" in meta and stored.exists():
             covered, previous = meta["covers"].value, read_parquet(stored)
-    history, summary, covers = update_history(previous, covered, parts)
+    history, summary, covers = update_history(previous, covered, parts,
+                                              context.resources.settings.max_category_columns)
     return dg.Output(history, metadata={
         "dagster/row_count": history.height,
         **summary,
@@ -108,8 +112,8 @@ def customer_history(context: dg.AssetExecutionContext, clean_sessions: pl.LazyF
     ),
     metadata=FEATURE_SCHEMA,
 )
-def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_sessions: pl.LazyFrame,
-                      clean_customers: pl.DataFrame) -> dg.Output:
+def customer_features(config: AsOfConfig, settings: EcomSettings, customer_history: pl.DataFrame,
+                      clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
     latest = customer_history["last_session"].max() if customer_history.height else None
     as_of = date.fromisoformat(config.as_of) if config.as_of else latest
     if as_of is None:  # no clean session yet: the typed, empty feature table (every column downstream expects)
@@ -119,7 +123,7 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
         features, btyd = derive_features(customer_history, window_aggregates(clean_sessions, as_of), clean_customers, as_of)
         source = "customer_history + last 90 days of sessions"
     else:
-        features, btyd = build_features(clean_sessions, clean_customers, as_of)
+        features, btyd = build_features(clean_sessions, clean_customers, as_of, settings.max_category_columns)
         source = f"all sessions up to {as_of} (as_of before the latest session)"
     summary = features.select(
         pl.len().alias("customers"), pl.col("cold_start").sum().alias("cold_start"),
@@ -157,9 +161,11 @@ def customer_features(config: AsOfConfig, customer_history: pl.DataFrame, clean_
         "…": "every customer_features column, computed as of cutoff",
     }),
 )
-def churn_training_set(config: AsOfConfig, clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) -> dg.Output:
+def churn_training_set(config: AsOfConfig, settings: EcomSettings, clean_sessions: pl.LazyFrame,
+                       clean_customers: pl.DataFrame) -> dg.Output:
     as_of = resolve_as_of(config, clean_sessions)
-    training, fits = build_training_set(clean_sessions, clean_customers, as_of) if as_of else (pl.DataFrame(), [])
+    training, fits = build_training_set(clean_sessions, clean_customers, as_of,
+                                        max_categories=settings.max_category_columns) if as_of else (pl.DataFrame(), [])
     if training.is_empty():
         return dg.Output(training, metadata={"dagster/row_count": 0, "windows": 0,
                                              "note": "no labelled 90-day window fits in the history yet"})

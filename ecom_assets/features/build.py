@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from ecom_assets.features.btyd import add_btyd_features
-from ecom_assets.features.lifetime import LIFETIME_COLUMNS, lifetime_aggregates
+from ecom_assets.features.lifetime import LIFETIME_COLUMNS, MAX_CATEGORIES, lifetime_aggregates
 from ecom_assets.schemas import sorted_by_id
 
 HORIZON_DAYS = 90
@@ -208,10 +208,12 @@ def derive_features(lifetime: pl.LazyFrame | pl.DataFrame, window: pl.LazyFrame 
 
 
 def build_features(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.LazyFrame | pl.DataFrame,
-                   cutoff: date) -> tuple[pl.DataFrame, dict]:
-    """(one row per customer with >= 1 session on or before `cutoff`, the BG/NBD fit; see derive_features)."""
+                   cutoff: date, max_categories: int = MAX_CATEGORIES) -> tuple[pl.DataFrame, dict]:
+    """(one row per customer with >= 1 session on or before `cutoff`, the BG/NBD fit; see derive_features).
+    The category mix counts the `max_categories` categories most visited by the cutoff and pools the rest."""
     s = sessions.lazy().filter(pl.col("session_date") <= cutoff)
-    return derive_features(lifetime_aggregates(s), window_aggregates(s, cutoff), customers, cutoff)
+    return derive_features(lifetime_aggregates(s, max_categories=max_categories), window_aggregates(s, cutoff),
+                           customers, cutoff)
 
 
 def feature_columns(frame: pl.DataFrame) -> list[str]:
@@ -269,7 +271,8 @@ def sample_customers(sessions: pl.LazyFrame, max_customers: int) -> tuple[pl.Laz
 
 
 def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFrame, as_of: date,
-                       max_customers: int = MAX_TRAINING_CUSTOMERS) -> tuple[pl.DataFrame, list[dict]]:
+                       max_customers: int = MAX_TRAINING_CUSTOMERS,
+                       max_categories: int = MAX_CATEGORIES) -> tuple[pl.DataFrame, list[dict]]:
     """(features + label for every cutoff, the BG/NBD fit of each cutoff); the newest window is the
     out-of-time holdout.
 
@@ -285,7 +288,7 @@ def build_training_set(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.Data
         return pl.DataFrame(), []
     frames, fits = [], []
     for window, cutoff in enumerate(training_cutoffs(first, as_of)):
-        features, fit = build_features(s, customers, cutoff)
+        features, fit = build_features(s, customers, cutoff, max_categories)
         fits.append({"cutoff": str(cutoff), **fit})
         labelled = features.join(churn_labels(s, cutoff), on="customer_id", how="left")
         frames.append(labelled.with_columns(cutoff=pl.lit(cutoff), window=pl.lit(window),

@@ -8,6 +8,14 @@ aggregates (means, shares, purchase-gap statistics, category mix) are derived by
 The one order-dependent part is the purchase-gap chain: a drop that only adds purchase dates on
 or after a customer's last purchase extends the chain; a purchase dated before it (late data)
 splits a gap, and that customer is recomputed from its sessions (`update_with_drop`).
+
+Categories: only the `max_categories` most visited ones (ties: alphabetical) get a visit column; the
+visits of every other category are pooled in `visits_pooled`, a column outside the `visits::`
+namespace, so no observed category (`other` included) can collide with it. An export whose
+"category" is a product id (thousands of values) so stays at K + 1 count columns. The pooled rest
+counts as one category in `distinct_categories` and `category_entropy` and is never a favourite.
+The kept set is a function of the visit totals over all sessions: a drop that changes it (a pooled
+category overtakes a kept one) makes `update_with_drop` report that a full recompute is needed.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ SUMS = ["n_sessions", "n_purchases", "revenue", "browsing_total_sec", "browsing_
 MINIMA = ["first_seen", "first_purchase"]
 MAXIMA = ["last_session", "last_purchase", "max_order"]
 VISITS = "visits::"  # prefix of the per-category visit counts (`unknown` is not a category)
+POOLED = "visits_pooled"  # visits of the categories beyond the top K (outside the `visits::` namespace)
+MAX_CATEGORIES = 20  # default K: categories with their own visit column (EcomSettings.max_category_columns)
 # the readable aggregates `finish` derives (what customer_features takes from the history)
 LIFETIME_COLUMNS = ["n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec", "weekend_share",
                     "gap_mean_days", "gap_std_days", "distinct_categories", "favourite_category_share",
@@ -41,14 +51,30 @@ def visit_columns(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
     return sorted(c for c in frame.collect_schema().names() if c.startswith(VISITS))
 
 
-def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WIDE_CATEGORIES) -> pl.LazyFrame:
+def category_totals(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """category, visits over the sessions given (`unknown` excluded): one pass over one column."""
+    known = pl.col("product_viewed") != UNKNOWN_PRODUCT
+    return (sessions.lazy().filter(known).group_by("product_viewed").agg(visits=pl.len())
+            .rename({"product_viewed": "category"}).collect())
+
+
+def top_categories(totals: pl.DataFrame, k: int) -> list[str]:
+    """The `k` most visited categories of `category_totals` (ties: alphabetical), sorted by name."""
+    return sorted(totals.sort(["visits", "category"], descending=[True, False]).head(k)["category"].to_list())
+
+
+def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WIDE_CATEGORIES,
+                   max_categories: int = MAX_CATEGORIES, kept: list[str] | None = None) -> pl.LazyFrame:
     """The mergeable state per customer over every session given: one group-by, with the visits per
-    category as conditional counts in it (3x faster than grouping by customer and category) up to
-    `max_wide` categories and a (customer, category) group-by pivoted to columns beyond; plus one
-    pass over the purchases for the gap chain."""
+    kept category (`kept`, else the top `max_categories`) as conditional counts in it (3x faster than
+    grouping by customer and category) up to `max_wide` categories and a (customer, category) group-by
+    pivoted to columns beyond, the other categories' visits in `visits_pooled`; plus one pass over the
+    purchases for the gap chain."""
     s = sessions.lazy()
     known = pl.col("product_viewed") != UNKNOWN_PRODUCT
-    categories = s.select(pl.col("product_viewed").filter(known).unique().sort()).collect().to_series().to_list()
+    totals = category_totals(s)
+    categories = top_categories(totals, max_categories) if kept is None else sorted(kept)
+    pooled = set(totals["category"]) - set(categories)
     wide = len(categories) <= max_wide
     state = s.group_by("customer_id").agg(
         first_seen=_d.min(),
@@ -64,15 +90,18 @@ def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WI
         weekend_sessions=(_d.dt.weekday() >= 6).sum().cast(pl.Float64),
         *[(pl.col("product_viewed") == category).sum().cast(pl.UInt32).alias(VISITS + category)
           for category in (categories if wide else [])],
+        # nothing to pool (the usual few categories): a constant, no per-row membership test
+        **{POOLED: (known & ~pl.col("product_viewed").is_in(categories)).sum().cast(pl.UInt32) if pooled
+           else pl.lit(0, pl.UInt32)},
     )
     if not wide:
-        visits = (s.filter(known).group_by("customer_id", "product_viewed").agg(n=pl.len().cast(pl.UInt32)).collect()
+        visits = (s.filter(pl.col("product_viewed").is_in(categories)).group_by("customer_id", "product_viewed").agg(n=pl.len().cast(pl.UInt32)).collect()
                   .pivot(on="product_viewed", index="customer_id", values="n"))
         visits = visits.rename({c: VISITS + c for c in visits.columns if c != "customer_id"})
         state = state.join(visits.lazy(), on="customer_id", how="left").with_columns(pl.col(f"^{VISITS}.*$").fill_null(0))
     state = (state.join(purchase_chain(s.filter(_buy)), on="customer_id", how="left")
              .with_columns(pl.col("purchase_days", "gap_sq_sum").fill_null(0.0)))
-    return state.select(*STATE_COLUMNS, *[VISITS + c for c in categories])
+    return state.select(*STATE_COLUMNS, POOLED, *[VISITS + c for c in categories])
 
 
 def purchase_chain(purchases: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -103,28 +132,30 @@ def finish(state: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         pl.when(gaps >= 1).then(gap_mean).alias("gap_mean_days"),
         pl.when(gaps >= 2).then(gap_var.clip(lower_bound=0.0).sqrt()).alias("gap_std_days"),
     ]
-    if not columns:
+    if not columns:  # no category at all (so nothing pooled either)
         return state.with_columns(*derived, distinct_categories=pl.lit(0.0), favourite_category_share=pl.lit(None, pl.Float64),
                                   favourite_category=pl.lit(None, pl.String), category_entropy=pl.lit(None, pl.Float64))
     n = [pl.col(c).cast(pl.Float64) for c in columns]
-    total = pl.sum_horizontal(n)
+    counted = [*n, pl.col(POOLED).cast(pl.Float64)]  # the pooled rest counts as one category
+    total = pl.sum_horizontal(counted)
     top = pl.max_horizontal(n)
     seen = total > 0  # customers who only viewed `unknown` get nulls
-    entropy = -pl.sum_horizontal([pl.when(c > 0).then((c / total) * (c / total).log()).otherwise(0.0) for c in n])
+    entropy = -pl.sum_horizontal([pl.when(c > 0).then((c / total) * (c / total).log()).otherwise(0.0) for c in counted])
     return state.with_columns(
         *derived,
-        distinct_categories=pl.sum_horizontal([(c > 0) for c in n]).cast(pl.Float64),
+        distinct_categories=pl.sum_horizontal([(c > 0) for c in counted]).cast(pl.Float64),
         favourite_category_share=pl.when(seen).then(top / total),
         # the columns are sorted by category, so the first maximum is the alphabetically first favourite
-        favourite_category=pl.coalesce([pl.when(seen & (c == top)).then(pl.lit(name.removeprefix(VISITS)))
+        favourite_category=pl.coalesce([pl.when((top > 0) & (c == top)).then(pl.lit(name.removeprefix(VISITS)))
                                         for c, name in zip(n, columns)]),
         category_entropy=pl.when(seen).then(entropy),
     )
 
 
-def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WIDE_CATEGORIES) -> pl.LazyFrame:
+def lifetime_aggregates(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WIDE_CATEGORIES,
+                        max_categories: int = MAX_CATEGORIES) -> pl.LazyFrame:
     """State and readable aggregates per customer over every session given (`customer_history`)."""
-    return finish(lifetime_state(sessions, max_wide))
+    return finish(lifetime_state(sessions, max_wide, max_categories))
 
 
 def late_customers(previous: pl.DataFrame, drop: pl.DataFrame) -> pl.Series:
@@ -144,7 +175,7 @@ def _zero_visits(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 def _with_visits(state: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """The state columns of `state` with every visit column in `columns`, in that order."""
-    return _zero_visits(state, columns).select(*STATE_COLUMNS, *columns)
+    return _zero_visits(state, columns).select(*STATE_COLUMNS, POOLED, *columns)
 
 
 def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, added: pl.DataFrame, visits: list[str]) -> pl.DataFrame:
@@ -162,7 +193,7 @@ def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, added: pl.DataFrame, 
         added.join(before, on="customer_id", how="left", suffix="_before")
         .join(chain.rename({"purchase_days": "chain_days", "gap_sq_sum": "chain_sq"}), on="customer_id", how="left")
         .with_columns(
-            *[(pl.col(c) + pl.col(f"{c}_before").fill_null(0)).alias(c) for c in SUMS + visits],
+            *[(pl.col(c) + pl.col(f"{c}_before").fill_null(0)).alias(c) for c in [*SUMS, POOLED, *visits]],
             *[pl.min_horizontal(c, f"{c}_before").alias(c) for c in MINIMA],
             *[pl.max_horizontal(c, f"{c}_before").alias(c) for c in MAXIMA],
             # the stored last purchase is the chain's first date and already counted in the stored days
@@ -170,24 +201,46 @@ def merge_drop(previous: pl.DataFrame, drop: pl.DataFrame, added: pl.DataFrame, 
             - pl.col("last_purchase_before").is_not_null().cast(pl.Float64),
             gap_sq_sum=pl.col("gap_sq_sum_before").fill_null(0) + pl.col("chain_sq").fill_null(0),
         )
-        .select(*STATE_COLUMNS, *visits)
+        .select(*STATE_COLUMNS, POOLED, *visits)
     )
 
 
-def update_with_drop(previous: pl.DataFrame, drop: pl.DataFrame,
-                     all_sessions: pl.LazyFrame) -> tuple[pl.DataFrame, int, int]:
-    """(history after `drop`, customers merged, customers recomputed). `all_sessions` (the stored
-    sessions including the drop's) is read only for customers with a late purchase. Only the
-    changed customers are finished again; the others keep their stored row (a category new to the
-    table is a zero count for them, which changes none of their aggregates)."""
-    added = lifetime_state(drop).collect()
-    visits = sorted(set(visit_columns(previous)) | set(visit_columns(added)))
+def kept_after_drop(previous: pl.DataFrame, drop: pl.DataFrame, all_sessions: pl.LazyFrame,
+                    max_categories: int) -> list[str] | None:
+    """The categories with a visit column after `drop`, or None if they are no longer the stored ones plus
+    the drop's new ones (a full recompute is needed: pooled visits cannot be split again). While
+    nothing is pooled and the categories fit in `max_categories`, no session is read; otherwise the
+    visit totals are counted over `all_sessions` (one column)."""
+    stored = [c.removeprefix(VISITS) for c in visit_columns(previous)]
+    seen = set(stored) | set(drop.filter(pl.col("product_viewed") != UNKNOWN_PRODUCT)["product_viewed"].unique())
+    if len(seen) <= max_categories and not previous[POOLED].sum():
+        return sorted(seen)
+    kept = top_categories(category_totals(all_sessions.select("product_viewed")), max_categories)
+    # a stored column cannot be pooled back, nor (once something is pooled) a pooled category split out
+    # again; with nothing pooled yet, every category beyond the stored ones is new in this drop
+    grows = set(stored) <= set(kept) and (not previous[POOLED].sum() or set(kept) == set(stored))
+    return kept if grows else None
+
+
+def update_with_drop(previous: pl.DataFrame, drop: pl.DataFrame, all_sessions: pl.LazyFrame,
+                     max_categories: int = MAX_CATEGORIES) -> tuple[pl.DataFrame, int, int] | None:
+    """(history after `drop`, customers merged, customers recomputed), or None when the drop changes
+    which categories are kept (see `kept_after_drop`): then recompute from scratch. `all_sessions` (the
+    stored sessions including the drop's) is read only for customers with a late purchase and for the
+    category totals once categories are pooled. Only the changed customers are finished again; the
+    others keep their stored row (a category new to the table is a zero count for them, which changes
+    none of their aggregates)."""
+    kept = kept_after_drop(previous, drop, all_sessions, max_categories)
+    if kept is None:
+        return None
+    added = lifetime_state(drop, kept=kept).collect()
+    visits = [VISITS + c for c in kept]
     changed = merge_drop(previous, drop, added, visits)
     late = late_customers(previous, drop)
     if late.len():  # their gap chain is split: recompute them from every session they have
         # is_in inside the scan: filtered in the parquet reader, other columns decoded only where it matches
         sessions = all_sessions.select(LIFETIME_INPUTS).filter(pl.col("customer_id").is_in(late.implode()))
-        recomputed = _with_visits(lifetime_state(sessions).collect(), visits)
+        recomputed = _with_visits(lifetime_state(sessions, kept=kept).collect(), visits)
         changed = pl.concat([changed.join(recomputed, on="customer_id", how="anti"), recomputed])
     finished = finish(changed).collect()
     kept = _zero_visits(previous.join(changed, on="customer_id", how="anti", maintain_order="left"), visits)
