@@ -7,6 +7,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -179,6 +180,25 @@ def test_drop_profile_flags_a_shifted_file() -> None:
     highest = table["psi"].max()
     lenient = drop_profile_shift(shifted, base, watch=highest + 1, shifted=highest + 2)
     assert set(lenient["verdict"]) == {"stable"}
+
+
+def test_a_small_unshifted_drop_is_not_called_shifted() -> None:
+    """Same distribution, a 60-purchase daily drop: its PSI against the history is mostly sampling
+    noise (an empty decile used to cost ln(1e-4) and read as PSI ~1.1, "shifted" in ~1 of 5 such
+    drops). Over 40 such drops none is shifted; a drop that truly moved is still flagged."""
+    rng = np.random.default_rng(7)
+
+    def drop(n: int, scale: float = 1.0) -> pl.DataFrame:
+        buy = rng.random(n) < 0.3
+        return pl.DataFrame({"purchase_made": buy, "purchase_amount": np.where(buy, rng.gamma(2, 40, n) * scale, 0.0),
+                             "browsing_time_sec": rng.gamma(3, 60, n) * scale,
+                             "product_viewed": rng.choice(["Books", "Home", "Toys", "Garden"], n)})
+
+    history = drop(20_000)
+    verdicts = [v for _ in range(40) for v in drop_profile_shift(drop(200), history)["verdict"]]
+    assert "shifted" not in verdicts and "watch" not in verdicts
+    moved = dict(zip(*drop_profile_shift(drop(200, scale=2.0), history).select("measure", "verdict")))
+    assert moved["browsing_time_sec"] == "shifted" and moved["purchase_amount"] == "shifted"
 
 
 def test_drop_profile_with_too_few_values_is_no_verdict() -> None:

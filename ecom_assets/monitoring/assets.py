@@ -163,12 +163,14 @@ def shift_check(table: pl.DataFrame, settings: EcomSettings, first_drop: bool) -
         "Per sessions drop: how this file differs from every earlier drop (every k-th earlier row, at most "
         f"{PROFILE_REFERENCE_ROWS:,}) — population stability index of order "
         "amount and browsing time, category mix and conversion (shifted above `psi_shifted`, default 0.25; watch "
-        "above `psi_watch`, default 0.1; settings resource). Built with the drop's ingest run; a shifted drop "
+        "above `psi_watch`, default 0.1; settings resource), unless the drop's sampling noise explains a PSI that large "
+        "(p >= 0.01 under PSI's chi-square null: a small drop is not called shifted by chance). Built with the drop's ingest run; a shifted drop "
         f"fails the WARN check `{SHIFT_CHECK}`, so on-call sees it at the file level before the features move."
     ),
     metadata=column_schema({"measure": "string", "previous": "float64 - median (rate for conversion)",
                             "this_drop": "float64", "psi": "float64 - null when a side has fewer than 20 values",
-                            "verdict": "stable | watch | shifted | too few values"}),
+                            "p_value": "float64 - chance of a PSI this large between two samples of one distribution",
+                            "verdict": "stable | watch | shifted | within sampling noise | too few values"}),
     check_specs=[dg.AssetCheckSpec(SHIFT_CHECK, asset="sessions_drop_profile", partitions_def=sessions_files,
                                    description="no measure of this drop has PSI above settings.psi_shifted against "
                                    "the earlier drops (WARN: a shifted drop is a health signal, not a stop)")],

@@ -14,6 +14,7 @@ DRIFT_NUMERIC = [
 ]
 DRIFT_CATEGORICAL = ["gender", "location", "favourite_category"]
 PSI_BINS = 10
+SHIFT_ALPHA = 0.01  # a drop's PSI counts only when its sampling noise explains it with p < 1 %
 
 
 @dataclass
@@ -119,54 +120,76 @@ def titled_html(snapshot, title: str, notes: list[str]) -> str:
     return page[:at] + header + page[at:]
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index of `actual` against `expected` over the expected deciles."""
+def _psi_of_counts(e_counts: np.ndarray, a_counts: np.ndarray) -> tuple[float, float]:
+    """(PSI, p-value of "same distribution") from the two sides' counts per bin.
+
+    Counts get half a count each (Jeffreys smoothing) instead of a fixed floor: an empty bin in a
+    small drop then costs what its sampling noise allows, not ln(1e-4). Under the null,
+    n·m/(n+m)·PSI is approximately chi-square with bins-1 degrees of freedom (PSI is Jeffreys'
+    symmetric divergence; Yurdakul 2018, "Statistical properties of population stability index"),
+    which gives the p-value that keeps a small drop's noise from reading as a shift."""
+    from scipy.stats import chi2
+
+    n, m = e_counts.sum(), a_counts.sum()
+    e = (e_counts + 0.5) / (n + 0.5 * e_counts.size)
+    a = (a_counts + 0.5) / (m + 0.5 * a_counts.size)
+    value = float(((a - e) * np.log(a / e)).sum())
+    dof = max(int((e_counts + a_counts > 0).sum()) - 1, 1)
+    return value, float(chi2.sf(value * n * m / (n + m), dof))
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """(PSI, p-value) of `actual` against `expected` over the expected deciles; (nan, nan) when a
+    side has fewer than 20 finite values."""
     expected, actual = expected[np.isfinite(expected)], actual[np.isfinite(actual)]
     if expected.size < 20 or actual.size < 20:
-        return float("nan")
+        return float("nan"), float("nan")
     edges = np.unique(np.quantile(expected, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected), minlength=edges.size + 1) / expected.size
-    a = np.bincount(np.searchsorted(edges, actual), minlength=edges.size + 1) / actual.size
-    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
-    return float(((a - e) * np.log(a / e)).sum())
+    return _psi_of_counts(np.bincount(np.searchsorted(edges, expected), minlength=edges.size + 1),
+                          np.bincount(np.searchsorted(edges, actual), minlength=edges.size + 1))
 
 
-def category_psi(expected: pl.Series, actual: pl.Series) -> float:
-    """PSI over the levels of either series (shares of all rows; nulls count only in the total)."""
-    def shares(values: pl.Series, name: str) -> pl.DataFrame:
-        counts = values.drop_nulls().rename("level").value_counts(name="n")
-        return counts.select("level", (pl.col("n") / max(values.len(), 1)).alias(name))
-
-    both = shares(expected, "e").join(shares(actual, "a"), on="level", how="full", coalesce=True).fill_null(0.0)
-    e, a = np.clip(both["e"].to_numpy(), 1e-4, None), np.clip(both["a"].to_numpy(), 1e-4, None)
-    return float(((a - e) * np.log(a / e)).sum())
+def category_psi(expected: pl.Series, actual: pl.Series) -> tuple[float, float]:
+    """(PSI, p-value) over the levels of either series (nulls left out)."""
+    both = (expected.drop_nulls().rename("level").value_counts(name="e")
+            .join(actual.drop_nulls().rename("level").value_counts(name="a"), on="level", how="full", coalesce=True)
+            .fill_null(0))
+    if both["e"].sum() == 0 or both["a"].sum() == 0:
+        return float("nan"), float("nan")
+    return _psi_of_counts(both["e"].to_numpy().astype(float), both["a"].to_numpy().astype(float))
 
 
 def drop_profile_shift(new: pl.DataFrame, previous: pl.DataFrame, watch: float = 0.1, shifted: float = 0.25) -> pl.DataFrame:
     """How one sessions drop differs from all earlier drops: one row per measure with its PSI and a
-    verdict: PSI > `shifted` = shifted, > `watch` = watch, else stable; fewer than 20 values on a side
+    verdict: PSI > `shifted` = shifted, > `watch` = watch, else stable — unless a PSI that large is
+    within the drop's sampling noise (p >= SHIFT_ALPHA: "within sampling noise"; a 60-purchase drop of
+    unchanged data reaches PSI 0.25 by chance); fewer than 20 values on a side
     (e.g. a purchase log without browsing time) gives a null PSI and "too few values", never a verdict
     (polars orders NaN above every number, so a NaN PSI would otherwise read as shifted)."""
     rows = []
     if previous.is_empty() or new.is_empty():
         return pl.DataFrame(schema={"measure": pl.String, "previous": pl.Float64, "this_drop": pl.Float64,
-                                    "psi": pl.Float64, "verdict": pl.String})
+                                    "psi": pl.Float64, "p_value": pl.Float64, "verdict": pl.String})
     buys_new = new.filter(pl.col("purchase_made"))
     buys_old = previous.filter(pl.col("purchase_made"))
     for name, old, cur in [
         ("purchase_amount", buys_old["purchase_amount"], buys_new["purchase_amount"]),
         ("browsing_time_sec", previous["browsing_time_sec"], new["browsing_time_sec"]),
     ]:
-        rows.append({"measure": name, "previous": old.median(), "this_drop": cur.median(),
-                     "psi": psi(old.cast(pl.Float64).to_numpy(), cur.cast(pl.Float64).to_numpy())})
-    rows.append({"measure": "category_mix", "previous": None, "this_drop": None,
-                 "psi": category_psi(previous["product_viewed"], new["product_viewed"])})
+        value, p_value = psi(old.cast(pl.Float64).to_numpy(), cur.cast(pl.Float64).to_numpy())
+        rows.append({"measure": name, "previous": old.median(), "this_drop": cur.median(), "psi": value,
+                     "p_value": p_value})
+    value, p_value = category_psi(previous["product_viewed"], new["product_viewed"])
+    rows.append({"measure": "category_mix", "previous": None, "this_drop": None, "psi": value, "p_value": p_value})
     conv_old, conv_new = previous["purchase_made"].mean(), new["purchase_made"].mean()
-    rows.append({"measure": "conversion", "previous": conv_old, "this_drop": conv_new,
-                 "psi": category_psi(previous["purchase_made"].cast(pl.String), new["purchase_made"].cast(pl.String))})
+    value, p_value = category_psi(previous["purchase_made"].cast(pl.String), new["purchase_made"].cast(pl.String))
+    rows.append({"measure": "conversion", "previous": conv_old, "this_drop": conv_new, "psi": value, "p_value": p_value})
     table = pl.DataFrame(rows, schema={"measure": pl.String, "previous": pl.Float64, "this_drop": pl.Float64,
-                                       "psi": pl.Float64})
-    table = table.with_columns(pl.col("psi").fill_nan(None))
+                                       "psi": pl.Float64, "p_value": pl.Float64})
+    table = table.with_columns(pl.col("psi", "p_value").fill_nan(None))
+    # a PSI above a threshold that the drop's sampling noise explains (p >= SHIFT_ALPHA) is no verdict
+    noise = pl.col("p_value") >= SHIFT_ALPHA
     return table.with_columns(verdict=pl.when(pl.col("psi").is_null()).then(pl.lit("too few values"))
+                              .when((pl.col("psi") > watch) & noise).then(pl.lit("within sampling noise"))
                               .when(pl.col("psi") > shifted).then(pl.lit("shifted"))
                               .when(pl.col("psi") > watch).then(pl.lit("watch")).otherwise(pl.lit("stable")))
