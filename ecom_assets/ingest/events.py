@@ -22,7 +22,8 @@ from datetime import timedelta
 import polars as pl
 
 from ecom_assets.ingest.orders import instant, unreadable_number
-from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
+from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
+                                      no_category, text_or_null)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
 KIND = DropKind(
@@ -73,10 +74,6 @@ def event_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     ]
 
 
-def _text_or_null(column: str) -> pl.Expr:
-    return pl.when(_empty(column)).then(None).otherwise(pl.col(column)).alias(column)
-
-
 def typed_events(reading: Reading) -> list[pl.Expr]:
     return [
         instant("event_time").alias("event_time"),
@@ -84,11 +81,10 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
         _event_type().alias("event_type"),
         pl.col("event_type").alias("event_name"),
         pl.col("customer_id"),
-        _text_or_null("product_id"),
-        _text_or_null("session_id"),
-        pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
-        .then(None).otherwise(pl.col("category")).alias("category"),
-        _text_or_null("brand"),
+        text_or_null("product_id"),
+        text_or_null("session_id"),
+        pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
+        text_or_null("brand"),
         reading.number("price").alias("price"),
         reading.number("quantity").alias("quantity"),
     ]

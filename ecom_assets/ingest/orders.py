@@ -20,7 +20,8 @@ from datetime import date
 
 import polars as pl
 
-from ecom_assets.ingest.parse import KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules
+from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
+                                      no_category, text_or_null)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -73,9 +74,8 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
         pl.col("product_id"),
-        pl.when(_empty("product_name")).then(None).otherwise(pl.col("product_name")).alias("product_name"),
-        pl.when(_empty("category") | (pl.col("category").str.to_lowercase() == "unknown"))
-        .then(None).otherwise(pl.col("category")).alias("category"),
+        text_or_null("product_name"),
+        pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         quantity.alias("quantity"),
         price.alias("unit_price"),
         amount.alias("line_amount"),

@@ -450,6 +450,18 @@ def _empty(text: str) -> pl.Expr:
     return pl.col(text).is_null() | (pl.col(text) == "")
 
 
+def text_or_null(column: str) -> pl.Expr:
+    """The text as written, null where it is empty or a missing marker."""
+    return pl.when(_empty(column)).then(None).otherwise(pl.col(column)).alias(column)
+
+
+def no_category(column: str) -> pl.Expr:
+    """True where the category is missing or spelled `unknown` (any case): never a category of its own,
+    in every input kind."""
+    return _empty(column) | (pl.col(column).str.to_lowercase() == UNKNOWN_PRODUCT)
+
+
+
 def _value(text: str) -> pl.Expr:
     return pl.lit(f"{text} ") + pl.lit("'") + pl.col(text).str.slice(0, 30) + pl.lit("'")
 
@@ -512,8 +524,7 @@ def typed_sessions(reading: Reading) -> list[pl.Expr]:
         pl.col("customer_id"),
         pl.col("_date_session_date").alias("session_date"),
         pl.col("_instant_session_date").alias("session_start"),
-        pl.when(_empty("product_viewed") | (product.str.to_lowercase() == "unknown"))
-        .then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
+        pl.when(no_category("product_viewed")).then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
         reading.number("browsing_time_sec").alias("browsing_time_sec"),
         reading.flag("purchase_made").alias("purchase_made"),
         reading.number("purchase_amount").fill_null(0.0).alias("purchase_amount"),
@@ -532,8 +543,8 @@ def typed_customers(reading: Reading) -> list[pl.Expr]:
         pl.col("customer_id"),
         pl.when(in_range).then(age.cast(pl.Int64)).otherwise(None).alias("age"),
         (~_empty("age") & ~in_range.fill_null(False)).alias("age_out_of_range"),
-        pl.when(_empty("gender")).then(None).otherwise(pl.col("gender")).alias("gender"),
-        pl.when(_empty("location")).then(None).otherwise(pl.col("location")).alias("location"),
+        text_or_null("gender"),
+        text_or_null("location"),
         pl.col("_date_signup_date").alias("signup_date"),
     ]
 
