@@ -41,13 +41,6 @@ def _wait(predicate, timeout: float, what: str, poll: float = 0.25):
     raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
 
 
-def _runs(instance, job_name: str, after: float) -> list:
-    import dagster as dg
-
-    return sorted((r for r in instance.get_run_records(dg.RunsFilter(job_name=job_name))
-                   if r.create_timestamp.timestamp() >= after), key=lambda r: r.create_timestamp)
-
-
 def _idle(instance) -> bool:
     from ecom_assets.jobs import IN_PROGRESS
 

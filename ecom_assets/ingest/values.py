@@ -207,11 +207,6 @@ def number_hint(column: str, decimal: str) -> pl.Expr:
         pl.lit(" is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
 
 
-def has_words(text: pl.Series) -> bool:
-    """Whether a flag column holds anything besides `0`/`1` (then `flag_expr(..., words=True)` is needed)."""
-    return bool(text.is_not_null().any() and ((text != "0") & (text != "1")).any())
-
-
 def flag_expr(column: str, words: bool = True) -> pl.Expr:
     """`0/1`, `true/false`, `yes/no` (any case) -> bool; anything else -> null. With `words=False`
     only `0`/`1` are compared: two comparisons, where lower-casing 10M digits would cost ~0.3 s."""
