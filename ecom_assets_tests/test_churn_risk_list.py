@@ -12,6 +12,7 @@ import polars as pl
 
 from ecom_assets.churn import cold_start, risk_list
 from ecom_assets.churn.assets import RISK_LIST_COLUMNS, churn_risk_list
+from ecom_assets.features import btyd
 from ecom_assets.resources import build_resources
 
 AS_OF = date(2024, 12, 30)
@@ -128,15 +129,15 @@ def test_gamma_gamma_recovers_planted_spend_and_shrinks_thin_customers() -> None
     nu = rng.gamma(q, 1 / gamma, 8000)
     orders = rng.integers(1, 8, 8000)
     aov = np.array([rng.gamma(p, 1 / v, k).mean() for v, k in zip(nu, orders)])
-    fit = risk_list.fit_gamma_gamma(orders, aov)
+    fit = btyd.fit_gamma_gamma(orders, aov)
     assert fit is not None and fit["converged"]
     assert abs(fit["population_mean"] - p * gamma / (q - 1)) / (p * gamma / (q - 1)) < 0.05
     spend = pl.DataFrame({"x": [1.0, 50.0], "m": [500.0, 500.0]}).select(
-        risk_list.spend_per_order(fit, pl.col("x"), pl.col("m"))).to_series()
+        btyd.spend_per_order(fit, pl.col("x"), pl.col("m"))).to_series()
     # with the planted parameters one order of 500 weighs p/(p+q-1) = 1/2 against the mean of 40 -> 270;
     # fifty orders of 500 -> (4 x 40 + 200 x 500) / 204 = 491 (Fader & Hardie 2013, eq. 5)
     assert abs(spend[0] - 270) < 0.05 * 270 and abs(spend[1] - 491) < 0.02 * 491
-    assert risk_list.fit_gamma_gamma(np.array([1, 2]), np.array([10.0, 0.0])) is None  # too few to fit
+    assert btyd.fit_gamma_gamma(np.array([1, 2]), np.array([10.0, 0.0])) is None  # too few to fit
 
 
 def _never_buyers(rng: np.random.Generator, n: int, signal: bool, window: int) -> pl.DataFrame:
