@@ -148,6 +148,19 @@ def test_decimal_comma_inferred_in_a_semicolon_file_and_ambiguous_value_quaranti
     assert any("decimal comma inferred for purchase_amount" in n for n in parsed.notes)
 
 
+def test_one_infinite_amount_does_not_switch_a_decimal_comma_file_back_to_points() -> None:
+    """A German Excel export with one `inf` (a broken formula) among `12,50` amounts: the `inf` has no
+    digit, says nothing about the decimal mark and is quarantined as not finite; every other amount
+    is still read with its decimal comma (the tryout saw 95 good rows quarantined instead)."""
+    rows = ["S1;C1;2024-01-02;Books;60;1;115,17", "S2;C1;2024-01-02;Books;60;1;inf", "S3;C1;2024-01-02;Books;60;1;1.234,50",
+            "S4;C1;2024-01-02;Books;60;1;Infinity"]
+    parsed = parse(SESSIONS_HEADER.replace(",", ";") + "\n" + "\n".join(rows) + "\n")
+    assert parsed.clean["purchase_amount"].to_list() == [115.17, 1234.5]
+    assert reasons(parsed)[3] == "purchase_amount 'inf' is not a finite number"
+    assert reasons(parsed)[5] == "purchase_amount 'Infinity' is not a finite number"
+    assert parsed.rows_in == parsed.clean.height + parsed.quarantine.height + parsed.duplicates
+
+
 def test_decimal_comma_is_used_only_when_declared_or_unambiguous() -> None:
     """A `,`-delimited file with a quoted `12,50`: nothing declares a decimal comma, so it is not
     read as 12.5; declared, it is."""

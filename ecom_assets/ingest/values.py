@@ -170,14 +170,16 @@ def date_hint(spec: SourceSpec | None) -> str:
 
 
 def infer_decimal(text: pl.Series, delimiter: str, spec: SourceSpec | None) -> str:
-    """`,` when declared, or when the file is `;`-delimited and every amount is an integer, a
-    decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with at least one decimal
-    comma; else `.` (a `12,50` then stays unread and is quarantined)."""
+    """`,` when declared, or when the file is `;`-delimited and every amount written with digits is an
+    integer, a decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with at least one
+    decimal comma; else `.` (a `12,50` then stays unread and is quarantined)."""
     if spec is not None and spec.decimal:
         return spec.decimal
     if delimiter != ";":
         return "."
-    present = text.drop_nulls()
+    # a value without a digit (`inf`, `Infinity`, stray text) says nothing about the decimal mark: it
+    # is quarantined on its own and must not switch the whole column back to a decimal point
+    present = text.drop_nulls().filter(text.drop_nulls().str.contains(r"\d"))
     comma = present.str.contains(DECIMAL_COMMA)
     fits = comma | present.str.contains(INTEGER) | present.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)
     return "," if comma.any() and fits.all() else "."
@@ -198,12 +200,13 @@ def number_hint(column: str, decimal: str) -> pl.Expr:
     """Reason text for a present value `number_expr` could not read."""
     value = pl.col(column)
     shown = pl.lit(f"{column} '") + value.str.slice(0, 30) + pl.lit("'")
+    infinite = value.cast(pl.Float64, strict=False)
+    non_finite = pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(" is not a finite number"))
     if decimal == ",":
-        return shown + pl.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
+        return shown + non_finite.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
             pl.lit(" is ambiguous in a decimal-comma file (thousands or decimal point?)")
         ).otherwise(pl.lit(" is not a decimal-comma number (1.234,50)"))
-    infinite = value.cast(pl.Float64, strict=False)
-    return shown + pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(" is not a finite number")).otherwise(
+    return shown + non_finite.otherwise(
         pl.lit(" is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
 
 
