@@ -128,7 +128,8 @@ def plan_tick(
             plan.requested[key] = item.name  # its run is queued or running: leave the file alone
             continue
         if key in known[item.kind] and (settings.archive / archive_name(key)).exists():
-            _reject(plan, item, settings, f"identical bytes were already ingested as partition {key}", log)
+            _reject(plan, item, settings, f"identical bytes were already ingested as partition {key} (to read them again, e.g. after a "
+                    "sources.yaml change, drop them under another file name: rows kept before count as duplicates)", log)
             plan.keys.pop(item.name)
             continue
         if len(plan.requests) >= max_runs:
