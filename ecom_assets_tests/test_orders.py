@@ -161,3 +161,30 @@ def test_run_on_uci_orders_alone_exits_0(tmp_path) -> None:
     assert main(["run", "--data-dir", str(data), "--no-automation"]) == 0
     sessions = pl.read_parquet(data / "warehouse" / "clean_sessions" / "part-*.parquet")
     assert sessions.height == 4 and sessions["unknown_customer"].all()  # no customers file: kept, flagged
+
+
+# A music store's purchase log exported one row per order with its total (no product column at all),
+# and the same shop's line export where one line lost its SKU.
+ORDER_LEVEL = """order_id,customer_id,order_time,quantity,line_amount
+10001,00001,1997-01-01,1,11.77
+10002,00002,1997-01-12,1,12.00
+10003,00002,1997-01-12,5,77.00
+10004,00003,1997-01-02,2,20.76
+"""
+
+
+def test_an_order_level_log_without_products_is_read_as_unknown_products() -> None:
+    parsed = parse(ORDER_LEVEL)
+    assert parsed.accounting["clean"] == 4 and parsed.accounting["quarantined"] == 0
+    assert parsed.clean["product_id"].unique().to_list() == ["unknown"]
+    sessions = orders.order_sessions(orders.mark_returns(parsed.clean)).sort("session_id")
+    assert sessions["purchase_amount"].to_list() == [11.77, 12.0, 77.0, 20.76]
+    assert sessions["customer_id"].to_list() == ["00001", "00002", "00002", "00003"]  # leading zeros kept
+
+
+def test_a_line_without_a_product_in_a_file_with_products_is_quarantined() -> None:
+    text = "order_id,customer_id,order_time,product_id,quantity,unit_price\nA,C1,2024-01-01,P1,1,5\nA,C1,2024-01-01,,2,7\n"
+    parsed = parse(text)
+    assert parsed.accounting["clean"] == 1
+    assert parsed.quarantine["reason"].to_list() == ["empty product_id"]
+    assert parsed.quarantine["line"].to_list() == [3]

@@ -1,7 +1,10 @@
 """`orders*.csv`: one row per order line (Shopify, WooCommerce, ERP exports, UCI Online Retail).
 
-Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, product_id, quantity`
-and `unit_price` or `line_amount`; optional `category, product_name, status, currency`.
+Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, quantity` and
+`unit_price` or `line_amount`; optional `product_id, category, product_name, status, currency`.
+An order-level export (one row per order with its total, no product column: a purchase log)
+is read the same way, every line's product being `unknown`; where the file has a product
+column, a line without a product is quarantined.
 
 Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
 - `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
@@ -28,8 +31,8 @@ from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
 
 KIND = DropKind(
     "orders",
-    ("order_id", "customer_id", "order_time", "product_id", "quantity"),
-    ("unit_price", "line_amount", "category", "product_name", "status", "currency"),
+    ("order_id", "customer_id", "order_time", "quantity"),
+    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency"),
     dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"), keyed=False,
@@ -47,7 +50,9 @@ def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
 def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     quantity, price = reading.number("quantity"), reading.number("unit_price")
     return [
-        *_text_rules(KIND, reading),  # empty order_id / customer_id / product_id / quantity
+        *_text_rules(KIND, reading),  # empty order_id / customer_id / quantity
+        # a product column with values: a line without one is unreadable (a purchase log has no such column)
+        _bad(_empty("product_id") & pl.col("product_id").is_not_null().any(), "empty product_id"),
         *_date_rules("order_time", reading, required=True),
         unreadable_number("quantity", reading),
         _bad(quantity == 0, "quantity 0"),
@@ -73,7 +78,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         pl.col("customer_id"),
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
-        pl.col("product_id"),
+        pl.col("product_id").fill_null(UNKNOWN_PRODUCT),
         text_or_null("product_name"),
         pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         quantity.alias("quantity"),
@@ -92,7 +97,7 @@ ORDER_LINE_COLUMNS = {
     "customer_id": "string - required (lines without one are quarantined)",
     "order_time": "datetime[us, UTC] - when the order was placed (a date alone: its midnight UTC)",
     "order_date": "date - the calendar date written in order_time",
-    "product_id": "string",
+    "product_id": "string - 'unknown' when the export has no product column (an order-level log)",
     "product_name": "string - nullable",
     "category": "string - nullable",
     "quantity": "float64 - negative on a return line",
