@@ -19,6 +19,9 @@ def test_bench_writes_the_documented_results(tmp_path: Path, monkeypatch) -> Non
                 "baseline_pandas_s", "baseline_sessions", "incremental_s", "per_asset_s"):
         assert results[key] is not None, key
     assert results["build_success"] and results["sessions"] > 19_000
+    btyd = results["btyd_fit_s"]  # BG/NBD seconds, read from the assets' metadata
+    assert btyd["training_windows"] >= 2 and btyd["training_windows_s"] > 0 and btyd["scoring_snapshot_s"] > 0
+    assert "BG/NBD fits" in markdown_table(results)
     assert {"raw_sessions", "clean_sessions", "customer_features", "churn_predictions"} <= set(results["per_asset_s"])
     drops = results["incremental_drops_s"]
     assert len(drops) == 3 and results["incremental_s"] == statistics.median(drops)
