@@ -154,3 +154,25 @@ def test_dashboard_renders_in_headless_chromium_without_console_errors(built, tm
     console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "Uncaught" in line or "Error" in line], console
     assert shot.exists() and shot.stat().st_size > 50_000  # a rendered page, not a blank one
+
+
+def test_seasonality_of_a_shop_closed_on_saturdays_from_february() -> None:
+    """A wholesaler's log (UCI Online Retail-like): no Saturday ever, history starting in February.
+    The fit keeps full rank, no index is invented for the missing levels, the planted Friday dip shows."""
+    import warnings
+
+    days = pl.date_range(pl.date(2011, 2, 1), pl.date(2011, 11, 30), eager=True).alias("session_date")
+    days = days.filter(days.dt.weekday() != 6)
+    rng = np.random.default_rng(3)
+    friday = (days.dt.weekday() == 5).to_numpy()
+    daily = pl.DataFrame({"session_date": days,
+                          "sessions": rng.poisson(np.where(friday, 50, 100)).astype(np.int64)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # statsmodels warns on a rank-deficient design
+        season = analyses.seasonality(daily)
+    weekdays = dict(season.filter(pl.col("kind") == "weekday").select("level", "index").iter_rows())
+    months = season.filter(pl.col("kind") == "month")["level"].to_list()
+    assert len(weekdays) == 6 and not any(level.startswith("Sat") for level in weekdays)
+    assert "Jan" not in " ".join(months) and len(months) == 10
+    assert weekdays[min(weekdays, key=weekdays.get)] < 0.7 * max(weekdays.values())
+    assert min(weekdays, key=weekdays.get).startswith("Fri")

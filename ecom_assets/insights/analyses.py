@@ -149,19 +149,17 @@ def rollup(daily: pl.DataFrame, every: str) -> pl.DataFrame:
 
 
 def _design(daily: pl.DataFrame, extra: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Intercept, smooth trend (1st-3rd order), weekday and month dummies (Mon / Jan as reference)."""
+    """Intercept, smooth trend (1st-3rd order), weekday and month dummies. The reference level is the
+    first weekday / month that occurs; a level that never occurs (a shop closed on Saturdays, a log
+    without January) gets no column, so the matrix keeps full rank."""
     d = daily["session_date"]
     t = (d - d.min()).dt.total_days().to_numpy().astype(float)
     t = (t - t.mean()) / max(t.std(), 1.0)
     cols, names = [np.ones_like(t), t, t**2, t**3], ["const", "t", "t2", "t3"]
-    weekday, month = d.dt.weekday().to_numpy(), d.dt.month().to_numpy()
-    for k in range(2, 8):
-        cols.append((weekday == k).astype(float))
-        names.append(f"wd{k}")
-    for m in range(2, 13):
-        if (month == m).any() and (month != m).any():
-            cols.append((month == m).astype(float))
-            names.append(f"m{m}")
+    for prefix, levels in (("wd", d.dt.weekday().to_numpy()), ("m", d.dt.month().to_numpy())):
+        for level in np.unique(levels)[1:]:
+            cols.append((levels == level).astype(float))
+            names.append(f"{prefix}{level}")
     for name, values in (extra or {}).items():
         cols.append(values.astype(float))
         names.append(name)
@@ -170,7 +168,8 @@ def _design(daily: pl.DataFrame, extra: dict[str, np.ndarray] | None = None) -> 
 
 def seasonality(daily: pl.DataFrame) -> pl.DataFrame:
     """Weekday and month indices of daily sessions (log-linear OLS with a smooth trend), 95 % CIs.
-    Index 1.0 = the average day; the reference level's index comes from the normalisation."""
+    Index 1.0 = the average day; the reference level's index comes from the normalisation. A weekday
+    or month without any day in the data has no row (no index can be estimated for it)."""
     import statsmodels.api as sm
 
     if daily.height < 60:
@@ -179,7 +178,9 @@ def seasonality(daily: pl.DataFrame) -> pl.DataFrame:
     x, names = _design(daily)
     fit = sm.OLS(np.log(daily["sessions"].to_numpy().astype(float)), x).fit()
     rows = []
-    for kind, prefix, labels, first in (("weekday", "wd", WEEKDAYS, 1), ("month", "m", MONTHS, 1)):
+    d = daily["session_date"]
+    for kind, prefix, labels, first in (("weekday", "wd", WEEKDAYS, int(d.dt.weekday().min())),
+                                        ("month", "m", MONTHS, int(d.dt.month().min()))):
         effects = {first: (0.0, 0.0)}
         for i, name in enumerate(names):
             if name.startswith(prefix) and name[len(prefix):].isdigit():
