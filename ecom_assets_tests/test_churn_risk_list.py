@@ -225,3 +225,35 @@ def test_cold_start_reasons_say_today_and_one_day() -> None:
     reasons = cold_start.score(model, frame)["cold_start_reason"].to_list()
     assert reasons == ["never purchased: 2 visits, last today; no labelled windows yet",
                        "never purchased: 1 visit, 1 day ago; no labelled windows yet"]
+
+
+def test_drivers_follow_each_customers_own_contributions_and_at_risk_lists_what_raises_risk_first() -> None:
+    from ecom_assets.churn.model import top_drivers
+
+    # planted contributions (log-odds) of three features: for each customer the strongest one LOWERS risk
+    # (a recent purchase), the two weaker ones raise it; "calm" has the same contributions but a low probability
+    names = ["days_since_last_purchase", "aov", "distinct_categories"]
+    contribs = np.array([[-0.9, 0.5, 0.2], [-0.9, 0.5, 0.2], [0.4, -0.1, 0.3]], dtype=np.float32)
+    drivers = top_drivers(contribs, names).to_list()
+    predictions, features = _customers([
+        {"customer_id": "worried", "churn_probability": 0.8, "top_drivers": drivers[0]},
+        {"customer_id": "calm", "churn_probability": 0.2, "top_drivers": drivers[1]},
+        {"customer_id": "mixed", "churn_probability": 0.7, "top_drivers": drivers[2]},
+        # a classic baseline's one driver below the base rate: at risk only because churn is common here
+        {"customer_id": "classic", "churn_probability": 0.6, "top_drivers": ["bgnbd_churn_90d ↓"]},
+    ])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    words = dict(zip(listed["customer_id"], listed["drivers"]))
+    status = dict(zip(listed["customer_id"], listed["status"]))
+    assert status == {"worried": "at_risk", "calm": "active", "mixed": "at_risk", "classic": "at_risk"}
+    # every direction is the sign of the customer's own contribution, whatever their status
+    assert words["worried"] == ("average order value (raises risk); number of product categories viewed (raises "
+                                "risk); days since the last purchase (lowers risk)")
+    assert words["calm"] == ("days since the last purchase (lowers risk); average order value (raises risk); "
+                             "number of product categories viewed (raises risk)")  # strength order kept
+    assert words["mixed"] == ("days since the last purchase (raises risk); number of product categories viewed "
+                              "(raises risk); average order value (lowers risk)")
+    assert words["classic"] == (risk_list.BASE_RATE_WORDS + "; BG/NBD probability of no purchase in the next 90 "
+                                "days (lowers risk)")
+    for row in listed.filter(pl.col("status") == "at_risk").iter_rows(named=True):
+        assert "raises risk)" in row["drivers"].split("; ")[0], row

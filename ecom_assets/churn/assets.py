@@ -57,7 +57,9 @@ RISK_LIST_COLUMNS = {
     "churn_probability_high": "float64 - 95 % interval, high",
     "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit)",
     "risk_tier": "string",
-    "drivers": "string - plain words; an empty window is said as such ('no visits in the last 30 days')",
+    "drivers": "string - plain words, each with the direction of this customer's own contribution (raises / lowers "
+    "risk); at_risk customers: those raising risk first, and when none does, that most customers here do not buy "
+    "again within 90 days (the base rate); an empty window is said as such ('no visits in the last 30 days')",
     "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
     "days_since_last_purchase": "float64",
     "days_since_last_visit": "float64",

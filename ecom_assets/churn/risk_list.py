@@ -21,7 +21,11 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   over 180 days: a win-back case, not retention), `at_risk` (churn_probability >= 0.5),
   `active`, `never_purchased`, `unscored` (no model could score them).
 - drivers in plain words; a windowed feature that is empty because nothing happened in its window
-  is worded as what it is ("no visits in the last 30 days"), not as its missing value.
+  is worded as what it is ("no visits in the last 30 days"), not as its missing value. Each driver's
+  direction is the sign of this customer's own contribution to their churn score (as the scorer gave
+  it: XGBoost contribution, or the classic's score against its base rate); for `at_risk` customers the
+  drivers that raise risk come first, and one whose shown drivers all lower risk is at risk because
+  churn is common among customers like them, which the list says first.
 
 Order: by status — `at_risk` first (the persuadable, where an incentive can still keep value), then
 `active`, `lapsed` (win-back), `never_purchased`, `unscored` — and within each by value at risk,
@@ -42,6 +46,9 @@ LAPSED_MIN_DAYS = 180
 LAPSED_GAP_MULTIPLE = 2.0
 AT_RISK_PROBABILITY = 0.5
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
+RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its contribution raises this customer's risk
+# an at-risk customer none of whose drivers raises risk: their probability is high because the base rate is
+BASE_RATE_WORDS = "most customers here do not buy again within 90 days (the base rate raises risk)"
 
 # windowed features whose value is empty (null or 0) when nothing happened in the window: the driver
 # says what did not happen. (feature, condition on the features meaning "nothing in the window", words)
@@ -140,6 +147,19 @@ def driver_words(features: pl.DataFrame, drivers: pl.Series) -> pl.Series:
     return pl.DataFrame(parts).select(pl.concat_str(once, separator="; ", ignore_nulls=True).alias("drivers")).to_series()
 
 
+def at_risk_drivers_first(drivers: pl.Expr, at_risk: pl.Expr) -> pl.Expr:
+    """The drivers (list of "feature ↑/↓", strongest first) of an at-risk customer with those that raise
+    risk ("↑") first, each group keeping its strength order; other customers' drivers unchanged. An at-risk
+    customer with drivers but none that raises risk gets BASE_RATE_WORDS in front: what they show only
+    lowers their risk from a base that is already high, and saying only "lowers risk" would read as a
+    contradiction of the status. The directions themselves are never changed."""
+    raising_first = drivers.list.eval(pl.element().sort_by(~pl.element().str.ends_with(RAISES), maintain_order=True))
+    none_raises = ~drivers.list.eval(pl.element().str.ends_with(RAISES)).list.any() & drivers.list.eval(
+        pl.element().str.ends_with(LOWERS)).list.any()
+    return (pl.when(at_risk & none_raises).then(pl.concat_list(pl.lit([BASE_RATE_WORDS]), drivers))
+            .when(at_risk).then(raising_first).otherwise(drivers))
+
+
 def _plain(driver: str) -> str:
     """"days_since_last_purchase ↑" -> "days since the last purchase (raises risk)"; a driver without
     an arrow ("never purchased") passes unchanged."""
@@ -179,11 +199,12 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     population_spend = gg["population_mean"] if gg else (float(frame.filter(buyers)["aov"].mean() or 0.0))
     spend = pl.when(pl.col("cold_start")).then(pl.lit(population_spend)).otherwise(
         spend_per_order(gg, pl.col("n_purchases"), pl.col("aov")))
+    frame = frame.with_columns(status=status(median_gap))
+    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk")).to_series()
     listed = frame.with_columns(
-        status=status(median_gap),
         expected_purchases_90d=pl.when(pl.col("cold_start")).then(1 - p).otherwise(purchases),
         spend_per_order=spend,
-        drivers=driver_words(frame, frame["top_drivers"]),
+        drivers=driver_words(frame, ordered),
     ).with_columns(
         expected_value_90d=(pl.col("expected_purchases_90d") * pl.col("spend_per_order")).round(2),
         spend_per_order=pl.col("spend_per_order").round(2),
