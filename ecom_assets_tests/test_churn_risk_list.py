@@ -257,3 +257,33 @@ def test_drivers_follow_each_customers_own_contributions_and_at_risk_lists_what_
                                 "days (lowers risk)")
     for row in listed.filter(pl.col("status") == "at_risk").iter_rows(named=True):
         assert "raises risk)" in row["drivers"].split("; ")[0], row
+
+
+def test_never_buyers_are_valued_at_a_first_order_not_at_the_populations_mean_spend() -> None:
+    # a shop where 40 loyal customers order ~900 twenty times each, while 40 newcomers' one (first) order is
+    # ~40; a proven buyer (8 orders of ~150) is at risk; two never-buyers have a 50 % chance to buy at all
+    rng = np.random.default_rng(12)
+    loyal = [{"customer_id": f"L{i}", "churn_probability": 0.2, "n_purchases": 20.0, "aov": float(rng.normal(900, 60)),
+              "expected_purchases_90d": 5.0} for i in range(40)]
+    newcomers = [{"customer_id": f"N{i}", "churn_probability": 0.3, "n_purchases": 1.0, "aov": float(rng.normal(40, 8)),
+                  "gap_mean_days": None, "expected_purchases_90d": 0.7} for i in range(40)]
+    proven = {"customer_id": "proven", "churn_probability": 0.6, "n_purchases": 8.0, "aov": 150.0,
+              "expected_purchases_90d": 0.5}
+    never = [{"customer_id": f"never{i}", "churn_probability": 0.5, "cold_start": True, "n_purchases": 0.0, "aov": None,
+              "days_since_last_purchase": None, "gap_mean_days": None, "expected_purchases_90d": None} for i in (1, 2)]
+    predictions, features = _customers(loyal + newcomers + [proven] + never)
+    listed, how = risk_list.build_risk_list(predictions, features)
+    rows = {r["customer_id"]: r for r in listed.iter_rows(named=True)}
+    first_order = float(np.mean([c["aov"] for c in newcomers]))
+    assert abs(rows["never1"]["spend_per_order"] - first_order) <= 0.005
+    assert rows["never1"]["expected_purchases_90d"] == 0.5
+    assert abs(rows["never1"]["value_at_risk"] - 0.5 * 0.5 * first_order) <= 0.01  # P(churn) x P(first order) x its value
+    # the proven buyer's money at risk is larger, and they come first in the list
+    assert rows["proven"]["value_at_risk"] > 4 * rows["never1"]["value_at_risk"]
+    assert rows["proven"]["rank"] < rows["never1"]["rank"]
+    assert "first order" in how["never_buyers_spend_per_order"] and "40 customers" in how["never_buyers_spend_per_order"]
+    # too few one-order buyers to say what a first order is worth: unknown, not the population's mean
+    predictions, features = _customers(loyal + newcomers[:5] + [proven] + never)
+    listed, how = risk_list.build_risk_list(predictions, features)
+    assert listed.filter(pl.col("cold_start"))["value_at_risk"].null_count() == 2
+    assert how["never_buyers_spend_per_order"].startswith("unknown")

@@ -50,8 +50,9 @@ RISK_LIST_COLUMNS = {
     "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals",
     "expected_value_90d": "float64 - expected spend in the next 90 days = expected_purchases_90d x spend_per_order",
     "expected_purchases_90d": "float64 - BTYD expectation when available, else (1 - churn probability) x "
-    "the customer's own purchase rate over 90 days (at least 1)",
-    "spend_per_order": "float64 - Gamma-Gamma expected spend per order (AOV shrunk to the population mean)",
+    "the customer's own purchase rate over 90 days (at least 1); never-buyers: 1 - churn probability (one first order)",
+    "spend_per_order": "float64 - Gamma-Gamma expected spend per order (AOV shrunk to the population mean); "
+    "never-buyers: the mean first order of the customers with one order so far (empty when fewer than 30)",
     "churn_probability": "float64 - 4 decimals",
     "churn_probability_low": "float64 - 95 % interval, low",
     "churn_probability_high": "float64 - 95 % interval, high",
@@ -427,7 +428,8 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
     description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
-    "BTYD or own purchase rate x Gamma-Gamma spend per order), then expected value, then recency; the "
+    "BTYD or own purchase rate x Gamma-Gamma spend per order; never-buyers: P(first order) x the mean first order "
+    "of one-order buyers, never the population's mean spend), then expected value, then recency; the "
     "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
     "with = + - @ are neutralised for spreadsheets.",
     metadata=column_schema(RISK_LIST_COLUMNS),
@@ -446,6 +448,7 @@ def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
     return dg.Output(export, metadata={
         "dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
         "value_basis": how["expected_purchases"], "spend_per_order_basis": how["spend_per_order"],
+        "never_buyers_spend_basis": how["never_buyers_spend_per_order"],
         "by_status": dg.MetadataValue.md(md_table(by_status)), "tiers": dg.MetadataValue.md(md_table(tiers)),
         "tiers_monotone_on_holdout": monotone,
         "top_10": dg.MetadataValue.md(md_table(export.head(10)))})

@@ -6,13 +6,17 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   (BG/NBD or Pareto/NBD, which already folds in P(alive)) when the features carry it; otherwise
   P(any purchase) x the purchases a buyer makes at their own past rate:
   (1 - churn_probability) x max(1, 90 x n_purchases / max(tenure_days, 90)). Never-buyers: one
-  first purchase times P(it happens).
+  first purchase times P(it happens) (1 - their cold-start churn probability: the share of never-buyers
+  like them who bought within 90 days).
 - `spend_per_order`: the Gamma-Gamma expected spend per order (Fader & Hardie 2013, "The
   Gamma-Gamma Model of Monetary Value"): each customer's AOV shrunk towards the population mean,
   the less the fewer orders it rests on. Fitted by maximum likelihood (scipy) on the current
   customers' AOV and order count; the closed form is three log-gamma terms, so 500k customers cost
   a fraction of a second, where pymc-marketing's `GammaGammaModel` compiles a PyTensor graph per
-  fit (seconds) for the same point estimate.
+  fit (seconds) for the same point estimate. Never-buyers: the mean first order, taken from the
+  customers whose one order so far is their first (at least FIRST_ORDER_MIN_CUSTOMERS of them; else
+  unknown and left empty), not the population's mean spend per order: repeat buyers' larger orders
+  would otherwise put people who never bought above proven buyers.
 - `expected_value_90d` = spend_per_order x expected_purchases_90d; `value_at_risk` =
   churn_probability x expected_value_90d. Both factors shrink at the extremes, so the top of the
   list is customers likely to leave who are still likely enough to buy to be worth persuading;
@@ -46,6 +50,7 @@ LAPSED_MIN_DAYS = 180
 LAPSED_GAP_MULTIPLE = 2.0
 AT_RISK_PROBABILITY = 0.5
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
+FIRST_ORDER_MIN_CUSTOMERS = 30  # one-order buyers needed to estimate a never-buyer's first order (as Gamma-Gamma's minimum)
 RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its contribution raises this customer's risk
 # an at-risk customer none of whose drivers raises risk: their probability is high because the base rate is
 BASE_RATE_WORDS = "most customers here do not buy again within 90 days (the base rate raises risk)"
@@ -180,6 +185,13 @@ def status(median_gap: float | None) -> pl.Expr:
             .otherwise(pl.lit("active")))
 
 
+def first_order_values(frame: pl.DataFrame) -> pl.Series:
+    """The order value of every buyer whose one order so far is their first (`n_purchases` 1, `aov` = that
+    order): what a never-buyer who buys is worth on the evidence, rather than the population's spend per order."""
+    one_order = (~pl.col("cold_start")) & (pl.col("n_purchases") == 1) & pl.col("aov").is_finite()
+    return frame.filter(one_order)["aov"]
+
+
 def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     """(the ordered list, how its value was estimated). `predictions` are rows of `churn_predictions`,
     `features` the same customers' `customer_features` (at least `FEATURE_INPUTS` that exist)."""
@@ -196,8 +208,9 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     own_rate = HORIZON_DAYS * pl.col("n_purchases") / pl.col("tenure_days").clip(lower_bound=HORIZON_DAYS)
     fallback = (1 - p) * pl.max_horizontal(pl.lit(1.0), own_rate)
     purchases = (pl.coalesce(pl.col("expected_purchases_90d"), fallback) if btyd else fallback)
-    population_spend = gg["population_mean"] if gg else (float(frame.filter(buyers)["aov"].mean() or 0.0))
-    spend = pl.when(pl.col("cold_start")).then(pl.lit(population_spend)).otherwise(
+    first_orders = first_order_values(frame)
+    first_order = float(first_orders.mean()) if first_orders.len() >= FIRST_ORDER_MIN_CUSTOMERS else None
+    spend = pl.when(pl.col("cold_start")).then(pl.lit(first_order, pl.Float64)).otherwise(
         spend_per_order(gg, pl.col("n_purchases"), pl.col("aov")))
     frame = frame.with_columns(status=status(median_gap))
     ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk")).to_series()
@@ -230,5 +243,8 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
            "spend_per_order": f"Gamma-Gamma (p={gg['p']:.3g}, q={gg['q']:.3g}, gamma={gg['gamma']:.3g}; "
            f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers)" if gg
            else "each customer's own AOV (too few buyers with a positive AOV to fit Gamma-Gamma)",
+           "never_buyers_spend_per_order": f"mean first order {first_order:.2f} of {first_orders.len()} customers with "
+           "one order so far" if first_order is not None else f"unknown: {first_orders.len()} customers with one order "
+           f"so far, {FIRST_ORDER_MIN_CUSTOMERS} needed (never-buyers' value left empty)",
            "typical_gap_for_single_buyers_days": median_gap}
     return out, how
