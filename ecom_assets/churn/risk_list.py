@@ -21,7 +21,8 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   churn_probability x expected_value_90d. Both factors shrink at the extremes, so the top of the
   list is customers likely to leave who are still likely enough to buy to be worth persuading;
   someone gone for a year has little expected value left and sinks (and is `lapsed`).
-- `status`: `lapsed` (no purchase for more than twice their typical gap between purchases and
+- `status` (churn/status.py, the one definition the segments share): `lapsed` (no purchase for more
+  than twice their typical gap between purchases and
   over 180 days: a win-back case, not retention), `at_risk` (churn_probability >= 0.5),
   `active`, `never_purchased`, `unscored` (no model could score them).
 - drivers in plain words; a windowed feature that is empty because nothing happened in its window
@@ -43,12 +44,10 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.features.btyd import fit_gamma_gamma, spend_per_order
+from ecom_assets.churn.status import churn_status, typical_gap
 from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS
 from ecom_assets.insights.stats import wilson
 
-LAPSED_MIN_DAYS = 180
-LAPSED_GAP_MULTIPLE = 2.0
-AT_RISK_PROBABILITY = 0.5
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
 FIRST_ORDER_MIN_CUSTOMERS = 30  # one-order buyers needed to estimate a never-buyer's first order (as Gamma-Gamma's minimum)
 RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its contribution raises this customer's risk
@@ -174,17 +173,6 @@ def _plain(driver: str) -> str:
     return FEATURE_WORDS.get(name, name.replace("_", " ")) + (" (raises risk)" if driver[-1] == "↑" else " (lowers risk)")
 
 
-def status(median_gap: float | None) -> pl.Expr:
-    """lapsed | at_risk | active | never_purchased | unscored, from the columns of the list frame."""
-    gap = pl.col("gap_mean_days").fill_null(median_gap) if median_gap is not None else pl.col("gap_mean_days")
-    threshold = pl.max_horizontal(pl.lit(float(LAPSED_MIN_DAYS)), LAPSED_GAP_MULTIPLE * gap)
-    return (pl.when(pl.col("cold_start")).then(pl.lit("never_purchased"))
-            .when(pl.col("days_since_last_purchase") > threshold).then(pl.lit("lapsed"))
-            .when(pl.col("churn_probability").is_null()).then(pl.lit("unscored"))
-            .when(pl.col("churn_probability") >= AT_RISK_PROBABILITY).then(pl.lit("at_risk"))
-            .otherwise(pl.lit("active")))
-
-
 def first_order_values(frame: pl.DataFrame) -> pl.Series:
     """The order value of every buyer whose one order so far is their first (`n_purchases` 1, `aov` = that
     order): what a never-buyer who buys is worth on the evidence, rather than the population's spend per order."""
@@ -201,8 +189,7 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     buyers = ~pl.col("cold_start")
     gg = fit_gamma_gamma(frame.filter(buyers)["n_purchases"].fill_null(0).to_numpy(),
                          frame.filter(buyers)["aov"].fill_null(0).to_numpy())
-    repeat_gaps = frame.filter(buyers)["gap_mean_days"].drop_nulls()
-    median_gap = float(repeat_gaps.median()) if repeat_gaps.len() else None
+    median_gap = typical_gap(frame)
     btyd = "expected_purchases_90d" in frame.columns and frame["expected_purchases_90d"].null_count() < frame.height
     p = pl.col("churn_probability")
     own_rate = HORIZON_DAYS * pl.col("n_purchases") / pl.col("tenure_days").clip(lower_bound=HORIZON_DAYS)
@@ -212,7 +199,7 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     first_order = float(first_orders.mean()) if first_orders.len() >= FIRST_ORDER_MIN_CUSTOMERS else None
     spend = pl.when(pl.col("cold_start")).then(pl.lit(first_order, pl.Float64)).otherwise(
         spend_per_order(gg, pl.col("n_purchases"), pl.col("aov")))
-    frame = frame.with_columns(status=status(median_gap))
+    frame = frame.with_columns(status=churn_status(frame))
     ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk")).to_series()
     listed = frame.with_columns(
         expected_purchases_90d=pl.when(pl.col("cold_start")).then(1 - p).otherwise(purchases),
