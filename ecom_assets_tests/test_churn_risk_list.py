@@ -256,7 +256,14 @@ def test_drivers_follow_each_customers_own_contributions_and_at_risk_lists_what_
     assert words["classic"] == (risk_list.BASE_RATE_WORDS + "; BG/NBD probability of no purchase in the next 90 "
                                 "days (lowers risk)")
     for row in listed.filter(pl.col("status") == "at_risk").iter_rows(named=True):
-        assert "raises risk)" in row["drivers"].split("; ")[0], row
+        assert "raises risk" in row["drivers"].split("; ")[0], row
+    # where most customers are safe (mean churn probability 0.3), the base rate is not what raises it
+    calm = [{"customer_id": f"calm{i}", "churn_probability": 0.2, "top_drivers": drivers[1]} for i in range(4)]
+    predictions, features = _customers(calm + [{"customer_id": "classic", "churn_probability": 0.7,
+                                                "top_drivers": ["days_since_last_purchase ↓"]}])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    assert listed.filter(pl.col("customer_id") == "classic")["drivers"][0] == (
+        "smaller factors not listed together raise risk; days since the last purchase (lowers risk)")
 
 
 def test_never_buyers_are_valued_at_a_first_order_not_at_the_populations_mean_spend() -> None:

@@ -59,8 +59,9 @@ RISK_LIST_COLUMNS = {
     "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit)",
     "risk_tier": "string",
     "drivers": "string - plain words, each with the direction of this customer's own contribution (raises / lowers "
-    "risk); at_risk customers: those raising risk first, and when none does, that most customers here do not buy "
-    "again within 90 days (the base rate); an empty window is said as such ('no visits in the last 30 days')",
+    "risk); at_risk customers: those raising risk first, and when none does, why they are at risk all the same "
+    "(most customers here do not buy again within 90 days, or smaller factors not listed add up); an empty window "
+    "is said as such ('no visits in the last 30 days')",
     "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
     "days_since_last_purchase": "float64",
     "days_since_last_visit": "float64",

@@ -29,8 +29,9 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   is worded as what it is ("no visits in the last 30 days"), not as its missing value. Each driver's
   direction is the sign of this customer's own contribution to their churn score (as the scorer gave
   it: XGBoost contribution, or the classic's score against its base rate); for `at_risk` customers the
-  drivers that raise risk come first, and one whose shown drivers all lower risk is at risk because
-  churn is common among customers like them, which the list says first.
+  drivers that raise risk come first, and one whose shown drivers all lower risk is told why they are at
+  risk all the same: churn is common here (the buyers' mean churn probability is at least 0.5), or
+  else the smaller contributions not shown add up.
 
 Order: by status — `at_risk` first (the persuadable, where an incentive can still keep value), then
 `active`, `lapsed` (win-back), `never_purchased`, `unscored` — and within each by value at risk,
@@ -43,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ecom_assets.churn.status import churn_status, typical_gap
+from ecom_assets.churn.status import AT_RISK_PROBABILITY, churn_status, typical_gap
 from ecom_assets.features.btyd import fit_gamma_gamma, spend_per_order
 from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS
 from ecom_assets.insights.stats import wilson
@@ -51,8 +52,10 @@ from ecom_assets.insights.stats import wilson
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
 FIRST_ORDER_MIN_CUSTOMERS = 30  # one-order buyers needed to estimate a never-buyer's first order (as Gamma-Gamma's minimum)
 RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its contribution raises this customer's risk
-# an at-risk customer none of whose drivers raises risk: their probability is high because the base rate is
+# an at-risk customer none of whose shown drivers raises risk: high because the base rate is (the buyers' mean
+# churn probability is at least AT_RISK_PROBABILITY), else because the many smaller contributions not shown add up
 BASE_RATE_WORDS = "most customers here do not buy again within 90 days (the base rate raises risk)"
+SMALLER_FACTORS_WORDS = "smaller factors not listed together raise risk"
 
 # windowed features whose value is empty (null or 0) when nothing happened in the window: the driver
 # says what did not happen. (feature, condition on the features meaning "nothing in the window", words)
@@ -151,16 +154,16 @@ def driver_words(features: pl.DataFrame, drivers: pl.Series) -> pl.Series:
     return pl.DataFrame(parts).select(pl.concat_str(once, separator="; ", ignore_nulls=True).alias("drivers")).to_series()
 
 
-def at_risk_drivers_first(drivers: pl.Expr, at_risk: pl.Expr) -> pl.Expr:
+def at_risk_drivers_first(drivers: pl.Expr, at_risk: pl.Expr, why: str = BASE_RATE_WORDS) -> pl.Expr:
     """The drivers (list of "feature ↑/↓", strongest first) of an at-risk customer with those that raise
     risk ("↑") first, each group keeping its strength order; other customers' drivers unchanged. An at-risk
-    customer with drivers but none that raises risk gets BASE_RATE_WORDS in front: what they show only
-    lowers their risk from a base that is already high, and saying only "lowers risk" would read as a
-    contradiction of the status. The directions themselves are never changed."""
+    customer with drivers but none that raises risk gets `why` in front (BASE_RATE_WORDS where churn is
+    common, else SMALLER_FACTORS_WORDS): saying only "lowers risk" would read as a contradiction of the
+    status. The directions themselves are never changed."""
     raising_first = drivers.list.eval(pl.element().sort_by(~pl.element().str.ends_with(RAISES), maintain_order=True))
     none_raises = ~drivers.list.eval(pl.element().str.ends_with(RAISES)).list.any() & drivers.list.eval(
         pl.element().str.ends_with(LOWERS)).list.any()
-    return (pl.when(at_risk & none_raises).then(pl.concat_list(pl.lit([BASE_RATE_WORDS]), drivers))
+    return (pl.when(at_risk & none_raises).then(pl.concat_list(pl.lit([why]), drivers))
             .when(at_risk).then(raising_first).otherwise(drivers))
 
 
@@ -200,7 +203,9 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     spend = pl.when(pl.col("cold_start")).then(pl.lit(first_order, pl.Float64)).otherwise(
         spend_per_order(gg, pl.col("n_purchases"), pl.col("aov")))
     frame = frame.with_columns(status=churn_status(frame))
-    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk")).to_series()
+    scored = frame.filter(buyers)["churn_probability"].drop_nulls()
+    why = BASE_RATE_WORDS if scored.len() and scored.mean() >= AT_RISK_PROBABILITY else SMALLER_FACTORS_WORDS
+    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk", why)).to_series()
     listed = frame.with_columns(
         expected_purchases_90d=pl.when(pl.col("cold_start")).then(1 - p).otherwise(purchases),
         spend_per_order=spend,
