@@ -47,7 +47,8 @@ RISK_LIST_COLUMNS = {
     "customer_id": "string",
     "status": "string - at_risk (churn probability >= 0.5) | active | lapsed (no purchase for > 2x their "
     "typical gap and > 180 days: win-back, not retention) | never_purchased | unscored",
-    "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals",
+    "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals (empty for never-buyers "
+    "while fewer than 30 one-order buyers show what a first order is worth)",
     "expected_value_90d": "float64 - expected spend in the next 90 days = expected_purchases_90d x spend_per_order",
     "expected_purchases_90d": "float64 - BTYD expectation when available, else (1 - churn probability) x "
     "the customer's own purchase rate over 90 days (at least 1); never-buyers: 1 - churn probability (one first order)",
