@@ -60,7 +60,7 @@ def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> 
     # segment counts and revenue shares are on the page itself, not behind a click
     high = segments.filter(pl.col("segment") == "high_ltv")
     assert f"<td>high_ltv</td><td>{high.height}</td>" in page
-    assert f"{high['revenue'].sum() / segments['revenue'].sum():.3g}" in page
+    assert f"<td>{high['revenue'].sum() / segments['revenue'].sum():.1%}</td>" in page
 
 
 def test_a_short_history_has_no_previous_period(tmp_path) -> None:
@@ -98,3 +98,66 @@ def test_rebuilt_with_the_churn_list_once_it_exists_and_after_each_retrain() -> 
         instance.report_runless_asset_event(dg.AssetMaterialization("kpi_dashboard"))
         request = evaluate()
         assert isinstance(request, dg.RunRequest) and request.asset_selection == [DASHBOARD]
+
+
+def orders_only_sessions(days: int = 70, seed: int = 3) -> pl.DataFrame:
+    """What a shop that exports only orders (Shopify-style lines, two per order) becomes in clean_sessions:
+    one purchased session per order, no browsing time, no page views (ingest.orders.order_sessions)."""
+    from datetime import datetime, timezone
+
+    from ecom_assets.ingest.orders import order_sessions
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    when = [datetime(2024, 6, 3, 12, tzinfo=timezone.utc) - timedelta(days=int(d), hours=int(h))
+            for d, h in zip(rng.integers(0, days, n), rng.integers(0, 10, n))]
+    orders = pl.DataFrame({"order_id": [f"#{1001 + i}" for i in range(n)], "customer_id": [f"C{c}" for c in rng.integers(0, 90, n)],
+                           "order_time": when, "amount": rng.gamma(2, 60, n)})
+    lines = pl.concat([orders.with_columns(product_id=pl.lit(f"SKU-{k}"), category=pl.lit(cat), line=pl.int_range(2 + k, 2 * n + 2 + k, 2),
+                                           line_amount=pl.col("amount") * share)
+                       for k, (cat, share) in enumerate((("Kitchen", 0.7), ("Garden", 0.3)))])
+    lines = lines.with_columns(order_date=pl.col("order_time").dt.date(), is_return=pl.lit(False),
+                               source_file=pl.lit("orders.csv__abc"), order_time=pl.col("order_time").dt.replace_time_zone(None)
+                               .dt.replace_time_zone("UTC"))
+    sessions = order_sessions(lines)
+    assert sessions["purchase_made"].all() and sessions["browsing_time_sec"].null_count() == sessions.height
+    return sessions.with_columns(page_views=pl.lit(None, pl.Int64))
+
+
+def test_orders_only_data_has_no_conversion_and_money_is_written_as_money(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path / "data"), currency="EUR")
+    frame = orders_only_sessions()
+    daily = analyses.daily_sales(frame)
+    trends = pl.concat([daily.with_columns(grain=pl.lit("day")),
+                        analyses.rollup(daily, "1w").with_columns(grain=pl.lit("week"))], how="diagonal_relaxed")
+    # two segments whose revenue .3g would print as 4.35e+04 and 1.23e+03
+    segments = pl.DataFrame({"customer_id": ["A", "B", "C"], "segment": ["high_ltv", "high_ltv", "occasional"],
+                             "revenue": [30000.0, 13512.5, 1234.0], "churn_probability": [0.2, 0.3, 0.6]})
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(),
+                           churn_predictions=pl.DataFrame(), sales_trends=trends,
+                           product_funnel=analyses.product_funnel(frame), customer_segments=segments,
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    page = (settings.reports / "dashboard.html").read_text()
+    tiles = {row["kpi"]: row for row in output.value.iter_rows(named=True)}
+    conversion = tiles[f"conversion, last {PERIOD_DAYS} days"]
+    assert conversion["value"] == "n/a — orders-only data (no browsing sessions)" and conversion["change"] == ""
+    assert "100.0%" not in conversion["value"] and "View → purchase conversion by category" not in page
+    assert "n/a — orders-only data (no browsing sessions)" in page
+    assert "4.35e+04" not in page and "1.23e+03" not in page
+    assert "<td>high_ltv</td><td>2</td><td>66.7%</td><td>43,512.50</td><td>97.2%</td>" in page
+    assert "<td>1,234.00</td>" in page and "revenue (EUR)" in page
+    revenue = frame.filter(pl.col("session_date") > LAST - timedelta(days=PERIOD_DAYS))["purchase_amount"].sum()
+    assert tiles[f"revenue, last {PERIOD_DAYS} days"]["value"] == f"{revenue:,.0f} EUR"
+    assert '"tickformat":",.0f"' in page  # chart axes in whole money units with separators, not 43.5k
+
+
+def test_a_browsed_shop_still_shows_its_conversion(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path / "data"))
+    frame = sessions(days=60).with_columns(browsing_time_sec=pl.lit(None, pl.Float64), page_views=pl.lit(None, pl.Int64))
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(),
+                           churn_predictions=pl.DataFrame(), sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(),
+                           customer_segments=pl.DataFrame(), cohort_metrics=pl.DataFrame(),
+                           cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    recent = frame.filter(pl.col("session_date") > LAST - timedelta(days=PERIOD_DAYS))
+    value = output.value.filter(pl.col("kpi") == f"conversion, last {PERIOD_DAYS} days")["value"][0]
+    assert value == f"{recent['purchase_made'].mean():.1%}"  # sessions without a purchase are browsing

@@ -99,7 +99,7 @@ def test_early_signals_beat_random_by_a_wide_margin(built) -> None:
 def test_segments_winback_and_dashboard(built) -> None:
     data_dir, _ = built
     segments = table(data_dir, "customer_segments")
-    assert {"at_risk", "active_loyal", "high_ltv", "hibernating"} <= set(segments["segment"])
+    assert {"at_risk", "lapsed", "active_loyal", "high_ltv"} <= set(segments["segment"])
     assert segments["action"].null_count() == 0
     assignment = pl.read_csv(data_dir / "exports" / "winback_assignment.csv")
     counts = assignment.group_by("arm").len()["len"]

@@ -47,17 +47,22 @@ RISK_LIST_COLUMNS = {
     "customer_id": "string",
     "status": "string - at_risk (churn probability >= 0.5) | active | lapsed (no purchase for > 2x their "
     "typical gap and > 180 days: win-back, not retention) | never_purchased | unscored",
-    "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals",
+    "value_at_risk": "float64 - churn_probability x expected_value_90d, money, 2 decimals (empty for never-buyers "
+    "while fewer than 30 one-order buyers show what a first order is worth)",
     "expected_value_90d": "float64 - expected spend in the next 90 days = expected_purchases_90d x spend_per_order",
     "expected_purchases_90d": "float64 - BTYD expectation when available, else (1 - churn probability) x "
-    "the customer's own purchase rate over 90 days (at least 1)",
-    "spend_per_order": "float64 - Gamma-Gamma expected spend per order (AOV shrunk to the population mean)",
+    "the customer's own purchase rate over 90 days (at least 1); never-buyers: 1 - churn probability (one first order)",
+    "spend_per_order": "float64 - Gamma-Gamma expected spend per order (AOV shrunk to the population mean); "
+    "never-buyers: the mean first order of the customers with one order so far (empty when fewer than 30)",
     "churn_probability": "float64 - 4 decimals",
     "churn_probability_low": "float64 - 95 % interval, low",
     "churn_probability_high": "float64 - 95 % interval, high",
     "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit)",
     "risk_tier": "string",
-    "drivers": "string - plain words; an empty window is said as such ('no visits in the last 30 days')",
+    "drivers": "string - plain words, each with the direction of this customer's own contribution (raises / lowers "
+    "risk); at_risk customers: those raising risk first, and when none does, why they are at risk all the same "
+    "(most customers here do not buy again within 90 days, or smaller factors not listed add up); an empty window "
+    "is said as such ('no visits in the last 30 days')",
     "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
     "days_since_last_purchase": "float64",
     "days_since_last_visit": "float64",
@@ -425,7 +430,8 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
     description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
-    "BTYD or own purchase rate x Gamma-Gamma spend per order), then expected value, then recency; the "
+    "BTYD or own purchase rate x Gamma-Gamma spend per order; never-buyers: P(first order) x the mean first order "
+    "of one-order buyers, never the population's mean spend), then expected value, then recency; the "
     "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
     "with = + - @ are neutralised for spreadsheets.",
     metadata=column_schema(RISK_LIST_COLUMNS),
@@ -444,6 +450,7 @@ def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
     return dg.Output(export, metadata={
         "dagster/row_count": export.height, "path": dg.MetadataValue.path(str(path)),
         "value_basis": how["expected_purchases"], "spend_per_order_basis": how["spend_per_order"],
+        "never_buyers_spend_basis": how["never_buyers_spend_per_order"],
         "by_status": dg.MetadataValue.md(md_table(by_status)), "tiers": dg.MetadataValue.md(md_table(tiers)),
         "tiers_monotone_on_holdout": monotone,
         "top_10": dg.MetadataValue.md(md_table(export.head(10)))})

@@ -6,22 +6,32 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   (BG/NBD or Pareto/NBD, which already folds in P(alive)) when the features carry it; otherwise
   P(any purchase) x the purchases a buyer makes at their own past rate:
   (1 - churn_probability) x max(1, 90 x n_purchases / max(tenure_days, 90)). Never-buyers: one
-  first purchase times P(it happens).
+  first purchase times P(it happens) (1 - their cold-start churn probability: the share of never-buyers
+  like them who bought within 90 days).
 - `spend_per_order`: the Gamma-Gamma expected spend per order (Fader & Hardie 2013, "The
   Gamma-Gamma Model of Monetary Value"): each customer's AOV shrunk towards the population mean,
   the less the fewer orders it rests on. Fitted by maximum likelihood (scipy) on the current
   customers' AOV and order count; the closed form is three log-gamma terms, so 500k customers cost
   a fraction of a second, where pymc-marketing's `GammaGammaModel` compiles a PyTensor graph per
-  fit (seconds) for the same point estimate.
+  fit (seconds) for the same point estimate. Never-buyers: the mean first order, taken from the
+  customers whose one order so far is their first (at least FIRST_ORDER_MIN_CUSTOMERS of them; else
+  unknown and left empty), not the population's mean spend per order: repeat buyers' larger orders
+  would otherwise put people who never bought above proven buyers.
 - `expected_value_90d` = spend_per_order x expected_purchases_90d; `value_at_risk` =
   churn_probability x expected_value_90d. Both factors shrink at the extremes, so the top of the
   list is customers likely to leave who are still likely enough to buy to be worth persuading;
   someone gone for a year has little expected value left and sinks (and is `lapsed`).
-- `status`: `lapsed` (no purchase for more than twice their typical gap between purchases and
-  over 180 days: a win-back case, not retention), `at_risk` (churn_probability >= 0.5),
+- `status` (churn/status.py, the one definition the segments share): `lapsed` (no purchase for more
+  than twice their typical gap between purchases and over 180 days: a win-back case, not
+  retention), `at_risk` (churn_probability >= 0.5),
   `active`, `never_purchased`, `unscored` (no model could score them).
 - drivers in plain words; a windowed feature that is empty because nothing happened in its window
-  is worded as what it is ("no visits in the last 30 days"), not as its missing value.
+  is worded as what it is ("no visits in the last 30 days"), not as its missing value. Each driver's
+  direction is the sign of this customer's own contribution to their churn score (as the scorer gave
+  it: XGBoost contribution, or the classic's score against its base rate); for `at_risk` customers the
+  drivers that raise risk come first, and one whose shown drivers all lower risk is told why they are at
+  risk all the same: churn is common here (the buyers' mean churn probability is at least 0.5), or
+  else the smaller contributions not shown add up.
 
 Order: by status — `at_risk` first (the persuadable, where an incentive can still keep value), then
 `active`, `lapsed` (win-back), `never_purchased`, `unscored` — and within each by value at risk,
@@ -34,14 +44,18 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ecom_assets.churn.status import AT_RISK_PROBABILITY, churn_status, typical_gap
 from ecom_assets.features.btyd import fit_gamma_gamma, spend_per_order
 from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS
 from ecom_assets.insights.stats import wilson
 
-LAPSED_MIN_DAYS = 180
-LAPSED_GAP_MULTIPLE = 2.0
-AT_RISK_PROBABILITY = 0.5
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
+FIRST_ORDER_MIN_CUSTOMERS = 30  # one-order buyers needed to estimate a never-buyer's first order (as Gamma-Gamma's minimum)
+RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its contribution raises this customer's risk
+# an at-risk customer none of whose shown drivers raises risk: high because the base rate is (the buyers' mean
+# churn probability is at least AT_RISK_PROBABILITY), else because the many smaller contributions not shown add up
+BASE_RATE_WORDS = "most customers here do not buy again within 90 days (the base rate raises risk)"
+SMALLER_FACTORS_WORDS = "smaller factors not listed together raise risk"
 
 # windowed features whose value is empty (null or 0) when nothing happened in the window: the driver
 # says what did not happen. (feature, condition on the features meaning "nothing in the window", words)
@@ -140,6 +154,19 @@ def driver_words(features: pl.DataFrame, drivers: pl.Series) -> pl.Series:
     return pl.DataFrame(parts).select(pl.concat_str(once, separator="; ", ignore_nulls=True).alias("drivers")).to_series()
 
 
+def at_risk_drivers_first(drivers: pl.Expr, at_risk: pl.Expr, why: str = BASE_RATE_WORDS) -> pl.Expr:
+    """The drivers (list of "feature ↑/↓", strongest first) of an at-risk customer with those that raise
+    risk ("↑") first, each group keeping its strength order; other customers' drivers unchanged. An at-risk
+    customer with drivers but none that raises risk gets `why` in front (BASE_RATE_WORDS where churn is
+    common, else SMALLER_FACTORS_WORDS): saying only "lowers risk" would read as a contradiction of the
+    status. The directions themselves are never changed."""
+    raising_first = drivers.list.eval(pl.element().sort_by(~pl.element().str.ends_with(RAISES), maintain_order=True))
+    none_raises = ~drivers.list.eval(pl.element().str.ends_with(RAISES)).list.any() & drivers.list.eval(
+        pl.element().str.ends_with(LOWERS)).list.any()
+    return (pl.when(at_risk & none_raises).then(pl.concat_list(pl.lit([why]), drivers))
+            .when(at_risk).then(raising_first).otherwise(drivers))
+
+
 def _plain(driver: str) -> str:
     """"days_since_last_purchase ↑" -> "days since the last purchase (raises risk)"; a driver without
     an arrow ("never purchased") passes unchanged."""
@@ -149,15 +176,11 @@ def _plain(driver: str) -> str:
     return FEATURE_WORDS.get(name, name.replace("_", " ")) + (" (raises risk)" if driver[-1] == "↑" else " (lowers risk)")
 
 
-def status(median_gap: float | None) -> pl.Expr:
-    """lapsed | at_risk | active | never_purchased | unscored, from the columns of the list frame."""
-    gap = pl.col("gap_mean_days").fill_null(median_gap) if median_gap is not None else pl.col("gap_mean_days")
-    threshold = pl.max_horizontal(pl.lit(float(LAPSED_MIN_DAYS)), LAPSED_GAP_MULTIPLE * gap)
-    return (pl.when(pl.col("cold_start")).then(pl.lit("never_purchased"))
-            .when(pl.col("days_since_last_purchase") > threshold).then(pl.lit("lapsed"))
-            .when(pl.col("churn_probability").is_null()).then(pl.lit("unscored"))
-            .when(pl.col("churn_probability") >= AT_RISK_PROBABILITY).then(pl.lit("at_risk"))
-            .otherwise(pl.lit("active")))
+def first_order_values(frame: pl.DataFrame) -> pl.Series:
+    """The order value of every buyer whose one order so far is their first (`n_purchases` 1, `aov` = that
+    order): what a never-buyer who buys is worth on the evidence, rather than the population's spend per order."""
+    one_order = (~pl.col("cold_start")) & (pl.col("n_purchases") == 1) & pl.col("aov").is_finite()
+    return frame.filter(one_order)["aov"]
 
 
 def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
@@ -169,21 +192,24 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
     buyers = ~pl.col("cold_start")
     gg = fit_gamma_gamma(frame.filter(buyers)["n_purchases"].fill_null(0).to_numpy(),
                          frame.filter(buyers)["aov"].fill_null(0).to_numpy())
-    repeat_gaps = frame.filter(buyers)["gap_mean_days"].drop_nulls()
-    median_gap = float(repeat_gaps.median()) if repeat_gaps.len() else None
+    median_gap = typical_gap(frame)
     btyd = "expected_purchases_90d" in frame.columns and frame["expected_purchases_90d"].null_count() < frame.height
     p = pl.col("churn_probability")
     own_rate = HORIZON_DAYS * pl.col("n_purchases") / pl.col("tenure_days").clip(lower_bound=HORIZON_DAYS)
     fallback = (1 - p) * pl.max_horizontal(pl.lit(1.0), own_rate)
     purchases = (pl.coalesce(pl.col("expected_purchases_90d"), fallback) if btyd else fallback)
-    population_spend = gg["population_mean"] if gg else (float(frame.filter(buyers)["aov"].mean() or 0.0))
-    spend = pl.when(pl.col("cold_start")).then(pl.lit(population_spend)).otherwise(
+    first_orders = first_order_values(frame)
+    first_order = float(first_orders.mean()) if first_orders.len() >= FIRST_ORDER_MIN_CUSTOMERS else None
+    spend = pl.when(pl.col("cold_start")).then(pl.lit(first_order, pl.Float64)).otherwise(
         spend_per_order(gg, pl.col("n_purchases"), pl.col("aov")))
+    frame = frame.with_columns(status=churn_status(frame))
+    scored = frame.filter(buyers)["churn_probability"].drop_nulls()
+    why = BASE_RATE_WORDS if scored.len() and scored.mean() >= AT_RISK_PROBABILITY else SMALLER_FACTORS_WORDS
+    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk", why)).to_series()
     listed = frame.with_columns(
-        status=status(median_gap),
         expected_purchases_90d=pl.when(pl.col("cold_start")).then(1 - p).otherwise(purchases),
         spend_per_order=spend,
-        drivers=driver_words(frame, frame["top_drivers"]),
+        drivers=driver_words(frame, ordered),
     ).with_columns(
         expected_value_90d=(pl.col("expected_purchases_90d") * pl.col("spend_per_order")).round(2),
         spend_per_order=pl.col("spend_per_order").round(2),
@@ -209,5 +235,8 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[
            "spend_per_order": f"Gamma-Gamma (p={gg['p']:.3g}, q={gg['q']:.3g}, gamma={gg['gamma']:.3g}; "
            f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers)" if gg
            else "each customer's own AOV (too few buyers with a positive AOV to fit Gamma-Gamma)",
+           "never_buyers_spend_per_order": f"mean first order {first_order:.2f} of {first_orders.len()} customers with "
+           "one order so far" if first_order is not None else f"unknown: {first_orders.len()} customers with one order "
+           f"so far, {FIRST_ORDER_MIN_CUSTOMERS} needed (never-buyers' value left empty)",
            "typical_gap_for_single_buyers_days": median_gap}
     return out, how

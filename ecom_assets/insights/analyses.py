@@ -6,6 +6,7 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
+from ecom_assets.churn.status import AT_RISK_PROBABILITY, LAPSED_GAP_MULTIPLE, LAPSED_MIN_DAYS, churn_status
 from ecom_assets.insights.stats import Z95, benjamini_hochberg, two_proportion_p, wilson
 from ecom_assets.schemas import UNKNOWN_PRODUCT
 
@@ -17,31 +18,40 @@ SEGMENT_ACTIONS = {
     "new": "Onboarding series: second-purchase incentive within 30 days of the first visit.",
     "active_loyal": "Loyalty perks and early access; ask for reviews and referrals.",
     "high_ltv": "VIP treatment: personal account manager, premium bundles, no discounting.",
-    "at_risk": "Win-back experiment (see winback_assignment): time-limited offer plus a reminder of favourites.",
+    "at_risk": "Win-back experiment (see winback_assignment): time-limited offer plus a reminder of favourites; "
+    "churn_risk_list says who is worth it and why.",
+    "lapsed": "Win-back: one reactivation offer on the favourite category, then a quarterly reminder; suppress from "
+    "paid retargeting.",
     "hibernating": "Low-cost reactivation email once per quarter; suppress from paid retargeting.",
     "browsers": "Convert first purchase: cart reminders and a first-order incentive on the favourite category.",
     "occasional": "Seasonal campaigns aimed at the favourite category.",
 }
 SEGMENT_RULES = (
-    "new: first seen <= 60 days ago; hibernating: last purchase > 365 days ago (or a browser quiet for 180 days); "
-    "at_risk: churn probability >= 0.6 with >= 2 purchases; high_ltv: revenue in the top 20 % of purchasers; "
-    "active_loyal: >= 2 purchases and one in the last 90 days; browsers: never purchased; occasional: the rest."
+    "lapsed and at_risk are the churn risk list's status, one definition for both (churn.risk_list.churn_status): "
+    f"lapsed = no purchase for more than {LAPSED_GAP_MULTIPLE:g} x the customer's typical gap (one-purchase buyers: "
+    f"the repeat buyers' median gap) and over {LAPSED_MIN_DAYS} days; at_risk = churn probability >= "
+    f"{AT_RISK_PROBABILITY:g}, not lapsed. Then new: first seen <= 60 days ago; hibernating: never purchased and no "
+    "visit for 180 days; browsers: never purchased; high_ltv: revenue in the top 20 % of purchasers; active_loyal: "
+    ">= 2 purchases and one in the last 90 days; occasional: the rest."
 )
 
 
 SEGMENT_FEATURES = ["customer_id", "as_of", "cold_start", "tenure_days", "days_since_last_purchase",
-                    "days_since_last_session", "n_purchases", "revenue", "favourite_category"]
+                    "days_since_last_session", "n_purchases", "revenue", "favourite_category", "gap_mean_days"]
 
 
 def customer_segments(features: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFrame:
+    """One row per customer of `features` with its `segment` (SEGMENT_RULES, first match wins) and `action`."""
     frame = features.join(predictions.select("customer_id", "churn_probability"), on="customer_id", how="left")
+    frame = frame.with_columns(_status=churn_status(frame))
     revenue_p80 = frame.filter(~pl.col("cold_start"))["revenue"].quantile(0.8) if frame.height else 0.0
-    last_buy = pl.col("days_since_last_purchase")
+    last_buy, status = pl.col("days_since_last_purchase"), pl.col("_status")
     segment = (
-        pl.when(pl.col("tenure_days") <= 60).then(pl.lit("new"))
-        .when((last_buy > 365) | (pl.col("cold_start") & (pl.col("days_since_last_session") > 180))).then(pl.lit("hibernating"))
+        pl.when(status == "lapsed").then(pl.lit("lapsed"))
+        .when(status == "at_risk").then(pl.lit("at_risk"))
+        .when(pl.col("tenure_days") <= 60).then(pl.lit("new"))
+        .when(pl.col("cold_start") & (pl.col("days_since_last_session") > 180)).then(pl.lit("hibernating"))
         .when(pl.col("cold_start")).then(pl.lit("browsers"))
-        .when((pl.col("churn_probability") >= 0.6) & (pl.col("n_purchases") >= 2)).then(pl.lit("at_risk"))
         .when(pl.col("revenue") >= revenue_p80).then(pl.lit("high_ltv"))
         .when((pl.col("n_purchases") >= 2) & (last_buy <= 90)).then(pl.lit("active_loyal"))
         .otherwise(pl.lit("occasional"))

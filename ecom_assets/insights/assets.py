@@ -17,7 +17,8 @@ ANALYTICS = ["team:analytics"]
 ALL_DROPS = dg.AssetIn(partition_mapping=dg.AllPartitionMapping())
 
 
-SEGMENT_COLUMNS = {"customer_id": "string", "segment": "string", "churn_probability": "float64",
+SEGMENT_COLUMNS = {"customer_id": "string", "segment": "string - lapsed | at_risk (the churn risk list's status, "
+    "same definition) | new | hibernating | browsers | high_ltv | active_loyal | occasional", "churn_probability": "float64",
     "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
     "favourite_category": "string", "as_of": "date", "action": "string"}
 FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "string", "views": "int",

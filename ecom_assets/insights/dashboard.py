@@ -27,6 +27,8 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee
 
 
 KPI_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount"]
+BROWSING_COLUMNS = ["browsing_time_sec", "page_views"]  # null on sessions made from orders
+NO_BROWSING = "n/a — orders-only data (no browsing sessions)"
 PERIOD_DAYS = 28  # the comparison period: four whole weeks, so both periods hold the same weekdays
 
 
@@ -36,13 +38,25 @@ class Tile(NamedTuple):
     change: str  # vs the previous period, or "" when there is none
 
 
+def browsing_session(columns) -> pl.Expr:
+    """True for a session someone browsed in: one without a purchase, or with browsing time or page views
+    recorded. An order becomes a purchased session with neither, so a shop that exported only orders has
+    no browsing session and no conversion rate to show (every "session" would be a purchase)."""
+    return pl.any_horizontal(~pl.col("purchase_made"), *(pl.col(c).is_not_null() for c in BROWSING_COLUMNS
+                                                          if c in columns))
+
+
 def period_figures(sessions: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, dict, dict, dict]:
     """(as-of date = last session date, all-time, last PERIOD_DAYS, the PERIOD_DAYS before) figures:
-    sessions, purchases, revenue, buyers (+ repeat_buyers all-time). Two lazy passes: sessions per day
-    (a few hundred rows), then the purchase rows only (orders per customer, in which period)."""
+    sessions, browsing_sessions (`browsing_session`), purchases, revenue, buyers (+ repeat_buyers all-time).
+    Two lazy passes: sessions per day (a few hundred rows), then the purchase rows only (orders per
+    customer, in which period)."""
     buy, day = pl.col("purchase_made"), pl.col("session_date")
-    sessions = sessions.lazy().select(KPI_SESSION_COLUMNS)
-    daily = sessions.group_by("session_date").agg(sessions=pl.len(), purchases=buy.sum(),
+    sessions = sessions.lazy()
+    columns = sessions.collect_schema().names()
+    sessions = sessions.select(KPI_SESSION_COLUMNS + [c for c in BROWSING_COLUMNS if c in columns])
+    daily = sessions.group_by("session_date").agg(sessions=pl.len(), browsing_sessions=browsing_session(columns).sum(),
+                                                  purchases=buy.sum(),
                                                   revenue=pl.col("purchase_amount").filter(buy).sum()).collect()
     if daily.is_empty():
         return None, {}, {}, {}
@@ -51,7 +65,7 @@ def period_figures(sessions: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, 
     windows = {"current": (start, as_of), "previous": (start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1))}
     orders = sessions.filter(buy).group_by("customer_id").agg(
         orders=pl.len(), **{name: day.is_between(*w).any() for name, w in windows.items()}).collect()
-    sums = ["sessions", "purchases", "revenue"]
+    sums = ["sessions", "browsing_sessions", "purchases", "revenue"]
     total = {**daily.select(pl.col(sums).sum()).row(0, named=True), "buyers": orders.height,
              "repeat_buyers": int((orders["orders"] >= 2).sum())}
     periods = {name: {**daily.filter(pl.col("session_date").is_between(*w)).select(pl.col(sums).sum()).row(0, named=True),
@@ -71,16 +85,25 @@ def _figure(name: str, figures: dict) -> float | None:
     return figures[name]
 
 
+def money(value: float, currency: str = "") -> str:
+    """43512.5 -> "43,512.50" (+ " GBP"): thousands separators and 2 decimals, never "4.35e+04"."""
+    return f"{value:,.2f}" + (f" {currency}" if currency else "")
+
+
 def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, currency: str,
          returned: float = 0.0) -> tuple[date | None, list[Tile]]:
     """(data as-of date, KPI tiles): the last PERIOD_DAYS against the PERIOD_DAYS before, then all-time figures.
-    `returned`: the amount of the return / cancellation lines (clean_returns), netted in `net revenue`."""
+    `returned`: the amount of the return / cancellation lines (clean_returns), netted in `net revenue`.
+    Conversion says NO_BROWSING when the data has no browsing session (orders only), not 100 %."""
     as_of, total, current, previous = period_figures(sessions)
     tiers = dict(predictions.group_by("risk_tier").len().iter_rows()) if predictions.height else {}
     formats = {"revenue": lambda v: f"{v:,.0f} {currency}", "buyers": lambda v: f"{v:,}",
-               "conversion": lambda v: f"{v:.1%}", "aov": lambda v: f"{v:,.2f} {currency}"}
+               "conversion": lambda v: f"{v:.1%}", "aov": lambda v: money(v, currency)}
     tiles = []
     for name, fmt in formats.items():
+        if name == "conversion" and as_of is not None and not total["browsing_sessions"]:
+            tiles.append(Tile(f"conversion, last {PERIOD_DAYS} days", NO_BROWSING, ""))
+            continue
         now, before = _figure(name, current), _figure(name, previous)
         change = ("no whole previous period yet" if not previous else
                   f"{now / before - 1:+.1%} vs the previous {PERIOD_DAYS} days" if now is not None and before else "")
@@ -134,15 +157,29 @@ def drift_status(settings: EcomSettings) -> str:
             f"<a href='{Path(d['report_html']).name}'>Evidently report</a></p>")
 
 
-def table_html(frame: pl.DataFrame, rows: int = 10) -> str:
+def table_html(frame: pl.DataFrame, rows: int = 10, money_columns=(), share_columns=()) -> str:
+    """The first `rows` rows as an HTML table: `money_columns` as money (`money`), `share_columns` as
+    percentages, integers with thousands separators, other floats to 3 significant digits (lift, q-value)."""
     if frame.is_empty():
         return "<p>(nothing to show)</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in frame.head(rows).iter_rows())
+    kinds = ["money" if c in money_columns else "share" if c in share_columns else "" for c in frame.columns]
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v, k))}</td>" for v, k in zip(r, kinds)) + "</tr>"
+                   for r in frame.head(rows).iter_rows())
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _fmt(v) -> str:
+def _fmt(v, kind: str = "") -> str:
+    if v is None:
+        return "–"
+    if kind == "money":
+        return money(v)
+    if kind == "share":
+        return f"{v:.1%}"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
@@ -157,24 +194,30 @@ def week_coverage(weeks: pl.DataFrame, first: date | None, last: date | None) ->
         partial=pl.col("days_covered") < 7)
 
 
-def figures(weeks, funnel, segments, cohorts, campaigns, currency: str) -> list:
+def figures(weeks, funnel, segments, cohorts, campaigns, currency: str, browsing: bool = True) -> list:
+    """The page's plotly figures; money axes and hovers with thousands separators. Without browsing
+    sessions (`browsing` False: orders only) no conversion chart: every category would show 100 %."""
     import plotly.graph_objects as go
+
+    money_axis = {"tickformat": ",.0f"}
+    money_hover = ",.2f"
 
     figs = []
     whole, partial = weeks.filter(~pl.col("partial")), weeks.filter(pl.col("partial"))
     fig = go.Figure(go.Scatter(x=whole["session_date"].to_list(), y=whole["revenue"].to_list(), mode="lines+markers",
-                               name="revenue / week"))
+                               name="revenue / week", hovertemplate=f"%{{x}}: %{{y:{money_hover}}} {currency}<extra></extra>"))
     if partial.height:
         fig.add_trace(go.Scatter(x=partial["session_date"].to_list(), y=partial["revenue"].to_list(), mode="markers",
                                  marker={"symbol": "circle-open", "size": 10, "color": "grey"},
                                  text=[f"partial week: {d} of 7 days of data" for d in partial["days_covered"]],
+                                 hovertemplate=f"%{{x}}: %{{y:{money_hover}}} {currency} (%{{text}})<extra></extra>",
                                  name="partial week (not comparable)"))
     for row in campaigns.iter_rows(named=True) if campaigns.height else []:
         fig.add_vrect(x0=row["start_date"], x1=row["end_date"], fillcolor="orange", opacity=0.2, line_width=0,
                       annotation_text=row["campaign_id"])
     figs.append(fig.update_layout(title=f"Weekly revenue ({currency}; campaign windows shaded, partial weeks hollow)",
-                                  height=320))
-    ranked = funnel.filter(pl.col("leakage_rank").is_not_null()) if funnel.height else funnel
+                                  height=320, yaxis=money_axis))
+    ranked = funnel.filter(pl.col("leakage_rank").is_not_null()) if funnel.height and browsing else funnel.clear()
     if ranked.height:
         figs.append(go.Figure(go.Bar(x=ranked["category"].to_list(), y=ranked["conversion"].to_list(),
                                      error_y={"type": "data", "symmetric": False,
@@ -183,8 +226,9 @@ def figures(weeks, funnel, segments, cohorts, campaigns, currency: str) -> list:
                     .update_layout(title="View → purchase conversion by category (95 % Wilson interval)", height=320))
     if segments.height:
         summary = segment_table(segments).sort("revenue")
-        figs.append(go.Figure(go.Bar(y=summary["segment"].to_list(), x=summary["revenue"].to_list(), orientation="h"))
-                    .update_layout(title=f"Revenue by segment ({currency})", height=320))
+        figs.append(go.Figure(go.Bar(y=summary["segment"].to_list(), x=summary["revenue"].to_list(), orientation="h",
+                                     hovertemplate=f"%{{y}}: %{{x:{money_hover}}} {currency}<extra></extra>"))
+                    .update_layout(title=f"Revenue by segment ({currency})", height=320, xaxis=money_axis))
     retention = cohorts.filter((pl.col("kind") == "retention") & pl.col("months_since").is_between(1, 12)) \
         if cohorts.height else cohorts
     if retention.height:
@@ -201,7 +245,7 @@ def segment_table(segments: pl.DataFrame) -> pl.DataFrame:
 
 
 def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks, funnel, segments, cohorts, rules,
-           campaigns) -> str:
+           campaigns, browsing: bool = True) -> str:
     import plotly.io as pio
 
     currency = settings.currency
@@ -210,17 +254,21 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
                          for t in tiles)
     plots = "".join(
         f"<div class='card'>{pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0))}</div>"
-        for i, fig in enumerate(figures(weeks, funnel, segments, cohorts, campaigns, currency)))
+        for i, fig in enumerate(figures(weeks, funnel, segments, cohorts, campaigns, currency, browsing)))
     significant = rules.filter(pl.col("significant")) if rules.height else rules
     partial = weeks.filter(pl.col("partial") & (pl.col("session_date") == pl.col("session_date").max()))
     partial_note = (f"<p class='warn'>The last week holds {partial['days_covered'][0]} of 7 days of data: drawn apart, "
                     "not comparable with whole weeks.</p>" if partial.height else "")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    segments_html = table_html(segment_table(segments)) if segments.height else "<p>(no segments yet)</p>"
+    segments_html = (table_html(segment_table(segments).rename({"revenue": f"revenue ({currency})"}),
+                                money_columns=[f"revenue ({currency})"], share_columns=["share", "revenue_share"])
+                     if segments.height else "<p>(no segments yet)</p>")
+    no_funnel = ("" if browsing else f"<p>Conversion by category: {NO_BROWSING}: every order is a purchase, so a "
+                 "conversion rate would read 100 %.</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>ecom_assets dashboard</title>
 <style>{STYLE}</style></head><body><h1>E-commerce KPIs and churn</h1>
 <p><b>Data as of {as_of or "– (no sessions yet)"}</b> · money in {html.escape(currency)} · built {stamp}</p>
-{partial_note}<div class="tiles">{tiles_html}</div>
+{partial_note}<div class="tiles">{tiles_html}</div>{no_funnel}
 <div class="card"><h2>Churn model</h2>{model_status(settings)}{drift_status(settings)}</div>
 <div class="card"><h2>Segments</h2>{segments_html}</div>
 {plots}
@@ -232,14 +280,16 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS), "clean_returns": columns_in(["line_amount"])},
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["line_amount"])},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
     "(revenue, buyers, conversion, AOV) and all-time figures (revenue, returns and net revenue when orders carry "
-    "returns, buyers, repeat rate, churn-risk counts); money "
-    "in settings.currency; model status with holdout and realised performance, drift status; segment counts and "
+    "returns, buyers, repeat rate, churn-risk counts); money in settings.currency with thousands separators in "
+    "tiles, tables and charts; model status with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
-    "retention cohorts and significant cross-sell pairs. Rebuilt when the churn list is rescored (each drop, each "
+    "retention cohorts and significant cross-sell pairs. Orders-only data (no browsing session: every order is a "
+    "purchased session) shows conversion as 'n/a — orders-only data (no browsing sessions)' and no conversion "
+    "chart, never 100 %. Rebuilt when the churn list is rescored (each drop, each "
     "promotion) or a drift report lands, and daily. Self-contained (plotly inlined), opens offline.",
     metadata=column_schema({"kpi": "string", "value": "string", "change": "string - vs the previous 28 days"}),
 )
@@ -249,12 +299,14 @@ def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_re
                   campaign_lift: pl.DataFrame) -> dg.Output:
     returned = clean_returns.select(pl.col("line_amount").abs().sum()).collect().item() or 0.0
     as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency, returned)
+    browsing = as_of is None or clean_sessions.select(browsing_session(clean_sessions.collect_schema().names()).any()
+                                                      ).collect().item()
     daily = sales_trends.filter(pl.col("grain") == "day") if sales_trends.height else sales_trends
     weeks = week_coverage(sales_trends.filter(pl.col("grain") == "week") if sales_trends.height
                           else pl.DataFrame(schema={"session_date": pl.Date, "revenue": pl.Float64}),
                           daily["session_date"].min() if daily.height else None, as_of)
     page = render(settings, as_of, tiles, weeks, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
-                  campaign_lift)
+                  campaign_lift, browsing)
     path = settings.reports / "dashboard.html"
     atomic_write_bytes(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     table = pl.DataFrame([t._asdict() for t in tiles], schema={"label": pl.String, "value": pl.String,
