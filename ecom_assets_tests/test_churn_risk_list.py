@@ -298,11 +298,6 @@ def test_never_buyers_are_valued_at_a_first_order_not_at_the_populations_mean_sp
     assert how["never_buyers_spend_per_order"].startswith("unknown")
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning, reason=(
-    "features/btyd.py fit_gamma_gamma searches log(q - 1) and log(gamma) without bounds; without spend "
-    "heterogeneity the likelihood rises towards q, gamma -> infinity and np.exp overflows. Fixed by "
-    "bounds=[(-20.0, 20.0)] * 3 in its L-BFGS-B call (the BG/NBD fit is bounded the same way); features/ is the "
-    "integrator's, so this marker goes when that lands"))
 def test_a_shop_without_spend_heterogeneity_gives_a_list_without_runtime_warnings() -> None:
     # the seed export's spend: every order uniform between 5 and 2,000, whoever buys (no customer spends
     # more than another), 400 buyers of 1-14 orders; this draw overflowed exp() in the Gamma-Gamma search

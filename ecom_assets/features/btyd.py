@@ -212,7 +212,10 @@ def fit_gamma_gamma(orders: np.ndarray, aov: np.ndarray) -> dict | None:
         d_g = (q / g - (px + q) / (g + m * x)).sum() * g
         return -float(ll.sum()), -np.array([d_p, d_q, d_g])
 
-    result = minimize(negative_log_likelihood, np.log([1.0, 2.0, 1.0]), jac=True, method="L-BFGS-B")
+    # bounded in log space: without spend heterogeneity q and gamma grow without limit (the MLE is at infinity)
+    # and exp() of an unbounded step overflows; at e^20 the shrinkage weight (q-1)/(px+q-1) is 1 to 1e-7
+    result = minimize(negative_log_likelihood, np.log([1.0, 2.0, 1.0]), jac=True, method="L-BFGS-B",
+                      bounds=[(-20.0, 20.0)] * 3)
     p, q, g = float(np.exp(result.x[0])), float(1.0 + np.exp(result.x[1])), float(np.exp(result.x[2]) * scale)
     return {"p": p, "q": q, "gamma": g, "customers": int(x.size), "converged": bool(result.success),
             "population_mean": p * g / (q - 1)}
