@@ -10,7 +10,6 @@ from datetime import date, timedelta
 import dagster as dg
 import numpy as np
 import polars as pl
-import pytest
 
 from ecom_assets.churn import cold_start, risk_list
 from ecom_assets.churn.assets import RISK_LIST_COLUMNS, churn_risk_list
