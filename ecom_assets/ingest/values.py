@@ -197,17 +197,18 @@ def number_expr(column: str, decimal: str = ".") -> pl.Expr:
 
 
 def number_hint(column: str, decimal: str) -> pl.Expr:
-    """Reason text for a present value `number_expr` could not read."""
+    """Reason for a present value `number_expr` could not read: the rule, then the value as written."""
     value = pl.col(column)
-    shown = pl.lit(f"{column} '") + value.str.slice(0, 30) + pl.lit("'")
     infinite = value.cast(pl.Float64, strict=False)
-    non_finite = pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(" is not a finite number"))
+    non_finite = pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(f"{column} is not a finite number"))
     if decimal == ",":
-        return shown + non_finite.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
-            pl.lit(" is ambiguous in a decimal-comma file (thousands or decimal point?)")
-        ).otherwise(pl.lit(" is not a decimal-comma number (1.234,50)"))
-    return shown + non_finite.otherwise(
-        pl.lit(" is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
+        rule = non_finite.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
+            pl.lit(f"{column} is ambiguous in a decimal-comma file (thousands or decimal point?)")
+        ).otherwise(pl.lit(f"{column} is not a decimal-comma number (1.234,50)"))
+    else:
+        rule = non_finite.otherwise(
+            pl.lit(f"{column} is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
+    return rule + pl.lit(": '") + value.str.slice(0, 30) + pl.lit("'")
 
 
 def flag_expr(column: str, words: bool = True) -> pl.Expr:
