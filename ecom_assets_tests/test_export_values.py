@@ -148,6 +148,27 @@ def test_decimal_comma_inferred_in_a_semicolon_file_and_ambiguous_value_quaranti
     assert any("decimal comma inferred for purchase_amount" in n for n in parsed.notes)
 
 
+@pytest.mark.parametrize(("delimiter", "encoding"), [("\t", "utf-8"), ("\t", "utf-16"), ("|", "utf-8")])
+def test_decimal_comma_inferred_in_tab_and_pipe_files_by_the_same_rules(delimiter: str, encoding: str) -> None:
+    """Excel's "Text (Tab delimited)" (and "Unicode Text": UTF-16 with a BOM) in a German or French
+    locale writes `12,50` between tabs; the mark is inferred exactly as for `;` files: every amount
+    with digits fits it, and `1.299` stays ambiguous and is quarantined, never guessed."""
+    rows = ["S1,C1,2024-01-02,Books,60,1,1.234,50", "S2,C1,2024-01-02,Books,60,1,12,50",
+            "S3,C1,2024-01-02,Books,60,0,0", "S4,C1,2024-01-02,Books,60,1,1.299"]
+    columns = [row.split(",", 6) for row in rows]  # the amount keeps its comma
+    text = "\n".join([SESSIONS_HEADER.replace(",", delimiter), *[delimiter.join(c) for c in columns]]) + "\n"
+    parsed = parse(text.encode(encoding))
+    assert parsed.clean["purchase_amount"].to_list() == [1234.5, 12.5, 0.0]
+    assert reasons(parsed) == {
+        5: "purchase_amount is ambiguous in a decimal-comma file (thousands or decimal point?): '1.299'"}
+    assert any(n.startswith(f"decimal comma inferred for purchase_amount ({delimiter!r} delimiter")
+               for n in parsed.notes)
+    # one amount that fits neither mark keeps the file on decimal points: nothing is guessed
+    mixed = parse((text + delimiter.join(["S5", "C1", "2024-01-02", "Books", "60", "1", "3.5"]) + "\n").encode(encoding))
+    assert mixed.clean["purchase_amount"].to_list() == [0.0, 1.299, 3.5]
+    assert set(reasons(mixed)) == {2, 3}
+
+
 def test_one_infinite_amount_does_not_switch_a_decimal_comma_file_back_to_points() -> None:
     """A German Excel export with one `inf` (a broken formula) among `12,50` amounts: the `inf` has no
     digit, says nothing about the decimal mark and is quarantined as not finite; every other amount

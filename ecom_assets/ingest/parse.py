@@ -438,7 +438,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     decimal = {c: infer_decimal(table[c], delimiter, spec) for c in kind.numbers}
     inferred = [c for c, mark in decimal.items() if mark == "," and not (spec and spec.decimal)]
     if inferred:
-        notes.append(f"decimal comma inferred for {', '.join(inferred)} (';' delimiter, every amount 1.234,50 / 12,50)")
+        notes.append(f"decimal comma inferred for {', '.join(inferred)} ({delimiter!r} delimiter, every amount 1.234,50 / 12,50)")
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())

@@ -170,12 +170,14 @@ def date_hint(spec: SourceSpec | None) -> str:
 
 
 def infer_decimal(text: pl.Series, delimiter: str, spec: SourceSpec | None) -> str:
-    """`,` when declared, or when the file is `;`-delimited and every amount written with digits is an
-    integer, a decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with at least one
-    decimal comma; else `.` (a `12,50` then stays unread and is quarantined)."""
+    """`,` when declared, or when the file's delimiter is not a comma (`;` from Excel's CSV, tab from its
+    "Text (Tab delimited)" / "Unicode Text", `|`, in a German or French locale) and every amount written
+    with digits is an integer, a decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with
+    at least one decimal comma; else `.` (a `12,50` then stays unread and is quarantined). An ambiguous
+    value is never read (`number_expr`)."""
     if spec is not None and spec.decimal:
         return spec.decimal
-    if delimiter != ";":
+    if delimiter == ",":  # a comma-delimited file quotes a decimal comma; nothing says which mark it is
         return "."
     # a value without a digit (`inf`, `Infinity`, stray text) says nothing about the decimal mark: it
     # is quarantined on its own and must not switch the whole column back to a decimal point
