@@ -257,6 +257,26 @@ def test_a_large_ragged_file_gets_exact_fates_from_its_path(tmp_path) -> None:
     assert reasons(parsed) == {1502: "field count differs from the header (7 fields): 8"} and parsed.clean.height == 2999
 
 
+@pytest.mark.parametrize("rows", [10, 3000], ids=["small", "above HEAD_BYTES"])
+@pytest.mark.parametrize(("at", "ending"), [(5, "\n"), (-1, "\n"), (-1, "")],
+                         ids=["mid-file", "last line", "last line without line break"])
+def test_one_extra_empty_trailing_field_is_a_field_count_mismatch_at_any_size(tmp_path, rows: int, at: int,
+                                                                                ending: str) -> None:
+    """A hand-edited export: one row ends `…,0,0,` (an extra, empty field) under a 7-column header.
+    Polars reads an empty extra field exactly like an absent one, so the row must be caught however
+    the file is read (from its bytes, or from its path above HEAD_BYTES)."""
+    lines = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},0,0" for i in range(rows)]
+    lines[at] += ","
+    text = SESSIONS_HEADER + "\n" + "\n".join(lines) + ending
+    path = tmp_path / "sessions.csv"
+    path.write_text(text)
+    line = 2 + (at % rows)
+    for source in (text.encode(), path):
+        parsed = parse_drop(source, "sessions", "sessions.csv__abc", today=TODAY)
+        assert reasons(parsed) == {line: "field count differs from the header (7 fields): 8"}, type(source)
+        assert parsed.clean.height == rows - 1
+
+
 # --- 7. encodings ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])

@@ -228,24 +228,43 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], physical_li
     """The records of a regular file — each on one physical line with the header's field count —
     parsed by polars (multi-threaded, from the path without a Python copy), else None.
 
-    Regular is proven cheaply: a spare column past the header's stays empty (no record has more
-    fields), the last named column has no missing value (a shorter record would leave it missing), and
-    there is one record per physical line (no quoted line break). Anything else goes through
-    `_records`, which reads every record's field count and start line."""
-    spare = "_spare_field"
+    Regular is proven cheaply: polars reads with the header's width and fails on a record with more
+    fields (an extra field, even an empty one: `a,b,c,` — a spare column would read it exactly like an
+    absent field, which let such rows through in files read this way), the last named column has no
+    missing value (a shorter record would leave it missing), and there is one record per physical line
+    (no quoted line break). Anything else goes through `_records`, which reads every record's field
+    count and start line."""
     try:
         table = pl.read_csv(source, separator=delimiter, has_header=False, skip_lines=1, infer_schema=False,
-                            schema={**{n: pl.String for n in names}, spare: pl.String}, missing_columns="insert",
-                            truncate_ragged_lines=True)
+                            schema={n: pl.String for n in names}, missing_columns="insert",
+                            truncate_ragged_lines=False)
     except pl.exceptions.PolarsError as err:
         if "utf-8" in str(err).lower():
             raise UnicodeError(str(err)) from err
-        return None
+        return None  # e.g. "found more fields than defined in 'Schema'"
     last_named = names[_named_width(names) - 1]
-    irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(last_named).is_null().any()).item()
-    if irregular or table.height != physical_lines - 1:
+    if table[last_named].has_nulls() or table.height != physical_lines - 1 or _last_line_wider(source, delimiter, names):
         return None
-    return table.drop(spare)
+    return table
+
+
+def _last_line_wider(source: bytes | Path, delimiter: str, names: list[str]) -> bool:
+    """Whether a last line without a line break has more fields than the header: polars 2.1 reads
+    `a,b,c,` there as 3 fields without complaint (it fails on such a line everywhere else). True
+    also when the last line is too long to look at here: the caller then reads every record."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - HEAD_BYTES))
+            tail = handle.read()
+    else:
+        tail = source[-HEAD_BYTES:]
+    if tail.endswith(b"\n"):
+        return False
+    if b"\n" not in tail:
+        return len(tail) == HEAD_BYTES
+    last = tail.rsplit(b"\n", 1)[1].decode("utf-8", errors="replace")
+    return len(next(csv.reader([last], delimiter=delimiter), [])) > len(names)
 
 
 def _records(text: str, delimiter: str, names: list[str]) -> pl.DataFrame:
