@@ -18,7 +18,7 @@ import dagster as dg
 HEARTBEAT_S = 15
 LOGGER = "ecom_progress"
 # the first of these a step's materialization carries is its key figure
-KEY_FIGURES = ("status", "state", "rows_in", "shifted", "drift_share", "dagster/row_count", "served_by", "rows")
+KEY_FIGURES = ("status", "state", "rows_in", "rows_from_drops", "shifted", "drift_share", "dagster/row_count", "served_by", "rows")
 
 
 def fmt(value) -> str:
@@ -53,6 +53,10 @@ def key_figure(metadata: dict) -> str:
                     return f"0 clean rows, {fmt(plain('quarantined'))} quarantined{duplicate} (rows in {fmt(value)})"
                 extra = (f" = {fmt(plain('clean'))} clean + {fmt(plain('quarantined'))} quarantined"
                          f" + {fmt(plain('duplicate'))} duplicate")
+            if name == "rows_from_drops" and {"duplicates_across_files", "superseded_by_later_drop"} <= metadata.keys():
+                # a merged table: the drops' clean rows end kept, a duplicate of another drop's, or superseded
+                extra = (f" = {fmt(plain('dagster/row_count'))} kept + {fmt(plain('duplicates_across_files'))} duplicate "
+                         f"across files + {fmt(plain('superseded_by_later_drop'))} superseded")
             return f"{'rows' if name == 'dagster/row_count' else name.replace('_', ' ')} {fmt(value)}{extra}"
     return ""
 
