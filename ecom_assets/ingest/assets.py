@@ -166,9 +166,10 @@ def _accounting_record(settings: EcomSettings, kind: str, key: str) -> Path:
 
 
 def _reasons(parsed: ParsedDrop) -> pl.DataFrame:
-    return parsed.quarantine.group_by("reason").agg(pl.len().alias("rows"), pl.col("line").min().alias("first_line")).sort(
-        "rows", descending=True
-    )
+    """Quarantined rows per rule (the reason without its values), with the first line and its full reason."""
+    return (parsed.quarantine.sort("line").group_by(reason_rule(pl.col("reason")).alias("rule"), maintain_order=True)
+            .agg(pl.len().alias("rows"), pl.col("line").first().alias("first_line"), pl.col("reason").first().alias("example"))
+            .sort("rows", descending=True, maintain_order=True))
 
 
 def quarantine_share(quarantine: pl.DataFrame, rows_in: int, kind: str, limit: float) -> tuple[bool, str, dict]:
