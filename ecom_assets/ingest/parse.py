@@ -406,7 +406,7 @@ MARKER = "_marker_"  # `_marker_<column>`: a missing-value marker as written (Na
 def _as_written(table: pl.DataFrame, columns: tuple[str, ...], reason: pl.Expr) -> tuple[list[pl.Expr], pl.Expr]:
     """Quarantine columns with each missing-value marker restored as written, and the reason naming
     the marker of every column the reason mentions ("purchase_made=1 without purchase_amount;
-    purchase_amount 'NaN' is a missing-value marker, read as missing")."""
+    purchase_amount is a missing-value marker, read as missing: 'NaN'")."""
     marked = [c for c in columns if f"{MARKER}{c}" in table.columns]
     notes = [pl.when(pl.col(f"{MARKER}{c}").is_not_null() & reason.str.contains(c, literal=True))
              .then(value_last(f"{c} is a missing-value marker, read as missing", f"{MARKER}{c}")) for c in marked]
