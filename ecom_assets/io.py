@@ -92,20 +92,45 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Location) -> 
 
 
 def _remote_dataset(paths: list[Location]):
-    """The files as one pyarrow dataset on their fsspec file system (range reads, nothing fetched yet)."""
+    """The files as one pyarrow dataset on their fsspec file system (range reads, only footers fetched);
+    several files get the union of their schemas, a column a file lacks reads as null there."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     if any(not is_remote(p) or p.fs != paths[0].fs for p in paths):
         raise ValueError("one scan reads files of one file system")
-    return ds.dataset([p.path for p in paths], filesystem=PyFileSystem(FSSpecHandler(paths[0].fs)), format="parquet")
+    files, system = [p.path for p in paths], PyFileSystem(FSSpecHandler(paths[0].fs))
+    dataset = ds.dataset(files, filesystem=system, format="parquet")
+    if len(files) == 1:
+        return dataset
+    schema = pa.unify_schemas([fragment.physical_schema for fragment in dataset.get_fragments()])
+    return ds.dataset(files, filesystem=system, format="parquet", schema=schema)
+
+
+def union_schema(paths: list[Path]) -> dict[str, pl.DataType]:
+    """Every column of the files (from their footers), in first-seen order; a column that is all-null
+    (`Null`) in one file takes its type from another."""
+    schema: dict[str, pl.DataType] = {}
+    for path in paths:
+        for name, dtype in pl.read_parquet_schema(path).items():
+            if schema.get(name, pl.Null) == pl.Null:
+                schema[name] = dtype
+    return schema
 
 
 def scan_parquet(paths: Location | list[Location]) -> pl.LazyFrame:
-    """A lazy scan of one or more stored parquet files, local or in an object store."""
+    """A lazy scan of one or more stored parquet files, local or in an object store.
+
+    Files written by an older version of the package may lack a column added since (raw sessions
+    partitions before `session_start`): a scan of several files reads the union of their columns,
+    null where a file has none (polars `missing_columns="insert"` with the union as schema; its
+    default takes the first file's schema and fails on any other)."""
     paths = paths if isinstance(paths, list) else [paths]
     if not any(is_remote(p) for p in paths):
-        return pl.scan_parquet(paths)
+        if len(paths) == 1:
+            return pl.scan_parquet(paths[0])
+        return pl.scan_parquet(paths, schema=union_schema(paths), missing_columns="insert")
     return pl.scan_pyarrow_dataset(_remote_dataset(paths))
 
 

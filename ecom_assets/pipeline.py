@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -174,22 +175,34 @@ def cli_run(args) -> int:
     import dagster as dg
 
     from ecom_assets.ingest import ingest_landing
-    from ecom_assets.progress import RunLogging
+    from ecom_assets.progress import RunInterrupted, RunLogging
 
     if not args.verbose:  # Dagster's beta/preview notices are for developers of this package
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     run_logging = RunLogging(verbose=args.verbose)
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        print(f"ingest: {data_dir / 'landing'}")
-        print(ingest_landing(instance, data_dir, run_logging))
-        profile_new_drops(instance, data_dir, run_logging)
-        print("build: every table, model, report and export")
-        result = build_all(instance, as_of=args.as_of, retrain=args.retrain, run_logging=run_logging,
-                           tags={"ecom/trigger": "manual"} if args.retrain else None)
-        if result.success and not args.no_automation:
-            print(run_automation_once(instance, data_dir, run_logging))
+    stage = "start"
+    try:
+        with run_logging.stop_on_signals(), dg.DagsterInstance.get() as instance:
+            stage = "ingest"
+            print(f"ingest: {data_dir / 'landing'}", flush=True)
+            print(ingest_landing(instance, data_dir, run_logging), flush=True)
+            profile_new_drops(instance, data_dir, run_logging)
+            stage = "build"
+            print("build: every table, model, report and export", flush=True)
+            result = build_all(instance, as_of=args.as_of, retrain=args.retrain, run_logging=run_logging,
+                               tags={"ecom/trigger": "manual"} if args.retrain else None)
+            if result.success and not args.no_automation:
+                stage = "retrain sensor"
+                print(run_automation_once(instance, data_dir, run_logging))
+    except RunInterrupted as stop:
+        run_logging.close()
+        where = f"step {', '.join(stop.steps)} ({stage})" if stop.steps else f"the {stage} stage"
+        print(f"interrupted by {signal.Signals(stop.signum).name} during {where} after "
+              f"{time.perf_counter() - started:.1f} s: stopped. Stored tables are the last complete ones (every write "
+              "is a temporary file renamed into place); run `ecom-assets run` again to finish.", flush=True)
+        return stop.exit_code
     run_logging.close()
     print("\n".join(_summary(data_dir, result, time.perf_counter() - started, run_logging.printer.steps)))
     return 0 if result.success else 1

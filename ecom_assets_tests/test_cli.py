@@ -34,6 +34,14 @@ def test_generate_then_run_fulfils_the_cli_contract(cli_env: Path, capsys) -> No
     assert "DEBUG" not in out + captured.err
     assert re.search(r"^  raw_sessions +\d+\.\d s  \[sessions_001\.csv\] rows in [\d,]+ = [\d,]+ clean", out, re.M), out
     assert re.search(r"^  churn_risk_list +\d+\.\d s  rows [\d,]+$", out, re.M), out
+    # every accounting line adds up: ingest (clean + quarantined + duplicate) and merged tables (kept +
+    # duplicates across files + superseded)
+    sums = re.findall(r"rows (?:in|from drops) ([\d,]+) = ((?:[\d,]+ [a-z ]+?(?: \+ |$))+)", out, re.M)
+    assert len(sums) >= 5, out  # 4 drops, the ingest total, clean_customers and clean_sessions
+    for total, parts in sums:
+        assert int(total.replace(",", "")) == sum(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) [a-z]", parts))
+    assert re.search(r"^  clean_sessions +\d+\.\d s  rows from drops [\d,]+ = [\d,]+ kept \+ 0 duplicate across files "
+                     r"\+ 0 superseded$", out, re.M), out
     assert re.search(r"^\d+ steps in \d+\.\d s; build run \w+: success$", out, re.M), out
     assert "(trigger initial)" in out  # the first model is nobody's manual request
     # plenty of data: empty tables (no events, no order lines) are listed neutrally, never "drop files"

@@ -96,11 +96,11 @@ def test_repeated_session_id_with_other_content_quarantines_every_version() -> N
                    "536365,C1,2024-01-02,Gifts,,1,20.34\n1.23457E+11,C2,2024-01-03,Books,,1,5\n"
                    "1.23457E+11,C3,2024-01-04,Books,,1,6\nS9,C4,2024-01-05,Toys,,1,9\nS9,C4,2024-01-05,Toys,,1,9\n")
     found = reasons(parsed)
-    assert found == {2: "session_id '536365' appears 3 times in this file with different content",
-                     3: "session_id '536365' appears 3 times in this file with different content",
-                     4: "session_id '536365' appears 3 times in this file with different content",
-                     5: "session_id '1.23457E+11' appears 2 times in this file with different content",
-                     6: "session_id '1.23457E+11' appears 2 times in this file with different content"}
+    assert found == {2: "session_id repeated in this file with different content (every version quarantined): '536365'",
+                     3: "session_id repeated in this file with different content (every version quarantined): '536365'",
+                     4: "session_id repeated in this file with different content (every version quarantined): '536365'",
+                     5: "session_id repeated in this file with different content (every version quarantined): '1.23457E+11'",
+                     6: "session_id repeated in this file with different content (every version quarantined): '1.23457E+11'"}
     assert parsed.clean["session_id"].to_list() == ["S9"] and parsed.duplicates == 1
     assert parsed.rows_in == parsed.clean.height + parsed.quarantine.height + parsed.duplicates
 
@@ -109,8 +109,8 @@ def test_repeated_customer_id_with_other_content_in_one_customers_file() -> None
     """A CRM export with one row per address: the same customer twice with two locations."""
     parsed = parse(CUSTOMERS_HEADER + "\nC1,30,Female,Leeds,2023-01-01\nC1,30,Female,York,2023-01-01\n"
                    "C2,41,Male,Bath,2023-02-01\n", kind="customers")
-    assert reasons(parsed) == {2: "customer_id 'C1' appears 2 times in this file with different content",
-                               3: "customer_id 'C1' appears 2 times in this file with different content"}
+    assert reasons(parsed) == {2: "customer_id repeated in this file with different content (every version quarantined): 'C1'",
+                               3: "customer_id repeated in this file with different content (every version quarantined): 'C1'"}
     assert parsed.clean["customer_id"].to_list() == ["C2"]
 
 
@@ -215,8 +215,8 @@ def test_campaigns_have_no_clean_schema_rules_but_the_same_repeated_id_rule() ->
     """A campaign calendar pasted twice with the end date edited in the second copy."""
     parsed = parse("campaign_id,name,start_date,end_date\nK1,Spring,2024-03-01,2024-03-10\n"
                    "K1,Spring,2024-03-01,2024-03-17\nK2,Summer,2024-06-01,2024-06-10\n", kind="campaigns")
-    assert reasons(parsed) == {2: "campaign_id 'K1' appears 2 times in this file with different content",
-                               3: "campaign_id 'K1' appears 2 times in this file with different content"}
+    assert reasons(parsed) == {2: "campaign_id repeated in this file with different content (every version quarantined): 'K1'",
+                               3: "campaign_id repeated in this file with different content (every version quarantined): 'K1'"}
     assert parsed.clean["campaign_id"].to_list() == ["K2"]
 
 

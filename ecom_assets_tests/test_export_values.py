@@ -133,8 +133,8 @@ def test_non_finite_numbers_are_quarantined(value) -> None:
     """`inf` from a spreadsheet division, `1e309` overflowing a double: never an amount."""
     parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,2024-01-02,Books,60,1,{value}\nS2,C1,2024-01-02,Books,{value},0,0\n")
     assert parsed.clean.height == 0
-    assert f"purchase_amount '{value}' is not a finite number" in reasons(parsed)[2]
-    assert f"browsing_time_sec '{value}' is not a finite number" in reasons(parsed)[3]
+    assert f"purchase_amount is not a finite number: '{value}'" in reasons(parsed)[2]
+    assert f"browsing_time_sec is not a finite number: '{value}'" in reasons(parsed)[3]
 
 
 def test_decimal_comma_inferred_in_a_semicolon_file_and_ambiguous_value_quarantined() -> None:
@@ -144,8 +144,29 @@ def test_decimal_comma_inferred_in_a_semicolon_file_and_ambiguous_value_quaranti
             "S4;C1;2024-01-02;Books;60;1;1.299"]
     parsed = parse(SESSIONS_HEADER.replace(",", ";") + "\n" + "\n".join(rows) + "\n")
     assert parsed.clean["purchase_amount"].to_list() == [1234.5, 12.5, 0.0]
-    assert "purchase_amount '1.299' is ambiguous in a decimal-comma file" in reasons(parsed)[5]
+    assert "purchase_amount is ambiguous in a decimal-comma file (thousands or decimal point?): '1.299'" == reasons(parsed)[5]
     assert any("decimal comma inferred for purchase_amount" in n for n in parsed.notes)
+
+
+@pytest.mark.parametrize(("delimiter", "encoding"), [("\t", "utf-8"), ("\t", "utf-16"), ("|", "utf-8")])
+def test_decimal_comma_inferred_in_tab_and_pipe_files_by_the_same_rules(delimiter: str, encoding: str) -> None:
+    """Excel's "Text (Tab delimited)" (and "Unicode Text": UTF-16 with a BOM) in a German or French
+    locale writes `12,50` between tabs; the mark is inferred exactly as for `;` files: every amount
+    with digits fits it, and `1.299` stays ambiguous and is quarantined, never guessed."""
+    rows = ["S1,C1,2024-01-02,Books,60,1,1.234,50", "S2,C1,2024-01-02,Books,60,1,12,50",
+            "S3,C1,2024-01-02,Books,60,0,0", "S4,C1,2024-01-02,Books,60,1,1.299"]
+    columns = [row.split(",", 6) for row in rows]  # the amount keeps its comma
+    text = "\n".join([SESSIONS_HEADER.replace(",", delimiter), *[delimiter.join(c) for c in columns]]) + "\n"
+    parsed = parse(text.encode(encoding))
+    assert parsed.clean["purchase_amount"].to_list() == [1234.5, 12.5, 0.0]
+    assert reasons(parsed) == {
+        5: "purchase_amount is ambiguous in a decimal-comma file (thousands or decimal point?): '1.299'"}
+    assert any(n.startswith(f"decimal comma inferred for purchase_amount ({delimiter!r} delimiter")
+               for n in parsed.notes)
+    # one amount that fits neither mark keeps the file on decimal points: nothing is guessed
+    mixed = parse((text + delimiter.join(["S5", "C1", "2024-01-02", "Books", "60", "1", "3.5"]) + "\n").encode(encoding))
+    assert mixed.clean["purchase_amount"].to_list() == [0.0, 1.299, 3.5]
+    assert set(reasons(mixed)) == {2, 3}
 
 
 def test_one_infinite_amount_does_not_switch_a_decimal_comma_file_back_to_points() -> None:
@@ -156,8 +177,8 @@ def test_one_infinite_amount_does_not_switch_a_decimal_comma_file_back_to_points
             "S4;C1;2024-01-02;Books;60;1;Infinity"]
     parsed = parse(SESSIONS_HEADER.replace(",", ";") + "\n" + "\n".join(rows) + "\n")
     assert parsed.clean["purchase_amount"].to_list() == [115.17, 1234.5]
-    assert reasons(parsed)[3] == "purchase_amount 'inf' is not a finite number"
-    assert reasons(parsed)[5] == "purchase_amount 'Infinity' is not a finite number"
+    assert reasons(parsed)[3] == "purchase_amount is not a finite number: 'inf'"
+    assert reasons(parsed)[5] == "purchase_amount is not a finite number: 'Infinity'"
     assert parsed.rows_in == parsed.clean.height + parsed.quarantine.height + parsed.duplicates
 
 
@@ -165,7 +186,8 @@ def test_decimal_comma_is_used_only_when_declared_or_unambiguous() -> None:
     """A `,`-delimited file with a quoted `12,50`: nothing declares a decimal comma, so it is not
     read as 12.5; declared, it is."""
     text = f'{SESSIONS_HEADER}\nS1,C1,2024-01-02,Books,60,1,"12,50"\n'
-    assert "purchase_amount '12,50' is not a number" in reasons(parse(text))[2]
+    reason = reasons(parse(text))[2]
+    assert reason.startswith("purchase_amount is not a number") and reason.endswith(": '12,50'")
     declared = parse(text, spec=SourceSpec("f.csv", decimal=","))
     assert declared.clean["purchase_amount"].to_list() == [12.5]
 
@@ -178,7 +200,7 @@ def test_missing_value_markers_mean_missing_in_every_column(marker) -> None:
     parsed = parse(f"{CUSTOMERS_HEADER}\n{marker},30,F,Oslo,2024-01-01\nC2,{marker},{marker},{marker},{marker}\n",
                    "customers")
     # the rule first; then the marker as written (the quarantine keeps it too)
-    assert reasons(parsed)[2] == f"empty customer_id; customer_id '{marker}' is a missing-value marker, read as missing"
+    assert reasons(parsed)[2] == f"empty customer_id; customer_id is a missing-value marker, read as missing: '{marker}'"
     assert parsed.quarantine["customer_id"].to_list() == [marker]
     row = parsed.clean.row(0, named=True)
     assert (row["customer_id"], row["age"], row["gender"], row["location"], row["signup_date"]) == \
@@ -191,7 +213,7 @@ def test_missing_value_markers_mean_missing_in_every_column(marker) -> None:
 def test_declared_null_markers_add_to_the_built_in_ones() -> None:
     """A shop writes `?` for an unknown customer: declared, it is missing (and the row quarantined)."""
     parsed = parse(f"{SESSIONS_HEADER}\nS1,?,2024-01-02,Books,60,0,0\n", spec=SourceSpec("f.csv", null_markers=("?",)))
-    assert reasons(parsed)[2] == "empty customer_id; customer_id '?' is a missing-value marker, read as missing"
+    assert reasons(parsed)[2] == "empty customer_id; customer_id is a missing-value marker, read as missing: '?'"
 
 
 # --- 6. record structure --------------------------------------------------------------------------
@@ -208,8 +230,9 @@ def test_rows_with_another_field_count_are_quarantined_with_their_start_line() -
     assert parsed.clean["line"].to_list() == [2]
     assert parsed.clean["product_viewed"].to_list() == ["Books\nand more"]
     got = reasons(parsed)
-    assert got[4] == "8 fields, header has 7" and got[5] == "6 fields, header has 7"
-    assert got[6].startswith("purchase_amount 'x' is not a number")
+    assert got[4] == "field count differs from the header (7 fields): 8"
+    assert got[5] == "field count differs from the header (7 fields): 6"
+    assert got[6].startswith("purchase_amount is not a number") and got[6].endswith(": 'x'")
 
 
 def test_excel_trailing_empty_header_cells_are_unnamed_columns() -> None:
@@ -219,7 +242,7 @@ def test_excel_trailing_empty_header_cells_are_unnamed_columns() -> None:
     parsed = parse(f"{SESSIONS_HEADER},,\nS1,C1,2024-01-02,Books,60,1,9.5,,\nS2,C1,2024-01-02,Books,60,1,9.5\n"
                    "S3,C1,2024-01-02,Books,60,0\n")
     assert parsed.clean["purchase_amount"].to_list() == [9.5, 9.5]
-    assert reasons(parsed) == {4: "6 fields, header has 9"}
+    assert reasons(parsed) == {4: "field count differs from the header (9 fields): 6"}
     assert "2 unnamed column(s) (empty header cells) ignored" in parsed.notes
 
 
@@ -231,7 +254,27 @@ def test_a_large_ragged_file_gets_exact_fates_from_its_path(tmp_path) -> None:
     path = tmp_path / "sessions.csv"
     path.write_text(SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n")
     parsed = parse_drop(path, "sessions", "sessions.csv__abc", today=TODAY)
-    assert reasons(parsed) == {1502: "8 fields, header has 7"} and parsed.clean.height == 2999
+    assert reasons(parsed) == {1502: "field count differs from the header (7 fields): 8"} and parsed.clean.height == 2999
+
+
+@pytest.mark.parametrize("rows", [10, 3000], ids=["small", "above HEAD_BYTES"])
+@pytest.mark.parametrize(("at", "ending"), [(5, "\n"), (-1, "\n"), (-1, "")],
+                         ids=["mid-file", "last line", "last line without line break"])
+def test_one_extra_empty_trailing_field_is_a_field_count_mismatch_at_any_size(tmp_path, rows: int, at: int,
+                                                                                ending: str) -> None:
+    """A hand-edited export: one row ends `…,0,0,` (an extra, empty field) under a 7-column header.
+    Polars reads an empty extra field exactly like an absent one, so the row must be caught however
+    the file is read (from its bytes, or from its path above HEAD_BYTES)."""
+    lines = [f"S{i},C{i % 97},2024-01-{1 + i % 28:02d},Books,{i % 300},0,0" for i in range(rows)]
+    lines[at] += ","
+    text = SESSIONS_HEADER + "\n" + "\n".join(lines) + ending
+    path = tmp_path / "sessions.csv"
+    path.write_text(text)
+    line = 2 + (at % rows)
+    for source in (text.encode(), path):
+        parsed = parse_drop(source, "sessions", "sessions.csv__abc", today=TODAY)
+        assert reasons(parsed) == {line: "field count differs from the header (7 fields): 8"}, type(source)
+        assert parsed.clean.height == rows - 1
 
 
 # --- 7. encodings ---------------------------------------------------------------------------------
@@ -296,7 +339,7 @@ def test_flags_accept_words_in_any_case(yes, no) -> None:
                    f"S3,C1,2024-01-02,Books,60,maybe,,\n")
     assert parsed.clean["purchase_made"].to_list() == [True, False]
     assert parsed.clean["added_to_cart"].to_list() == [True, False]
-    assert "purchase_made 'maybe' must be 0 or 1" in reasons(parsed)[4]
+    assert "purchase_made must be 0 or 1 (or true/false, yes/no): 'maybe'" == reasons(parsed)[4]
 
 
 def test_a_c1_character_deep_in_a_large_file_is_found_from_its_path(tmp_path) -> None:

@@ -78,14 +78,14 @@ def test_truncated_last_line_is_quarantined() -> None:
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ("S1,C1,2024-01-02,Books,120,1,-5", "negative purchase_amount"),
-        ("S1,C1,2024-01-02,Books,120,2,5", "purchase_made '2' must be 0 or 1"),
+        ("S1,C1,2024-01-02,Books,120,1,-5", "negative purchase_amount: '-5'"),
+        ("S1,C1,2024-01-02,Books,120,2,5", "purchase_made must be 0 or 1 (or true/false, yes/no): '2'"),
         ("S1,C1,16/06/2021,Books,120,0,0", "session_date is not an ISO 8601 date or date-time"),
         ("S1,C1,2099-01-01,Books,120,0,0", "session_date is in the future (after"),
         ("S1,C1,2024-01-02,Books,120,0,5", "purchase_amount > 0 with purchase_made=0"),
-        ("S1,C1,2024-01-02,Books,-1,0,0", "negative browsing_time_sec"),
+        ("S1,C1,2024-01-02,Books,-1,0,0", "negative browsing_time_sec: '-1'"),
         ("S1,,2024-01-02,Books,120,0,0", "empty customer_id"),
-        ("S1,C1,2024-01-02,Books,abc,0,0", "browsing_time_sec 'abc' is not a number"),
+        ("S1,C1,2024-01-02,Books,abc,0,0", "browsing_time_sec is not a number"),
     ],
 )
 def test_bad_rows_are_quarantined_with_the_rule(row: str, reason: str) -> None:
@@ -150,7 +150,7 @@ def test_batched_judging_gives_the_same_fates_as_one_batch() -> None:
     # S3 comes in two versions (60 and 61 s): all three of its lines are quarantined, none is chosen
     assert whole[0]["line"].to_list() == [2] and whole[1].height == 6
     assert whole[1].filter(pl.col("session_id") == "S3")["reason"].to_list() == [
-        "session_id 'S3' appears 3 times in this file with different content"] * 3
+        "session_id repeated in this file with different content (every version quarantined): 'S3'"] * 3
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,7 @@ def test_a_large_file_read_from_its_path_gets_the_same_fates_as_its_bytes(tmp_pa
     from_bytes = parse(raw)
     assert from_path.clean.equals(from_bytes.clean) and from_path.quarantine.equals(from_bytes.quarantine)
     assert from_path.notes == from_bytes.notes and from_path.duplicates == from_bytes.duplicates == 1
-    assert reasons(from_path)[12] == "negative browsing_time_sec"
+    assert reasons(from_path)[12] == "negative browsing_time_sec: '-1'"
     if note:
         assert any(note in n for n in from_path.notes)
     else:
@@ -197,7 +197,7 @@ def test_a_mostly_quarantined_drop_fails_the_share_check_and_hints_an_order_line
     assert not passed and figures["quarantined_share"] == round(100 / 104, 4)
     assert text.startswith("100 of 104 rows (96%) quarantined, above 20%")
     # 25 different invoices are one rule, counted once with all their rows
-    assert "session_id '…' appears N times in this file with different content (100 rows)" in text
+    assert "session_id repeated in this file with different content (every version quarantined) (100 rows)" in text
     assert "kind: orders" in text
     # the same file declared as orders gets no order hint; a clean-enough file passes
     assert "kind: orders" not in quarantine_share(parsed.quarantine, parsed.rows_in, "orders", 0.2)[1]
@@ -212,7 +212,7 @@ def test_a_missing_value_marker_is_kept_as_written_in_the_quarantine_and_named_i
     rows = {r["line"]: r for r in parsed.quarantine.to_dicts()}
     assert rows[2]["purchase_amount"] == "NaN" and rows[3]["customer_id"] == " NULL "
     assert rows[2]["reason"] == ("purchase_made=1 without purchase_amount; "
-                                 "purchase_amount 'NaN' is a missing-value marker, read as missing")
-    assert rows[3]["reason"].startswith("empty customer_id; customer_id ' NULL ' is a missing-value marker")
+                                 "purchase_amount is a missing-value marker, read as missing: 'NaN'")
+    assert rows[3]["reason"].startswith("empty customer_id; customer_id is a missing-value marker, read as missing: ' NULL '")
     assert parsed.clean["session_id"].to_list() == ["S3"]
     assert_accounted(parsed)

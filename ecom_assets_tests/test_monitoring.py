@@ -136,6 +136,21 @@ def test_one_retrain_per_episode_and_cooldown(tmp_path) -> None:
     assert later.request is not None and later.request.run_key == "drift-r6"
 
 
+def test_without_a_champion_the_decision_says_there_is_nothing_to_compare_with(tmp_path) -> None:
+    """A first `ecom-assets run` on a short history: no model passed the gate, so no drift report and
+    no matured batch exist. The CLI printed "no new drift", as if drift had been checked."""
+    settings = EcomSettings(data_dir=str(tmp_path))
+    decision = decide_retrain(settings, {}, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert decision.request is None
+    assert decision.reason == ("drift: no reference yet (no champion model); "
+                               "performance: no matured prediction batch with a holdout AUC yet")
+    _drift_report(settings, "r1", 0.1)  # once a report is there, its figures are what is said
+    checked = decide_retrain(settings, decision.cursor, datetime(2026, 1, 2, tzinfo=timezone.utc))
+    assert checked.reason.startswith("drift: no new drift (share 10% vs threshold ")
+    again = decide_retrain(settings, checked.cursor, datetime(2026, 1, 3, tzinfo=timezone.utc))
+    assert again.reason.startswith("drift: no new report since r1;")
+
+
 def test_performance_decay_requests_a_retrain(tmp_path) -> None:
     settings = EcomSettings(data_dir=str(tmp_path))
     write_json_atomic({"report_id": "b1", "realised_auc": 0.70, "holdout_auc": 0.85, "model_version": "v0001",

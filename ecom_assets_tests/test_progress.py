@@ -2,6 +2,7 @@
 step, Dagster's DEBUG lines only when verbose."""
 
 import io
+import re
 import time
 
 import dagster as dg
@@ -59,3 +60,15 @@ def test_an_assets_own_account_wins_over_the_generic_no_data_status() -> None:
     first = {"status": no_data, "state": dg.MetadataValue.text("first drop: nothing to compare with")}
     assert key_figure(first) == "state first drop: nothing to compare with"
     assert key_figure({"status": no_data, "dagster/row_count": 0}) == "status no data yet"
+
+
+def test_a_merged_tables_line_adds_up_to_the_rows_from_the_drops() -> None:
+    """clean_sessions after a re-delivery: 1,553 clean rows from three drops, 50 of them the same rows
+    again and 9 an earlier version of a session a later drop changed. The line used to say only
+    "rows 1,494", which matched none of the ingest lines' figures."""
+    merged = {"rows_from_drops": dg.MetadataValue.int(1_553), "duplicates_across_files": dg.MetadataValue.int(50),
+              "superseded_by_later_drop": dg.MetadataValue.int(9), "dagster/row_count": dg.MetadataValue.int(1_494)}
+    line = key_figure(merged)
+    assert line == "rows from drops 1,553 = 1,494 kept + 50 duplicate across files + 9 superseded"
+    total, *parts = (int(n.replace(",", "")) for n in re.findall(r"[\d,]+\d|\d", line))
+    assert total == sum(parts)

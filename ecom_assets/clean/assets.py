@@ -12,6 +12,7 @@ from ecom_assets.clean.tables import RowAccounting, build_clean_customers, disti
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
+from ecom_assets.ingest.parse import reason_rule
 from ecom_assets.ingest.partitions import PARTITIONS
 from ecom_assets.metadata import NO_DATA, column_schema, md_table
 from ecom_assets.schemas import CleanEvents, CleanOrderLines, empty_frame
@@ -270,8 +271,14 @@ def clean_events(context: dg.AssetExecutionContext, raw_events: pl.DataFrame):
     yield _held_back_check(held_back)
 
 
+SUMMARY_SCHEMA = {"kind": pl.String, "source_file": pl.String, "rule": pl.String, "rows": pl.Int64, "example": pl.String}
+
+
 def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(per-file accounting, counts by reason and file) from what the raw partitions wrote."""
+    """(per-file accounting, counts by rule and file) from what the raw partitions wrote.
+
+    A rule is a reason without the values it ends with (`parse.reason_rule`), so one rule broken by
+    many different values is one row: `rows` counts them, `example` is one full reason."""
     root = settings.folder("quarantine")
     files = [json.loads(p.read_text()) for p in sorted(root.glob("*/*.json"))]
     per_file = pl.DataFrame(files, schema={"kind": pl.String, "source_file": pl.String, "rows_in": pl.Int64,
@@ -279,14 +286,14 @@ def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl
     parquet = sorted(root.glob("*/*.parquet"))
     if parquet:
         reasons = (
-            pl.concat([pl.scan_parquet(p).select("source_file", "reason").with_columns(kind=pl.lit(p.parent.name))
+            pl.concat([pl.scan_parquet(p).select("source_file", "line", "reason").with_columns(kind=pl.lit(p.parent.name))
                        for p in parquet])
-            .group_by("kind", "source_file", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
-            .sort("rows", descending=True).collect()
+            .group_by("kind", "source_file", reason_rule(pl.col("reason")).alias("rule"))
+            .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("reason").sort_by("line").first().alias("example"))
+            .sort(["rows", "kind", "source_file", "rule"], descending=[True, False, False, False]).collect()
         )
     else:
-        reasons = pl.DataFrame(schema={"kind": pl.String, "source_file": pl.String, "reason": pl.String,
-                                       "rows": pl.Int64})
+        reasons = pl.DataFrame(schema=SUMMARY_SCHEMA)
     return per_file, reasons
 
 
@@ -296,9 +303,12 @@ def read_quarantine_accounting(settings: EcomSettings) -> tuple[pl.DataFrame, pl
     kinds={"polars"},
     deps=[clean_customers, clean_sessions, clean_order_lines, clean_returns, clean_events],
     tags=REFRESH_PER_DROP,
-    description="Quarantined rows counted by reason and file, plus every file's row accounting "
-    "(rows in = clean + quarantined + duplicate). The rows themselves are in quarantine/<kind>/.",
-    metadata=column_schema({"kind": "string", "source_file": "string", "reason": "string", "rows": "int64"}),
+    description="Quarantined rows counted by rule and file (a rule is a reason without the value it names), plus "
+    "every file's row accounting (rows in = clean + quarantined + duplicate). The rows themselves, each with its "
+    "full reason, are in quarantine/<kind>/.",
+    metadata=column_schema({"kind": "string", "source_file": "string",
+                            "rule": "string - the reason without its values (e.g. \"negative purchase_amount\")",
+                            "rows": "int64", "example": "string - one full reason (the first line's)"}),
 )
 def quarantine_summary(settings: EcomSettings) -> dg.Output:
     per_file, reasons = read_quarantine_accounting(settings)
@@ -307,7 +317,7 @@ def quarantine_summary(settings: EcomSettings) -> dg.Output:
         "rows_in": int(per_file["rows_in"].sum()),
         "quarantined": int(per_file["quarantined"].sum()),
         "duplicate": int(per_file["duplicate"].sum()),
-        "by_reason": dg.MetadataValue.md(md_table(reasons)),
+        "by_rule": dg.MetadataValue.md(md_table(reasons)),
         "per_file": dg.MetadataValue.md(md_table(per_file, max_rows=50)),
         "dagster/row_count": reasons.height,
     })

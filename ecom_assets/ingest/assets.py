@@ -18,7 +18,7 @@ import polars as pl
 from ecom_assets.ingest import events as event_kind
 from ecom_assets.ingest import orders as order_kind
 from ecom_assets.ingest.landing import REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of
-from ecom_assets.ingest.parse import RULES, FileRejected, ParsedDrop, parse_drop
+from ecom_assets.ingest.parse import CONFLICT_REASON, RULES, FileRejected, ParsedDrop, parse_drop, reason_rule
 from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
 from ecom_assets.io import (Location, parquet_rows, partition_file_name, scan_parquet, write_json_atomic,
@@ -29,7 +29,6 @@ from ecom_assets.settings import EcomSettings
 
 ACCOUNTING_CHECK = "rows_accounted_for"
 SHARE_CHECK = "quarantine_share_low"
-CONFLICT_REASON = "times in this file with different content"
 SCHEMA_RULES_KEY = "clean_schema_rules"  # in the accounting record: rows were judged by the clean schema at ingest
 OWNER = "team:data-platform"
 
@@ -167,22 +166,23 @@ def _accounting_record(settings: EcomSettings, kind: str, key: str) -> Path:
 
 
 def _reasons(parsed: ParsedDrop) -> pl.DataFrame:
-    return parsed.quarantine.group_by("reason").agg(pl.len().alias("rows"), pl.col("line").min().alias("first_line")).sort(
-        "rows", descending=True
-    )
+    """Quarantined rows per rule (the reason without its values), with the first line and its full reason."""
+    return (parsed.quarantine.sort("line").group_by(reason_rule(pl.col("reason")).alias("rule"), maintain_order=True)
+            .agg(pl.len().alias("rows"), pl.col("line").first().alias("first_line"), pl.col("reason").first().alias("example"))
+            .sort("rows", descending=True, maintain_order=True))
 
 
 def quarantine_share(quarantine: pl.DataFrame, rows_in: int, kind: str, limit: float) -> tuple[bool, str, dict]:
     """(passed, description, metadata) of the WARN check on one drop's quarantined share.
 
     `quarantine`: the drop's quarantined rows (`reason` column); `limit`: the share in [0, 1] above which
-    the check fails. Reasons are grouped by rule: quoted values and counts become `'…'` / `N`, so
-    "customer_id '17850' appears 6 times …" and "customer_id '13047' appears 2 times …" are one rule.
+    the check fails. Reasons are grouped by rule (`parse.reason_rule`: the values they end with left out), so
+    "customer_id repeated … : '17850'" and "customer_id repeated … : '13047'" are one rule.
     When most quarantined rows repeat their id with other content, the file is very likely an
     order-line export (one row per line item) named like a sessions/customers file: the hint says so."""
     share = quarantine.height / rows_in if rows_in else 0.0
     rules = (quarantine.lazy()
-             .select(pl.col("reason").str.replace_all(r"'[^']*'", "'…'").str.replace_all(r"\b\d+\b", "N").alias("rule"))
+             .select(reason_rule(pl.col("reason")).alias("rule"))
              .group_by("rule").len().sort(["len", "rule"], descending=[True, False]).collect())
     top = "; ".join(f"{rule} ({n:,} rows)" for rule, n in rules.head(3).iter_rows())
     text = f"{quarantine.height:,} of {rows_in:,} rows ({share:.0%}) quarantined"

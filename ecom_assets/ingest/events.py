@@ -23,7 +23,7 @@ import polars as pl
 
 from ecom_assets.ingest.orders import instant, unreadable_number
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null)
+                                      no_category, text_or_null, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
 KIND = DropKind(
@@ -66,11 +66,11 @@ def event_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         # empty customer_id / event_type; product_id only where the event type needs one (below)
         *_text_rules(replace(KIND, required=tuple(c for c in KIND.required if c != "product_id")), reading),
         *_date_rules("event_time", reading, required=True),
-        _bad(needs_product & _empty("product_id"), pl.lit("event '") + pl.col("event_type") + pl.lit("' without product_id")),
+        _bad(needs_product & _empty("product_id"), value_last("event without product_id", "event_type")),
         unreadable_number("price", reading),
-        _bad(price < 0, "negative price"),
+        _bad(price < 0, value_last("negative price", "price")),
         unreadable_number("quantity", reading),
-        _bad(quantity <= 0, "quantity <= 0"),
+        _bad(quantity <= 0, value_last("quantity <= 0", "quantity")),
     ]
 
 

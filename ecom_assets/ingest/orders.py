@@ -24,7 +24,7 @@ from datetime import date
 import polars as pl
 
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null)
+                                      no_category, text_or_null, value_last)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -55,9 +55,9 @@ def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         _bad(_empty("product_id") & pl.col("product_id").is_not_null().any(), "empty product_id"),
         *_date_rules("order_time", reading, required=True),
         unreadable_number("quantity", reading),
-        _bad(quantity == 0, "quantity 0"),
+        _bad(quantity == 0, value_last("quantity 0", "quantity")),
         unreadable_number("unit_price", reading),
-        _bad(price < 0, "negative unit_price (an adjustment, not a product line)"),
+        _bad(price < 0, value_last("negative unit_price (an adjustment, not a product line)", "unit_price")),
         unreadable_number("line_amount", reading),
         _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
     ]

@@ -228,24 +228,43 @@ def _regular(source: bytes | Path, delimiter: str, names: list[str], physical_li
     """The records of a regular file — each on one physical line with the header's field count —
     parsed by polars (multi-threaded, from the path without a Python copy), else None.
 
-    Regular is proven cheaply: a spare column past the header's stays empty (no record has more
-    fields), the last named column has no missing value (a shorter record would leave it missing), and
-    there is one record per physical line (no quoted line break). Anything else goes through
-    `_records`, which reads every record's field count and start line."""
-    spare = "_spare_field"
+    Regular is proven cheaply: polars reads with the header's width and fails on a record with more
+    fields (an extra field, even an empty one: `a,b,c,` — a spare column would read it exactly like an
+    absent field, which let such rows through in files read this way), the last named column has no
+    missing value (a shorter record would leave it missing), and there is one record per physical line
+    (no quoted line break). Anything else goes through `_records`, which reads every record's field
+    count and start line."""
     try:
         table = pl.read_csv(source, separator=delimiter, has_header=False, skip_lines=1, infer_schema=False,
-                            schema={**{n: pl.String for n in names}, spare: pl.String}, missing_columns="insert",
-                            truncate_ragged_lines=True)
+                            schema={n: pl.String for n in names}, missing_columns="insert",
+                            truncate_ragged_lines=False)
     except pl.exceptions.PolarsError as err:
         if "utf-8" in str(err).lower():
             raise UnicodeError(str(err)) from err
-        return None
+        return None  # e.g. "found more fields than defined in 'Schema'"
     last_named = names[_named_width(names) - 1]
-    irregular = table.select(pl.col(spare).is_not_null().any() | pl.col(last_named).is_null().any()).item()
-    if irregular or table.height != physical_lines - 1:
+    if table[last_named].has_nulls() or table.height != physical_lines - 1 or _last_line_wider(source, delimiter, names):
         return None
-    return table.drop(spare)
+    return table
+
+
+def _last_line_wider(source: bytes | Path, delimiter: str, names: list[str]) -> bool:
+    """Whether a last line without a line break has more fields than the header: polars 2.1 reads
+    `a,b,c,` there as 3 fields without complaint (it fails on such a line everywhere else). True
+    also when the last line is too long to look at here: the caller then reads every record."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - HEAD_BYTES))
+            tail = handle.read()
+    else:
+        tail = source[-HEAD_BYTES:]
+    if tail.endswith(b"\n"):
+        return False
+    if b"\n" not in tail:
+        return len(tail) == HEAD_BYTES
+    last = tail.rsplit(b"\n", 1)[1].decode("utf-8", errors="replace")
+    return len(next(csv.reader([last], delimiter=delimiter), [])) > len(names)
 
 
 def _records(text: str, delimiter: str, names: list[str]) -> pl.DataFrame:
@@ -368,7 +387,7 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
         # only the csv-module route counts fields; a regular file has the header's count everywhere
         # a record may end before the header's trailing unnamed cells (nothing shifts), not before a named one
         _ragged=pl.when((pl.col("_fields") > width) | (pl.col("_fields") < named))
-        .then(pl.format("{} fields, header has {}", "_fields", pl.lit(width)))
+        .then(pl.format("field count differs from the header ({} fields): {}", pl.lit(width), "_fields"))
         if "_fields" in table.columns else pl.lit(None, pl.String),
         _truncated=(pl.int_range(pl.len()) == pl.len() - 1) & pl.lit(truncated) & (
             (pl.col("_fields") < named if "_fields" in table.columns else pl.lit(False))
@@ -387,11 +406,10 @@ MARKER = "_marker_"  # `_marker_<column>`: a missing-value marker as written (Na
 def _as_written(table: pl.DataFrame, columns: tuple[str, ...], reason: pl.Expr) -> tuple[list[pl.Expr], pl.Expr]:
     """Quarantine columns with each missing-value marker restored as written, and the reason naming
     the marker of every column the reason mentions ("purchase_made=1 without purchase_amount;
-    purchase_amount 'NaN' is a missing-value marker, read as missing")."""
+    purchase_amount is a missing-value marker, read as missing: 'NaN'")."""
     marked = [c for c in columns if f"{MARKER}{c}" in table.columns]
     notes = [pl.when(pl.col(f"{MARKER}{c}").is_not_null() & reason.str.contains(c, literal=True))
-             .then(pl.lit(f"{c} '") + pl.col(f"{MARKER}{c}").str.slice(0, 30)
-                   + pl.lit("' is a missing-value marker, read as missing")) for c in marked]
+             .then(value_last(f"{c} is a missing-value marker, read as missing", f"{MARKER}{c}")) for c in marked]
     return ([pl.coalesce(f"{MARKER}{c}", c).alias(c) if c in marked else pl.col(c) for c in columns],
             pl.concat_str([reason, *notes], separator="; ", ignore_nulls=True) if notes else reason)
 
@@ -439,7 +457,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     decimal = {c: infer_decimal(table[c], delimiter, spec) for c in kind.numbers}
     inferred = [c for c, mark in decimal.items() if mark == "," and not (spec and spec.decimal)]
     if inferred:
-        notes.append(f"decimal comma inferred for {', '.join(inferred)} (';' delimiter, every amount 1.234,50 / 12,50)")
+        notes.append(f"decimal comma inferred for {', '.join(inferred)} ({delimiter!r} delimiter, every amount 1.234,50 / 12,50)")
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
@@ -462,14 +480,22 @@ def no_category(column: str) -> pl.Expr:
 
 
 
-def _value(text: str) -> pl.Expr:
-    return pl.lit(f"{text} ") + pl.lit("'") + pl.col(text).str.slice(0, 30) + pl.lit("'")
+def value_last(rule: str, column: str) -> pl.Expr:
+    """`<rule>: '<value>'` — every reason names its rule first and the offending value (as written, at
+    most 30 characters) last, so `reason_rule` can strip the values and a whole column failing one rule
+    groups into one rule in quarantine summaries."""
+    return pl.lit(f"{rule}: '") + pl.col(column).str.slice(0, 30) + pl.lit("'")
 
 
-def _value_last(column: str, rule: str) -> pl.Expr:
-    """`<column> <rule>: '<value>'`: the same rule gives the same reason prefix, so a whole column
-    failing one rule groups into one reason in quarantine summaries."""
-    return pl.lit(f"{column}{rule}: '") + pl.col(column).str.slice(0, 30) + pl.lit("'")
+# the value part each reason ends with: `: '<value as written, <= 30 characters>'` (or a count), before
+# the next reason of the row ("; ") or the end
+VALUE_PART = r"(?s): (?:'.{0,30}?'|\d+)(; |$)"
+
+
+def reason_rule(reason: pl.Expr) -> pl.Expr:
+    """A quarantine reason without its values: the rule part that quarantine summaries group by
+    ("purchase_amount is not a finite number: 'inf'" -> "purchase_amount is not a finite number")."""
+    return reason.str.replace_all(VALUE_PART, "${1}")
 
 
 def _date_rules(column: str, reading: Reading, required: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -477,8 +503,8 @@ def _date_rules(column: str, reading: Reading, required: bool = False) -> list[t
     limit = reading.today + FUTURE_TOLERANCE
     return [
         *([_bad(_empty(column), f"empty {column}")] if required else []),
-        _bad(~_empty(column) & typed.is_null(), _value_last(column, date_hint(reading.spec))),
-        _bad(typed > pl.lit(limit), _value_last(column, f" is in the future (after {limit})")),
+        _bad(~_empty(column) & typed.is_null(), value_last(column + date_hint(reading.spec), column)),
+        _bad(typed > pl.lit(limit), value_last(f"{column} is in the future (after {limit})", column)),
     ]
 
 
@@ -486,7 +512,7 @@ def _number_rules(column: str, reading: Reading) -> list[tuple[pl.Expr, pl.Expr]
     return [
         _bad(~_empty(column) & reading.number(column).is_null(),
              number_hint(column, reading.decimal.get(column, "."))),
-        _bad(reading.number(column) < 0, f"negative {column}"),
+        _bad(reading.number(column) < 0, value_last(f"negative {column}", column)),
     ]
 
 
@@ -494,13 +520,17 @@ def _text_rules(kind: DropKind, reading: Reading) -> list[tuple[pl.Expr, pl.Expr
     return [
         *[_bad(_empty(c), f"empty {c}") for c in kind.required if c not in kind.dates + kind.flags],
         *[_bad(pl.col(c).str.contains(C1_CONTROL),
-               f"{c} holds a C1 control character (text decoded with the wrong encoding? declare `encoding` in "
-               "sources.yaml)") for c in reading.suspect_text],
+               value_last(f"{c} holds a C1 control character (text decoded with the wrong encoding? declare "
+                          "`encoding` in sources.yaml)", c)) for c in reading.suspect_text],
     ]
 
 
-def _flag_reason(column: str) -> pl.Expr:
-    return _value(column).fill_null(f"{column} empty") + pl.lit(" must be 0 or 1 (or true/false, yes/no)")
+def _flag_rules(column: str, reading: Reading, required: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
+    return [
+        *([_bad(_empty(column), f"empty {column}")] if required else []),
+        _bad(~_empty(column) & reading.flag(column).is_null(),
+             value_last(f"{column} must be 0 or 1 (or true/false, yes/no)", column)),
+    ]
 
 
 def session_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -508,12 +538,12 @@ def session_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     return [
         *_text_rules(KINDS["sessions"], reading),
         *_date_rules("session_date", reading, required=True),
-        _bad(purchase.is_null(), _flag_reason("purchase_made")),
+        *_flag_rules("purchase_made", reading, required=True),
         *_number_rules("purchase_amount", reading),
         _bad((amount > 0) & (purchase == False), "purchase_amount > 0 with purchase_made=0"),  # noqa: E712
         _bad(_empty("purchase_amount") & (purchase == True), "purchase_made=1 without purchase_amount"),  # noqa: E712
         *_number_rules("browsing_time_sec", reading),
-        _bad(~_empty("added_to_cart") & reading.flag("added_to_cart").is_null(), _flag_reason("added_to_cart")),
+        *_flag_rules("added_to_cart", reading),
     ]
 
 
@@ -571,6 +601,7 @@ RULES = {"sessions": (session_rules, typed_sessions, CleanSessions),
          "campaigns": (campaign_rules, typed_campaigns, None)}
 
 
+CONFLICT_REASON = "repeated in this file with different content (every version quarantined)"
 BATCH_ROWS = 2_000_000  # rows judged at a time: bounds the working set at 10M-row drops
 
 
@@ -595,27 +626,29 @@ def _judge(table: pl.DataFrame, kind: DropKind, rules: list, typed_values: list[
 
 
 def _schema_reason(rule: RowCheck, kind: DropKind) -> pl.Expr:
-    """'<column> '<text>' breaks the clean schema rule <rule>': the value as written, the rule by its name."""
-    written = (pl.lit(f"{rule.column} ") + pl.coalesce(pl.lit("'") + pl.col(rule.column).str.slice(0, 30) + pl.lit("'"),
-                                                        pl.lit("(empty)"))) if rule.column in kind.columns else pl.lit(rule.column)
-    return written + pl.lit(f" breaks the clean schema rule '{rule.name}'")
+    """"<column> breaks the clean schema rule '<rule>': '<text>'": the rule by its name, then the value as
+    written (none when the value is missing, or the column is derived)."""
+    text = f"{rule.column} breaks the clean schema rule '{rule.name}'"
+    if rule.column not in kind.columns:
+        return pl.lit(text)
+    return pl.coalesce(value_last(text, rule.column), pl.lit(text))
 
 
 def _conflicting_ids(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(line, `_copies` for every row whose id occurs again in this file with other content (order lines,
+    """(line of every row whose id occurs again in this file with other content (order lines,
     ids Excel rounded to `1.23457E+11`): none of the versions can be chosen, so every one is quarantined.
     Only rows whose id hash repeats are grouped (usually none at 10M rows); they are returned too. A kind
     that is not `keyed` has no row id: its candidates are the rows whose whole-row hash repeats (1M
     events: 4.2 -> ~1.1 s for split_rows, where every customer id repeats)."""
     if not kind.keyed:  # an order's lines / a customer's events share their first column: only whole rows repeat
         shared = table.filter(repeated(table.select(kind.columns).hash_rows(seed=0)))
-        return pl.DataFrame(schema={"line": pl.Int64, "_copies": pl.Int64}), shared
+        return pl.DataFrame(schema={"line": pl.Int64}), shared
     key = kind.required[0]
     shared = table.filter(repeated(table[key].hash(seed=0)))
     return (
         shared.lazy().select(key, "line", _content=pl.struct(kind.columns))
-        .with_columns(_versions=pl.col("_content").n_unique().over(key), _copies=pl.len().over(key))
-        .filter(pl.col("_versions") > 1).select("line", pl.col("_copies").cast(pl.Int64)).collect()
+        .with_columns(_versions=pl.col("_content").n_unique().over(key))
+        .filter(pl.col("_versions") > 1).select("line").collect()
     ), shared
 
 
@@ -641,9 +674,7 @@ def split_rows(table: pl.DataFrame, kind: DropKind, today: date, batch_rows: int
     conflicts, shared = _conflicting_ids(table, kind)
     conflict_rule = [] if conflicts.is_empty() else [(
         pl.col("line").is_in(conflicts["line"].implode()),
-        pl.lit(f"{key} '") + pl.col(key).str.slice(0, 30) + pl.lit("' appears ")
-        + pl.col("line").replace_strict(conflicts["line"], conflicts["_copies"], default=None).cast(pl.String)
-        + pl.lit(" times in this file with different content"))]
+        value_last(f"{key} {CONFLICT_REASON}", key))]
     rules = [(pl.col("_truncated"), pl.lit("truncated last line")),
              (pl.col("_ragged").is_not_null(), pl.col("_ragged")), *conflict_rule, *rule_list(reading)]
     typed_values = typed(reading)

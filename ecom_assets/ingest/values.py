@@ -170,12 +170,14 @@ def date_hint(spec: SourceSpec | None) -> str:
 
 
 def infer_decimal(text: pl.Series, delimiter: str, spec: SourceSpec | None) -> str:
-    """`,` when declared, or when the file is `;`-delimited and every amount written with digits is an
-    integer, a decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with at least one
-    decimal comma; else `.` (a `12,50` then stays unread and is quarantined)."""
+    """`,` when declared, or when the file's delimiter is not a comma (`;` from Excel's CSV, tab from its
+    "Text (Tab delimited)" / "Unicode Text", `|`, in a German or French locale) and every amount written
+    with digits is an integer, a decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with
+    at least one decimal comma; else `.` (a `12,50` then stays unread and is quarantined). An ambiguous
+    value is never read (`number_expr`)."""
     if spec is not None and spec.decimal:
         return spec.decimal
-    if delimiter != ";":
+    if delimiter == ",":  # a comma-delimited file quotes a decimal comma; nothing says which mark it is
         return "."
     # a value without a digit (`inf`, `Infinity`, stray text) says nothing about the decimal mark: it
     # is quarantined on its own and must not switch the whole column back to a decimal point
@@ -197,17 +199,18 @@ def number_expr(column: str, decimal: str = ".") -> pl.Expr:
 
 
 def number_hint(column: str, decimal: str) -> pl.Expr:
-    """Reason text for a present value `number_expr` could not read."""
+    """Reason for a present value `number_expr` could not read: the rule, then the value as written."""
     value = pl.col(column)
-    shown = pl.lit(f"{column} '") + value.str.slice(0, 30) + pl.lit("'")
     infinite = value.cast(pl.Float64, strict=False)
-    non_finite = pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(" is not a finite number"))
+    non_finite = pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(f"{column} is not a finite number"))
     if decimal == ",":
-        return shown + non_finite.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
-            pl.lit(" is ambiguous in a decimal-comma file (thousands or decimal point?)")
-        ).otherwise(pl.lit(" is not a decimal-comma number (1.234,50)"))
-    return shown + non_finite.otherwise(
-        pl.lit(" is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
+        rule = non_finite.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
+            pl.lit(f"{column} is ambiguous in a decimal-comma file (thousands or decimal point?)")
+        ).otherwise(pl.lit(f"{column} is not a decimal-comma number (1.234,50)"))
+    else:
+        rule = non_finite.otherwise(
+            pl.lit(f"{column} is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
+    return rule + pl.lit(": '") + value.str.slice(0, 30) + pl.lit("'")
 
 
 def flag_expr(column: str, words: bool = True) -> pl.Expr:

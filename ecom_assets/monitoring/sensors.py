@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from ecom_assets.churn import registry
 from ecom_assets.churn.assets import TRIGGER_DETAIL_TAG, TRIGGER_TAG, churn_retrain_job, churn_scoring_job
 from ecom_assets.monitoring.assets import DRIFT_LATEST, PERFORMANCE_LATEST, read_json
 from ecom_assets.settings import EcomSettings
@@ -35,33 +36,53 @@ def decide_retrain(settings: EcomSettings, cursor: dict, now: datetime) -> Retra
     last = datetime.fromisoformat(cursor["last_request_at"]) if cursor.get("last_request_at") else None
     cooling = last is not None and now - last < timedelta(hours=settings.retrain_cooldown_hours)
     trigger = detail = run_key = None
+    # what is true of each signal when it requests nothing (the CLI prints it): never "no new drift" when
+    # nothing could be compared
+    if drift is None:
+        drift_state = ("no reference yet (no champion model)" if registry.champion_version(settings.models) is None
+                       else "no report yet")
+    else:
+        drift_state = f"no new report since {drift['report_id']}"
 
     if drift and drift["report_id"] != cursor.get("drift_report"):
         cursor["drift_report"] = drift["report_id"]
         drifting = drift["drift_share"] >= settings.drift_share_threshold
+        share = f"share {drift['drift_share']:.0%} vs threshold {settings.drift_share_threshold:.0%}"
         if drifting and not cursor.get("drift_episode_open"):
             cursor["drift_episode_open"] = True
             trigger, run_key = "drift", f"drift-{drift['report_id']}"
             detail = (f"drift share {drift['drift_share']:.0%} >= {settings.drift_share_threshold:.0%} vs reference "
                       f"{drift['reference_version']} (report {drift['report_id']}): {', '.join(drift['drifted_columns'])}")
-        elif not drifting:
+        elif drifting:
+            drift_state = f"{share}, episode already open (one retrain per episode)"
+        else:
             cursor["drift_episode_open"] = False
+            drift_state = f"no new drift ({share})"
 
+    if performance is None or performance.get("holdout_auc") is None:
+        performance_state = "no matured prediction batch with a holdout AUC yet"
+    else:
+        performance_state = f"no new matured batch since {performance['report_id']}"
     if trigger is None and performance and performance.get("holdout_auc") is not None \
             and performance["report_id"] != cursor.get("performance_report"):
         cursor["performance_report"] = performance["report_id"]
         decayed = performance["realised_auc"] < performance["holdout_auc"] - settings.auc_decay_margin
+        auc = (f"realised AUC {performance['realised_auc']:.3f} vs holdout {performance['holdout_auc']:.3f} - "
+               f"{settings.auc_decay_margin}")
         if decayed and not cursor.get("performance_episode_open"):
             cursor["performance_episode_open"] = True
             trigger, run_key = "performance", f"performance-{performance['report_id']}"
             detail = (f"realised AUC {performance['realised_auc']:.3f} of {performance['model_version']} (batch "
                       f"{performance['as_of']}) < holdout AUC {performance['holdout_auc']:.3f} - "
                       f"{settings.auc_decay_margin}")
-        elif not decayed:
+        elif decayed:
+            performance_state = f"{auc}, episode already open (one retrain per episode)"
+        else:
             cursor["performance_episode_open"] = False
+            performance_state = f"no decay ({auc})"
 
     if trigger is None:
-        return RetrainDecision(None, cursor, "no new drift or performance episode")
+        return RetrainDecision(None, cursor, f"drift: {drift_state}; performance: {performance_state}")
     if cooling:
         return RetrainDecision(None, cursor, f"{trigger} episode opened, but the previous retrain was requested "
                                f"at {last.isoformat()} (cooldown {settings.retrain_cooldown_hours} h): {detail}")
