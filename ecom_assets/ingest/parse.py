@@ -710,7 +710,7 @@ def parse_drop(raw: bytes | Path, kind_name: str, source_file: str, today: date 
     today = today or date.today()
     read = read_text_table(raw, kind, source_file, spec)
     table, reading, value_notes = prepare(read.table, kind, today, spec, read.delimiter, read.may_hold_c1)
-    rows_in, pending = table.height, batches(table)
+    rows_in, pending = table.height, batches(table, BATCH_ROWS)
     read.table = table = None  # split_rows releases each batch once judged: nothing else may hold the text
     clean, quarantine, duplicates = split_rows(pending, kind, today, reading=reading)
     declared = [f"read as declared by {spec.describe()}"] if spec is not None else []
