@@ -640,7 +640,7 @@ def split_rows(table: pl.DataFrame | list[pl.DataFrame], kind: DropKind, today: 
 
     `table` may instead be the prepared table already cut into batches (`batches`, with `reading`):
     the list is then consumed, each batch released once judged, so the text of a 10M-row drop and
-    its typed rows are never held in full at once (10M events: peak ~1.5 GiB lower).
+    its typed rows are never held in full at once (10M events: split_rows peak 3.9 -> 2.7 GiB).
     """
     if isinstance(table, pl.DataFrame):  # the caller keeps the table: its batches are slices of it
         if reading is None:
