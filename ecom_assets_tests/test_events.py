@@ -9,6 +9,7 @@ import polars as pl
 
 from ecom_assets.clean import clean_events
 from ecom_assets.ingest import events, raw_events
+from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.parse import parse_drop
 from ecom_assets.insights.events import category_funnel, conversion_by_time, event_funnel, item_funnel, pairs_within
 from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean, quarantine
@@ -67,6 +68,25 @@ def test_double_logged_rows_are_duplicates_and_the_truncated_last_line_is_quaran
     assert a["duplicate"] == len(rows) - len(set(rows)) and a["quarantined"] == 1
     assert parsed.quarantine["reason"][0].startswith("truncated last line")
     assert (parsed.clean["event_type"] == "other").sum() == sum(",login," in r for r in set(rows))
+
+
+def test_a_drop_judged_in_released_batches_gets_the_fates_of_one_batch(monkeypatch) -> None:
+    """parse_drop hands split_rows its table as batches it releases once judged: duplicates (a copy in
+    another batch), bad rows and the truncated last line are found exactly as in one batch; a row whose
+    brand and category are swapped is no duplicate (the row hash combines one hash per column)."""
+    rows = store_log(seed=5, sessions=60)
+    swapped = rows[0].split(",")
+    swapped[3], swapped[4] = swapped[4], swapped[3]
+    rows = [*rows, ",".join(swapped), rows[0], "2019-10-02 10:00:00 UTC,cart,,shoes,acme,5.99,U1,S1"]
+    text = "\n".join([HEADER, *rows, rows[-1][:30]])
+    whole = parse(text)
+    monkeypatch.setattr(parse_module, "BATCH_ROWS", 7)
+    batched = parse(text)
+    assert batched.clean.equals(whole.clean) and batched.quarantine.equals(whole.quarantine)
+    assert batched.accounting == whole.accounting
+    assert whole.duplicates == len(rows) - len(set(rows)) and ",".join(swapped) in set(rows)
+    last_two = whole.quarantine["reason"].to_list()[-2:]
+    assert last_two[0] == "event 'cart' without product_id" and last_two[1].startswith("truncated last line")
 
 
 def test_platform_event_names_are_normalised_and_unknown_ones_kept_as_other() -> None:
