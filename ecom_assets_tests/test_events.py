@@ -86,7 +86,7 @@ def test_a_drop_judged_in_released_batches_gets_the_fates_of_one_batch(monkeypat
     assert batched.accounting == whole.accounting
     assert whole.duplicates == len(rows) - len(set(rows)) and ",".join(swapped) in set(rows)
     last_two = whole.quarantine["reason"].to_list()[-2:]
-    assert last_two[0] == "event 'cart' without product_id" and last_two[1].startswith("truncated last line")
+    assert last_two[0] == "event without product_id: 'cart'" and last_two[1].startswith("truncated last line")
 
 
 def test_platform_event_names_are_normalised_and_unknown_ones_kept_as_other() -> None:
