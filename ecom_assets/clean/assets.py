@@ -8,7 +8,9 @@ import polars as pl
 
 from ecom_assets.automation import REFRESH_PER_DROP
 from ecom_assets.clean.store import merge_sessions, table_stats
-from ecom_assets.clean.tables import RowAccounting, build_clean_customers, distinct_events, latest_per_order
+from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
+                                      latest_per_order)
+from ecom_assets.ingest.events import sessionise_across_drops
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -20,7 +22,8 @@ from ecom_assets.settings import EcomSettings
 OWNER = "team:data-platform"
 ALL_DROPS = dg.AllPartitionMapping()
 ACCOUNTING_DESCRIPTION = ("rows from every drop = rows in the table + duplicates across files + rows superseded by "
-                          "a later drop. Blocking: a table that lost a row is not built upon.")
+                          "a later drop (+ for clean_sessions, session parts of several events drops merged into one "
+                          "session). Blocking: a table that lost a row is not built upon.")
 PROVENANCE_COLUMNS = {k: v for k, v in PROVENANCE.items() if k != "ingested_at"}
 
 
@@ -69,6 +72,7 @@ def _merge_metadata(dedup: RowAccounting) -> dict:
         "rows_from_drops": dedup.rows_from_drops,
         "duplicates_across_files": dedup.duplicates_across_files,
         "superseded_by_later_drop": dedup.superseded,
+        "merged_across_files": dedup.merged_across_files,
         "dagster/row_count": dedup.rows,
     }
 
@@ -79,7 +83,9 @@ def _accounting_check(dedup: RowAccounting, table: str) -> dg.AssetCheckResult:
         passed=dedup.accounted,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(f"{dedup.rows_from_drops:,} rows from the drops = {dedup.rows:,} in {table} + "
-                     f"{dedup.duplicates_across_files:,} duplicates across files + {dedup.superseded:,} superseded"),
+                     f"{dedup.duplicates_across_files:,} duplicates across files + {dedup.superseded:,} superseded"
+                     + (f" + {dedup.merged_across_files:,} session parts merged across files"
+                        if dedup.merged_across_files else "")),
         metadata=_merge_metadata(dedup),
     )
 
@@ -155,7 +161,8 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
     io_manager = context.resources.io_manager
     raw, held_back = _session_drops(context)
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
-    report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers)
+    report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers,
+                            events=_raw_files(context, "events"))
     manifest = parts.manifest()
     totals = table_stats(manifest)
     unknown_customers = totals["unknown_customer"]
@@ -255,8 +262,7 @@ clean_returns = _order_lines_asset("clean_returns", True, (
 )
 def clean_events(context: dg.AssetExecutionContext, raw_events: pl.DataFrame):
     rows, held_back = _drops_of(context, "events", raw_events, CleanEvents)
-    content = [c for c in CleanEvents.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
-    dedup = distinct_events(rows, content)
+    dedup = distinct_events(sessionise_across_drops(rows), EVENT_CONTENT)
     events = CleanEvents.validate(dedup.kept)
     counts = dict(events.group_by("event_type").len().iter_rows())
     yield dg.Output(events, metadata={

@@ -132,6 +132,35 @@ def sessionise(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFra
     return pl.concat([events.filter(~missing), derived])
 
 
+DERIVED_ID_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+
+
+def derived_id() -> pl.Expr:
+    """True where `session_id` was made by `sessionise`'s gap rule (`<customer_id>@<ISO time>`), not
+    taken from the export."""
+    prefix = pl.col("customer_id") + pl.lit("@")
+    return (pl.col("session_id").str.starts_with(prefix)
+            & pl.col("session_id").str.strip_prefix(prefix).str.contains(DERIVED_ID_TIME))
+
+
+def sessionise_across_drops(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFrame:
+    """Events of several drops (each sessionised on its own) -> the same rows with the gap-rule sessions
+    of every customer whose such events come from more than one drop made again over all of them.
+
+    A drop cut in the middle of a session (an export cut at midnight) ends that session at the cut and
+    the next drop starts a new one; sessionised together, the two parts are one session again with the
+    id the whole session would have had (`<customer_id>@<first event time>`). Export session ids are
+    kept as they are: they already name the session across files."""
+    derived = derived_id()
+    spread = events.lazy().filter(derived).group_by("customer_id").agg(pl.col("source_file").n_unique() > 1) \
+        .filter(pl.col("source_file")).select("customer_id").collect()
+    if spread.is_empty():
+        return events
+    redo = derived & pl.col("customer_id").is_in(spread["customer_id"].implode())
+    again = sessionise(events.filter(redo).with_columns(session_id=pl.lit(None, pl.String)), gap)
+    return pl.concat([events.filter(~redo), again.select(events.columns)])
+
+
 def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Sessionised events -> one row per session, in the sessions table's shape plus
     `session_start, page_views, product_views, categories_viewed`.
