@@ -67,7 +67,7 @@ def test_curveball_keeps_every_row_and_column_total_and_mixes() -> None:
 def test_null_mean_matches_an_independent_swap_randomisation() -> None:
     rng = np.random.default_rng(1)
     matrix = baskets(600, 10, rng)
-    mean, sd = cooccurrence_null(matrix, samples=300, seed=2)
+    mean, sd, _ = cooccurrence_null(matrix, samples=300, seed=2)
     swaps = np.stack([cooccurrence(swap_randomised(matrix, np.random.default_rng(s), rounds=3)) for s in range(30)])
     i, j = np.triu_indices(10, k=1)
     # two unbiased samplers of the same null agree within the Monte-Carlo error of 30 swap samples
@@ -190,3 +190,18 @@ def test_large_inputs_test_a_capped_hash_sample_and_say_so() -> None:
     assert how["tested_baskets"] == 1500 and "hash-sample" in how["sample"]
     assert ("P00", "P05") in set(pairs.filter("significant").select("item_a", "item_b").iter_rows())
     assert pairs["baskets_together"].max() > 1500 * 0.1  # counts from every basket, not the sample
+
+
+def test_small_skewed_null_counts_get_a_tail_as_heavy_as_a_poissons() -> None:
+    from scipy.stats import norm, poisson
+
+    from ecom_assets.insights.stats import count_tail
+
+    # a pair expected once per tested sample (mean 1, sd 1, skewness 1: a Poisson's moments) seen 5 times
+    p = count_tail(np.array([5.0]), np.array([1.0]), np.array([1.0]), np.array([1.0]))[0]
+    assert 0.5 < p / poisson.sf(4, 1.0) < 2  # the normal tail says 1e-4, 30x too small
+    assert norm.sf(3.5) < p / 20
+    # a big, symmetric count keeps the normal tail
+    assert abs(count_tail(np.array([130.0]), np.array([100.0]), np.array([7.0]), np.array([0.0]))[0]
+               - norm.sf(29.5 / 7)) < 1e-12
+    assert count_tail(np.array([3.0]), np.array([3.0]), np.array([0.0]), np.array([0.0]))[0] == 1.0

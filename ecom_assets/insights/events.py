@@ -104,7 +104,7 @@ PAIR_COLUMNS = {
     "baskets": "int - sessions / orders of this relation holding a tested item",
     "lift": "float64 - together x baskets / (baskets_a x baskets_b); 1 = as often as independent items",
     "adjusted_lift": "float64 - together / its mean under the null (basket sizes and item frequencies kept)",
-    "z": "float64 - (together - 1/2 - null mean) / null sd", "p_value": "float64 - one-sided (normal tail)",
+    "z": "float64 - (together - 1/2 - null mean) / null sd", "p_value": "float64 - one-sided, P(count >= together) under the null (Pearson III of its mean, sd, skewness)",
     "q_value": f"float64 - Benjamini-Hochberg within relation x level; null below {MIN_PAIR_BASKETS} baskets together",
     "significant": "bool - q < 0.05 and more often together than the null",
 }
