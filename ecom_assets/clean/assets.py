@@ -137,7 +137,11 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
         "events drop (each part validated with pandera `CleanSessions`), "
         "stored as one parquet part per drop under `warehouse/clean_sessions/`. A new drop is merged against "
         "the stored parts (only the ids it shares with them are read back); the latest version of a "
-        "session_id wins, a re-delivered identical row is a counted duplicate. Flags: `before_signup` (dated "
+        "session_id wins, a re-delivered identical row is a counted duplicate. A session whose events came in "
+        "several events drops (same export session_id, or a 30-minute-gap session continued across a file cut, "
+        "in either arrival order) is one row made again from all its events — start = earliest, duration to the "
+        "latest, views summed, flags OR-ed, amount summed; the folded-in parts count as merged_across_files. "
+        "Flags: `before_signup` (dated "
         "before the customer's signup_date) and `unknown_customer` (id not in clean_customers). Empty or "
         "'Unknown' products are the category 'unknown'. Rebuilt from scratch only when a stored drop was "
         "re-ingested; metadata `mode` says which happened."
@@ -254,8 +258,9 @@ clean_returns = _order_lines_asset("clean_returns", True, (
     required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
     description=(
         "Every tracked event of every events drop, each in a session (the export's session_id, else a customer's "
-        "session ends after 30 minutes without an event); validated with pandera `CleanEvents`. An identical event "
-        "delivered again in a later drop is a counted duplicate across files. event_type outside view / cart / "
+        "session ends after 30 minutes without an event, drawn again over every drop holding that customer's "
+        "events, so a session cut by the end of a file keeps one id); validated with pandera `CleanEvents`. An "
+        "identical event delivered again in a later drop is a counted duplicate across files. event_type outside view / cart / "
         "remove_from_cart / purchase is kept as `other` (its name in event_name)."
     ),
     metadata=column_schema({**RAW_COLUMNS["events"], **PROVENANCE}), check_specs=_line_checks("clean_events"),

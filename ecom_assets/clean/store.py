@@ -3,7 +3,10 @@
 A new drop is merged against the parts already stored instead of re-deduplicating the whole
 history: only the ids it shares with stored rows are read back (one column scan plus a semi-join),
 the drop becomes a new part, and a part is rewritten only when the drop supersedes one of its
-rows. The result is the same as merging every drop from scratch in ingestion order — which is
+rows or completes one of its sessions. An events drop's session that continues a session of an
+earlier events drop (same export session_id, or the same customer's gap-rule session within 30
+minutes: a file cut in the middle of a session) never supersedes it: the whole session is made
+again from its events in every events drop and replaces both parts (`merged_across_files`). The result is the same as merging every drop from scratch in ingestion order — which is
 exactly what a rebuild does (same function, starting from nothing), so the two paths cannot drift.
 
 A rebuild happens when a stored part no longer matches its raw partition (re-ingested, removed)
@@ -11,7 +14,8 @@ or a drop arrives out of ingestion order. When `clean_customers` changes, only t
 flags are recomputed, part by part.
 
 `_manifest.json` records, per part, the raw partition it came from (and that partition's file
-size and mtime), plus the running counts of cross-file duplicates and superseded rows, so the
+size and mtime), plus the running counts of cross-file duplicates, superseded rows and session
+parts merged across files, so the
 row accounting can be re-checked from the files at any time.
 """
 
@@ -173,10 +177,11 @@ def _whole_sessions(key: str, involved: pl.DataFrame, continued: pl.DataFrame, e
                                                    _to=_session_end().max() + SESSION_GAP)
     ids = rows.filter(~derived_id())["session_id"].unique().implode()
     scanned = pl.concat([scan_parquet(path) for path in events.values()], how="vertical_relaxed")
-    by_id = scanned.filter(pl.col("session_id").is_in(ids) & ~derived_id())
-    by_time = scanned.filter(derived_id()).join(windows.lazy(), on="customer_id").filter(
-        pl.col("event_time").is_between(pl.col("_from"), pl.col("_to"))).drop("_from", "_to")
-    lines = pl.concat([by_id, by_time]).collect()
+    by_id = scanned.filter(pl.col("session_id").is_in(ids)).collect()
+    # the customers' events in their windows first: derived_id is costly on every stored event
+    by_time = scanned.join(windows.lazy(), on="customer_id").filter(
+        pl.col("event_time").is_between(pl.col("_from"), pl.col("_to"))).drop("_from", "_to").collect()
+    lines = pl.concat([by_id, by_time.filter(derived_id())])
     lines = distinct_events(sessionise_across_drops(lines), EVENT_CONTENT).kept
     first_line = lines.filter(pl.col("source_file") == key).group_by("session_id").agg(_line=pl.col("line").min())
     return (
