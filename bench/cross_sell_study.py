@@ -102,7 +102,7 @@ def basket_runtime() -> None:
     pairs, how = co_occurrence(events, lines)
     print(f"basket pairs, 500k orders ({lines.height:,} lines) × 2,000 products / 250 categories: "
           f"{time.perf_counter() - started:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
-          f"{ {key: {f: v[f] for f in ('tested_baskets', 'items', 'pairs_tested', 'significant_pairs')} for key, v in how.items() if "method" in v} }")
+          f"{ {key: {f: v[f] for f in ('tested_baskets', 'items', 'pairs_tested', 'significant_pairs')} for key, v in how.items() if 'method' in v} }")
 
 
 if __name__ == "__main__":
