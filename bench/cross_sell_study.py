@@ -100,9 +100,11 @@ def basket_runtime() -> None:
     events = pl.DataFrame(schema={c: pl.String for c in ("session_id", "event_type", "product_id", "category")})
     started, cpu = time.perf_counter(), time.process_time()
     pairs, how = co_occurrence(events, lines)
+    figures = ("tested_baskets", "items", "pairs_tested", "significant_pairs")
+    tested = {key: {f: v[f] for f in figures} for key, v in how.items() if "method" in v}
     print(f"basket pairs, 500k orders ({lines.height:,} lines) × 2,000 products / 250 categories: "
           f"{time.perf_counter() - started:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
-          f"{ {key: {f: v[f] for f in ('tested_baskets', 'items', 'pairs_tested', 'significant_pairs')} for key, v in how.items() if 'method' in v} }")
+          f"{tested}")
 
 
 if __name__ == "__main__":

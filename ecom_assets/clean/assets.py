@@ -129,7 +129,9 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     owners=[OWNER],
     kinds={"polars", "pandera", "parquet"},
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS),
-          *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()]],
+          *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()],
+          # read back where a session continues across events drops (clean/store.py)
+          dg.AssetDep(RAW_ASSETS["events"], partition_mapping=ALL_DROPS)],
     required_resource_keys={"io_manager", "settings"},
     tags=REFRESH_PER_DROP,
     description=(
@@ -260,8 +262,8 @@ clean_returns = _order_lines_asset("clean_returns", True, (
         "Every tracked event of every events drop, each in a session (the export's session_id, else a customer's "
         "session ends after 30 minutes without an event, drawn again over every drop holding that customer's "
         "events, so a session cut by the end of a file keeps one id); validated with pandera `CleanEvents`. An "
-        "identical event delivered again in a later drop is a counted duplicate across files. event_type outside view / cart / "
-        "remove_from_cart / purchase is kept as `other` (its name in event_name)."
+        "identical event delivered again in a later drop is a counted duplicate across files. event_type outside "
+        "view / cart / remove_from_cart / purchase is kept as `other` (its name in event_name)."
     ),
     metadata=column_schema({**RAW_COLUMNS["events"], **PROVENANCE}), check_specs=_line_checks("clean_events"),
 )

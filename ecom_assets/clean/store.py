@@ -6,7 +6,8 @@ the drop becomes a new part, and a part is rewritten only when the drop supersed
 rows or completes one of its sessions. An events drop's session that continues a session of an
 earlier events drop (same export session_id, or the same customer's gap-rule session within 30
 minutes: a file cut in the middle of a session) never supersedes it: the whole session is made
-again from its events in every events drop and replaces both parts (`merged_across_files`). The result is the same as merging every drop from scratch in ingestion order — which is
+again from its events in every events drop and replaces both parts (`merged_across_files`).
+The result is the same as merging every drop from scratch in ingestion order — which is
 exactly what a rebuild does (same function, starting from nothing), so the two paths cannot drift.
 
 A rebuild happens when a stored part no longer matches its raw partition (re-ingested, removed)
@@ -127,7 +128,8 @@ def _in_ingestion_order(raw: dict[str, Location]) -> list[tuple[int | None, str]
 
 
 def _session_end() -> pl.Expr:
-    return pl.col("session_start") + pl.duration(microseconds=(pl.col("browsing_time_sec") * 1e6).round(0).cast(pl.Int64))
+    seconds = pl.col("browsing_time_sec")
+    return pl.col("session_start") + pl.duration(microseconds=(seconds * 1e6).round(0).cast(pl.Int64))
 
 
 def _continued(parts: StoredParts, manifest: dict, drop: pl.DataFrame, events: dict[str, Location]
@@ -206,7 +208,8 @@ def _merge_continued(key: str, drop: pl.DataFrame, manifest: dict, events: dict[
     if whole.select(SESSION_CONTENT).sort("session_id").equals(continued.select(SESSION_CONTENT).sort("session_id")):
         manifest["duplicates_across_files"] += involved.height
         return rest, drop.clear(), continued.clear()
-    manifest["merged_across_files"] = manifest.get("merged_across_files", 0) + continued.height + involved.height - whole.height
+    folded = continued.height + involved.height - whole.height
+    manifest["merged_across_files"] = manifest.get("merged_across_files", 0) + folded
     return rest, whole, continued
 
 

@@ -280,7 +280,8 @@ def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int =
 
     `stats.cooccurrence_test` on the binary customer × category matrix (did the customer ever buy in the
     category): a curveball null that keeps each customer's number of distinct categories and each
-    category's number of buyers exactly, one-sided z per pair, Benjamini-Hochberg q over the pairs bought
+    category's number of buyers exactly, one-sided p per pair (Pearson III tail of the null's mean, sd and
+    skewness; z reported), Benjamini-Hochberg q over the pairs bought
     together by >= `min_customers` customers; `significant` = q < 0.05 and observed above the null mean.
     At most stats.MAX_ITEMS most-bought categories; beyond `tested_cells` the null runs on a hash-sample of
     customers (customers, support, confidence and lift always use every customer). Deterministic given `seed`.

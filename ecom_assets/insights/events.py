@@ -104,7 +104,8 @@ PAIR_COLUMNS = {
     "baskets": "int - sessions / orders of this relation holding a tested item",
     "lift": "float64 - together x baskets / (baskets_a x baskets_b); 1 = as often as independent items",
     "adjusted_lift": "float64 - together / its mean under the null (basket sizes and item frequencies kept)",
-    "z": "float64 - (together - 1/2 - null mean) / null sd", "p_value": "float64 - one-sided, P(count >= together) under the null (Pearson III of its mean, sd, skewness)",
+    "z": "float64 - (together - 1/2 - null mean) / null sd",
+    "p_value": "float64 - one-sided, P(count >= together) under the null (Pearson III of its mean, sd, skewness)",
     "q_value": f"float64 - Benjamini-Hochberg within relation x level; null below {MIN_PAIR_BASKETS} baskets together",
     "significant": "bool - q < 0.05 and more often together than the null",
 }
@@ -118,7 +119,7 @@ PAIR_LINE_COLUMNS = ["order_id", "product_id", "category"]
 
 def co_occurrence(events: pl.LazyFrame | pl.DataFrame, lines: pl.LazyFrame | pl.DataFrame,
                   min_baskets: int = MIN_PAIR_BASKETS, seed: int = 0, max_items: int = MAX_ITEMS,
-                 tested_cells: int = TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
+                  tested_cells: int = TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
     """(co-viewed pairs — views within a session — beside co-purchased pairs — lines within an order and
     purchase events within a session — at category and product level, each tested by `pairs_within`;
     how each relation x level was tested). Events without a category count under 'unknown', which is
@@ -136,7 +137,7 @@ def co_occurrence(events: pl.LazyFrame | pl.DataFrame, lines: pl.LazyFrame | pl.
     for relation, frame, unit in (("co_viewed", viewed, "sessions"), ("co_purchased", bought, "baskets")):
         for level, column in (("category", "category"), ("product", "product_id")):
             source = frame.filter(pl.col("category") != UNKNOWN_PRODUCT) if level == "category" else frame
-            pairs, tested = pairs_within(source, "basket", column, unit, min_baskets, seed)
+            pairs, tested = pairs_within(source, "basket", column, unit, min_baskets, seed, max_items, tested_cells)
             parts.append(pairs.with_columns(relation=pl.lit(relation), level=pl.lit(level)))
             how[f"{relation}_{level}"] = tested
     return pl.concat(parts, how="diagonal_relaxed").select(list(PAIR_SCHEMA)).cast(PAIR_SCHEMA), how

@@ -237,7 +237,8 @@ def cooccurrence_test(incidence: pl.DataFrame, row: str, item: str, unit: str, m
            unit: n, f"tested_{unit}": int(tested.shape[0]), "items": len(items),
            "pairs_tested": int(in_test.sum()), "significant_pairs": int(pairs["significant"].sum())}
     if tested.shape[0] < eligible:
-        how["sample"] = f"tested on a hash-sample of {tested.shape[0]:,} of the {eligible:,} {unit} holding two or more items"
+        how["sample"] = (f"tested on a hash-sample of {tested.shape[0]:,} of the {eligible:,} {unit} holding two or "
+                         "more items")
     if popularity.height > len(items):
         how["items_left_out"] = f"{popularity.height - len(items)} least frequent items not tested"
     return pairs, how
