@@ -146,8 +146,9 @@ def _continued(parts: StoredParts, manifest: dict, drop: pl.DataFrame, events: d
     near_in_time = pl.lit(False)
     if derived.height:  # only the stored sessions around the drop's time span can continue one of its sessions
         span = derived.select(_from=pl.col("session_start").min() - SESSION_GAP, _to=_session_end().max() + SESSION_GAP)
+        # derived_id is left for the few rows this finds: on every stored row it would cost seconds
         near_in_time = (pl.col("session_start") <= span["_to"][0]) & (_session_end() >= span["_from"][0]) \
-            & pl.col("customer_id").is_in(derived["customer_id"].unique().implode()) & derived_id()
+            & pl.col("customer_id").is_in(derived["customer_id"].unique().implode())
     candidates = scan_parquet(stored).select(*SESSION_CONTENT, "source_file", "line").filter(
         pl.col("session_id").is_in(ids) | near_in_time).collect()
     if candidates.is_empty():
