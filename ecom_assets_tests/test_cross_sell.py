@@ -67,7 +67,7 @@ def test_curveball_keeps_every_row_and_column_total_and_mixes() -> None:
 def test_null_mean_matches_an_independent_swap_randomisation() -> None:
     rng = np.random.default_rng(1)
     matrix = baskets(600, 10, rng)
-    mean, sd = cooccurrence_null(matrix, samples=300, seed=2)
+    mean, sd, _ = cooccurrence_null(matrix, samples=300, seed=2)
     swaps = np.stack([cooccurrence(swap_randomised(matrix, np.random.default_rng(s), rounds=3)) for s in range(30)])
     i, j = np.triu_indices(10, k=1)
     # two unbiased samplers of the same null agree within the Monte-Carlo error of 30 swap samples
@@ -111,3 +111,97 @@ def test_a_hash_sample_is_tested_when_the_matrix_is_large_and_the_result_is_dete
     assert rules["customers"].max() <= 4000  # support from every customer, not the sample
     again, _ = cross_sell_rules(sessions.reverse(), tested_cells=12 * 2500, seed=9)
     assert again.equals(rules)
+
+
+# --- real baskets: pairs within orders and sessions (insights.events.basket_pairs) ----------------
+# The same invented baskets read as orders (rows) of products (columns); products P00-P29 sit in 10
+# categories of three (P00-P02 in cat00, ...). A planted pair joins products of different categories,
+# so it is an association at both levels.
+PLANTED = [(0, 5), (2, 9), (10, 14), (3, 20), (15, 25), (7, 12), (1, 16), (13, 18)]
+
+
+def as_baskets(matrix: np.ndarray, prefix: str) -> pl.DataFrame:
+    r, c = np.nonzero(matrix)
+    return pl.DataFrame({"basket": [f"{prefix}{x:05d}" for x in r], "product_id": [f"P{y:02d}" for y in c],
+                         "category": [f"cat{y // 3:02d}" for y in c]})
+
+
+def as_lines(matrix: np.ndarray) -> pl.DataFrame:
+    return as_baskets(matrix, "#").rename({"basket": "order_id"})
+
+
+def as_views(matrix: np.ndarray) -> pl.DataFrame:
+    return as_baskets(matrix, "S").rename({"basket": "session_id"}).with_columns(event_type=pl.lit("view"))
+
+
+NO_EVENTS = pl.DataFrame(schema={"session_id": pl.String, "event_type": pl.String, "product_id": pl.String,
+                                 "category": pl.String})
+NO_LINES = pl.DataFrame(schema={"order_id": pl.String, "product_id": pl.String, "category": pl.String})
+
+
+def found(pairs: pl.DataFrame, relation: str, level: str) -> set[tuple[str, str]]:
+    return set(pairs.filter(relation=relation, level=level, significant=True).select("item_a", "item_b").iter_rows())
+
+
+def test_planted_pairs_within_orders_and_sessions_are_found_at_product_and_category_level() -> None:
+    from ecom_assets.insights.events import basket_export, co_occurrence
+
+    rng = np.random.default_rng(11)
+    viewed_planted, bought_planted = PLANTED[:4], PLANTED[4:]
+    views = as_views(baskets(3000, 30, rng, planted=viewed_planted, boost=0.25))
+    lines = as_lines(baskets(3000, 30, rng, planted=bought_planted, boost=0.25))
+    pairs, how = co_occurrence(views, lines)
+    for relation, planted in (("co_viewed", viewed_planted), ("co_purchased", bought_planted)):
+        products = {(f"P{a:02d}", f"P{b:02d}") for a, b in planted}
+        categories = {tuple(sorted((f"cat{a // 3:02d}", f"cat{b // 3:02d}"))) for a, b in planted}
+        for level, truth in (("product", products), ("category", categories)):
+            got = found(pairs, relation, level)
+            hit = len(got & truth)
+            # measured: all 8 planted product pairs and 7 of 8 category pairs found, nothing else flagged
+            assert hit / max(len(got), 1) >= 0.8 and hit / len(truth) >= 0.75, (relation, level, got, truth)
+        assert how[f"{relation}_product"]["pairs_tested"] > 100
+    export = basket_export(pairs)
+    assert export["significant"].all() and export["lift"].is_sorted(descending=True)
+    assert pairs.filter(level="category")["item_a"].str.starts_with("cat").all()
+
+
+@pytest.mark.parametrize("seed", [12, 13])
+def test_association_free_baskets_flag_almost_no_pair(seed) -> None:
+    from ecom_assets.insights.events import co_occurrence
+
+    rng = np.random.default_rng(seed)
+    # planted pairs first, then swap-randomised away: sizes and popularity stay, the association goes
+    lines = as_lines(swap_randomised(baskets(3000, 30, rng, planted=PLANTED, boost=0.25), rng))
+    views = as_views(swap_randomised(baskets(3000, 30, rng, planted=PLANTED, boost=0.25), rng))
+    pairs, how = co_occurrence(views, lines, seed=seed)
+    # measured: 1 of 1,399 tested pairs flagged over both seeds (seed 12, co_viewed product)
+    for key, tested in how.items():
+        flagged_here = found(pairs, *key.rsplit("_", 1))
+        assert len(flagged_here) <= max(1, 0.01 * tested["pairs_tested"]), (key, flagged_here)
+
+
+def test_large_inputs_test_a_capped_hash_sample_and_say_so() -> None:
+    from ecom_assets.insights.events import pairs_within
+
+    rng = np.random.default_rng(14)
+    lines = as_baskets(baskets(6000, 30, rng, planted=[(0, 5)], boost=0.4), "#")
+    pairs, how = pairs_within(lines, "basket", "product_id", seed=1, max_items=12, tested_cells=12 * 1500)
+    assert how["items"] == 12 and "18 least frequent" in how["items_left_out"]
+    assert how["tested_baskets"] == 1500 and "hash-sample" in how["sample"]
+    assert ("P00", "P05") in set(pairs.filter("significant").select("item_a", "item_b").iter_rows())
+    assert pairs["baskets_together"].max() > 1500 * 0.1  # counts from every basket, not the sample
+
+
+def test_small_skewed_null_counts_get_a_tail_as_heavy_as_a_poissons() -> None:
+    from scipy.stats import norm, poisson
+
+    from ecom_assets.insights.stats import count_tail
+
+    # a pair expected once per tested sample (mean 1, sd 1, skewness 1: a Poisson's moments) seen 5 times
+    p = count_tail(np.array([5.0]), np.array([1.0]), np.array([1.0]), np.array([1.0]))[0]
+    assert 0.5 < p / poisson.sf(4, 1.0) < 2  # the normal tail says 1e-4, 30x too small
+    assert norm.sf(3.5) < p / 20
+    # a big, symmetric count keeps the normal tail
+    assert abs(count_tail(np.array([130.0]), np.array([100.0]), np.array([7.0]), np.array([0.0]))[0]
+               - norm.sf(29.5 / 7)) < 1e-12
+    assert count_tail(np.array([3.0]), np.array([3.0]), np.array([0.0]), np.array([0.0]))[0] == 1.0

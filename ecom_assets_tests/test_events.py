@@ -5,6 +5,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 import dagster as dg
+import pytest
 import polars as pl
 
 from ecom_assets.clean import clean_events
@@ -148,7 +149,8 @@ def test_category_funnel_equals_an_event_level_reference() -> None:
 
 def test_pairs_within_baskets_count_baskets_holding_both() -> None:
     baskets = pl.DataFrame({"basket": ["a", "a", "a", "b", "b", "c"], "item": ["x", "y", "y", "x", "y", "x"]})
-    pairs = pairs_within(baskets, "basket", "item", min_baskets=1)
+    pairs, how = pairs_within(baskets, "basket", "item", min_baskets=1)
+    assert how["baskets"] == 3 and how["tested_baskets"] == 2  # basket c holds one item: no pair in any null
     assert pairs.select("item_a", "item_b", "baskets_together", "baskets_a", "baskets_b").row(0) == ("x", "y", 2, 3, 2)
     assert abs(pairs["lift"][0] - 2 * 3 / (3 * 2)) < 1e-12
 
@@ -206,3 +208,60 @@ def test_run_on_an_event_log_alone_exits_0_with_funnels_equal_to_the_reference(t
     assert got == reference_funnel(rows)
     trends = pl.read_parquet(data / "warehouse" / "sales_trends.parquet")
     assert trends.filter(grain="hour_of_day")["sessions"].sum() == len({r.split(",")[-1] for r in rows})
+
+
+# A daily export cut at midnight: customer C1's session runs 23:50-00:10 and lands half in each file.
+# C1 comes back at 09:00 (a new session: > 30 minutes later); C2's session sits inside day 1.
+DAY_1 = ["2024-05-01 23:50:00 UTC,view,P1,shoes,acme,,C1,S1",
+         "2024-05-01 23:55:00 UTC,cart,P1,shoes,acme,30.00,C1,S1",
+         "2024-05-01 10:00:00 UTC,view,P2,books,acme,,C2,S2"]
+DAY_2 = ["2024-05-02 00:05:00 UTC,view,P3,bags,acme,,C1,S1",
+         "2024-05-02 00:10:00 UTC,purchase,P1,shoes,acme,30.00,C1,S1",
+         "2024-05-02 09:00:00 UTC,view,P3,bags,acme,,C1,S3"]
+
+
+def export(rows: list[str], with_session_id: bool) -> str:
+    if with_session_id:
+        return "\n".join([HEADER, *rows]) + "\n"
+    return "\n".join([HEADER.rsplit(",", 1)[0], *(r.rsplit(",", 1)[0] for r in rows)]) + "\n"
+
+
+def check_whole_session(tables: dict, sessions_from_drops: int) -> None:
+    sessions = tables["sessions"].sort("session_start")
+    assert sessions.height == 3  # C2's, C1's night session, C1's morning session
+    night = sessions.filter(pl.col("customer_id") == "C1").row(0, named=True)
+    assert night["session_start"] == datetime(2024, 5, 1, 23, 50, tzinfo=night["session_start"].tzinfo)
+    assert night["browsing_time_sec"] == 20 * 60 and night["session_date"] == date(2024, 5, 1)
+    assert (night["page_views"], night["categories_viewed"], night["added_to_cart"], night["purchase_made"],
+            night["purchase_amount"]) == (2, 2, True, True, 30.0)
+    figures = tables["result"].asset_materializations_for_node("clean_sessions")[-1].metadata
+    assert figures["rows_from_drops"].value == sessions_from_drops
+    assert figures["merged_across_files"].value == 1
+    events = tables["events"]
+    assert events.height == 6 and events["session_id"].n_unique() == 3
+    assert set(events.filter(pl.col("event_time").dt.hour().is_in([23, 0]))["session_id"]) == {night["session_id"]}
+
+
+@pytest.mark.parametrize("with_session_id", [True, False])
+def test_a_session_cut_at_midnight_is_one_session_across_two_files(data_dir, instance, resources,
+                                                                     with_session_id) -> None:
+    drop(data_dir, "events_2024-05-01.csv", export(DAY_1, with_session_id))
+    drop(data_dir, "events_2024-05-02.csv", export(DAY_2, with_session_id))
+    check_whole_session(ingest_and_clean(data_dir, instance, resources), sessions_from_drops=4)
+
+
+@pytest.mark.parametrize("with_session_id", [True, False])
+def test_the_second_file_arriving_first_gives_the_same_session_and_a_redrop_counts_as_duplicates(
+        data_dir, instance, resources, with_session_id) -> None:
+    drop(data_dir, "events_2024-05-02.csv", export(DAY_2, with_session_id))
+    ingest_and_clean(data_dir, instance, resources)
+    drop(data_dir, "events_2024-05-01.csv", export(DAY_1, with_session_id))
+    check_whole_session(ingest_and_clean(data_dir, instance, resources), sessions_from_drops=4)
+    # the day-1 file again under another name: its two session parts and three events add nothing
+    drop(data_dir, "events_2024-05-01_again.csv", export(DAY_1, with_session_id))
+    tables = ingest_and_clean(data_dir, instance, resources)
+    check_whole_session(tables, sessions_from_drops=6)
+    figures = tables["result"].asset_materializations_for_node("clean_sessions")[-1].metadata
+    assert figures["duplicates_across_files"].value == 2
+    assert tables["result"].asset_materializations_for_node("clean_events")[-1].metadata[
+        "duplicates_across_files"].value == 3

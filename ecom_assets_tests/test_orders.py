@@ -188,3 +188,40 @@ def test_a_line_without_a_product_in_a_file_with_products_is_quarantined() -> No
     assert parsed.accounting["clean"] == 1
     assert parsed.quarantine["reason"].to_list() == ["empty product_id"]
     assert parsed.quarantine["line"].to_list() == [3]
+
+
+def test_an_orders_export_alone_gives_significant_basket_pairs_end_to_end(data_dir, instance, resources) -> None:
+    import dagster as dg
+    import numpy as np
+
+    from ecom_assets.clean import clean_events, clean_order_lines
+    from ecom_assets.ingest import raw_events, raw_orders
+    from ecom_assets.insights.events import basket_pairs
+
+    # A WooCommerce-like line-item export, no sessions or events file: 1,500 orders of 1-6 products
+    # (popular products more often); customers who buy a grinder (SKU-02) add beans (SKU-07) to a
+    # third of those orders. Nothing else goes together.
+    rng = np.random.default_rng(21)
+    popularity = 1 / np.arange(1, 13) ** 0.7
+    rows = ["order_id,customer_id,order_time,product_id,category,quantity,unit_price"]
+    for order in range(1500):
+        products = set(rng.choice(12, min(rng.geometric(0.4), 6), replace=False, p=popularity / popularity.sum()))
+        if 2 in products and rng.random() < 0.33:
+            products.add(7)
+        for product in sorted(products):
+            rows.append(f"W{order:05d},C{order % 400:04d},2024-0{1 + order % 9}-1{order % 10}T10:00:00Z,"
+                        f"SKU-{product:02d},{'coffee' if product in (2, 7) else f'range{product % 4}'},1,9.50")
+    drop(data_dir, "orders_woo.csv", "\n".join(rows) + "\n")
+    ingest_and_clean(data_dir, instance, resources)
+    result = dg.materialize([raw_orders, raw_events, clean_order_lines, clean_events, basket_pairs], instance=instance,
+                            resources=resources, selection=[basket_pairs])
+    assert result.success
+    pairs = result.output_for_node("basket_pairs")
+    assert set(pairs["relation"]) == {"co_purchased"}  # no events: nothing co-viewed
+    found = set(pairs.filter("significant").select("level", "item_a", "item_b").iter_rows())
+    assert found == {("product", "SKU-02", "SKU-07")}
+    export = pl.read_csv(data_dir / "exports" / "basket_pairs.csv")
+    assert export.height == 1 and export["significant"].all() and export["item_b"][0] == "SKU-07"
+    assert export["lift"][0] == round(export["lift"][0], 4)
+    metadata = result.asset_materializations_for_node("basket_pairs")[0].metadata
+    assert metadata["significant_pairs"].value == 1

@@ -8,7 +8,9 @@ import polars as pl
 
 from ecom_assets.automation import REFRESH_PER_DROP
 from ecom_assets.clean.store import merge_sessions, table_stats
-from ecom_assets.clean.tables import RowAccounting, build_clean_customers, distinct_events, latest_per_order
+from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
+                                      latest_per_order)
+from ecom_assets.ingest.events import sessionise_across_drops
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -21,7 +23,8 @@ from ecom_assets.settings import EcomSettings
 OWNER = "team:data-platform"
 ALL_DROPS = dg.AllPartitionMapping()
 ACCOUNTING_DESCRIPTION = ("rows from every drop = rows in the table + duplicates across files + rows superseded by "
-                          "a later drop. Blocking: a table that lost a row is not built upon.")
+                          "a later drop (+ for clean_sessions, session parts of several events drops merged into one "
+                          "session). Blocking: a table that lost a row is not built upon.")
 PROVENANCE_COLUMNS = {k: v for k, v in PROVENANCE.items() if k != "ingested_at"}
 
 
@@ -70,6 +73,7 @@ def _merge_metadata(dedup: RowAccounting) -> dict:
         "rows_from_drops": dedup.rows_from_drops,
         "duplicates_across_files": dedup.duplicates_across_files,
         "superseded_by_later_drop": dedup.superseded,
+        "merged_across_files": dedup.merged_across_files,
         "dagster/row_count": dedup.rows,
     }
 
@@ -80,7 +84,9 @@ def _accounting_check(dedup: RowAccounting, table: str) -> dg.AssetCheckResult:
         passed=dedup.accounted,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(f"{dedup.rows_from_drops:,} rows from the drops = {dedup.rows:,} in {table} + "
-                     f"{dedup.duplicates_across_files:,} duplicates across files + {dedup.superseded:,} superseded"),
+                     f"{dedup.duplicates_across_files:,} duplicates across files + {dedup.superseded:,} superseded"
+                     + (f" + {dedup.merged_across_files:,} session parts merged across files"
+                        if dedup.merged_across_files else "")),
         metadata=_merge_metadata(dedup),
     )
 
@@ -124,7 +130,9 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     owners=[OWNER],
     kinds={"polars", "pandera", "parquet"},
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS),
-          *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()]],
+          *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()],
+          # read back where a session continues across events drops (clean/store.py)
+          dg.AssetDep(RAW_ASSETS["events"], partition_mapping=ALL_DROPS)],
     required_resource_keys={"io_manager", "settings"},
     tags=REFRESH_PER_DROP,
     description=(
@@ -132,7 +140,11 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
         "events drop (each part validated with pandera `CleanSessions`), "
         "stored as one parquet part per drop under `warehouse/clean_sessions/`. A new drop is merged against "
         "the stored parts (only the ids it shares with them are read back); the latest version of a "
-        "session_id wins, a re-delivered identical row is a counted duplicate. Flags: `before_signup` (dated "
+        "session_id wins, a re-delivered identical row is a counted duplicate. A session whose events came in "
+        "several events drops (same export session_id, or a 30-minute-gap session continued across a file cut, "
+        "in either arrival order) is one row made again from all its events — start = earliest, duration to the "
+        "latest, views summed, flags OR-ed, amount summed; the folded-in parts count as merged_across_files. "
+        "Flags: `before_signup` (dated "
         "before the customer's signup_date) and `unknown_customer` (id not in clean_customers). Empty or "
         "'Unknown' products are the category 'unknown'. Rebuilt from scratch only when a stored drop was "
         "re-ingested; metadata `mode` says which happened."
@@ -156,7 +168,8 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
     io_manager = context.resources.io_manager
     raw, held_back = _session_drops(context)
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
-    report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers)
+    report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers,
+                            events=_raw_files(context, "events"))
     manifest = parts.manifest()
     totals = table_stats(manifest)
     unknown_customers = totals["unknown_customer"]
@@ -248,16 +261,16 @@ clean_returns = _order_lines_asset("clean_returns", True, (
     required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
     description=(
         "Every tracked event of every events drop, each in a session (the export's session_id, else a customer's "
-        "session ends after 30 minutes without an event); validated with pandera `CleanEvents`. An identical event "
-        "delivered again in a later drop is a counted duplicate across files. event_type outside view / cart / "
-        "remove_from_cart / purchase is kept as `other` (its name in event_name)."
+        "session ends after 30 minutes without an event, drawn again over every drop holding that customer's "
+        "events, so a session cut by the end of a file keeps one id); validated with pandera `CleanEvents`. An "
+        "identical event delivered again in a later drop is a counted duplicate across files. event_type outside "
+        "view / cart / remove_from_cart / purchase is kept as `other` (its name in event_name)."
     ),
     metadata=column_schema({**RAW_COLUMNS["events"], **PROVENANCE}), check_specs=_line_checks("clean_events"),
 )
 def clean_events(context: dg.AssetExecutionContext, raw_events: pl.DataFrame):
     rows, held_back = _drops_of(context, "events", raw_events, CleanEvents)
-    content = [c for c in CleanEvents.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
-    dedup = distinct_events(rows, content)
+    dedup = distinct_events(sessionise_across_drops(rows), EVENT_CONTENT)
     events = CleanEvents.validate(dedup.kept)
     counts = dict(events.group_by("event_type").len().iter_rows())
     yield dg.Output(events, metadata={

@@ -3,7 +3,11 @@
 A new drop is merged against the parts already stored instead of re-deduplicating the whole
 history: only the ids it shares with stored rows are read back (one column scan plus a semi-join),
 the drop becomes a new part, and a part is rewritten only when the drop supersedes one of its
-rows. The result is the same as merging every drop from scratch in ingestion order — which is
+rows or completes one of its sessions. An events drop's session that continues a session of an
+earlier events drop (same export session_id, or the same customer's gap-rule session within 30
+minutes: a file cut in the middle of a session) never supersedes it: the whole session is made
+again from its events in every events drop and replaces both parts (`merged_across_files`).
+The result is the same as merging every drop from scratch in ingestion order — which is
 exactly what a rebuild does (same function, starting from nothing), so the two paths cannot drift.
 
 A rebuild happens when a stored part no longer matches its raw partition (re-ingested, removed)
@@ -11,7 +15,8 @@ or a drop arrives out of ingestion order. When `clean_customers` changes, only t
 flags are recomputed, part by part.
 
 `_manifest.json` records, per part, the raw partition it came from (and that partition's file
-size and mtime), plus the running counts of cross-file duplicates and superseded rows, so the
+size and mtime), plus the running counts of cross-file duplicates, superseded rows and session
+parts merged across files, so the
 row accounting can be re-checked from the files at any time.
 """
 
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from ecom_assets.clean.tables import SESSION_CONTENT, RowAccounting, latest_per_id
+from ecom_assets.clean.tables import EVENT_CONTENT, SESSION_CONTENT, RowAccounting, distinct_events, latest_per_id
+from ecom_assets.ingest.events import SESSION_GAP, derived_id, event_sessions, sessionise_across_drops
 from ecom_assets.io import (Location, StoredParts, file_identity, parquet_rows, read_parquet, scan_parquet,
                             write_json_atomic, write_parquet_atomic)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame, sorted_on
@@ -71,7 +77,8 @@ def _signups(clean_customers: pl.DataFrame) -> pl.LazyFrame:
     return clean_customers.lazy().select("customer_id", pl.col("signup_date").alias("_signup"), _known=pl.lit(True))
 
 
-EMPTY_MANIFEST = {"parts": [], "customers": None, "duplicates_across_files": 0, "superseded": 0}
+EMPTY_MANIFEST = {"parts": [], "customers": None, "duplicates_across_files": 0, "superseded": 0,
+                  "merged_across_files": 0}
 
 
 @dataclass
@@ -85,6 +92,7 @@ class MergeReport(RowAccounting):
     rows: int = 0
     duplicates_across_files: int = 0
     superseded: int = 0
+    merged_across_files: int = 0
 
 
 def _write_part(table: pl.DataFrame, path: Location, entry: dict) -> None:
@@ -119,11 +127,113 @@ def _in_ingestion_order(raw: dict[str, Location]) -> list[tuple[int | None, str]
                   key=lambda item: (item[0] is None, item[0], item[1]))
 
 
+def _session_end() -> pl.Expr:
+    seconds = pl.col("browsing_time_sec")
+    return pl.col("session_start") + pl.duration(microseconds=(seconds * 1e6).round(0).cast(pl.Int64))
+
+
+def _continued(parts: StoredParts, manifest: dict, drop: pl.DataFrame, events: dict[str, Location]
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(stored session rows of earlier events drops that belong to a session of this events drop, the
+    drop's rows they belong to): the same export session_id, or the same customer's gap-rule sessions
+    within SESSION_GAP of each other (a session cut by the end of one file and continued in the next,
+    in either arrival order)."""
+    stored = [parts.folder / p["file"] for p in manifest["parts"] if p["key"] in events]
+    if not stored or drop.is_empty():
+        return pl.DataFrame(), drop.clear()
+    derived = drop.filter(derived_id())
+    ids = drop["session_id"].implode()
+    near_in_time = pl.lit(False)
+    if derived.height:  # only the stored sessions around the drop's time span can continue one of its sessions
+        span = derived.select(_from=pl.col("session_start").min() - SESSION_GAP, _to=_session_end().max() + SESSION_GAP)
+        # derived_id is left for the few rows this finds: on every stored row it would cost seconds
+        near_in_time = (pl.col("session_start") <= span["_to"][0]) & (_session_end() >= span["_from"][0]) \
+            & pl.col("customer_id").is_in(derived["customer_id"].unique().implode())
+    candidates = scan_parquet(stored).select(*SESSION_CONTENT, "source_file", "line").filter(
+        pl.col("session_id").is_in(ids) | near_in_time).collect()
+    if candidates.is_empty():
+        return candidates, drop.clear()
+    near = (
+        candidates.filter(derived_id()).with_columns(_end=_session_end())
+        .join(derived.select("customer_id", _id="session_id", _start="session_start", _stop=_session_end()),
+              on="customer_id")
+        .filter((pl.col("session_start") <= pl.col("_stop") + SESSION_GAP)
+                & (pl.col("_start") <= pl.col("_end") + SESSION_GAP))
+    )
+    same_id = candidates.filter(pl.col("session_id").is_in(ids))
+    pairs = pl.concat([near.select("source_file", "line", _id="_id"),
+                       same_id.select("source_file", "line", _id="session_id")])
+    continued = candidates.join(pairs.select("source_file", "line").unique(), on=["source_file", "line"], how="semi")
+    return continued, drop.filter(pl.col("session_id").is_in(pairs["_id"].implode()))
+
+
+def _whole_sessions(key: str, involved: pl.DataFrame, continued: pl.DataFrame, events: dict[str, Location]
+                    ) -> pl.DataFrame:
+    """The sessions the drop's `involved` rows and the `continued` stored rows belong to, made again from
+    their events in every events drop: an export session id's events wherever they are, and a gap-rule
+    session's customer's events from SESSION_GAP before the earliest to SESSION_GAP after the latest of
+    these rows (identical events delivered twice counted once; gap-rule sessions drawn again over all of
+    them: ingest.events.sessionise_across_drops). Provenance: this drop, the first of its lines."""
+    rows = pl.concat([continued.select(SESSION_CONTENT), involved.select(SESSION_CONTENT)])
+    derived = rows.filter(derived_id())
+    windows = derived.group_by("customer_id").agg(_from=pl.col("session_start").min() - SESSION_GAP,
+                                                   _to=_session_end().max() + SESSION_GAP)
+    ids = rows.filter(~derived_id())["session_id"].unique().implode()
+    scanned = pl.concat([scan_parquet(path) for path in events.values()], how="vertical_relaxed")
+    by_id = scanned.filter(pl.col("session_id").is_in(ids)).collect()
+    # the customers' events in their windows first: derived_id is costly on every stored event
+    by_time = scanned.join(windows.lazy(), on="customer_id").filter(
+        pl.col("event_time").is_between(pl.col("_from"), pl.col("_to"))).drop("_from", "_to").collect()
+    lines = pl.concat([by_id, by_time.filter(derived_id())])
+    lines = distinct_events(sessionise_across_drops(lines), EVENT_CONTENT).kept
+    first_line = lines.filter(pl.col("source_file") == key).group_by("session_id").agg(_line=pl.col("line").min())
+    return (
+        session_shaped(event_sessions(lines)).join(first_line, on="session_id", how="left")
+        .with_columns(source_file=pl.lit(key), line=pl.coalesce("_line", "line"))
+        .drop("_line")
+    )
+
+
+def _merge_continued(key: str, drop: pl.DataFrame, manifest: dict, events: dict[str, Location],
+                     parts: StoredParts) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(drop rows left to merge by the replay rule, whole sessions this drop completes, stored rows they
+    replace). A part of a session never supersedes another part: the session is made again from all of
+    its events. When that changes nothing, the drop's parts were all delivered before (duplicates across
+    files); otherwise the rows folded into fewer whole sessions are counted as merged across files."""
+    continued, involved = _continued(parts, manifest, drop, events)
+    if continued.is_empty():
+        return drop, drop.clear(), continued
+    rest = drop.join(involved.select("line"), on="line", how="anti")
+    whole = _whole_sessions(key, involved, continued, events).with_columns(
+        ingested_at=pl.lit(involved["ingested_at"][0], drop.schema["ingested_at"])).select(drop.columns)
+    if whole.select(SESSION_CONTENT).sort("session_id").equals(continued.select(SESSION_CONTENT).sort("session_id")):
+        manifest["duplicates_across_files"] += involved.height
+        return rest, drop.clear(), continued.clear()
+    folded = continued.height + involved.height - whole.height
+    manifest["merged_across_files"] = manifest.get("merged_across_files", 0) + folded
+    return rest, whole, continued
+
+
+def _remove_rows(parts: StoredParts, manifest: dict, rows: pl.DataFrame) -> int:
+    """Take `rows` (source_file, line) out of their stored parts; returns the number of parts rewritten."""
+    if rows.is_empty():
+        return 0
+    for (source_file,), lost in rows.partition_by("source_file", as_dict=True).items():
+        entry = next(p for p in manifest["parts"] if p["key"] == source_file)
+        path = parts.folder / entry["file"]
+        _write_part(read_parquet(path).join(lost.select("line"), on="line", how="anti"), path, entry)
+    return rows["source_file"].n_unique()
+
+
 def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location, ingested_at: int | None,
-                signups: pl.LazyFrame) -> int:
+                signups: pl.LazyFrame, events: dict[str, Location]) -> int:
     """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
     drop = session_shaped(read_parquet(raw_path))
     rows_in = drop.height
+    whole, replaced = drop.clear(), pl.DataFrame()
+    if key in events:  # an events drop: sessions it shares with earlier events drops are made whole
+        drop, whole, replaced = _merge_continued(key, drop, manifest, events, parts)
+    rewritten = _remove_rows(parts, manifest, replaced)
     stored = parts.paths(manifest)
     ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}
     # stored rows that share an id with the drop (usually none): their current version competes
@@ -134,7 +244,6 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location
         .filter(pl.col("session_id").is_in(drop["session_id"].unique().implode())).collect()
         if stored else pl.DataFrame()
     )
-    rewritten = 0
     if clashing.height:
         clashing = clashing.with_columns(
             ingested_at=pl.col("source_file").replace_strict(ingested, return_dtype=pl.Int64)
@@ -147,15 +256,13 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location
     # stored rows that lost to the drop leave their part (rewritten in place; rare)
     lost = clashing.join(kept.select("source_file", "line"), on=["source_file", "line"], how="anti") \
         if clashing.height else clashing
-    for source_file, rows in (lost.partition_by("source_file", as_dict=True).items() if lost.height else []):
-        entry = next(p for p in manifest["parts"] if p["key"] == source_file[0])
-        path = parts.folder / entry["file"]
-        _write_part(read_parquet(path).join(rows.select("line"), on="line", how="anti"), path, entry)
-        rewritten += 1
+    rewritten += _remove_rows(parts, manifest, lost)
     new_rows = kept.filter(pl.col("source_file") == key) if clashing.height else kept
+    if whole.height:
+        new_rows = pl.concat([new_rows, whole.select(new_rows.columns)])
     manifest["duplicates_across_files"] += dedup.duplicates_across_files
     manifest["superseded"] += dedup.superseded
-    del drop, competing, dedup, kept  # only the new rows are needed from here on (10M-row drops)
+    del drop, competing, dedup, kept, whole  # only the new rows are needed from here on (10M-row drops)
     # parts are stored in date order so the windowed features' date filter skips old row groups
     table = _with_flags(sorted_on(new_rows, "session_date"), signups)
     del new_rows
@@ -166,8 +273,12 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location
     return rewritten
 
 
-def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers: pl.DataFrame) -> MergeReport:
-    """Bring the stored parts up to date with the raw partitions `raw` (partition key -> parquet)."""
+def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers: pl.DataFrame,
+                   events: dict[str, Location] | None = None) -> MergeReport:
+    """Bring the stored parts up to date with the raw partitions `raw` (partition key -> parquet of session
+    rows). `events`: partition key -> raw events of the events drops among them, read back only where a
+    drop's session continues one of an earlier events drop."""
+    events = {k: v for k, v in (events or {}).items() if k in raw}
     manifest = parts.manifest(EMPTY_MANIFEST)
     stored = {p["key"]: p for p in manifest["parts"]}
     arrivals = _in_ingestion_order({key: path for key, path in raw.items() if key not in stored})
@@ -200,7 +311,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
             _write_part(_with_flags(read_parquet(path), signups), path, entry)
             report.reflagged_parts += 1
     for ingested_at, key in arrivals:
-        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups)
+        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups, events)
         report.merged.append(key)
     manifest["customers"] = fingerprint
     write_json_atomic(manifest, parts.manifest_path)
@@ -208,4 +319,5 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
     report.rows = sum(parquet_rows(path) for path in parts.paths(manifest))  # from the files, not the manifest
     report.duplicates_across_files = manifest["duplicates_across_files"]
     report.superseded = manifest["superseded"]
+    report.merged_across_files = manifest.get("merged_across_files", 0)
     return report

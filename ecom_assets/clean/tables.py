@@ -5,24 +5,28 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ecom_assets.schemas import CleanCustomers, empty_frame, repeated
+from ecom_assets.schemas import CleanCustomers, CleanEvents, empty_frame, repeated
 
 SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
                    "purchase_made", "purchase_amount", "added_to_cart", "page_views", "product_views", "categories_viewed"]
+EVENT_CONTENT = [c for c in CleanEvents.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
 CUSTOMER_CONTENT = ["customer_id", "age", "age_out_of_range", "gender", "location", "signup_date"]
 
 
 class RowAccounting:
-    """Rows from the drops = rows kept + duplicates across files + rows superseded by a later drop."""
+    """Rows from the drops = rows kept + duplicates across files + rows superseded by a later drop
+    + rows merged across files (parts of one session in several events drops, made one session)."""
 
     rows_from_drops: int
     rows: int
     duplicates_across_files: int  # same content as the id's current version
     superseded: int  # same id, different content: an earlier version lost to a later one
+    merged_across_files: int = 0  # session parts of several drops folded into one whole session
 
     @property
     def accounted(self) -> bool:
-        return self.rows_from_drops == self.rows + self.duplicates_across_files + self.superseded
+        return self.rows_from_drops == (self.rows + self.duplicates_across_files + self.superseded
+                                        + self.merged_across_files)
 
 
 @dataclass

@@ -362,7 +362,8 @@ DERIVED_SESSIONS = {  # kind -> (pure function lines/events -> sessions, what on
                "Orders made only of returns give no session."),
     "events": (event_kind.event_sessions, "one session per session_id (the export's, else 30 minutes without an "
                "event end a customer's session): duration from timestamps, page/product views, categories viewed, "
-               "cart and purchase flags, purchase_amount = sum of purchase events' price x quantity."),
+               "cart and purchase flags, purchase_amount = sum of purchase events' price x quantity. A session "
+               "continued in another events drop is made whole in clean_sessions from the events of both."),
 }
 
 

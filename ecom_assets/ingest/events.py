@@ -12,6 +12,8 @@ Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
 - `sessionise`: the export's `session_id` where given, else a session per customer that ends
   after 30 minutes without an event (the GA / Snowplow default).
 - `event_sessions`: one session row per session, in the sessions table's shape.
+- `derived_id` / `sessionise_across_drops`: the gap-rule sessions drawn again over several drops, for
+  a session cut by the end of one file and continued in the next (clean_events, clean_sessions).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from ecom_assets.ingest.orders import instant, unreadable_number
@@ -100,7 +103,8 @@ EVENT_COLUMNS = {
     "event_name": "string - the event name as exported",
     "customer_id": "string - required",
     "product_id": "string - nullable for views of pages without a product",
-    "session_id": "string - the export's session id, else `<customer_id>@<first event time>` (30-minute gap rule)",
+    "session_id": "string - the export's session id, else `<customer_id>@<first event time>` (30-minute gap rule; "
+                  "in clean_events drawn over every drop, so a session cut by a file's end keeps one id)",
     "category": "string - nullable",
     "brand": "string - nullable",
     "price": "float64 - unit price, nullable",
@@ -130,6 +134,46 @@ def sessionise(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFra
         .collect()
     )
     return pl.concat([events.filter(~missing), derived])
+
+
+DERIVED_ID_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+
+
+def derived_id() -> pl.Expr:
+    """True where `session_id` was made by `sessionise`'s gap rule (`<customer_id>@<ISO time>`), not
+    taken from the export. Costly on every row (10M: ~1.5 s); `maybe_derived` first where rows are many."""
+    prefix = pl.col("customer_id") + pl.lit("@")
+    return (pl.col("session_id").str.starts_with(prefix)
+            & pl.col("session_id").str.strip_prefix(prefix).str.contains(DERIVED_ID_TIME))
+
+
+def maybe_derived() -> pl.Expr:
+    """A cheap superset of `derived_id` (10M rows: ~0.2 s): ends in `Z`, 21-31 bytes longer than the customer id."""
+    extra = pl.col("session_id").str.len_bytes().cast(pl.Int64) - pl.col("customer_id").str.len_bytes().cast(pl.Int64)
+    return pl.col("session_id").str.ends_with("Z") & extra.is_between(21, 31)
+
+
+def sessionise_across_drops(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFrame:
+    """Events of several drops (each sessionised on its own) -> the same rows with the gap-rule sessions
+    of every customer whose such events come from more than one drop made again over all of them.
+
+    A drop cut in the middle of a session (an export cut at midnight) ends that session at the cut and
+    the next drop starts a new one; sessionised together, the two parts are one session again with the
+    id the whole session would have had (`<customer_id>@<first event time>`). Export session ids are
+    kept as they are: they already name the session across files."""
+    if events.is_empty() or (events["source_file"] == events["source_file"][0]).all():
+        return events  # one drop: nothing was cut between files
+    # staged: the cheap test on every row, the exact one on the few that pass (all rows when every
+    # session is a gap session; 10M events of one drop never get here)
+    gap_rule = (events.select("customer_id", "session_id", "source_file").with_row_index("_row")
+                .filter(maybe_derived()).filter(derived_id()))
+    spread = gap_rule.group_by("customer_id").agg(drops=pl.col("source_file").n_unique()).filter(pl.col("drops") > 1)
+    if spread.is_empty():
+        return events
+    rows = gap_rule.join(spread, on="customer_id", how="semi")["_row"]
+    redo = pl.Series(np.zeros(events.height, dtype=bool)).scatter(rows, True)
+    again = sessionise(events.filter(redo).with_columns(session_id=pl.lit(None, pl.String)), gap)
+    return pl.concat([events.filter(~redo), again.select(events.columns)])
 
 
 def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

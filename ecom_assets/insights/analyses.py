@@ -7,7 +7,8 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.churn.status import AT_RISK_PROBABILITY, LAPSED_GAP_MULTIPLE, LAPSED_MIN_DAYS, churn_status
-from ecom_assets.insights.stats import Z95, benjamini_hochberg, two_proportion_p, wilson
+from ecom_assets.insights.stats import (MIN_TESTED_TOGETHER, TESTED_CELLS, Z95, benjamini_hochberg,
+                                        cooccurrence_test, two_proportion_p, wilson)
 from ecom_assets.schemas import UNKNOWN_PRODUCT
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -278,88 +279,38 @@ def cohort_metrics(sessions: pl.LazyFrame | pl.DataFrame, customers: pl.DataFram
 
 
 # --- cross-sell -----------------------------------------------------------------------------
-# customers × categories cells the null is randomised on; beyond that a hash-sample of customers is
-# tested (500k customers × 8 categories: 250k tested, 300 randomisations)
-CROSS_SELL_TESTED_CELLS = 2_000_000
-CROSS_SELL_MAX_CATEGORIES = 300  # most-bought categories tested (a product-level export can have thousands)
-# randomisations: 500, fewer on big matrices (cells × samples <= 6e8). The null's sd
-# from 200 samples flagged a chance pair in 3 of 12 association-free basket sets, from 500 in 2, from 1000 in 1
-NULL_SAMPLES, NULL_CELL_SAMPLES = 500, 600_000_000
 CROSS_SELL_COLUMNS = {"antecedent": pl.String, "consequent": pl.String, "customers": pl.Int64, "support": pl.Float64,
                       "confidence": pl.Float64, "confidence_reverse": pl.Float64, "lift": pl.Float64,
                       "adjusted_lift": pl.Float64, "z": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64,
                       "significant": pl.Boolean}
 
 
-def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int = 20, seed: int = 0,
-                     tested_cells: int = CROSS_SELL_TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
+def cross_sell_rules(sessions: pl.LazyFrame | pl.DataFrame, min_customers: int = MIN_TESTED_TOGETHER, seed: int = 0,
+                     tested_cells: int = TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
     """(every category pair bought by the same customers, how it was tested).
 
-    The binary customer × category matrix (did the customer ever buy in the category) is compared
-    with up to NULL_SAMPLES curveball randomisations of itself (Strona et al. 2014; global steps as in
-    Carstens et al. 2016): the null keeps each customer's number of distinct categories and each
-    category's number of buyers exactly, so heavy buyers and popular categories explain nothing.
-    Each pair's co-occurrence count gets z = (observed - 1/2 - null mean) / null sd (continuity-
-    corrected), a one-sided p-value (normal tail) and a Benjamini-Hochberg q-value over the pairs
-    bought together by >= `min_customers` customers (the pairs a rule could be reported for);
-    `significant` = q < 0.05 and observed above the null mean. With more customers × categories
-    than `tested_cells` the test runs on a deterministic hash-sample of customers (observed and null
-    on the same customers); customers, support, confidence and lift always use every customer. At
-    most CROSS_SELL_MAX_CATEGORIES most-bought categories are tested. Deterministic given `seed`.
-    Shapes: one row per unordered pair (antecedent < consequent); `adjusted_lift` = observed / null mean.
+    `stats.cooccurrence_test` on the binary customer × category matrix (did the customer ever buy in the
+    category): a curveball null that keeps each customer's number of distinct categories and each
+    category's number of buyers exactly, one-sided p per pair (Pearson III tail of the null's mean, sd and
+    skewness; z reported), Benjamini-Hochberg q over the pairs bought
+    together by >= `min_customers` customers; `significant` = q < 0.05 and observed above the null mean.
+    At most stats.MAX_ITEMS most-bought categories; beyond `tested_cells` the null runs on a hash-sample of
+    customers (customers, support, confidence and lift always use every customer). Deterministic given `seed`.
+    Shapes: one row per unordered pair (antecedent < consequent); support = customers / customers buying
+    any tested category; `adjusted_lift` = observed / null mean.
     """
-    from scipy.stats import norm
-
-    from ecom_assets.insights.stats import cooccurrence, cooccurrence_null
-
-    owned = purchases(sessions, "customer_id", "product_viewed").filter(is_category()).unique()
-    popularity = owned["product_viewed"].value_counts(sort=True)
-    categories = sorted(popularity["product_viewed"].head(CROSS_SELL_MAX_CATEGORIES).to_list())
-    if len(categories) < 2:
+    owned = purchases(sessions, "customer_id", "product_viewed").filter(is_category())
+    pairs, how = cooccurrence_test(owned, "customer_id", "product_viewed", "customers", min_together=min_customers,
+                                   tested_cells=tested_cells, seed=seed)
+    if pairs.is_empty():
         return _empty_rules(), {"state": "fewer than two categories bought"}
-    owned = owned.filter(pl.col("product_viewed").is_in(categories)).with_columns(
-        row=pl.col("customer_id").rank("dense").cast(pl.Int64) - 1,
-        col=pl.col("product_viewed").replace_strict({c: i for i, c in enumerate(categories)}, return_dtype=pl.Int64))
-    n = int(owned["row"].max()) + 1
-    matrix = np.zeros((n, len(categories)), dtype=bool)
-    matrix[owned["row"].to_numpy(), owned["col"].to_numpy()] = True
-    full = cooccurrence(matrix)
-    tested_customers = max(tested_cells // len(categories), 1000)
-    if n > tested_customers:  # the smallest salted hashes: the same customers on every run
-        ids = owned.unique("row").sort("row")["customer_id"]
-        keep = np.sort(np.argsort(ids.hash(seed=seed).to_numpy(), kind="stable")[:tested_customers])
-        tested = matrix[keep]
-    else:
-        tested = matrix
-    observed = cooccurrence(tested)
-    samples = int(min(NULL_SAMPLES, max(100, NULL_CELL_SAMPLES // tested.size)))
-    mean, sd = cooccurrence_null(tested, samples=samples, seed=seed)
-    i, j = np.triu_indices(len(categories), k=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # sd 0: the margins fix the count
-        z = np.where(sd[i, j] > 0, (observed[i, j] - 0.5 - mean[i, j]) / sd[i, j], 0.0)
-        adjusted = observed[i, j] / mean[i, j]
-    buyers = np.diag(full)
-    both = full[i, j]
-    rules = pl.DataFrame({
-        "antecedent": np.array(categories)[i], "consequent": np.array(categories)[j], "customers": both.astype(np.int64),
-        "support": both / n, "confidence": both / buyers[i], "confidence_reverse": both / buyers[j],
-        "lift": both * n / (buyers[i] * buyers[j]), "adjusted_lift": adjusted, "z": z, "p_value": norm.sf(z),
-    }).with_columns(pl.col("adjusted_lift").fill_nan(None))
-    in_test = (rules["customers"] >= min_customers).to_numpy()
-    q = np.full(rules.height, np.nan)
-    q[in_test] = benjamini_hochberg(rules["p_value"].to_numpy()[in_test])
-    rules = rules.with_columns(q_value=pl.Series(q).fill_nan(None)).with_columns(
-        significant=(pl.col("q_value") < 0.05).fill_null(False) & (pl.col("z") > 0),
+    rules = pairs.select(
+        antecedent="item_a", consequent="item_b", customers="together",
+        support=pl.col("together") / pl.col("rows"), confidence=pl.col("together") / pl.col("rows_a"),
+        confidence_reverse=pl.col("together") / pl.col("rows_b"), lift="lift", adjusted_lift="adjusted_lift",
+        z="z", p_value="p_value", q_value="q_value", significant="significant",
     ).sort(["significant", "adjusted_lift"], descending=True, nulls_last=True)
-    how = {"method": f"curveball null, {samples} randomisations, z-test, BH q < 0.05",
-           "customers": n, "tested_customers": tested.shape[0], "categories": len(categories),
-           "pairs_tested": int(in_test.sum()), "significant_pairs": int(rules["significant"].sum())}
-    if tested.shape[0] < n:
-        how["sample"] = f"tested on a hash-sample of {tested.shape[0]:,} of {n:,} customers"
-    if popularity.height > len(categories):
-        how["categories_left_out"] = f"{popularity.height - len(categories)} least-bought categories not tested"
-    return rules, how
+    return rules, {("categories" if k == "items" else k): v for k, v in how.items()}
 
 
 def cross_sell_export(rules: pl.DataFrame) -> pl.DataFrame:

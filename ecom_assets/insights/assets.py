@@ -7,6 +7,7 @@ import polars as pl
 from ecom_assets.automation import REFRESH_DAILY, REFRESH_PER_DROP
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights import analyses, events
+from ecom_assets.insights.stats import MAX_ITEMS, MIN_TESTED_TOGETHER, TESTED_CELLS
 from ecom_assets.io import columns_in
 from ecom_assets.metadata import column_schema, empty_table, md_table
 from ecom_assets.plots import png_markdown
@@ -41,7 +42,8 @@ COHORT_COLUMNS = {"kind": "signup_month | first_purchase_month | retention", "co
     "revenue_per_customer": "float64", "months_since": "int", "retention": "float64"}
 RULE_COLUMNS = {"antecedent": "string", "consequent": "string", "customers": "int", "support": "float64",
     "confidence": "float64", "confidence_reverse": "float64", "lift": "float64",
-    "adjusted_lift": "float64 - observed / mean under the null", "z": "float64", "p_value": "float64",
+    "adjusted_lift": "float64 - observed / mean under the null", "z": "float64 - (observed - 1/2 - null mean) / null sd",
+    "p_value": "float64 - one-sided, Pearson III tail of the null's mean, sd and skewness",
     "q_value": "float64 (null below 20 customers: not tested)", "significant": "bool"}
 SIGNAL_COLUMNS = {"signal": "string", "auc": "float64", "top5_median": "float64",
     "others_median": "float64"}
@@ -207,8 +209,11 @@ def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) 
     description="Every pair of categories bought by the same customers: support, confidence, lift, and a "
     "permutation test against a null that keeps each customer's number of distinct categories and each "
     "category's number of buyers exactly (curveball randomisation of the customer × category matrix, Strona et al. "
-    "2014; z of the co-occurrence against the null's mean and spread, Benjamini-Hochberg q < 0.05, >= 20 "
-    "customers). Heavy buyers and popular categories explain nothing: only `significant` pairs are findings. "
+    "2014, over the customers holding two or more categories; one-sided p from the Pearson III tail of the null's "
+    f"mean, spread and skewness, z reported; Benjamini-Hochberg q < 0.05, >= {MIN_TESTED_TOGETHER} customers; at most "
+    f"{MAX_ITEMS} categories, beyond {TESTED_CELLS:,} customer × category cells a hash-sample of customers, metadata "
+    "`sample`). Heavy buyers and "
+    "popular categories explain nothing: only `significant` pairs are findings. "
     "The table keeps every pair; exports/cross_sell.csv holds the significant ones, highest lift first.",
     metadata=column_schema(RULE_COLUMNS),
 )

@@ -12,13 +12,16 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.automation import REFRESH_DAILY
+from ecom_assets.exports import write_safe_csv
 from ecom_assets.insights.analyses import _rate
+from ecom_assets.insights.stats import MAX_ITEMS, MIN_TESTED_TOGETHER, TESTED_CELLS, cooccurrence_test
 from ecom_assets.io import columns_in
 from ecom_assets.metadata import NO_DATA, column_schema, empty_table, md_table
 from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.settings import EcomSettings
 
 MIN_ITEM_SESSIONS = 20  # item_funnel: products viewed in fewer sessions say nothing reliable
-MIN_PAIR_BASKETS = 5  # pairs: items in fewer baskets (sessions, orders) are left out
+MIN_PAIR_BASKETS = MIN_TESTED_TOGETHER  # pairs: items in fewer baskets are left out, pairs together fewer untested
 FUNNEL_EVENT_COLUMNS = ["session_id", "event_type", "product_id", "category"]
 RATES = {  # rate -> (numerator, denominator), both session counts
     "view_to_cart": ("viewed_and_carted", "sessions_viewed"),
@@ -68,28 +71,29 @@ def with_rates(frame: pl.DataFrame, rates: dict[str, tuple[str, str]]) -> pl.Dat
     return frame.with_columns(expr for rate, (num, den) in rates.items() for expr in _rate(rate, pl.col(num), pl.col(den)))
 
 
-def pairs_within(baskets: pl.LazyFrame | pl.DataFrame, basket: str, item: str,
-                 min_baskets: int = MIN_PAIR_BASKETS) -> pl.DataFrame:
-    """Items that occur in the same basket (a session's views, an order's lines): one row per pair
-    `item_a < item_b` with `baskets_together`, each item's baskets, all baskets and the lift
-    (together x baskets / (a x b); 1 = as often as independent items would be).
+def pairs_within(baskets: pl.LazyFrame | pl.DataFrame, basket: str, item: str, unit: str = "baskets",
+                 min_baskets: int = MIN_PAIR_BASKETS, seed: int = 0, max_items: int = MAX_ITEMS,
+                 tested_cells: int = TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
+    """(items that occur in the same basket — a session's views, an order's lines —, how they were tested).
 
-    Items in fewer than `min_baskets` baskets are left out first, which bounds the self-join."""
-    items = baskets.lazy().select(basket, pl.col(item).alias("item")).drop_nulls().unique().collect()
-    total = items[basket].n_unique()
-    counts = items.group_by("item").agg(baskets=pl.len().cast(pl.Int64)).filter(pl.col("baskets") >= min_baskets)
-    items = items.join(counts.select("item"), on="item", how="semi")
-    pairs = (
-        items.join(items, on=basket, suffix="_b").filter(pl.col("item") < pl.col("item_b"))
-        .group_by("item", "item_b").agg(baskets_together=pl.len().cast(pl.Int64))
-        .rename({"item": "item_a"})
-    )
+    One row per pair `item_a < item_b` held together by at least one basket: `baskets_together`, each
+    item's baskets, `baskets` (all baskets holding a tested item), lift = together x baskets / (a x b), and
+    the significance of `stats.cooccurrence_test`: a curveball null on the basket x item incidence matrix
+    that keeps every basket's number of distinct items and every item's number of baskets, z, p, BH q,
+    `significant`. Items in fewer than `min_baskets` baskets are left out first (no pair of theirs could be
+    tested), then at most stats.MAX_ITEMS most frequent items; big inputs test a hash-sample (see `how`)."""
+    held = baskets.lazy().select(basket, pl.col(item).alias("item")).drop_nulls().unique().collect()
+    frequent = held.group_by("item").len().filter(pl.col("len") >= min_baskets)
+    held = held.join(frequent, on="item", how="semi")
+    pairs, how = cooccurrence_test(held, basket, "item", unit, min_together=max(min_baskets, 1), seed=seed,
+                                   max_items=max_items, tested_cells=tested_cells)
+    how[f"items_below_{min_baskets}_{unit}"] = (
+        baskets.lazy().select(pl.col(item).drop_nulls().n_unique()).collect().item() - frequent.height)
     return (
-        pairs.join(counts.rename({"item": "item_a", "baskets": "baskets_a"}), on="item_a")
-        .join(counts.rename({"item": "item_b", "baskets": "baskets_b"}), on="item_b")
-        .with_columns(baskets=pl.lit(total, pl.Int64))
-        .with_columns(lift=pl.col("baskets_together") * pl.col("baskets") / (pl.col("baskets_a") * pl.col("baskets_b")))
-        .sort("baskets_together", "item_a", "item_b", descending=[True, False, False])
+        pairs.filter(pl.col("together") > 0)
+        .rename({"together": "baskets_together", "rows_a": "baskets_a", "rows_b": "baskets_b", "rows": "baskets"})
+        .sort("baskets_together", "item_a", "item_b", descending=[True, False, False]),
+        how,
     )
 
 
@@ -97,27 +101,51 @@ PAIR_COLUMNS = {
     "relation": "string - co_viewed (same session) | co_purchased (same order / purchasing session)",
     "level": "string - category | product", "item_a": "string", "item_b": "string",
     "baskets_together": "int - sessions / orders holding both", "baskets_a": "int", "baskets_b": "int",
-    "baskets": "int - all sessions / orders of this relation", "lift": "float64 - observed / independent",
+    "baskets": "int - sessions / orders of this relation holding a tested item",
+    "lift": "float64 - together x baskets / (baskets_a x baskets_b); 1 = as often as independent items",
+    "adjusted_lift": "float64 - together / its mean under the null (basket sizes and item frequencies kept)",
+    "z": "float64 - (together - 1/2 - null mean) / null sd",
+    "p_value": "float64 - one-sided, P(count >= together) under the null (Pearson III of its mean, sd, skewness)",
+    "q_value": f"float64 - Benjamini-Hochberg within relation x level; null below {MIN_PAIR_BASKETS} baskets together",
+    "significant": "bool - q < 0.05 and more often together than the null",
 }
+PAIR_SCHEMA = {"relation": pl.String, "level": pl.String, "item_a": pl.String, "item_b": pl.String,
+               "baskets_together": pl.Int64, "baskets_a": pl.Int64, "baskets_b": pl.Int64, "baskets": pl.Int64,
+               "lift": pl.Float64, "adjusted_lift": pl.Float64, "z": pl.Float64, "p_value": pl.Float64,
+               "q_value": pl.Float64, "significant": pl.Boolean}
+PAIR_EVENT_COLUMNS = ["session_id", "event_type", "product_id", "category"]
+PAIR_LINE_COLUMNS = ["order_id", "product_id", "category"]
 
 
-def co_occurrence(events: pl.DataFrame, lines: pl.DataFrame, min_baskets: int = MIN_PAIR_BASKETS) -> pl.DataFrame:
-    """Co-viewed pairs (views within a session) beside co-purchased pairs (lines within an order, and
-    purchase events within a session), at category and product level."""
+def co_occurrence(events: pl.LazyFrame | pl.DataFrame, lines: pl.LazyFrame | pl.DataFrame,
+                  min_baskets: int = MIN_PAIR_BASKETS, seed: int = 0, max_items: int = MAX_ITEMS,
+                  tested_cells: int = TESTED_CELLS) -> tuple[pl.DataFrame, dict]:
+    """(co-viewed pairs — views within a session — beside co-purchased pairs — lines within an order and
+    purchase events within a session — at category and product level, each tested by `pairs_within`;
+    how each relation x level was tested). Events without a category count under 'unknown', which is
+    never paired (it is no category)."""
     category = pl.col("category").fill_null(UNKNOWN_PRODUCT)
-    viewed = events.filter(pl.col("event_type") == "view")
+    events, lines = events.lazy(), lines.lazy()
+    viewed = events.filter(pl.col("event_type") == "view").select(basket="session_id", category=category,
+                                                                  product_id="product_id")
     bought = pl.concat([
         lines.select(basket=pl.lit("order:") + pl.col("order_id"), category=category, product_id="product_id"),
         events.filter(pl.col("event_type") == "purchase")
         .select(basket=pl.lit("session:") + pl.col("session_id"), category=category, product_id="product_id"),
     ])
-    parts = []
-    for relation, frame, basket in (("co_viewed", viewed.with_columns(category), "session_id"),
-                                    ("co_purchased", bought, "basket")):
+    parts, how = [], {}
+    for relation, frame, unit in (("co_viewed", viewed, "sessions"), ("co_purchased", bought, "baskets")):
         for level, column in (("category", "category"), ("product", "product_id")):
-            parts.append(pairs_within(frame, basket, column, min_baskets)
-                         .with_columns(relation=pl.lit(relation), level=pl.lit(level)))
-    return pl.concat(parts).select(list(PAIR_COLUMNS))
+            source = frame.filter(pl.col("category") != UNKNOWN_PRODUCT) if level == "category" else frame
+            pairs, tested = pairs_within(source, "basket", column, unit, min_baskets, seed, max_items, tested_cells)
+            parts.append(pairs.with_columns(relation=pl.lit(relation), level=pl.lit(level)))
+            how[f"{relation}_{level}"] = tested
+    return pl.concat(parts, how="diagonal_relaxed").select(list(PAIR_SCHEMA)).cast(PAIR_SCHEMA), how
+
+
+def basket_export(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The findings a marketer acts on: significant pairs only, highest lift first."""
+    return pairs.filter(pl.col("significant")).sort("lift", "baskets_together", descending=True)
 
 
 HOURLY_SESSION_COLUMNS = ["session_start", "browsing_time_sec"]  # plus purchase_made (in the daily columns)
@@ -173,24 +201,39 @@ item_funnel = _funnel_asset("item_funnel", "product_id", MIN_ITEM_SESSIONS,
 
 
 @dg.asset(
-    group_name="insights", owners=["team:marketing"], kinds={"polars"}, tags=REFRESH_DAILY,
-    ins={"clean_events": columns_in(["session_id", "event_type", "product_id", "category"]),
-         "clean_order_lines": columns_in(["order_id", "product_id", "category"])},
-    description="Real baskets: categories and products viewed in the same session (co_viewed) beside those bought "
-    f"in the same order or purchasing session (co_purchased), with lift; items in fewer than {MIN_PAIR_BASKETS} "
-    "baskets are left out. Empty until an events or orders drop arrives.",
+    group_name="insights", owners=["team:marketing"], kinds={"polars", "csv"}, tags=REFRESH_DAILY,
+    ins={"clean_events": columns_in(PAIR_EVENT_COLUMNS), "clean_order_lines": columns_in(PAIR_LINE_COLUMNS)},
+    description="Real baskets: categories and products viewed in the same session (co_viewed, from clean_events) beside "
+    "those bought in the same order (clean_order_lines) or purchasing session (co_purchased), with lift and a "
+    "permutation test per relation x level: a curveball null on the basket x item matrix that keeps every basket's "
+    "number of distinct items and every item's number of baskets exactly (Strona et al. 2014, as cross_sell_rules), "
+    "one-sided z of the co-occurrence against the null's mean and spread, Benjamini-Hochberg q < 0.05. Only baskets "
+    f"with two or more tested items enter the null; items in fewer than {MIN_PAIR_BASKETS} baskets are left out and "
+    f"pairs together in fewer are not tested; at most {MAX_ITEMS} most frequent items per relation x level; beyond "
+    f"{TESTED_CELLS:,} baskets x items the null runs on a hash-sample of baskets (metadata `tested`). Big baskets and "
+    "popular items explain nothing: only `significant` pairs are findings. The table keeps every pair seen together; "
+    "exports/basket_pairs.csv holds the significant ones, highest lift first, rounded. Empty until an events or "
+    "orders drop arrives.",
     metadata=column_schema(PAIR_COLUMNS),
 )
-def basket_pairs(clean_events: pl.LazyFrame, clean_order_lines: pl.LazyFrame) -> dg.Output:
-    events = clean_events.collect() if clean_events.collect_schema().names() else pl.DataFrame(
-        schema={"session_id": pl.String, "event_type": pl.String, "product_id": pl.String, "category": pl.String})
-    lines = clean_order_lines.collect() if clean_order_lines.collect_schema().names() else pl.DataFrame(
-        schema={"order_id": pl.String, "product_id": pl.String, "category": pl.String})
-    pairs = co_occurrence(events, lines)
+def basket_pairs(settings: EcomSettings, clean_events: pl.LazyFrame, clean_order_lines: pl.LazyFrame) -> dg.Output:
+    events = clean_events if clean_events.collect_schema().names() else \
+        pl.LazyFrame(schema=dict.fromkeys(PAIR_EVENT_COLUMNS, pl.String))
+    lines = clean_order_lines if clean_order_lines.collect_schema().names() else \
+        pl.LazyFrame(schema=dict.fromkeys(PAIR_LINE_COLUMNS, pl.String))
+    pairs, how = co_occurrence(events, lines)
+    findings = basket_export(pairs)
+    path = write_safe_csv(findings, settings.exports / "basket_pairs.csv")
+    tested = pl.DataFrame([{"relation_level": key, **{k: str(v) for k, v in figures.items()}}
+                           for key, figures in how.items()], infer_schema_length=None)
     return dg.Output(pairs, metadata={
         "dagster/row_count": pairs.height,
-        "strongest": dg.MetadataValue.md(md_table(pairs.filter(pl.col("level") == "category")
-                                                  .sort("lift", descending=True).head(10))),
+        "significant_pairs": findings.height,
+        **{f"significant_{key}": int(figures.get("significant_pairs", 0)) for key, figures in how.items()},
+        "export": dg.MetadataValue.path(str(path)),
+        "tested": dg.MetadataValue.md(md_table(tested)),
+        "findings": dg.MetadataValue.md(md_table(findings.head(20)) if findings.height else "_no pair occurs together "
+                                        "more often than basket sizes and item frequencies explain_"),
     })
 
 
