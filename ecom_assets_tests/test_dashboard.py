@@ -30,12 +30,17 @@ def sessions(days: int = 120, seed: int = 0) -> pl.DataFrame:
     })
 
 
+def sales_trends(frame: pl.DataFrame) -> pl.DataFrame:
+    """The sales_trends table the dashboard reads: daily and weekly rows of `frame`."""
+    daily = analyses.daily_sales(frame)
+    return pl.concat([daily.with_columns(grain=pl.lit("day")),
+                      analyses.rollup(daily, "1w").with_columns(grain=pl.lit("week"))], how="diagonal_relaxed")
+
+
 def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> None:
     settings = EcomSettings(data_dir=str(tmp_path / "data"), currency="GBP")
     frame = sessions()
-    daily = analyses.daily_sales(frame)
-    trends = pl.concat([daily.with_columns(grain=pl.lit("day")),
-                        analyses.rollup(daily, "1w").with_columns(grain=pl.lit("week"))], how="diagonal_relaxed")
+    trends = sales_trends(frame)
     customers = frame.group_by("customer_id").agg(revenue=pl.col("purchase_amount").sum())
     segments = customers.with_columns(
         segment=pl.when(pl.col("revenue") > customers["revenue"].median()).then(pl.lit("high_ltv"))
@@ -127,9 +132,7 @@ def orders_only_sessions(days: int = 70, seed: int = 3) -> pl.DataFrame:
 def test_orders_only_data_has_no_conversion_and_money_is_written_as_money(tmp_path) -> None:
     settings = EcomSettings(data_dir=str(tmp_path / "data"), currency="EUR")
     frame = orders_only_sessions()
-    daily = analyses.daily_sales(frame)
-    trends = pl.concat([daily.with_columns(grain=pl.lit("day")),
-                        analyses.rollup(daily, "1w").with_columns(grain=pl.lit("week"))], how="diagonal_relaxed")
+    trends = sales_trends(frame)
     # two segments whose revenue .3g would print as 4.35e+04 and 1.23e+03
     segments = pl.DataFrame({"customer_id": ["A", "B", "C"], "segment": ["high_ltv", "high_ltv", "occasional"],
                              "revenue": [30000.0, 13512.5, 1234.0], "churn_probability": [0.2, 0.3, 0.6]})
