@@ -72,6 +72,18 @@ def test_other_date_formats_are_never_guessed(value) -> None:
     assert "sources.yaml" in reason
 
 
+def test_the_notes_suggest_a_date_format_that_reads_the_file_and_never_pick_between_day_and_month_first() -> None:
+    """A US export (`5/14/2025` can only be month-first) gets the one format that reads every value; a file
+    whose days are all <= 12 names both orders and says the values cannot decide. Rows stay quarantined."""
+    us = parse(f"{SESSIONS_HEADER}\nS1,C1,5/14/2025,Books,,0,0\nS2,C2,12/1/2025,Books,,0,0\n")
+    assert us.accounting["quarantined"] == 2
+    assert any('date_format: "%m/%d/%Y" reads every one of them' in note for note in us.notes), us.notes
+    unclear = parse(f"{SESSIONS_HEADER}\nS1,C1,5/11/2025 08:26,Books,,0,0\nS2,C2,12/1/2025 09:00,Books,,0,0\n")
+    note = next(n for n in unclear.notes if n.startswith("session_date:"))
+    assert '"%m/%d/%Y %H:%M"' in note and '"%d/%m/%Y %H:%M"' in note and "cannot tell day-first" in note
+    assert not any(n.startswith("session_date:") for n in parse(f"{SESSIONS_HEADER}\nS1,C1,soon,Books,,0,0\n").notes)
+
+
 def test_declared_date_format_and_timezone_read_an_excel_export(data_dir, instance, resources) -> None:
     """UCI Online Retail as Excel saves it (`12/1/2010 8:26`, London time) reads once declared."""
     (data_dir / "sources.yaml").write_text(

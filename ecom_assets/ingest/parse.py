@@ -28,7 +28,7 @@ import polars as pl
 
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.ingest.values import (C1_CONTROL, date_hint, flag_expr, infer_decimal, null_markers, number_expr,
-                                       number_hint, read_timestamps)
+                                       number_hint, read_timestamps, suggest_date_format)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
 
@@ -452,6 +452,12 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
         if read.naive_as_utc:
             notes.append(f"{column}: {read.naive_as_utc:,} time(s) without offset read as UTC "
                          "(declare the export's timezone in sources.yaml)")
+        unread = table[column].filter(read.date.is_null() & table[column].is_not_null()) if read.date.null_count() else None
+        if unread is not None and not unread.is_empty() and not (spec and spec.date_format):
+            suggestion = suggest_date_format(unread)
+            if suggestion:
+                notes.append(f"{column}: {unread.len():,} value(s) are not ISO 8601 (e.g. {unread[0]!r}); {suggestion} — "
+                             "declare it in sources.yaml")
         if read.unresolved_local:
             notes.append(f"{column}: {read.unresolved_local:,} local time(s) do not exist or are ambiguous in "
                          f"{spec.timezone} (daylight saving): date kept, instant left empty")

@@ -162,13 +162,40 @@ def _as_utc(naive: pl.Series, offset_minutes: pl.Series, timezone: str | None) -
     ).to_series()
 
 
+# what exports write instead of ISO 8601, tried in this order when a file's dates are unreadable
+COMMON_DATE_FORMATS = ("%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y %H:%M", "%d/%m/%y %H:%M",
+                       "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d-%m-%Y", "%Y%m%d", "%Y/%m/%d",
+                       "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S")
+SUGGESTION_SAMPLE = 2_000
+
+
+def suggest_date_format(unread: pl.Series) -> str | None:
+    """A `date_format` line for sources.yaml that reads every one of `unread` (a sample of a file's
+    unreadable date values), or None. Where a day-first and a month-first format both read them all
+    (every day <= 12), both are named: the values cannot decide, the user must."""
+    sample = unread.drop_nulls().str.strip_chars().head(SUGGESTION_SAMPLE)
+    if sample.is_empty():
+        return None
+    fits = []
+    for fmt in COMMON_DATE_FORMATS:
+        parsed = (sample.str.to_datetime(fmt, strict=False) if "%H" in fmt else sample.str.to_date(fmt, strict=False))
+        if parsed.null_count() == 0:
+            fits.append(fmt)
+    if not fits:
+        return None
+    if len(fits) == 1:
+        return f'date_format: "{fits[0]}" reads every one of them'
+    return "each of " + ", ".join(f'"{f}"' for f in fits[:3]) + " reads every one of them (the values cannot " \
+        "tell day-first from month-first: declare the export's)"
+
+
 def date_hint(spec: SourceSpec | None) -> str:
     """The end of a quarantine reason for an unreadable date: what is accepted and how to declare more."""
     if spec is not None and spec.date_format:
         return (f" matches neither the declared date_format {spec.date_format!r} ({spec.match!r} in sources.yaml) "
                 "nor ISO 8601")
     return (" is not an ISO 8601 date or date-time (YYYY-MM-DD[ HH:MM[:SS]][Z|±HH:MM]); declare the file's format "
-            "in sources.yaml, e.g. date_format: \"%d/%m/%Y %H:%M\"")
+            "in sources.yaml (date_format; the drop's notes suggest one that reads these values)")
 
 
 def infer_decimal(text: pl.Series, delimiter: str, spec: SourceSpec | None) -> str:
