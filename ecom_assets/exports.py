@@ -5,7 +5,8 @@ formula by Excel or LibreOffice (CSV injection). Such cells get a leading apostr
 spreadsheet shows as text; numeric columns stay numbers so sorting and sums still work.
 
 Figures are rounded for people, not machines: money to 2 decimals, every other fraction
-(probabilities, rates, lifts, q-values) to 4, and counts stored as floats (a customer's purchases
+(probabilities, rates, lifts) to 4, p- and q-values to 3 significant digits (a q-value of 4e-140
+rounded to 4 decimals would read 0, which no test can give), and counts stored as floats (a customer's purchases
 averaged over nothing, days since an event) written as integers. A column is money or a count by its
 name (MONEY, COUNT), or because the caller says so.
 """
@@ -23,7 +24,8 @@ MONEY = re.compile(r"(^|_)(revenue|amount|aov|price|spend|order_value|expected_v
                    re.IGNORECASE)
 COUNT = re.compile(r"^(n|num)_|(^|_)(count|customers|buyers|purchases|sessions|orders|views|carts|days)(_|$)",
                    re.IGNORECASE)
-MONEY_DECIMALS, FRACTION_DECIMALS = 2, 4
+SIGNIFICANCE = re.compile(r"(^|_)(p|q)_?value(_|$)", re.IGNORECASE)
+MONEY_DECIMALS, FRACTION_DECIMALS, SIGNIFICANCE_DIGITS = 2, 4, 3
 
 
 def round_figures(frame: pl.DataFrame, money: Iterable[str] = (), counts: Iterable[str] = ()) -> pl.DataFrame:
@@ -39,6 +41,9 @@ def round_figures(frame: pl.DataFrame, money: Iterable[str] = (), counts: Iterab
             exprs.append(column.round(0).cast(pl.Int64))
         elif name in money or MONEY.search(name):
             exprs.append(column.round(MONEY_DECIMALS))
+        elif SIGNIFICANCE.search(name):
+            # through the decimal text: polars' round_sig_figs leaves 4.1199999999999986e-140 for the CSV to print
+            exprs.append(column.map_elements(lambda v: float(f"{v:.{SIGNIFICANCE_DIGITS}g}"), return_dtype=pl.Float64))
         else:
             exprs.append(column.round(FRACTION_DECIMALS))
     return frame.with_columns(exprs)

@@ -27,6 +27,7 @@ def test_figures_are_rounded_and_counts_are_integers(tmp_path) -> None:
         "sessions_per_week": [1.23456, 2.5],  # named like a count but a rate: keeps (4) decimals
         "lift": [1.99999, float("nan")],
         "q_value": [0.000123456, 0.5],  # a probability, not money, despite "value"
+        "p_value": [4.123e-140, 0.04567],  # a planted pair's: 4 decimals would print 0
         "first_order_value": [19.999, 5.0],
         "value_at_risk": [12.3456, 0.0],  # the risk list's money at stake
     })
@@ -36,7 +37,8 @@ def test_figures_are_rounded_and_counts_are_integers(tmp_path) -> None:
     assert back["n_purchases"].dtype == pl.Int64 and back["n_purchases"].to_list() == [3, 12]
     assert back["days_since_last_purchase"].to_list() == [41, None]
     assert back["sessions_per_week"].to_list() == [1.2346, 2.5]
-    assert back["q_value"].to_list() == [0.0001, 0.5] and back["first_order_value"].to_list() == [20.0, 5.0]
+    assert back["q_value"].to_list() == [0.000123, 0.5] and back["p_value"].to_list() == [4.12e-140, 0.0457]
+    assert back["first_order_value"].to_list() == [20.0, 5.0]
     assert back["value_at_risk"].to_list() == [12.35, 0.0]
     text = (tmp_path / "out.csv").read_text()
     assert "1234.5678901" not in text and "3.0," not in text
