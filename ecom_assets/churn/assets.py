@@ -57,7 +57,9 @@ RISK_LIST_COLUMNS = {
     "churn_probability": "float64 - 4 decimals",
     "churn_probability_low": "float64 - 95 % interval, low",
     "churn_probability_high": "float64 - 95 % interval, high",
-    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit)",
+    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit); "
+               "exactly 1.0 for a one-purchase buyer by the model's construction (it lets customers drop out only "
+               "right after a repeat purchase): read churn_probability, not this, for such customers",
     "risk_tier": "string",
     "drivers": "string - plain words, each with the direction of this customer's own contribution (raises / lowers "
     "risk); at_risk customers: those raising risk first, and when none does, why they are at risk all the same "
