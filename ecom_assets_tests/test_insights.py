@@ -176,3 +176,22 @@ def test_seasonality_of_a_shop_closed_on_saturdays_from_february() -> None:
     assert "Jan" not in " ".join(months) and len(months) == 10
     assert weekdays[min(weekdays, key=weekdays.get)] < 0.7 * max(weekdays.values())
     assert min(weekdays, key=weekdays.get).startswith("Fri")
+
+
+def test_cohorts_of_a_two_day_history_draw_no_empty_heatmap() -> None:
+    """Two days of purchases: no month of retention exists yet; the triangle says so instead of making
+    matplotlib warn about an empty image (the warning leaked into `ecom-assets run`'s output)."""
+    import datetime as dt
+    import warnings
+
+    from ecom_assets.insights.assets import cohort_metrics
+
+    sessions = pl.DataFrame({"session_id": ["a", "b"], "customer_id": ["C1", "C2"],
+                             "session_date": [dt.date(2025, 1, 1), dt.date(2025, 1, 2)], "purchase_made": [True, True],
+                             "purchase_amount": [5.0, 6.0], "product_viewed": ["x", "y"]})
+    customers = pl.DataFrame({"customer_id": ["C1", "C2"], "signup_date": [None, None]},
+                             schema={"customer_id": pl.String, "signup_date": pl.Date})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output = cohort_metrics(clean_sessions=sessions.lazy(), clean_customers=customers)
+    assert output.value.height > 0 and "retention_triangle" in output.metadata
