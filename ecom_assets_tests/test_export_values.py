@@ -343,9 +343,10 @@ def test_gzipped_csv_is_read_like_csv(data_dir, instance, resources) -> None:
 
 # --- 13. flags ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("yes", "no"), [("1", "0"), ("true", "false"), ("TRUE", "False"), ("yes", "no"), ("Yes", "NO")])
+@pytest.mark.parametrize(("yes", "no"), [("1", "0"), ("true", "false"), ("TRUE", "False"), ("yes", "no"), ("Yes", "NO"),
+                                         ("WAHR", "FALSCH"), ("vrai", "faux"), ("VERDADERO", "FALSO"), ("Waar", "Onwaar")])
 def test_flags_accept_words_in_any_case(yes, no) -> None:
-    """Shopify and WooCommerce write true/false, survey tools yes/no."""
+    """Shopify and WooCommerce write true/false, survey tools yes/no, a German or French Excel WAHR/FALSCH, VRAI/FAUX."""
     header = SESSIONS_HEADER + ",added_to_cart"
     parsed = parse(f"{header}\nS1,C1,2024-01-02,Books,60,{yes},9.5,{yes}\nS2,C1,2024-01-02,Books,60,{no},,{no}\n"
                    f"S3,C1,2024-01-02,Books,60,maybe,,\n")

@@ -11,7 +11,8 @@ left unread.
   (a strftime format, or `epoch_s` / `epoch_ms` / `epoch_us`: integers since 1970-01-01 UTC).
 - Numbers: `number_expr` — finite only, `.` decimal unless `,` is declared or inferred
   (`infer_decimal`); `1.299` in a decimal-comma file is ambiguous and stays unread.
-- Flags: `flag_expr` — `0/1`, `true/false`, `yes/no`, any case.
+- Flags: `flag_expr` — `0/1`, `true/false`, `yes/no`, and Excel's localised TRUE/FALSE (`WAHR/FALSCH`,
+  `VRAI/FAUX`, `VERDADERO/FALSO`, `VERO/FALSO`, `WAAR/ONWAAR`, `VERDADEIRO/FALSO`), any case.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ ISO_DATE = "%Y-%m-%d"
 # ISO 8601 date-time: date, time (seconds and fraction optional), then an optional offset
 ISO_DATETIME = (r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(?:[.,](\d{1,9}))?"
                 r"\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?$")
-TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
+# English, and the words Excel writes for TRUE/FALSE in a German, French, Spanish, Italian, Dutch or Portuguese
+# locale (a boolean column saved as CSV there): each means one thing only
+TRUE_WORDS = ("1", "true", "yes", "wahr", "vrai", "verdadero", "vero", "waar", "verdadeiro")
+FALSE_WORDS = ("0", "false", "no", "falsch", "faux", "falso", "onwaar")
 DECIMAL_COMMA = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$"  # 1.234,50 / 12,50
 AMBIGUOUS_IN_DECIMAL_COMMA = r"^[+-]?\d{1,3}(?:\.\d{3})+$"  # 1.299: 1.299 or 1299?
 INTEGER = r"^[+-]?\d+$"
@@ -243,7 +247,7 @@ def number_hint(column: str, decimal: str) -> pl.Expr:
 
 
 def flag_expr(column: str, words: bool = True) -> pl.Expr:
-    """`0/1`, `true/false`, `yes/no` (any case) -> bool; anything else -> null. With `words=False`
+    """`0/1`, `true/false`, `yes/no`, Excel's localised TRUE/FALSE words (any case) -> bool; anything else -> null. With `words=False`
     only `0`/`1` are compared: two comparisons, where lower-casing 10M digits would cost ~0.3 s."""
     value = pl.col(column)
     digits = pl.when(value == "1").then(True).when(value == "0").then(False)
