@@ -9,7 +9,10 @@ column, a line without a product is quarantined.
 Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
 - `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
   so an order line gets the same three fates (clean / quarantined with reason / duplicate) as a
-  session row. A line without a customer is quarantined ("empty customer_id"), never guessed.
+  session row. A line without a customer is quarantined ("empty customer_id"), never guessed; a
+  continuation line whose order-level fields (customer_id, order_time, status, currency) are empty
+  first takes them from the other lines of its order in the file when those carry exactly one value
+  (`parse.fill_record_fields`: Shopify writes them on an order's first line item only).
 - `mark_returns`: a line is a return or cancellation when its `status` says the order was
   cancelled/refunded/returned as a whole, its quantity or amount is negative, or the file's declared
   `return_when` rule holds (e.g. order ids starting with `C`, as UCI Online Retail writes
@@ -40,6 +43,8 @@ KIND = DropKind(
     dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"), keyed=False,
+    # order-level fields: a Shopify export writes them on an order's first line item only
+    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency"),
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
