@@ -129,13 +129,14 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> d
         return no_data(TREND_COLUMNS, "no sessions yet")
     daily = analyses.daily_sales(clean_sessions)
     returns = analyses.daily_returns(clean_returns)
-    # days with sessions only (the seasonality fit needs traffic); the totals below take every return
-    daily = daily.join(returns, on="session_date", how="left") \
-        .with_columns(pl.col("returns", "refunds").fill_null(0.0)) \
+    # every day with sessions or returns (a refunded order's day may have no purchase), so the week and month
+    # rows add up to the totals; the seasonality fit takes the days with traffic only
+    daily = daily.join(returns, on="session_date", how="full", coalesce=True).sort("session_date") \
+        .with_columns(pl.col("sessions", "purchases", "buyers").fill_null(0),
+                      pl.col("revenue", "returns", "refunds").fill_null(0.0)) \
         .with_columns(net_revenue=pl.col("revenue") - pl.col("refunds"))
-    revenue = float(daily["revenue"].sum())
-    returned, refunded = float(returns["returns"].sum()), float(returns["refunds"].sum())
-    season = analyses.seasonality(daily)
+    revenue, returned, refunded = (float(daily[c].sum()) for c in ("revenue", "returns", "refunds"))
+    season = analyses.seasonality(daily.filter(pl.col("sessions") > 0))
     by_time = events.conversion_by_time(clean_sessions)
     table = pl.concat([
         daily.with_columns(grain=pl.lit("day")),
