@@ -250,6 +250,10 @@ def test_a_partially_refunded_order_is_bought_and_only_its_refund_line_is_a_refu
     assert returns.filter("is_refund")["line"].to_list() == [5]
     sessions = orders.order_sessions(lines).sort("session_id")
     assert dict(zip(sessions["session_id"], sessions["purchase_amount"])) == {"#2001": 20.0, "#2002": 35.0, "#2005": 50.0}
+    # a shop's own status word declared in sources.yaml is an order status too: never revenue, no refund
+    storno = orders.mark_returns(parse(REFUNDS.replace(",paid,usd\n#2002", ",storno,usd\n#2002")).clean,
+                                 ReturnRule("status", values=("storno",))).with_columns(is_refund=orders.is_refund())
+    assert storno.filter(pl.col("order_id") == "#2001").select("is_return", "is_refund").row(0) == (True, False)
 
 
 def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashboard(

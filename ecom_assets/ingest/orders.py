@@ -48,6 +48,7 @@ KIND = DropKind(
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
+DECLARED = "declared in sources.yaml: "  # return_reason of a line the file's `return_when` rule marks
 RETURN_STATUSES = ("cancelled", "canceled", "refunded", "returned", "voided", "void", "reversed", "chargeback")
 
 
@@ -132,7 +133,7 @@ def return_reason(return_when: ReturnRule | None = None) -> pl.Expr:
     if return_when is not None:
         declared = (f"{return_when.column} starts with {return_when.prefix!r}" if return_when.prefix is not None
                     else f"{return_when.column} in {list(return_when.values)}")
-        cases.append((return_when.expr(), pl.lit(f"declared in sources.yaml: {declared}")))
+        cases.append((return_when.expr(), pl.lit(f"{DECLARED}{declared}")))
     reason = pl.lit(None, pl.String)
     for condition, text in reversed(cases):
         reason = pl.when(condition.fill_null(False)).then(text).otherwise(reason)
@@ -146,11 +147,14 @@ def mark_returns(lines: pl.DataFrame, return_when: ReturnRule | None = None) -> 
 
 
 def is_refund() -> pl.Expr:
-    """Over marked lines (`is_return`, `status`): true for a refund, money given back for revenue counted
-    earlier (a negative line or a declared `return_when` line of an order that is not cancelled/refunded as a
-    whole), which net revenue subtracts; false for a purchased line and for a line of an order whose status
-    is in RETURN_STATUSES: that order never was revenue, so subtracting it again would count it twice."""
-    return pl.col("is_return") & ~pl.col("status").is_in(list(RETURN_STATUSES)).fill_null(False)
+    """Over marked lines (`is_return`, `status`, `return_reason`): true for a refund, money given back for
+    revenue counted earlier (a negative line, or a declared `return_when` line such as UCI's `C` invoices, of
+    an order not cancelled/refunded as a whole), which net revenue subtracts; false for a purchased line and
+    for a line whose order status is in RETURN_STATUSES or matches a `return_when` rule declared on `status`:
+    that order never was revenue, so subtracting it would count it twice."""
+    never_revenue = (pl.col("status").is_in(list(RETURN_STATUSES))
+                     | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
+    return pl.col("is_return") & ~never_revenue
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
