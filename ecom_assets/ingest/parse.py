@@ -454,7 +454,8 @@ def fill_record_fields(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFram
         return table, []
     key = kind.record_key
     empty = {c: _empty(c) for c in kind.record_fields}
-    gaps = table.select(*[(e & ~_empty(key)).any().alias(c) for c, e in empty.items()]).row(0, named=True)
+    # a field with an empty cell and a written one (a column absent from the file is empty throughout)
+    gaps = table.select(*[((e & ~_empty(key)).any() & (~e).any()).alias(c) for c, e in empty.items()]).row(0, named=True)
     fields = [c for c in kind.record_fields if gaps[c]]
     if not fields:
         return table, []
