@@ -135,6 +135,7 @@ class CleanOrderLines(_StrictModel):
     currency: str = pa.Field(nullable=True)
     is_return: bool
     return_reason: str = pa.Field(nullable=True)
+    is_refund: bool  # a return line net revenue subtracts (ingest.orders.is_refund)
     source_file: str
     line: pl.Int64
     ingested_at: _UTC

@@ -12,7 +12,7 @@ from ecom_assets.insights import analyses
 from ecom_assets.insights.dashboard import PERIOD_DAYS, kpi_dashboard
 from ecom_assets.settings import EcomSettings
 
-NO_RETURNS = pl.DataFrame(schema={"line_amount": pl.Float64})  # a sessions-only shop: no order lines
+NO_RETURNS = pl.DataFrame(schema={"line_amount": pl.Float64, "is_refund": pl.Boolean})  # a sessions-only shop: no order lines
 LAST = date(2024, 6, 3)  # a Monday: the last week holds one day of data
 
 

@@ -225,3 +225,93 @@ def test_an_orders_export_alone_gives_significant_basket_pairs_end_to_end(data_d
     assert export["lift"][0] == round(export["lift"][0], 4)
     metadata = result.asset_materializations_for_node("basket_pairs")[0].metadata
     assert metadata["significant_pairs"].value == 1
+
+
+# Shopify financial statuses: a paid order; a partially_refunded order (two items bought, one given back as
+# a -1 line); a refunded order; a cancelled order that also carries a -1 line; a paid order a month later.
+REFUNDS = """order_id,customer_id,order_time,product_id,category,quantity,unit_price,status,currency
+#2001,C1,2024-03-01T09:00:00Z,SKU-1,Home,2,10.00,paid,usd
+#2002,C2,2024-03-04T10:00:00Z,SKU-1,Home,1,10.00,partially_refunded,usd
+#2002,C2,2024-03-04T10:00:00Z,SKU-2,Books,1,25.00,partially_refunded,usd
+#2002,C2,2024-03-04T10:00:00Z,SKU-2,Books,-1,25.00,partially_refunded,usd
+#2003,C3,2024-03-12T11:00:00Z,SKU-3,Books,3,8.00,refunded,usd
+#2004,C1,2024-04-02T12:00:00Z,SKU-1,Home,1,10.00,cancelled,usd
+#2004,C1,2024-04-02T12:00:00Z,SKU-1,Home,-1,10.00,cancelled,usd
+#2005,C4,2024-04-20T08:00:00Z,SKU-2,Books,2,25.00,paid,usd
+"""
+
+
+def test_a_partially_refunded_order_is_bought_and_only_its_refund_line_is_a_refund() -> None:
+    lines = orders.mark_returns(parse(REFUNDS).clean).with_columns(is_refund=orders.is_refund())
+    returns = lines.filter("is_return")
+    assert dict(zip(returns["line"], returns["return_reason"])) == {
+        5: "negative quantity", 6: "status 'refunded'", 7: "status 'cancelled'", 8: "status 'cancelled'"}
+    # only the -1 line of the bought order gives money back; the cancelled order's -1 line never was revenue
+    assert returns.filter("is_refund")["line"].to_list() == [5]
+    sessions = orders.order_sessions(lines).sort("session_id")
+    assert dict(zip(sessions["session_id"], sessions["purchase_amount"])) == {"#2001": 20.0, "#2002": 35.0, "#2005": 50.0}
+    # a shop's own status word declared in sources.yaml is an order status too: never revenue, no refund
+    storno = orders.mark_returns(parse(REFUNDS.replace(",paid,usd\n#2002", ",storno,usd\n#2002")).clean,
+                                 ReturnRule("status", values=("storno",))).with_columns(is_refund=orders.is_refund())
+    assert storno.filter(pl.col("order_id") == "#2001").select("is_return", "is_refund").row(0) == (True, False)
+
+
+def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashboard(
+        data_dir, instance, resources, tmp_path) -> None:
+    from ecom_assets.insights.assets import sales_trends
+    from ecom_assets.insights.dashboard import kpi_dashboard
+    from ecom_assets.settings import EcomSettings
+
+    drop(data_dir, "orders_refunds.csv", REFUNDS)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    # careful figures: revenue 20 + 35 + 50 = 105; refunds 25 (#2002's -1 line); never revenue 24 + 10 + 10
+    assert tables["returns"].filter("is_refund")["order_id"].to_list() == ["#2002"]
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy())
+    for grain in ("day", "week", "month"):
+        rows = trends.value.filter(pl.col("grain") == grain)
+        assert rows["returns"].null_count() == rows["net_revenue"].null_count() == 0, grain
+        assert rows.select("revenue", "returns", "refunds", "net_revenue").sum().row(0) == (105.0, 69.0, 25.0, 80.0)
+    assert trends.value.filter(pl.col("grain") == "month")["net_revenue"].to_list() == [20.0 + 35.0 - 25.0, 50.0]
+    assert (trends.metadata["revenue"].value, trends.metadata["net_revenue"].value) == (105.0, 80.0)
+    settings = EcomSettings(data_dir=str(tmp_path / "dash"), currency="USD")
+    output = kpi_dashboard(settings=settings, clean_sessions=tables["sessions"].lazy(),
+                           clean_returns=tables["returns"].lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    tiles = dict(zip(output.value["kpi"], output.value["value"]))
+    assert (tiles["revenue, all time"], tiles["refunds, all time"], tiles["net revenue, all time"],
+            tiles["cancelled / refunded orders, all time"]) == ("105 USD", "25 USD", "80 USD", "44 USD")
+
+
+# Shopify as exported: Email, Financial Status, Created at and Currency only on an order's first line item.
+# #3002's lines disagree on the customer (two emails, then a blank line); #3003 is a one-line POS sale
+# without email; #3004's first line was cut by the export (ragged) and gives nothing to its next line.
+CONTINUATION = """order_id,customer_id,order_time,product_id,quantity,unit_price,status,currency
+#3001,a@example.com,2025-02-01 10:00:00 +0100,SKU-1,1,10.00,paid,EUR
+#3001,,,SKU-2,2,4.50,,
+#3001,,,SKU-3,1,7.00,,
+#3002,b@example.com,2025-02-02 11:00:00 +0100,SKU-1,1,10.00,paid,EUR
+#3002,c@example.com,,SKU-2,1,4.50,,
+#3002,,,SKU-3,1,7.00,,
+#3003,,2025-02-03 12:00:00 +0100,SKU-1,1,10.00,paid,EUR
+#3004,d@example.com,2025-02-04 09:00:00 +0100,SKU-1
+#3004,,,SKU-2,1,4.50,,
+"""
+
+
+def test_continuation_lines_take_their_orders_fields_only_when_one_value_is_there() -> None:
+    parsed = parse(CONTINUATION)
+    a = parsed.accounting
+    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (9, 5, 4, 0)
+    clean = parsed.clean.sort("line")
+    assert clean["line"].to_list() == [2, 3, 4, 5, 6]  # physical lines unchanged
+    assert clean.filter(pl.col("order_id") == "#3001")["customer_id"].to_list() == ["a@example.com"] * 3
+    third = clean.filter(pl.col("line") == 4).row(0, named=True)
+    assert (third["status"], third["currency"], str(third["order_time"])) == ("paid", "EUR", "2025-02-01 09:00:00+00:00")
+    # #3002's line 6 keeps the customer it wrote and takes the order's time; line 7 gets no customer: two values
+    assert clean.filter(pl.col("line") == 6)["customer_id"].to_list() == ["c@example.com"]
+    reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+    assert reasons[7] == "empty customer_id" and reasons[8] == "empty customer_id"
+    assert reasons[9].startswith("field count differs") and reasons[10].startswith("empty customer_id")
+    assert "4 continuation line(s) took customer_id (2)/order_time/status/currency from the other lines " \
+           "of their order_id (written on one line per order)" in a["notes"]

@@ -11,6 +11,7 @@ from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
+from ecom_assets.ingest.orders import REFUND_COLUMN, is_refund
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -206,7 +207,8 @@ def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, 
 
 
 def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, returns: bool, table: str):
-    rows, held_back = _drops_of(context, "orders", raw_orders, CleanOrderLines)
+    rows, held_back = _drops_of(context, "orders", raw_orders.with_columns(is_refund=is_refund())
+                                if raw_orders.width else raw_orders, CleanOrderLines)
     content = [c for c in CleanOrderLines.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
     dedup = latest_per_order(rows.filter(pl.col("is_return") == returns), content)
     lines = CleanOrderLines.validate(dedup.kept.sort("order_time", "order_id", "line"))
@@ -216,6 +218,9 @@ def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, re
         "orders": lines["order_id"].n_unique(),
         "customers": lines["customer_id"].n_unique(),
         ("returned_amount" if returns else "line_revenue"): round(amount, 2),
+        **({"refunded_amount": round(float(lines.filter("is_refund")["line_amount"].abs().sum()), 2),
+            "never_revenue_amount": round(float(lines.filter(~pl.col("is_refund"))["line_amount"].abs().sum()), 2)}
+           if returns else {}),
         "drops_held_back": len(held_back),
         **({"by_reason": dg.MetadataValue.md(md_table(lines.group_by("return_reason").len().sort("len", descending=True)))}
            if returns else {}),
@@ -229,7 +234,7 @@ def _line_checks(table: str) -> list[dg.AssetCheckSpec]:
             dg.AssetCheckSpec(HELD_BACK_CHECK, asset=table, description=HELD_BACK_DESCRIPTION)]
 
 
-ORDER_LINE_SCHEMA = column_schema({**RAW_COLUMNS["orders"], **PROVENANCE})
+ORDER_LINE_SCHEMA = column_schema({**RAW_COLUMNS["orders"], **REFUND_COLUMN, **PROVENANCE})
 ORDER_LINES_IN = {"raw_orders": dg.AssetIn(partition_mapping=ALL_DROPS)}
 
 
@@ -250,9 +255,12 @@ clean_order_lines = _order_lines_asset("clean_order_lines", False, (
     "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
     "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."))
 clean_returns = _order_lines_asset("clean_returns", True, (
-    "Return and cancellation lines of every orders drop: negative quantity or amount, a cancelled/refunded/"
-    "returned status, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
-    "Never purchases; revenue KPIs subtract them (net revenue). Same replay rule as clean_order_lines."))
+    "Return and cancellation lines of every orders drop: a cancelled/refunded/returned order status, negative "
+    "quantity or amount, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
+    "Never purchases. `is_refund` lines (negative or declared lines of an order not cancelled/refunded as a whole, "
+    "e.g. the -1 line of a partially_refunded order) are money given back for revenue counted earlier: net revenue "
+    "subtracts them. The other lines belong to a cancelled/refunded order, never were revenue and are kept for the "
+    "record only. Same replay rule as clean_order_lines."))
 
 
 @dg.asset(

@@ -9,10 +9,17 @@ column, a line without a product is quarantined.
 Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
 - `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
   so an order line gets the same three fates (clean / quarantined with reason / duplicate) as a
-  session row. A line without a customer is quarantined ("empty customer_id"), never guessed.
-- `mark_returns`: a line is a return or cancellation when its quantity or amount is negative,
-  its `status` says cancelled/refunded/returned, or the file's declared `return_when` rule holds
-  (e.g. order ids starting with `C`, as UCI Online Retail writes cancellations).
+  session row. A line without a customer is quarantined ("empty customer_id"), never guessed; a
+  continuation line whose order-level fields (customer_id, order_time, status, currency) are empty
+  first takes them from the other lines of its order in the file when those carry exactly one value
+  (`parse.fill_record_fields`: Shopify writes them on an order's first line item only).
+- `mark_returns`: a line is a return or cancellation when its `status` says the order was
+  cancelled/refunded/returned as a whole, its quantity or amount is negative, or the file's declared
+  `return_when` rule holds (e.g. order ids starting with `C`, as UCI Online Retail writes
+  cancellations). A `partially_refunded` order is bought: its positive lines are purchases, its
+  negative lines refunds.
+- `is_refund`: which return lines are money given back for revenue counted earlier (subtracted in
+  net revenue) and which are lines of a cancelled/refunded order (never revenue, kept for the record).
 - `order_sessions`: each order with at least one purchased line becomes one purchased row of
   the sessions table (`session_id` = order id), so every session-based table keeps working.
 """
@@ -36,10 +43,13 @@ KIND = DropKind(
     dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"), keyed=False,
+    # order-level fields: a Shopify export writes them on an order's first line item only
+    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency"),
 )
-# statuses that mean the line was not (or no longer) bought; compared lower-case
-RETURN_STATUSES = ("cancelled", "canceled", "refunded", "partially_refunded", "partially refunded", "returned",
-                   "voided", "void", "reversed", "chargeback")
+# order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
+# compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
+DECLARED = "declared in sources.yaml: "  # return_reason of a line the file's `return_when` rule marks
+RETURN_STATUSES = ("cancelled", "canceled", "refunded", "returned", "voided", "void", "reversed", "chargeback")
 
 
 def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
@@ -108,20 +118,22 @@ ORDER_LINE_COLUMNS = {
     "is_return": "bool - a return/cancellation line (goes to clean_returns, never a purchase)",
     "return_reason": "string - why the line is a return; null for purchased lines",
 }
+REFUND_COLUMN = {"is_refund": "bool - a refund (money given back for revenue counted earlier: subtracted in net "
+                 "revenue); false for purchases and for lines of a cancelled/refunded order (never revenue)"}
 
 
 def return_reason(return_when: ReturnRule | None = None) -> pl.Expr:
     """Why a typed order line is a return (null for a purchased line); the first reason that holds.
     `return_when`: the file's declared rule (sources.yaml), e.g. order ids starting with `C`."""
-    cases = [
+    cases = [  # the order's status first: it says whether the line ever was revenue (see `is_refund`)
+        (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
         (pl.col("quantity") < 0, pl.lit("negative quantity")),
         (pl.col("line_amount") < 0, pl.lit("negative line_amount")),
-        (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
     ]
     if return_when is not None:
         declared = (f"{return_when.column} starts with {return_when.prefix!r}" if return_when.prefix is not None
                     else f"{return_when.column} in {list(return_when.values)}")
-        cases.append((return_when.expr(), pl.lit(f"declared in sources.yaml: {declared}")))
+        cases.append((return_when.expr(), pl.lit(f"{DECLARED}{declared}")))
     reason = pl.lit(None, pl.String)
     for condition, text in reversed(cases):
         reason = pl.when(condition.fill_null(False)).then(text).otherwise(reason)
@@ -132,6 +144,17 @@ def mark_returns(lines: pl.DataFrame, return_when: ReturnRule | None = None) -> 
     """Typed lines + `is_return`, `return_reason` (see `return_reason`)."""
     return lines.with_columns(return_reason=return_reason(return_when)).with_columns(
         is_return=pl.col("return_reason").is_not_null())
+
+
+def is_refund() -> pl.Expr:
+    """Over marked lines (`is_return`, `status`, `return_reason`): true for a refund, money given back for
+    revenue counted earlier (a negative line, or a declared `return_when` line such as UCI's `C` invoices, of
+    an order not cancelled/refunded as a whole), which net revenue subtracts; false for a purchased line and
+    for a line whose order status is in RETURN_STATUSES or matches a `return_when` rule declared on `status`:
+    that order never was revenue, so subtracting it would count it twice."""
+    never_revenue = (pl.col("status").is_in(list(RETURN_STATUSES))
+                     | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
+    return pl.col("is_return") & ~never_revenue
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

@@ -47,6 +47,10 @@ class DropKind:
     texts: tuple[str, ...] = ()  # kept as text: checked for C1 control characters
     any_of: tuple[str, ...] = ()  # at least one of these optional columns must be in the header
     keyed: bool = True  # the first required column identifies a row (a line-level kind repeats it: False)
+    # lines of one record (an order's line items) share `record_fields`; an export may write them on one line
+    # of the record only (Shopify: on the first line item), see `fill_record_fields`
+    record_key: str = ""
+    record_fields: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -437,13 +441,52 @@ class Reading:
         return flag_expr(column, column in self.words)
 
 
+def fill_record_fields(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFrame, list[str]]:
+    """(table with each empty `kind.record_fields` cell of a line taken from the other lines of its record, notes).
+
+    A record-level field (an order's customer, time, status, currency) that a line leaves empty takes the
+    value the other lines of the same `kind.record_key` in this file carry, only when they carry exactly one
+    distinct non-empty value (compared as written); with none or conflicting values the cell stays empty and
+    its rule quarantines the line. Ragged and truncated lines give no value (their cells may be shifted or
+    cut). Reading the format, not guessing: Shopify writes Email, Financial Status, Created at and Currency
+    on an order's first line item only. One cheap pass per field when no cell is empty."""
+    if not kind.record_key or not table.height:
+        return table, []
+    key = kind.record_key
+    empty = {c: _empty(c) for c in kind.record_fields}
+    # a field with an empty cell and a written one (a column absent from the file is empty throughout)
+    gaps = table.select(*[((e & ~_empty(key)).any() & (~e).any()).alias(c) for c, e in empty.items()]).row(0, named=True)
+    fields = [c for c in kind.record_fields if gaps[c]]
+    if not fields:
+        return table, []
+    gappy = table.lazy().filter(pl.any_horizontal(empty[c] for c in fields) & ~_empty(key)).select(key).unique()
+    known = (table.lazy().filter(pl.col("_ragged").is_null() & ~pl.col("_truncated"))
+             .join(gappy, on=key, how="semi")
+             .group_by(key).agg(*[pl.col(c).filter(~empty[c]).unique().alias(f"_known_{c}") for c in fields]))
+    fill = {c: empty[c] & (pl.col(f"_known_{c}").list.len() == 1) for c in fields}
+    filled = (table.lazy().join(known, on=key, how="left", maintain_order="left")
+              .with_columns(_filled=pl.any_horizontal(e.fill_null(False) for e in fill.values()),
+                            **{f"_took_{c}": e.fill_null(False) for c, e in fill.items()})
+              .with_columns(**{c: pl.when(pl.col(f"_took_{c}")).then(pl.col(f"_known_{c}").list.first())
+                               .otherwise(pl.col(c)) for c in fields})
+              .collect())
+    took = filled.select(pl.col("_filled").sum(), *[pl.col(f"_took_{c}").sum().alias(c) for c in fields]).row(0, named=True)
+    notes = [f"{took['_filled']:,} continuation line(s) took "
+             f"{'/'.join(f'{c} ({took[c]:,})' if took[c] != took['_filled'] else c for c in fields if took[c])} "
+             f"from the other lines of their {key} (written on one line per {key.removesuffix('_id')})"] \
+        if took["_filled"] else []
+    return filled.select(table.columns), notes
+
+
 def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec | None = None,
             delimiter: str = ",", may_hold_c1: bool = True) -> tuple[pl.DataFrame, Reading, list[str]]:
     """(table with `_date_<c>` / `_instant_<c>` for each date column, the file's Reading, notes).
 
+    Record-level fields left empty on a record's other lines are first filled (`fill_record_fields`).
     Each check here is one cheap pass over a column; the costly readers (date-times, words in
     flags, decimal commas, control characters) only run where that pass found a reason to."""
-    notes, dates = [], {}
+    table, notes = fill_record_fields(table, kind)
+    dates = {}
     for column in kind.dates:
         read = read_timestamps(table[column], spec)
         dates[f"_date_{column}"] = read.date

@@ -152,9 +152,21 @@ def daily_sales(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def daily_returns(returns: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """clean_returns lines -> per return date (`session_date`, the UTC date of order_time): `returns` = the
+    amount of every line, `refunds` = the amount of the `is_refund` lines, the only ones net revenue subtracts
+    (the others belong to a cancelled/refunded order that never was revenue)."""
+    return returns.lazy().group_by(session_date=pl.col("order_time").dt.date()).agg(
+        returns=pl.col("line_amount").abs().sum(),
+        refunds=pl.col("line_amount").abs().filter(pl.col("is_refund")).sum()).collect()
+
+
 def rollup(daily: pl.DataFrame, every: str) -> pl.DataFrame:
+    """Daily rows -> one row per `every` period (polars duration, e.g. "1w", "1mo"): the counts and money
+    summed (`returns`, `refunds`, `net_revenue` too when the daily rows carry them), ratios recomputed."""
+    money = [c for c in ("returns", "refunds", "net_revenue") if c in daily.columns]
     return daily.group_by_dynamic("session_date", every=every).agg(
-        pl.col("sessions", "purchases", "revenue", "buyers").sum(),
+        pl.col("sessions", "purchases", "revenue", "buyers", *money).sum(),
     ).with_columns(conversion=pl.col("purchases") / pl.col("sessions"),
                    aov=pl.col("revenue") / pl.col("purchases").replace(0, None))
 

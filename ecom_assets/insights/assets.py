@@ -30,7 +30,9 @@ FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "str
     "q_value": "float64", "lost_purchases": "float64", "leaking": "bool"}
 TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
     "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
-    "returns": "float64 - returned amount (clean_returns)", "net_revenue": "float64 - revenue - returns", "buyers": "int",
+    "returns": "float64 - amount of every clean_returns line (refunds + lines of cancelled/refunded orders)",
+    "refunds": "float64 - money given back for revenue counted earlier (clean_returns.is_refund), by refund date",
+    "net_revenue": "float64 - revenue - refunds (lines of cancelled/refunded orders never were revenue)", "buyers": "int",
     "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
     "low": "float64", "high": "float64"}
 LIFT_COLUMNS = {"campaign_id": "string", "name": "string", "start_date": "date", "end_date": "date",
@@ -113,9 +115,10 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
 
 @insight(
     ins={"clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS + events.HOURLY_SESSION_COLUMNS),
-         "clean_returns": columns_in(["order_time", "line_amount"])},
-    description="Daily, weekly and monthly sessions, buyers, revenue, returns (clean_returns, by return date), "
-    "net revenue, conversion and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
+         "clean_returns": columns_in(["order_time", "line_amount", "is_refund"])},
+    description="Daily, weekly and monthly sessions, buyers, revenue, returns (every clean_returns line, by return "
+    "date), refunds (its `is_refund` lines), net revenue = revenue - refunds (a cancelled/refunded order never was "
+    "revenue, so it is not subtracted again), conversion and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
     "regression on weekday, month and a smooth trend), and conversion by hour of day (UTC) and day of week with "
     "Wilson intervals over sessions that record browsing (events / session exports; orders are purchases by "
     "construction and are left out of conversion).",
@@ -125,13 +128,15 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> d
     if no_rows(clean_sessions):
         return no_data(TREND_COLUMNS, "no sessions yet")
     daily = analyses.daily_sales(clean_sessions)
-    returns = clean_returns.group_by(session_date=pl.col("order_time").dt.date()).agg(
-        returns=pl.col("line_amount").abs().sum()).collect()
-    # days with sessions only (the seasonality fit needs traffic); the totals below take every return
-    daily = daily.join(returns, on="session_date", how="left").with_columns(pl.col("returns").fill_null(0.0)) \
-        .with_columns(net_revenue=pl.col("revenue") - pl.col("returns"))
-    revenue, returned = float(daily["revenue"].sum()), float(returns["returns"].sum())
-    season = analyses.seasonality(daily)
+    returns = analyses.daily_returns(clean_returns)
+    # every day with sessions or returns (a refunded order's day may have no purchase), so the week and month
+    # rows add up to the totals; the seasonality fit takes the days with traffic only
+    daily = daily.join(returns, on="session_date", how="full", coalesce=True).sort("session_date") \
+        .with_columns(pl.col("sessions", "purchases", "buyers").fill_null(0),
+                      pl.col("revenue", "returns", "refunds").fill_null(0.0)) \
+        .with_columns(net_revenue=pl.col("revenue") - pl.col("refunds"))
+    revenue, returned, refunded = (float(daily[c].sum()) for c in ("revenue", "returns", "refunds"))
+    season = analyses.seasonality(daily.filter(pl.col("sessions") > 0))
     by_time = events.conversion_by_time(clean_sessions)
     table = pl.concat([
         daily.with_columns(grain=pl.lit("day")),
@@ -152,7 +157,8 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> d
         "peak_month": f"{peak['level'][0]} (index {peak['index'][0]:.2f})" if peak.height else "not enough history",
         "revenue": round(revenue, 2),
         "returns": round(returned, 2),
-        "net_revenue": round(revenue - returned, 2),
+        "refunds": round(refunded, 2),
+        "net_revenue": round(revenue - refunded, 2),
         "conversion_by_hour": dg.MetadataValue.md(md_table(by_time.filter(pl.col("grain") == "hour_of_day"), 24))
         if by_time.height else "no sessions with browsing and a start time",
         "seasonality": dg.MetadataValue.md(md_table(season, max_rows=20)),

@@ -91,9 +91,11 @@ def money(value: float, currency: str = "") -> str:
 
 
 def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, currency: str,
-         returned: float = 0.0) -> tuple[date | None, list[Tile]]:
+         refunded: float = 0.0, never_revenue: float = 0.0) -> tuple[date | None, list[Tile]]:
     """(data as-of date, KPI tiles): the last PERIOD_DAYS against the PERIOD_DAYS before, then all-time figures.
-    `returned`: the amount of the return / cancellation lines (clean_returns), netted in `net revenue`.
+    `refunded`: the amount of the refund lines of clean_returns (`is_refund`), subtracted in `net revenue`;
+    `never_revenue`: the amount of its lines of cancelled/refunded orders, shown but not subtracted (they never
+    were revenue: sessions count no purchase for them), as sales_trends does.
     Conversion says NO_BROWSING when the data has no browsing session (orders only), not 100 %."""
     as_of, total, current, previous = period_figures(sessions)
     tiers = dict(predictions.group_by("risk_tier").len().iter_rows()) if predictions.height else {}
@@ -112,9 +114,11 @@ def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, curre
     buyers = total.get("buyers", 0)
     return as_of, tiles + [
         Tile("revenue, all time", formats["revenue"](total.get("revenue", 0.0)), ""),
-        *([Tile("returns, all time", formats["revenue"](returned), ""),
-           Tile("net revenue, all time", formats["revenue"](total.get("revenue", 0.0) - returned), "")]
-          if returned else []),
+        *([Tile("refunds, all time", formats["revenue"](refunded), "money given back on bought orders"),
+           Tile("net revenue, all time", formats["revenue"](total.get("revenue", 0.0) - refunded), "revenue - refunds")]
+          if refunded else []),
+        *([Tile("cancelled / refunded orders, all time", formats["revenue"](never_revenue),
+                "never counted as revenue")] if never_revenue else []),
         Tile("buyers, all time", f"{buyers:,}", ""),
         Tile("repeat rate (buyers with 2+ orders)", f"{total['repeat_buyers'] / buyers:.1%}" if buyers else "–", ""),
         Tile("high churn risk", f"{tiers.get('high', 0):,}", ""),
@@ -280,11 +284,11 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["line_amount"])},
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["line_amount", "is_refund"])},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
-    "(revenue, buyers, conversion, AOV) and all-time figures (revenue, returns and net revenue when orders carry "
-    "returns, buyers, repeat rate, churn-risk counts); money in settings.currency with thousands separators in "
+    "(revenue, buyers, conversion, AOV) and all-time figures (revenue; refunds and net revenue = revenue - refunds when "
+    "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in settings.currency with thousands separators in "
     "tiles, tables and charts; model status with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
     "retention cohorts and significant cross-sell pairs. Orders-only data (no browsing session: every order is a "
@@ -297,8 +301,10 @@ def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_re
                   churn_predictions: pl.DataFrame, sales_trends: pl.DataFrame, product_funnel: pl.DataFrame,
                   customer_segments: pl.DataFrame, cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame,
                   campaign_lift: pl.DataFrame) -> dg.Output:
-    returned = clean_returns.select(pl.col("line_amount").abs().sum()).collect().item() or 0.0
-    as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency, returned)
+    refunded, never_revenue = clean_returns.select(
+        refunded=pl.col("line_amount").abs().filter(pl.col("is_refund")).sum(),
+        never_revenue=pl.col("line_amount").abs().filter(~pl.col("is_refund")).sum()).collect().row(0)
+    as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency, refunded or 0.0, never_revenue or 0.0)
     browsing = as_of is None or clean_sessions.select(browsing_session(clean_sessions.collect_schema().names()).any()
                                                       ).collect().item()
     daily = sales_trends.filter(pl.col("grain") == "day") if sales_trends.height else sales_trends
