@@ -61,6 +61,12 @@ def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> 
                                                             LAST - timedelta(days=PERIOD_DAYS)))["purchase_amount"].sum()
     assert revenue["value"] == f"{recent:,.0f} GBP"
     assert revenue["change"] == f"{recent / before - 1:+.1%} vs the previous {PERIOD_DAYS} days"
+    # a rate's change in percentage points, never a relative change of a rate
+    window = frame.filter(pl.col("session_date") > LAST - timedelta(days=PERIOD_DAYS))
+    earlier = frame.filter(pl.col("session_date").is_between(LAST - timedelta(days=2 * PERIOD_DAYS - 1),
+                                                             LAST - timedelta(days=PERIOD_DAYS)))
+    points = (window["purchase_made"].mean() - earlier["purchase_made"].mean()) * 100
+    assert tiles[f"conversion, last {PERIOD_DAYS} days"]["change"] == f"{points:+.1f} pp vs the previous {PERIOD_DAYS} days"
     assert tiles["high churn risk"]["value"] == "2"
     # segment counts and revenue shares are on the page itself, not behind a click
     high = segments.filter(pl.col("segment") == "high_ltv")

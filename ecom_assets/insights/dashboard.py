@@ -107,8 +107,11 @@ def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, curre
             tiles.append(Tile(f"conversion, last {PERIOD_DAYS} days", NO_BROWSING, ""))
             continue
         now, before = _figure(name, current), _figure(name, previous)
+        # a rate moves in percentage points (2.0 % -> 5.6 % is "+3.6 pp", not "+179 %"); amounts in per cent
+        moved = (f"{(now - before) * 100:+.1f} pp" if name == "conversion" else f"{now / before - 1:+.1%}") \
+            if now is not None and before else None
         change = ("no whole previous period yet" if not previous else
-                  f"{now / before - 1:+.1%} vs the previous {PERIOD_DAYS} days" if now is not None and before else "")
+                  f"{moved} vs the previous {PERIOD_DAYS} days" if moved else "")
         label = "AOV" if name == "aov" else name
         tiles.append(Tile(f"{label}, last {PERIOD_DAYS} days", fmt(now) if now is not None else "–", change))
     buyers = total.get("buyers", 0)
