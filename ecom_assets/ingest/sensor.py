@@ -178,8 +178,8 @@ def plan_tick(
         plan.keys, plan.requested = cached_keys, previously_requested
         return plan
     for drop in unfinished_drops(settings, instance, under_way)[:max_runs]:
-        plan.requests.append(resume_request(drop))
-        plan.resumed[drop.key] = ", ".join(step.to_user_string() for step in drop.steps)
+        plan.requests.append(request := resume_request(drop))
+        plan.resumed[drop.key] = request.tags[RESUMED_TAG]
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
     declared = {item.name: spec_for(item.name, specs) for item in ready}
     ready = [dataclasses.replace(item, kind=declared[item.name].kind)
@@ -235,7 +235,9 @@ def plan_tick(
         "`landing_settle_seconds` (default 10) old; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
         "and re-drops go to rejected/ with a reason, a WARNING, an alert line and a failing WARN check on "
-        "landing_rejects."
+        "landing_rejects. A drop whose ingest run stopped between its steps (its raw table stored or its original "
+        "archived, a later step such as raw_order_sessions missing) is resumed first, once no ingest run of it is "
+        "under way (one attempt per raw materialization)."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
