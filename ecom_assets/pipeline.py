@@ -69,25 +69,6 @@ def refresh(instance, job_name: str, tags: dict | None = None, run_logging=None)
                     asset_selection=selection)
 
 
-def profile_new_drops(instance, data_dir: Path, run_logging=None) -> int:
-    """Materialize `sessions_drop_profile` for every sessions partition that has none yet (drops
-    ingested before the profile existed; the ingest job profiles every new drop itself)."""
-    from ecom_assets.ingest import raw_sessions
-    from ecom_assets.ingest.partitions import sessions_files
-    from ecom_assets.ingest.sensor import resolved_ingest_jobs
-    from ecom_assets.monitoring.assets import sessions_drop_profile
-    from ecom_assets.resources import build_resources
-
-    done = instance.get_materialized_partitions(sessions_drop_profile.key)
-    materialized = instance.get_materialized_partitions(raw_sessions.key)
-    todo = [k for k in instance.get_dynamic_partitions(sessions_files.name) if k not in done and k in materialized]
-    if todo:
-        job = resolved_ingest_jobs(build_resources(data_dir))["sessions"]
-        for key in todo:
-            _execute(job, run_logging, partition_key=key, instance=instance, asset_selection=[sessions_drop_profile.key])
-    return len(todo)
-
-
 def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str:
     """Evaluate retrain_sensor's decision once (cursor kept under the data dir) and execute what it
     requests as a `churn_retrain_job` run."""
@@ -134,8 +115,8 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
     empty = empty_assets(result)
     # every input kind (sessions, orders, events) ends in clean_sessions: while it is empty, nothing is built upon
     if "clean_sessions" in empty:
-        lines.append(f"{NO_DATA}: {len(empty)} table(s) have no rows ({', '.join(empty)}); drop customers*/sessions*.csv "
-                     f"files into {settings.landing} (rejected files and quarantined rows say why nothing was kept)")
+        lines.append(f"{NO_DATA}: {len(empty)} table(s) have no rows ({', '.join(empty)}); drop customers*/sessions*/orders*/"
+                     f"events*.csv files into {settings.landing} (rejected files and quarantined rows say why nothing was kept)")
     elif empty:  # sessions are there: an empty table is a fact about the data (no events, no returns), not a missing drop
         lines.append(f"empty tables: {', '.join(empty)}")
     cards = sorted(settings.path("models").glob("*/model_card.json"), key=lambda p: p.parent.name)
@@ -188,7 +169,6 @@ def cli_run(args) -> int:
             stage = "ingest"
             print(f"ingest: {data_dir / 'landing'}", flush=True)
             print(ingest_landing(instance, data_dir, run_logging), flush=True)
-            profile_new_drops(instance, data_dir, run_logging)
             stage = "build"
             print("build: every table, model, report and export", flush=True)
             result = build_all(instance, as_of=args.as_of, retrain=args.retrain, run_logging=run_logging,

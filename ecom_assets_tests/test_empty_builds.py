@@ -33,6 +33,7 @@ def test_an_empty_build_exits_zero_and_says_no_data_yet(variant: str, cli_env: P
     assert main(["run", "--data-dir", str(cli_env)]) == 0
     out = capsys.readouterr().out
     empty_line = next(line for line in out.splitlines() if line.startswith("no data yet:"))
+    assert "drop customers*/sessions*/orders*/events*.csv files" in empty_line  # every input kind ends in clean_sessions
     for table in ("clean_sessions", "customer_features", "customer_segments", "sales_trends", "churn_predictions"):
         assert table in empty_line
     warehouse = cli_env / "warehouse"

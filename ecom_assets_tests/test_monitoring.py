@@ -15,11 +15,11 @@ from ecom_assets.churn import registry
 from ecom_assets.definitions import defs
 from ecom_assets.generate import generate
 from ecom_assets.ingest import ingest_landing
-from ecom_assets.ingest.sensor import landing_zone_sensor
+from ecom_assets.ingest.sensor import landing_zone_sensor, unfinished_drops
 from ecom_assets.io import write_json_atomic
 from ecom_assets.monitoring.drift import drop_profile_shift
 from ecom_assets.monitoring.sensors import alert_on_run_failure, decide_retrain, retrain_sensor
-from ecom_assets.pipeline import build_all, profile_new_drops
+from ecom_assets.pipeline import build_all
 from ecom_assets.settings import DATA_DIR_ENV, EcomSettings
 
 
@@ -73,10 +73,10 @@ def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instan
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.partition.startswith("sessions_zz_drift.csv__")  # a per-partition check: this drop's
     assert re.search(r"browsing_time_sec PSI \d\.\d{3}", check.description), check.description
-    # the sensor's ingest run profiled the drop too: nothing is left for profile_new_drops
+    # the sensor's ingest run profiled the drop too: nothing is left unfinished
     profiled = instance.get_materialized_partitions(dg.AssetKey("sessions_drop_profile"))
     assert any(key.startswith("sessions_zz_drift") for key in profiled)
-    assert profile_new_drops(instance, data_dir) == 0
+    assert unfinished_drops(settings, instance) == []
     assert build_all(instance).success
     report = json.loads((data_dir / "reports" / "feature_drift_latest.json").read_text())
     assert report["drift_share"] >= settings.drift_share_threshold, report

@@ -11,7 +11,7 @@ from ecom_assets.clean import clean_customers, clean_sessions
 from ecom_assets.ingest import ingest_landing, raw_customers, raw_sessions
 from ecom_assets.ingest import landing as landing_module
 from ecom_assets.ingest import parse as parse_module
-from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick
+from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick, resolved_ingest_jobs
 from ecom_assets.ingest.assets import ACCOUNTING_CHECK
 from ecom_assets.resources import build_resources
 from ecom_assets.settings import EcomSettings
@@ -72,6 +72,7 @@ def test_run_requests_are_capped_per_tick_and_all_files_eventually_ingested_once
         drop(data_dir, f"sessions_{i:02d}.csv", SESSIONS_HEADER + f"\nS{i},C1,2024-01-02,Books,120,0,0\n")
     resources = build_resources(data_dir)
     resources["settings"] = EcomSettings(data_dir=str(data_dir), max_runs_per_tick=5)
+    job = resolved_ingest_jobs(resources)["sessions"]  # raw_sessions and sessions_drop_profile
     requested_keys: list[str] = []
     per_tick: list[int] = []
     result, cursor = tick(instance, resources)  # first sight: every file may still be being written
@@ -81,10 +82,9 @@ def test_run_requests_are_capped_per_tick_and_all_files_eventually_ingested_once
         per_tick.append(len(result.run_requests))
         for add in result.dynamic_partitions_requests:
             instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
-        for request in result.run_requests:  # what the daemon would launch
+        for request in result.run_requests:  # what the daemon would launch: the whole ingest job
             requested_keys.append(request.run_key)
-            assert dg.materialize([raw_sessions], partition_key=request.partition_key, instance=instance,
-                                  resources=resources).success
+            assert job.execute_in_process(partition_key=request.partition_key, instance=instance).success
         if not any((data_dir / "landing").iterdir()):
             break
     assert per_tick[:3] == [5, 5, 2]

@@ -11,7 +11,7 @@ import dagster as dg
 from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS, landing_rejects, read_rejects, rejects_check
 from ecom_assets.ingest.landing import LandingFile, alert, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
-from ecom_assets.ingest.partitions import PARTITIONS, archive_name
+from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
 from ecom_assets.ingest.sources import SOURCES_FILE, SourcesError, SourceSpec, load_sources, spec_for
 from ecom_assets.settings import EcomSettings
 
@@ -29,6 +29,9 @@ INGEST_JOBS = {
     for kind, asset in RAW_ASSETS.items()
 }
 REJECTS_KEY = landing_rejects.key
+RESUMED_TAG = "ecom/resumed"  # on a run that finishes an interrupted ingest: the steps it materializes
+UNDER_WAY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 KIND_ORDER = {"customers": 0, "campaigns": 1, "sessions": 2, "orders": 2, "events": 2}  # customers first: sessions are flagged against them
 
 
@@ -54,6 +57,68 @@ def _reject(plan: "TickPlan", item: LandingFile, settings: EcomSettings, reason:
     plan.rejected[item.name] = reason
 
 
+@dataclass(frozen=True)
+class UnfinishedDrop:
+    kind: str
+    key: str
+    steps: list[dg.AssetKey]  # the steps of its ingest job still to materialize, in job order
+    raw_id: int | None  # storage id of the raw partition's latest materialization (None: none)
+
+
+def _latest_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, int]:
+    return dict(instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION))
+
+
+def unfinished_drops(settings: EcomSettings, instance: dg.DagsterInstance,
+                     skip: set[str] = frozenset()) -> list[UnfinishedDrop]:
+    """Drops whose ingest run did not complete (Ctrl-C, a killed process, a failed step): a registered
+    partition whose raw table is stored but a later step of its ingest job (raw_order_sessions,
+    raw_event_sessions, sessions_drop_profile) has no materialization as recent as it, or whose original
+    is in archive/ but whose raw table was never stored. Read from the instance's event log (latest
+    materialization per partition, one query per asset), so the check costs the same for any number
+    of drops. Partitions in `skip` (runs under way) are left out. A drop rejected by its run (original
+    in rejected/) or never run (still in landing/) is not unfinished: the landing scan handles those."""
+    unfinished = []
+    for kind, raw in RAW_ASSETS.items():
+        later = [dg.AssetKey(name) for name in PER_DROP_ASSETS.get(kind, [])]
+        raw_ids = _latest_ids(instance, raw.key)
+        later_ids = {step: _latest_ids(instance, step) for step in later}
+        for key in instance.get_dynamic_partitions(PARTITIONS[kind].name):
+            if key in skip:
+                continue
+            raw_id = raw_ids.get(key)
+            if raw_id is None:
+                if (settings.archive / archive_name(key)).exists():
+                    unfinished.append(UnfinishedDrop(kind, key, [raw.key, *later], None))
+                continue
+            steps = [step for step in later if later_ids[step].get(key, -1) < raw_id]
+            if steps:
+                unfinished.append(UnfinishedDrop(kind, key, steps, raw_id))
+    return unfinished
+
+
+def ingest_runs_under_way(instance: dg.DagsterInstance) -> set[str]:
+    """Partition keys of ingest runs queued or running: their later steps are not missing, only not done yet."""
+    jobs = {job.name for job in INGEST_JOBS.values()}
+    return {record.dagster_run.tags.get("dagster/partition") for record in
+            instance.get_run_records(dg.RunsFilter(statuses=UNDER_WAY)) if record.dagster_run.job_name in jobs}
+
+
+def resume_request(drop: UnfinishedDrop) -> dg.RunRequest:
+    """The drop's ingest job over its missing steps only. The run key names the raw materialization it
+    finishes: the sensor tries once per raw materialization (a step that fails again shows as a failed
+    run and in clean_sessions' every_drop_accounted check, never as a retry every tick)."""
+    steps = ", ".join(step.to_user_string() for step in drop.steps)
+    return dg.RunRequest(
+        run_key=f"{drop.key}@resume-{drop.raw_id if drop.raw_id is not None else 'archived'}",
+        partition_key=drop.key,
+        job_name=INGEST_JOBS[drop.kind].name,
+        asset_selection=drop.steps,
+        tags={"ecom/source_file": file_name_of(drop.key), "ecom/kind": drop.kind, RESUMED_TAG: steps},
+    )
+
+
 @dataclass
 class TickPlan:
     requests: list[dg.RunRequest] = field(default_factory=list)
@@ -65,11 +130,13 @@ class TickPlan:
     seen: dict[str, list] = field(default_factory=dict)
     requested: dict[str, str] = field(default_factory=dict)
     keys: dict[str, list] = field(default_factory=dict)  # name -> [size, mtime, partition key]
+    resumed: dict[str, str] = field(default_factory=dict)  # partition key -> the steps its resume run materializes
 
     def summary(self) -> str:
         if self.sources_problem:
             return f"{len(self.waiting)} file(s) wait until sources.yaml is fixed: {self.sources_problem}"
-        return (f"{len(self.requests)} run(s) requested, {sum(map(len, self.new_partitions.values()))} new "
+        return (f"{len(self.requests)} run(s) requested ({len(self.resumed)} finishing an interrupted ingest), "
+                f"{sum(map(len, self.new_partitions.values()))} new "
                 f"partition(s), {len(self.rejected)} rejected, {len(self.waiting)} still being written, "
                 f"{self.deferred} deferred to the next tick")
 
@@ -85,9 +152,13 @@ def plan_tick(
     assume_stable: bool = False,
     max_runs: int | None = None,
     log=None,
+    under_way: set[str] = frozenset(),
 ) -> TickPlan:
     """Decide what one tick does. Side effects: only rejecting files (landing.reject: moved to
     rejected/, an alert line, a WARNING on `log`).
+
+    First the drops whose ingest run did not complete (`unfinished_drops`, except partitions in
+    `under_way`) are resumed, then the landing folder's files are planned.
 
     Hashing is the only per-file cost that grows with file size, so a file is hashed at most
     once (the key is cached in the cursor by name, size and mtime) and only when the tick still
@@ -106,6 +177,9 @@ def plan_tick(
         plan.waiting += [item.name for item in ready]
         plan.keys, plan.requested = cached_keys, previously_requested
         return plan
+    for drop in unfinished_drops(settings, instance, under_way)[:max_runs]:
+        plan.requests.append(request := resume_request(drop))
+        plan.resumed[drop.key] = request.tags[RESUMED_TAG]
     known = {kind: set(instance.get_dynamic_partitions(defn.name)) for kind, defn in PARTITIONS.items()}
     declared = {item.name: spec_for(item.name, specs) for item in ready}
     ready = [dataclasses.replace(item, kind=declared[item.name].kind)
@@ -161,12 +235,15 @@ def plan_tick(
         "`landing_settle_seconds` (default 10) old; one partition and one run per file (run_key = content hash), at most "
         "`max_runs_per_tick` (EcomSettings, default 25) runs per tick, each file hashed once; unreadable files "
         "and re-drops go to rejected/ with a reason, a WARNING, an alert line and a failing WARN check on "
-        "landing_rejects."
+        "landing_rejects. A drop whose ingest run stopped between its steps (its raw table stored or its original "
+        "archived, a later step such as raw_order_sessions missing) is resumed first, once no ingest run of it is "
+        "under way (one attempt per raw materialization)."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_tick(settings, context.instance, cursor, log=context.log)
+    plan = plan_tick(settings, context.instance, cursor, log=context.log,
+                     under_way=ingest_runs_under_way(context.instance))
     if plan.sources_problem:
         context.log.warning(plan.summary())
     else:
@@ -205,7 +282,8 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path, run_loggi
 
     One pass, every file treated as complete (the CLI user has finished copying); each request
     runs its named ingest job in process against `instance`, so the runs appear in the UI as the
-    sensor's would. `run_logging` (ecom_assets.progress.RunLogging) prints each step as it ends.
+    sensor's would. A drop whose earlier ingest run did not complete (`unfinished_drops`) has its
+    missing steps run first. `run_logging` (ecom_assets.progress.RunLogging) prints each step as it ends.
     """
     from ecom_assets.resources import build_resources
 
@@ -215,25 +293,30 @@ def ingest_landing(instance: dg.DagsterInstance, data_dir: str | Path, run_loggi
         instance.add_dynamic_partitions(PARTITIONS[kind].name, keys)
     jobs = resolved_ingest_jobs(build_resources(data_dir)) if plan.requests else {}
     totals = {"rows_in": 0, "clean": 0, "quarantined": 0, "duplicate": 0}
-    failed = []
+    failed, ingested, resumed = [], 0, []
     for request in plan.requests:
         kind = request.tags["ecom/kind"]
-        run = dict(partition_key=request.partition_key, instance=instance, tags={**request.tags, "ecom/trigger": "cli"})
+        run = dict(partition_key=request.partition_key, instance=instance, tags={**request.tags, "ecom/trigger": "cli"},
+                   asset_selection=request.asset_selection)
         result = (run_logging.execute(jobs[kind], **run) if run_logging
                   else jobs[kind].execute_in_process(raise_on_error=False, **run))
         if not result.success:
             failed.append(request.tags["ecom/source_file"])
             continue
+        if RESUMED_TAG in request.tags:  # its rows were counted by the run that stored its raw table
+            resumed.append(f"{request.tags['ecom/source_file']} ({request.tags[RESUMED_TAG]})")
+            continue
+        ingested += 1
         for event in result.get_asset_materialization_events():
             if event.asset_key != RAW_ASSETS[kind].key:
                 continue
             meta = event.materialization.metadata
             for k in totals:
                 totals[k] += meta[k].value
-    lines = [
-        f"ingested {len(plan.requests) - len(failed)} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
-        f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate",
-    ]
+    lines = [f"finished {len(resumed)} interrupted ingest(s): {'; '.join(resumed)}"] if resumed else []
+    lines.append(
+        f"ingested {ingested} file(s): {totals['rows_in']:,} rows in = {totals['clean']:,} clean"
+        f" + {totals['quarantined']:,} quarantined + {totals['duplicate']:,} duplicate")
     if plan.sources_problem:
         lines.append(f"NOT INGESTED: {plan.summary()}")
     if plan.rejected:
