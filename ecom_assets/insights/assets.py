@@ -199,7 +199,13 @@ def cohort_metrics(clean_sessions: pl.LazyFrame, clean_customers: pl.DataFrame) 
     def heatmap(ax):
         pivot = triangle.filter(pl.col("months_since").is_between(1, 12)).pivot(
             on="months_since", index="cohort", values="retention").sort("cohort")
-        ax.imshow(pivot.drop("cohort").to_numpy(), aspect="auto", cmap="Blues")
+        cells = pivot.drop("cohort").to_numpy()
+        if cells.size == 0:  # less than a month after the first purchase: no retention to draw
+            ax.text(0.5, 0.5, "not enough history yet (retention starts one month after a first purchase)",
+                    ha="center", va="center", wrap=True)
+            ax.set_axis_off()
+            return
+        ax.imshow(cells, aspect="auto", cmap="Blues")
         ax.set_xlabel("months since first purchase")
         ax.set_ylabel("first-purchase cohort")
 
