@@ -62,6 +62,9 @@ def key_figure(metadata: dict) -> str:
                 # a merged table: the drops' clean rows end kept, a duplicate of another drop's, or superseded
                 extra = (f" = {fmt(plain('dagster/row_count'))} kept + {fmt(plain('duplicates_across_files'))} duplicate "
                          f"across files + {fmt(plain('superseded_by_later_drop'))} superseded")
+                # clean_sessions: parts of one session cut across events drops end as one row
+                if "merged_across_files" in metadata and plain("merged_across_files"):
+                    extra += f" + {fmt(plain('merged_across_files'))} session parts merged across files"
             return f"{'rows' if name == 'dagster/row_count' else name.replace('_', ' ')} {fmt(value)}{extra}"
     return ""
 

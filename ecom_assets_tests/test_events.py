@@ -1,6 +1,7 @@
 """events*.csv: event rows -> clean_events, one clean_sessions row per session, funnels and pairs."""
 
 import random
+import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
@@ -12,6 +13,7 @@ from ecom_assets.clean import clean_events
 from ecom_assets.ingest import events, raw_events
 from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.parse import parse_drop
+from ecom_assets.progress import key_figure
 from ecom_assets.insights.events import category_funnel, conversion_by_time, event_funnel, item_funnel, pairs_within
 from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean, quarantine
 
@@ -237,6 +239,11 @@ def check_whole_session(tables: dict, sessions_from_drops: int) -> None:
     figures = tables["result"].asset_materializations_for_node("clean_sessions")[-1].metadata
     assert figures["rows_from_drops"].value == sessions_from_drops
     assert figures["merged_across_files"].value == 1
+    # the run's console line for clean_sessions adds up: every term of the accounting is printed
+    line = key_figure(figures)
+    assert "+ 1 session parts merged across files" in line
+    total, *parts = (int(n.replace(",", "")) for n in re.findall(r"[\d,]+\d|\d", line))
+    assert total == sessions_from_drops == sum(parts)
     events = tables["events"]
     assert events.height == 6 and events["session_id"].n_unique() == 3
     assert set(events.filter(pl.col("event_time").dt.hour().is_in([23, 0]))["session_id"]) == {night["session_id"]}

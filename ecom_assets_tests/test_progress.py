@@ -72,3 +72,20 @@ def test_a_merged_tables_line_adds_up_to_the_rows_from_the_drops() -> None:
     assert line == "rows from drops 1,553 = 1,494 kept + 50 duplicate across files + 9 superseded"
     total, *parts = (int(n.replace(",", "")) for n in re.findall(r"[\d,]+\d|\d", line))
     assert total == sum(parts)
+
+
+def test_session_parts_merged_across_files_are_a_term_of_the_line() -> None:
+    """clean_sessions after an events export cut at midnight into two daily files: 4,175 session parts
+    from the drops, 175 of them the second half of a session begun in the other file (merged into it).
+    The line used to stop at "+ 0 superseded", 175 short of the rows from the drops."""
+    merged = {"rows_from_drops": dg.MetadataValue.int(4_175), "duplicates_across_files": dg.MetadataValue.int(0),
+              "superseded_by_later_drop": dg.MetadataValue.int(0), "merged_across_files": dg.MetadataValue.int(175),
+              "dagster/row_count": dg.MetadataValue.int(4_000)}
+    line = key_figure(merged)
+    assert line == ("rows from drops 4,175 = 4,000 kept + 0 duplicate across files + 0 superseded "
+                    "+ 175 session parts merged across files")
+    total, *parts = (int(n.replace(",", "")) for n in re.findall(r"[\d,]+\d|\d", line))
+    assert total == sum(parts)
+    # order lines are never merged: no zero term for them
+    assert "merged" not in key_figure({**merged, "merged_across_files": dg.MetadataValue.int(0),
+                                       "dagster/row_count": dg.MetadataValue.int(4_175)})
