@@ -50,6 +50,32 @@ def write_card(models_dir: Path, version: str, card: dict) -> Path:
     return path
 
 
+def latest_card(models_dir: Path) -> dict | None:
+    """The newest version's card; a version folder without one (training interrupted) gives {"version": ...}.
+    None while no version exists."""
+    versions = list_versions(models_dir)
+    if not versions:
+        return None
+    path = Path(models_dir) / versions[-1] / "model_card.json"
+    return json.loads(path.read_text()) if path.exists() else {"version": versions[-1]}
+
+
+def could_not_train(models_dir: Path, card: dict | None) -> str | None:
+    """Why `card`'s version could not be trained (too little history, or neither a model nor a serving
+    baseline was saved), in words; None when it was trained (or `card` is None: no version yet)."""
+    if card is None:
+        return None
+    version = card["version"]
+    if "status" not in card:
+        return f"{version} has no model card (its training was interrupted)"
+    if card["status"] == "insufficient_history":
+        return f"{version} could not be trained (insufficient_history)"
+    folder = Path(models_dir) / version
+    if not (folder / "model.json").exists() and not (folder / "baseline.json").exists():
+        return f"{version} saved neither a model nor a serving baseline"
+    return None
+
+
 def reference_features_path(models_dir: Path, version: str) -> Path:
     return Path(models_dir) / version / "reference_features.parquet"
 
