@@ -173,6 +173,14 @@ def test_more_history_is_asked_for_once_per_data_state_and_not_cooled_down(tmp_p
     _untrained(settings, "f1", recheck="f2")  # the retrain found the training data unchanged: v0001 stands
     rechecked = decide_retrain(settings, {}, now)
     assert rechecked.request is None and "rechecked on the data as it is now" in rechecked.reason
+    # a judged version whose files are gone serves nothing either; once its model is there, nothing to retry
+    registry.write_card(settings.models, "v0001", {"version": "v0001", "status": "no_skill", "features_fingerprint": "f1"})
+    assert decide_retrain(settings, {}, now).request.tags["ecom/trigger_detail"].startswith(
+        "v0001 saved neither a model nor a serving baseline")
+    (settings.models / "v0001" / "model.json").write_text("{}")
+    (settings.models / "v0002").mkdir()  # a training still running: no card yet, so not judged
+    trained = decide_retrain(settings, {}, now)
+    assert trained.request is None and "model:" not in trained.reason
 
 
 def test_html_reports_open_offline(loop) -> None:

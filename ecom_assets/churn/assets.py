@@ -166,7 +166,7 @@ def unchanged_since(settings: EcomSettings, training: pl.DataFrame, customer_fea
     and the training data is the same as then: a `more_history` request then makes no new version. None when a
     new version is due."""
     latest = registry.latest_card(settings.models)
-    if registry.could_not_train(settings.models, latest) is None or "status" not in latest:
+    if registry.could_not_train(settings.models, latest) is None:
         return None
     fingerprint = training_fingerprint(training)
     if fingerprint != latest.get("data_fingerprint"):

@@ -51,13 +51,13 @@ def write_card(models_dir: Path, version: str, card: dict) -> Path:
 
 
 def latest_card(models_dir: Path) -> dict | None:
-    """The newest version's card; a version folder without one (training interrupted) gives {"version": ...}.
-    None while no version exists."""
-    versions = list_versions(models_dir)
-    if not versions:
-        return None
-    path = Path(models_dir) / versions[-1] / "model_card.json"
-    return json.loads(path.read_text()) if path.exists() else {"version": versions[-1]}
+    """The card of the newest version that has one (the card is written last: a folder without one is a
+    training still running or interrupted). None while there is none."""
+    for version in reversed(list_versions(models_dir)):
+        path = Path(models_dir) / version / "model_card.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
 
 
 def could_not_train(models_dir: Path, card: dict | None) -> str | None:
@@ -66,8 +66,6 @@ def could_not_train(models_dir: Path, card: dict | None) -> str | None:
     if card is None:
         return None
     version = card["version"]
-    if "status" not in card:
-        return f"{version} has no model card (its training was interrupted)"
     if card["status"] == "insufficient_history":
         return f"{version} could not be trained (insufficient_history)"
     folder = Path(models_dir) / version
