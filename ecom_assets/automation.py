@@ -16,6 +16,7 @@ REFRESH_TAG = "ecom/refresh"
 REFRESH_PER_DROP = {REFRESH_TAG: "per_drop"}
 REFRESH_DAILY = {REFRESH_TAG: "daily"}
 # the training set and the model: in the first drop refresh while no model exists (trigger `initial`),
-# afterwards only on purpose (`churn_retrain_job`: retrain_sensor, `ecom-assets run --retrain`, the UI)
+# afterwards only on purpose (`churn_retrain_job`: retrain_sensor, `ecom-assets run --retrain`, the UI) or
+# while the latest version could not be trained (trigger `more_history`: retrain_sensor, `ecom-assets run`)
 REFRESH_FIRST_MODEL = {REFRESH_TAG: "first_model"}
 DAILY_CRON = "0 6 * * *"

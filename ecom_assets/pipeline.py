@@ -30,20 +30,28 @@ def _execute(job, run_logging=None, **kwargs):
 def build_all(instance, as_of: str | None = None, tags: dict | None = None, retrain: bool = False, run_logging=None):
     """Materialize every asset that is not a per-file ingest partition, in one `build_all_job` run.
 
-    The churn model is trained here only when none exists yet (trigger `initial`) or with
-    `retrain`; afterwards the retrain sensor decides, on drift or decaying realised performance.
+    The churn model is trained here when none exists yet (trigger `initial`), with `retrain`, or
+    when the latest version could not be trained (trigger `more_history`: `churn_model` makes a new
+    version only if the training data changed since); otherwise the retrain sensor decides, on
+    drift or decaying realised performance.
     """
     import dagster as dg
 
     from ecom_assets.churn import registry
+    from ecom_assets.churn.assets import MORE_HISTORY, TRIGGER_DETAIL_TAG, TRIGGER_TAG
     from ecom_assets.definitions import defs
     from ecom_assets.jobs import BUILD_ALL_JOB
     from ecom_assets.settings import EcomSettings, default_data_dir
 
     job = defs.resolve_job_def(BUILD_ALL_JOB)
-    has_model = bool(registry.list_versions(EcomSettings(data_dir=default_data_dir()).path("models")))
+    models = EcomSettings(data_dir=default_data_dir()).path("models")
+    latest = registry.latest_card(models)
+    untrained = registry.could_not_train(models, latest)
     selection = None
-    if has_model and not retrain:
+    if untrained and not retrain:
+        tags = {**(tags or {}), TRIGGER_TAG: MORE_HISTORY,
+                TRIGGER_DETAIL_TAG: f"{untrained}: a new version if the training data changed since"}
+    elif latest is not None and not retrain:
         keep_model = {dg.AssetKey("churn_training_set"), dg.AssetKey("churn_model")}
         selection = [k for k in job.asset_layer.selected_asset_keys if k not in keep_model]
     return _execute(job, run_logging, instance=instance, tags=tags,
@@ -129,10 +137,16 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
         extra = f", best classic {metrics['best_classic']}" if metrics.get("best_classic") else ""
         if metrics.get("tiers_monotone") is not None:
             extra += f", tiers monotone on holdout: {metrics['tiers_monotone']}"
-        lines.append(f"latest model {card.get('version')}: {card.get('status')} (trigger {card.get('trigger')})"
+        # when it was made and on which data: a verdict like "too little history" is about that data, not today's
+        made = f", created {card['created_at'][:16].replace('T', ' ')} UTC" if card.get("created_at") else ""
+        made += f" on data as of {card['data_as_of']}" if card.get("data_as_of") else ""
+        lines.append(f"latest model {card.get('version')}: {card.get('status')} (trigger {card.get('trigger')}){made}"
                      + (f", {auc}" if auc else "") + extra)
         if card.get("status_reason"):
             lines.append(f"  {card['status_reason']}")
+        if recheck := card.get("last_recheck"):
+            lines.append(f"  rechecked {recheck['at'][:16].replace('T', ' ')} UTC on data as of "
+                         f"{recheck.get('data_as_of')}: {recheck['outcome']}")
     champion = settings.path("models", "champion.json")
     lines.append(f"serving model: {json.loads(champion.read_text())['version']}" if champion.exists()
                  else "serving model: none (the calibrated classic baseline scores)")

@@ -23,13 +23,13 @@ from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, ingest_and_c
 MODEL_ASSETS = [customer_history, customer_features, churn_training_set, churn_model, churn_predictions, churn_risk_list]
 
 
-def build(data_dir, instance, resources, selection=MODEL_ASSETS, raise_on_error=True):
+def build(data_dir, instance, resources, selection=MODEL_ASSETS, raise_on_error=True, tags=None):
     from ecom_assets.clean import clean_customers, clean_sessions
     from ecom_assets.ingest import raw_campaigns, raw_customers, raw_sessions
 
     everything = [raw_customers, raw_sessions, raw_campaigns, clean_customers, clean_sessions, *MODEL_ASSETS]
     return dg.materialize(everything, selection=selection, instance=instance, resources=resources,
-                          raise_on_error=raise_on_error)
+                          raise_on_error=raise_on_error, tags=tags)
 
 
 def card(data_dir, version="v0001") -> dict:
@@ -213,6 +213,42 @@ def test_a_few_weeks_of_purchases_is_insufficient_history(data_dir, instance, re
     assert c["status"] == "insufficient_history" and "window" in c["status_reason"]
     predictions = result.output_for_node("churn_predictions")
     assert predictions.height == 80 and set(predictions["risk_tier"]) == {"unscored"}
+
+
+def test_more_history_makes_a_new_version_only_when_the_training_data_changed(data_dir, instance, resources) -> None:
+    """A `more_history` run (ecom-assets run, or retrain_sensor's churn_retrain_job, while the latest version
+    could not be trained): three weeks of purchases again make no v0002, however often asked; once a year of
+    purchases is there (labelled windows), a new version is made."""
+    start = date(2024, 3, 1)
+    rows = [f"S{i},C{i % 80},{start + timedelta(days=i % 21)},Retail,,1,{10 + i % 37}.5" for i in range(400)]
+    drop(data_dir, "sessions.csv", SESSIONS_HEADER + "\n" + "\n".join(rows) + "\n")
+    ingest_and_clean(data_dir, instance, resources)
+    assert build(data_dir, instance, resources).success
+    first = card(data_dir)
+    assert first["status"] == "insufficient_history" and first["status_reason"].startswith("data as of 2024-03-21: ")
+    more = {"ecom/trigger": "more_history"}
+    for _ in range(2):
+        result = build(data_dir, instance, resources, tags=more)
+        assert result.success and registry.list_versions(data_dir / "models") == ["v0001"]
+    kept = card(data_dir)
+    assert kept["status_reason"] == first["status_reason"] and kept["trigger"] == "initial"
+    assert kept["last_recheck"]["outcome"] == "training data unchanged (still no labelled 90-day window): no new version"
+    meta = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "churn_model")
+    assert meta.materialization.metadata["new_version"].value.startswith("no: v0001 stands")
+
+    # a year of weekly-ish purchases by 120 customers, a third of whom stop buying along the way
+    rng = np.random.default_rng(11)
+    later = []
+    for c in range(120):
+        stop = 400 if c % 3 else int(rng.integers(60, 330))
+        later += [f"L{c}-{d},C{c},{start + timedelta(days=int(d))},Retail,,1,{20 + c % 13}.5"
+                  for d in np.unique(rng.integers(0, stop, 12))]
+    drop(data_dir, "sessions_later.csv", SESSIONS_HEADER + "\n" + "\n".join(later) + "\n")
+    ingest_and_clean(data_dir, instance, resources)
+    assert build(data_dir, instance, resources, tags=more).success
+    second = card(data_dir, "v0002")
+    assert second["trigger"] == "more_history" and second["data_fingerprint"] != first["data_fingerprint"]
+    assert second["data_as_of"] > first["data_as_of"]
 
 
 def test_purchase_only_log_with_one_category_still_trains(data_dir, instance, resources) -> None:

@@ -9,6 +9,7 @@ import polars as pl
 from ecom_assets.clean.store import merge_sessions, session_shaped
 from ecom_assets.clean.tables import SESSION_CONTENT, latest_per_id
 from ecom_assets.io import StoredParts
+from ecom_assets_tests.ingest_helpers import CUSTOMERS_HEADER, SESSIONS_HEADER, drop, ingest_and_clean
 
 CUSTOMERS = pl.DataFrame({
     "customer_id": ["C1", "C2", "C3"],
@@ -114,3 +115,25 @@ def test_uniqueness_check_catches_a_repeated_id_and_passes_distinct_ones() -> No
         assert "unique" in str(err) and "C999" in str(err)
     else:
         raise AssertionError("a repeated customer_id passed validation")
+
+
+def _unknown_customers_check(tables: dict):
+    return next(c for c in tables["result"].get_asset_check_evaluations()
+                if c.check_name == "sessions_of_unknown_customers")
+
+
+def test_unknown_customers_check_is_no_noise_without_a_customers_file(data_dir, instance, resources) -> None:
+    """An orders- or sessions-only shop (no customers*.csv ever dropped): every session names a customer the
+    shop knows only from their sessions. The WARN check used to fail on 100 % of them; it passes and says why,
+    and still fails once a customers file exists that lacks a customer the sessions name (C9)."""
+    drop(data_dir, "sessions_2024-01.csv", SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,19.90\n"
+         "S2,C2,2024-01-03,Home,60,0,0\nS3,C9,2024-01-05,Books,45,0,0\n")
+    alone = _unknown_customers_check(ingest_and_clean(data_dir, instance, resources))
+    assert alone.passed
+    assert alone.description.startswith("no customers file dropped: customers are known only from their "
+                                        "orders/sessions")
+    assert alone.metadata["sessions"].value == 3  # the rows keep their flag: the check only stops crying wolf
+    drop(data_dir, "customers.csv", CUSTOMERS_HEADER + "\nC1,34,F,Leeds,2023-05-01\nC2,51,M,York,2023-07-12\n")
+    known = _unknown_customers_check(ingest_and_clean(data_dir, instance, resources))
+    assert not known.passed
+    assert known.description.startswith("1 sessions reference a customer_id not in clean_customers")

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from ecom_assets.cli import main
+from ecom_assets.generate import generate
 
 PREDICTION_COLUMNS = {
     "customer_id", "churn_probability", "top_drivers", "risk_tier", "model_version", "as_of", "cold_start",
@@ -85,3 +86,54 @@ def test_short_purchase_log_exits_zero_with_insufficient_history(cli_env: Path) 
     assert main(["run", "--data-dir", str(cli_env)]) == 0
     assert _model_card(cli_env)["status"] == "insufficient_history"
     assert (cli_env / "warehouse" / "churn_predictions.parquet").exists()
+
+
+def _versions(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "models").glob("v*"))
+
+
+def test_a_model_that_could_not_be_trained_is_tried_again_once_more_history_arrives(cli_env: Path, tmp_path: Path,
+                                                                                    capsys) -> None:
+    """Tryout s7/s7b: a shop sends only its order log (no customers file), first nothing, then 6 months, then
+    the following 12. The first run saved v0001 `insufficient_history`, and because `ecom-assets run` trained
+    only while no version existed, the churn list stayed unscored for good (only `--retrain` helped)."""
+    staged = tmp_path / "staged"
+    generate(staged, customers=1500, days=540, files=3, seed=4, shape="orders")
+    for name in ("customers.csv", "campaigns.csv"):
+        (staged / name).unlink()
+    landing = cli_env / "landing"
+    landing.mkdir(parents=True)
+    run = ["run", "--data-dir", str(cli_env)]
+
+    assert main(run) == 0  # before any export arrived
+    first = _model_card(cli_env)
+    assert (first["version"], first["status"], first["trigger"]) == ("v0001", "insufficient_history", "initial")
+    assert first["status_reason"].startswith("no data yet: only 0 labelled 90-day window(s)")
+    capsys.readouterr()
+
+    shutil.move(staged / "orders_001.csv", landing)  # the first 180 days: still too short for a model
+    assert main(run) == 0
+    short = _model_card(cli_env)
+    # still no labelled window, so the same (empty) training data: v0001 stands, its verdict about the data of
+    # its own day; the recheck against today's data is said beside it
+    assert short["version"] == "v0001" and short["status_reason"] == first["status_reason"]
+    recheck = short["last_recheck"]
+    assert recheck["data_as_of"] and recheck["outcome"].startswith("training data unchanged")
+    assert f"rechecked {recheck['at'][:10]}" in capsys.readouterr().out
+
+    for name in ("orders_002.csv", "orders_003.csv"):  # the next 12 months
+        shutil.move(staged / name, landing)
+    assert main(run) == 0
+    out = capsys.readouterr().out
+    trained = _model_card(cli_env)
+    assert trained["trigger"] == "more_history" and trained["status"] != "insufficient_history", trained
+    assert re.search(rf"^latest model {trained['version']}: {trained['status']} \(trigger more_history\), created "
+                     rf".* on data as of {trained['data_as_of']}", out, re.M), out
+    assert "only 0 labelled" not in out  # the old verdict is not shown as today's
+    risk = pl.read_csv(cli_env / "exports" / "churn_risk_list.csv")
+    assert risk["churn_probability"].drop_nulls().len() > 0
+    assert set(risk["status"]) - {"unscored", "lapsed"}, risk["status"].value_counts()
+
+    versions = _versions(cli_env)
+    assert main(run) == 0  # nothing new: no retrain loop on unchanged data
+    assert _versions(cli_env) == versions

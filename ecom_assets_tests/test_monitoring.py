@@ -19,7 +19,8 @@ from ecom_assets.ingest.sensor import landing_zone_sensor, unfinished_drops
 from ecom_assets.io import write_json_atomic
 from ecom_assets.monitoring.drift import drop_profile_shift
 from ecom_assets.monitoring.sensors import alert_on_run_failure, decide_retrain, retrain_sensor
-from ecom_assets.pipeline import build_all
+from ecom_assets.jobs import DROP_REFRESH_JOB
+from ecom_assets.pipeline import build_all, refresh
 from ecom_assets.settings import DATA_DIR_ENV, EcomSettings
 
 
@@ -100,6 +101,86 @@ def test_drift_drop_triggers_exactly_one_retrain_with_trigger_drift(loop, instan
     # the drifted file is visible at the file level too
     profiles = instance.get_latest_materialization_event(dg.AssetKey("sessions_drop_profile"))
     assert "browsing_time_sec" in profiles.asset_materialization.metadata["shifted"].value
+
+
+def test_the_retrain_sensor_tries_a_model_again_once_more_history_arrived(tmp_path, monkeypatch, instance, resources,
+                                                                          data_dir) -> None:
+    """Tryout s7b under `dagster dev`: the first drops hold 180 days, so v0001 is `insufficient_history`; the
+    next drops bring the history to 540 days. The drop refresh trains no model once a version exists, and the
+    retrain sensor only said "drift: no reference yet (no champion model)" for good."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))
+    staged = tmp_path / "staged"
+    generate(staged, customers=1500, days=540, files=3, seed=4)
+    (data_dir / "landing").mkdir(parents=True, exist_ok=True)
+    for name in ("customers.csv", "sessions_001.csv"):
+        shutil.move(staged / name, data_dir / "landing" / name)
+    ingest_landing(instance, data_dir)
+    assert build_all(instance).success
+    settings = EcomSettings(data_dir=str(data_dir))
+    assert registry.load_card(settings.models, "v0001")["status"] == "insufficient_history"
+    waiting = retrain_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(waiting, dg.SkipReason)
+    assert "model: v0001 could not be trained (insufficient_history); the data has not changed since" in \
+        waiting.skip_message
+
+    for name in ("sessions_002.csv", "sessions_003.csv"):
+        shutil.move(staged / name, data_dir / "landing" / name)
+    ingest_landing(instance, data_dir)
+    assert refresh(instance, DROP_REFRESH_JOB).success  # what drop_refresh_sensor asks for: scores, no model
+    assert registry.list_versions(settings.models) == ["v0001"]
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    request = retrain_sensor(context)
+    assert isinstance(request, dg.RunRequest) and request.tags["ecom/trigger"] == "more_history"
+    assert request.run_key.startswith("more-history-v0001-")
+    assert defs.resolve_job_def(request.job_name).execute_in_process(instance=instance, tags=request.tags).success
+    card = registry.load_card(settings.models, "v0002")
+    assert card["trigger"] == "more_history" and card["status"] != "insufficient_history", card["status_reason"]
+    assert "v0001 could not be trained" in card["trigger_detail"]
+    # once trained, nothing more to ask for: no loop
+    again = retrain_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor))
+    assert isinstance(again, dg.SkipReason) and "model:" not in again.skip_message
+
+
+def _untrained(settings, features_fingerprint: str, recheck: str | None = None) -> None:
+    card = {"version": "v0001", "status": "insufficient_history", "status_reason": "no data yet: only 0 …",
+            "trigger": "initial", "features_fingerprint": features_fingerprint}
+    if recheck:
+        card["last_recheck"] = {"features_fingerprint": recheck, "outcome": "training data unchanged (…): no new version"}
+    registry.write_card(settings.models, "v0001", card)
+
+
+def _scored(settings, as_of: str, fingerprint: str, minute: int) -> None:
+    pl.DataFrame({"customer_id": ["C1"], "churn_probability": [None], "model_version": ["none"], "as_of": [as_of],
+                  "cold_start": [False], "feature_fingerprint": [fingerprint],
+                  "scored_at": [datetime(2026, 1, 1, 0, minute, tzinfo=timezone.utc)]}).write_parquet(
+        settings.folder("warehouse") / "prediction_log" / f"{as_of}__none.parquet", mkdir=True)
+
+
+def test_more_history_is_asked_for_once_per_data_state_and_not_cooled_down(tmp_path) -> None:
+    settings = EcomSettings(data_dir=str(tmp_path), retrain_cooldown_hours=24)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    _untrained(settings, "f1")
+    _scored(settings, "2024-06-30", "f1", 0)  # scored on the data v0001 was judged on
+    same = decide_retrain(settings, {"last_request_at": now.isoformat()}, now)
+    assert same.request is None and same.reason.endswith("v0001 could not be trained (insufficient_history); "
+                                                         "the data has not changed since")
+    _scored(settings, "2024-07-31", "f2", 1)  # a later drop: the newest batch saw other data
+    asked = decide_retrain(settings, same.cursor, now)  # a drift retrain an hour ago does not hold it back
+    assert asked.request is not None and asked.request.tags["ecom/trigger"] == "more_history"
+    assert asked.request.run_key == "more-history-v0001-f2" and "changed since" in asked.request.tags[
+        "ecom/trigger_detail"]
+    assert decide_retrain(settings, asked.cursor, now).request is None  # asked once for this data
+    _untrained(settings, "f1", recheck="f2")  # the retrain found the training data unchanged: v0001 stands
+    rechecked = decide_retrain(settings, {}, now)
+    assert rechecked.request is None and "rechecked on the data as it is now" in rechecked.reason
+    # a judged version whose files are gone serves nothing either; once its model is there, nothing to retry
+    registry.write_card(settings.models, "v0001", {"version": "v0001", "status": "no_skill", "features_fingerprint": "f1"})
+    assert decide_retrain(settings, {}, now).request.tags["ecom/trigger_detail"].startswith(
+        "v0001 saved neither a model nor a serving baseline")
+    (settings.models / "v0001" / "model.json").write_text("{}")
+    (settings.models / "v0002").mkdir()  # a training still running: no card yet, so not judged
+    trained = decide_retrain(settings, {}, now)
+    assert trained.request is None and "model:" not in trained.reason
 
 
 def test_html_reports_open_offline(loop) -> None:

@@ -24,6 +24,8 @@ SKILL_CHECK = "churn_model_has_skill"
 LEAKAGE_CHECK = "churn_model_no_leakage"
 TRIGGER_TAG = "ecom/trigger"
 TRIGGER_DETAIL_TAG = "ecom/trigger_detail"
+# the latest version could not be trained (too little history) and the data has changed since: try again
+MORE_HISTORY = "more_history"
 BASELINE_PREFIX = "baseline-"  # + the classic that serves without a champion: baseline-recency, baseline-bgnbd
 PREDICTION_COLUMNS = {
     "customer_id": "string",
@@ -147,6 +149,37 @@ def _model_summary(trained: churn.TrainedModel) -> dict:
     return {"best_iteration": trained.best_iteration, "features": len(trained.features), **trained.training}
 
 
+def training_fingerprint(training: pl.DataFrame) -> str | None:
+    """`churn.fingerprint` of the training set; None while it is empty (nothing labelled yet)."""
+    return churn.fingerprint(training) if not training.is_empty() else None
+
+
+def _data_state(current_features: pl.DataFrame | None) -> dict:
+    """What the current data looked like at training time: the features' as-of date and fingerprint (the same
+    `feature_fingerprint` each prediction batch logs, so the retrain sensor can tell when the data changed)."""
+    if current_features is None:
+        return {}
+    as_of = str(current_features["as_of"][0]) if "as_of" in current_features.columns and current_features.height else None
+    return {"data_as_of": as_of, "features_fingerprint": churn.fingerprint(current_features)}
+
+
+def unchanged_since(settings: EcomSettings, training: pl.DataFrame, customer_features: pl.DataFrame) -> dict | None:
+    """The latest version's card, with this check recorded in it (`last_recheck`), when it could not be trained
+    and the training data is the same as then: a `more_history` request then makes no new version. None when a
+    new version is due."""
+    latest = registry.latest_card(settings.models)
+    if registry.could_not_train(settings.models, latest) is None:
+        return None
+    fingerprint = training_fingerprint(training)
+    if fingerprint != latest.get("data_fingerprint"):
+        return None
+    unchanged = f"fingerprint {fingerprint}" if fingerprint else "still no labelled 90-day window"
+    latest["last_recheck"] = {"at": datetime.now(timezone.utc).isoformat(), **_data_state(customer_features),
+                              "outcome": f"training data unchanged ({unchanged}): no new version"}
+    registry.write_card(settings.models, latest["version"], latest)
+    return latest
+
+
 def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: str, detail: str,
                        current_features: pl.DataFrame | None = None):
     """Train, judge, save and maybe promote a new version. Returns (card, served model or None)."""
@@ -154,7 +187,8 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     version = registry.next_version(models)
     card = {"version": version, "created_at": datetime.now(timezone.utc).isoformat(), "trigger": trigger,
             "trigger_detail": detail, "promoted": False, "params": churn.PARAMS, "metrics": {},
-            "library_versions": _library_versions(), "champion_before": registry.champion_version(models)}
+            "library_versions": _library_versions(), "champion_before": registry.champion_version(models),
+            "data_fingerprint": training_fingerprint(training), **_data_state(current_features)}
     train, holdout, labelled = split_windows(training)
     cold = training.filter(pl.col("cold_start") & ~pl.col("is_holdout")) if not training.is_empty() else training
     # never-buyers have a scorer of their own, gated on the same holdout window
@@ -165,8 +199,7 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
         card.update(training_cutoffs=sorted({str(c) for c in train["cutoff"].to_list()}),
                     holdout_cutoff=str(holdout["cutoff"][0]) if holdout.height else None,
                     windows_refit_only=sorted({str(c) for c in labelled.filter(~pl.col("is_holdout"))["cutoff"].to_list()}
-                                              - {str(c) for c in train["cutoff"].to_list()}),
-                    data_fingerprint=churn.fingerprint(training))
+                                              - {str(c) for c in train["cutoff"].to_list()}))
     problem = churn.has_enough_history(train, holdout)
     if problem:
         # no gate to pass: the classic is calibrated on whatever labelled window there is
@@ -174,7 +207,9 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
         base_rows = next((rows for rows in (train, older, holdout) if rows.height), None)
         baseline = churn.fit_baseline(base_rows, holdout, cold) if base_rows is not None else None
         usable = baseline is not None and baseline["classic"] is not None
-        card.update(status="insufficient_history", status_reason=f"{problem}; predictions fall back to "
+        # the data it was judged on, said with the reason: more data may come, and this text must not read as current
+        seen = f"data as of {card['data_as_of']}" if card.get("data_as_of") else "no data yet"
+        card.update(status="insufficient_history", status_reason=f"{seen}: {problem}; predictions fall back to "
                     + (f"the calibrated classic baseline ({baseline['classic']})" if usable else "no score") + ".")
         if usable:
             registry.save_baseline(models, version, baseline)
@@ -266,12 +301,17 @@ def _calibration_metadata(card: dict) -> dict:
         "AUC(model) - AUC(best classic) is above 0 and it is not significantly worse than the current champion; "
         "then refitted on every labelled window before it serves. Reliability per decile, ECE and the risk tiers' "
         "observed churn on the holdout are in the card. Saved as models/<version>/model.json + calibration.json + "
-        "baseline.json + model_card.json (no pickle)."
+        "baseline.json + model_card.json (no pickle). A run tagged `more_history` (the latest version could not "
+        "be trained and the data changed since) makes a new version only if the training set's fingerprint "
+        "differs from that version's `data_fingerprint`; else the version stands and its card records the recheck."
     ),
     tags=REFRESH_FIRST_MODEL,
     metadata=column_schema({"version": "string", "status": "champion | no_skill | leakage_suspected | "
                             "insufficient_history | not_promoted", "metrics": "holdout metrics vs the baseline",
-                            "trigger": "initial | drift | performance | manual | schedule"}),
+                            "trigger": "initial | more_history | drift | performance | manual | schedule",
+                            "new_version": "whether this run made a version (a `more_history` attempt on the "
+                            "unchanged training data of a version that could not be trained makes none)",
+                            "data_as_of": "as-of date of the data the version was trained on"}),
     check_specs=[
         dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
                           description="the model beats the best classic baseline (recency or BG/NBD) out of time "
@@ -285,14 +325,23 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
     tags = context.run.tags if context.run else {}
     # untagged runs: the project's first model is `initial`, any later one was asked for by hand
     trigger = tags.get(TRIGGER_TAG) or ("manual" if registry.list_versions(settings.models) else "initial")
-    card, trained = train_and_register(settings, churn_training_set, trigger,
-                                       tags.get(TRIGGER_DETAIL_TAG, ""), customer_features)
+    # an automatic `more_history` attempt on the same training data would only repeat the last verdict
+    kept = unchanged_since(settings, churn_training_set, customer_features) if trigger == MORE_HISTORY else None
+    if kept is not None:
+        card, trained = kept, None
+        new_version = f"no: {kept['version']} stands ({kept['last_recheck']['outcome']})"
+    else:
+        card, trained = train_and_register(settings, churn_training_set, trigger,
+                                           tags.get(TRIGGER_DETAIL_TAG, ""), customer_features)
+        new_version = f"yes (trigger {trigger})"
     serving = registry.champion_version(settings.models)
     metrics = card.get("metrics", {})
     yield dg.Output(card, metadata={
         "version": card["version"],
+        "new_version": new_version,
         "status": card["status"],
         "in_words": card["status_reason"],
+        "data_as_of": str(card.get("data_as_of")),
         "serving_version": serving or (f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic") else "none"),
         "trigger": card["trigger"],
         "auc_out_of_time": float(metrics.get("auc_out_of_time", float("nan"))),

@@ -50,6 +50,30 @@ def write_card(models_dir: Path, version: str, card: dict) -> Path:
     return path
 
 
+def latest_card(models_dir: Path) -> dict | None:
+    """The card of the newest version that has one (the card is written last: a folder without one is a
+    training still running or interrupted). None while there is none."""
+    for version in reversed(list_versions(models_dir)):
+        path = Path(models_dir) / version / "model_card.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
+
+
+def could_not_train(models_dir: Path, card: dict | None) -> str | None:
+    """Why `card`'s version could not be trained (too little history, or neither a model nor a serving
+    baseline was saved), in words; None when it was trained (or `card` is None: no version yet)."""
+    if card is None:
+        return None
+    version = card["version"]
+    if card["status"] == "insufficient_history":
+        return f"{version} could not be trained (insufficient_history)"
+    folder = Path(models_dir) / version
+    if not (folder / "model.json").exists() and not (folder / "baseline.json").exists():
+        return f"{version} saved neither a model nor a serving baseline"
+    return None
+
+
 def reference_features_path(models_dir: Path, version: str) -> Path:
     return Path(models_dir) / version / "reference_features.parquet"
 

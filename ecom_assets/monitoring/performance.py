@@ -16,6 +16,17 @@ def read_prediction_log(folder) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
 
+def latest_feature_fingerprint(folder) -> str | None:
+    """`feature_fingerprint` of the newest batch in the prediction log (the fingerprint of the
+    `customer_features` it scored): what the data looks like now. None without a batch."""
+    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    if not files:
+        return None
+    # one row per batch file is enough: both columns are constant within a batch
+    heads = pl.concat([pl.read_parquet(f, columns=["scored_at", "feature_fingerprint"], n_rows=1) for f in files])
+    return heads.sort("scored_at")["feature_fingerprint"][-1]
+
+
 def realised_performance(log: pl.DataFrame, sessions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(per matured batch: AUC, Brier, top-decile precision …; batches still waiting for outcomes)."""
     empty = pl.DataFrame(schema={"as_of": pl.Date, "model_version": pl.String, "matures_on": pl.Date})

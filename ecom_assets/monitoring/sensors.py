@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from ecom_assets.churn import registry
-from ecom_assets.churn.assets import TRIGGER_DETAIL_TAG, TRIGGER_TAG, churn_retrain_job, churn_scoring_job
+from ecom_assets.churn.assets import MORE_HISTORY, TRIGGER_DETAIL_TAG, TRIGGER_TAG, churn_retrain_job, churn_scoring_job
 from ecom_assets.monitoring.assets import DRIFT_LATEST, PERFORMANCE_LATEST, read_json
+from ecom_assets.monitoring.performance import latest_feature_fingerprint
 from ecom_assets.settings import EcomSettings
 
 RETRAIN_JOB = "churn_retrain_job"
@@ -29,6 +30,12 @@ def decide_retrain(settings: EcomSettings, cursor: dict, now: datetime) -> Retra
     when a later report falls below it: one retrain per episode, however many reports (or new
     champions) follow while it lasts. Performance decay works the same way per matured batch. No
     request within `retrain_cooldown_hours` of the previous one.
+
+    While the latest version could not be trained (too little history, nothing saved), neither
+    signal can ever fire (no champion, no holdout AUC): once the data has changed since that
+    version (the newest prediction batch's `feature_fingerprint` differs from the one on its card
+    and on its last recheck) one `more_history` retrain is requested per data state, outside the
+    cooldown; `churn_model` makes a new version only if the training data changed too.
     """
     cursor = dict(cursor)
     drift = read_json(settings.reports / DRIFT_LATEST)
@@ -81,12 +88,35 @@ def decide_retrain(settings: EcomSettings, cursor: dict, now: datetime) -> Retra
             cursor["performance_episode_open"] = False
             performance_state = f"no decay ({auc})"
 
+    model_state = None
+    latest = registry.latest_card(settings.models)
+    untrained = registry.could_not_train(settings.models, latest)
+    if untrained:
+        now_seen = latest_feature_fingerprint(settings.path("warehouse", "prediction_log"))
+        recheck = latest.get("last_recheck") or {}
+        key = f"more-history-{latest['version']}-{now_seen}"
+        if now_seen is None:
+            model_state = f"{untrained}; no prediction batch yet to tell whether the data changed"
+        elif now_seen == latest.get("features_fingerprint"):
+            model_state = f"{untrained}; the data has not changed since"
+        elif now_seen == recheck.get("features_fingerprint"):
+            model_state = f"{untrained}; rechecked on the data as it is now: {recheck.get('outcome')}"
+        elif cursor.get("more_history_request") == key:
+            model_state = f"{untrained}; a retrain was already requested for the data as it is now"
+        elif trigger is None:
+            cursor["more_history_request"] = key
+            trigger, run_key = MORE_HISTORY, key
+            detail = (f"{untrained} and the data changed since (features fingerprint {now_seen}, "
+                      f"was {latest.get('features_fingerprint')})")
+
     if trigger is None:
-        return RetrainDecision(None, cursor, f"drift: {drift_state}; performance: {performance_state}")
-    if cooling:
-        return RetrainDecision(None, cursor, f"{trigger} episode opened, but the previous retrain was requested "
-                               f"at {last.isoformat()} (cooldown {settings.retrain_cooldown_hours} h): {detail}")
-    cursor["last_request_at"] = now.isoformat()
+        return RetrainDecision(None, cursor, f"drift: {drift_state}; performance: {performance_state}"
+                               + (f"; model: {model_state}" if model_state else ""))
+    if trigger != MORE_HISTORY:  # more_history: one request per data state (its run_key), no cooldown needed
+        if cooling:
+            return RetrainDecision(None, cursor, f"{trigger} episode opened, but the previous retrain was requested "
+                                   f"at {last.isoformat()} (cooldown {settings.retrain_cooldown_hours} h): {detail}")
+        cursor["last_request_at"] = now.isoformat()
     request = dg.RunRequest(run_key=run_key, job_name=RETRAIN_JOB,
                             tags={TRIGGER_TAG: trigger, TRIGGER_DETAIL_TAG: detail[:1000]})
     return RetrainDecision(request, cursor, f"retrain requested ({trigger}): {detail}")
@@ -99,7 +129,8 @@ def decide_retrain(settings: EcomSettings, cursor: dict, now: datetime) -> Retra
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Requests churn_retrain_job when the feature-drift share reaches the threshold or realised AUC falls more "
-        "than the margin below the model card's holdout AUC. A sensor rather than an AutomationCondition because it "
+        "than the margin below the model card's holdout AUC, or (trigger more_history) when the latest model "
+        "could not be trained and the data has changed since. A sensor rather than an AutomationCondition because it "
         "needs state (open episode, cooldown) in its cursor and a run_key tied to the triggering report."
     ),
 )
