@@ -28,7 +28,7 @@ import polars as pl
 
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.ingest.values import (C1_CONTROL, date_hint, flag_expr, infer_decimal, null_markers, number_expr,
-                                       number_hint, read_timestamps, suggest_date_format)
+                                       number_hint, read_timestamps, suggest_date_format, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
 
@@ -528,13 +528,6 @@ def no_category(column: str) -> pl.Expr:
     in every input kind."""
     return _empty(column) | (pl.col(column).str.to_lowercase() == UNKNOWN_PRODUCT)
 
-
-
-def value_last(rule: str, column: str) -> pl.Expr:
-    """`<rule>: '<value>'` — every reason names its rule first and the offending value (as written, at
-    most 30 characters) last, so `reason_rule` can strip the values and a whole column failing one rule
-    groups into one rule in quarantine summaries."""
-    return pl.lit(f"{rule}: '") + pl.col(column).str.slice(0, 30) + pl.lit("'")
 
 
 # the value part each reason ends with: `: '<value as written, <= 30 characters>'` (or a count), before

@@ -231,6 +231,14 @@ def number_expr(column: str, decimal: str = ".") -> pl.Expr:
     return pl.when(value.is_finite()).then(value)
 
 
+def value_last(rule: str | pl.Expr, column: str) -> pl.Expr:
+    """`<rule>: '<value>'` — every reason names its rule first and the offending value (as written, at
+    most 30 characters) last, so `parse.reason_rule` can strip the values and a whole column failing one
+    rule groups into one rule in quarantine summaries."""
+    rule = pl.lit(rule) if isinstance(rule, str) else rule
+    return rule + pl.lit(": '") + pl.col(column).str.slice(0, 30) + pl.lit("'")
+
+
 def number_hint(column: str, decimal: str) -> pl.Expr:
     """Reason for a present value `number_expr` could not read: the rule, then the value as written."""
     value = pl.col(column)
@@ -243,12 +251,13 @@ def number_hint(column: str, decimal: str) -> pl.Expr:
     else:
         rule = non_finite.otherwise(
             pl.lit(f"{column} is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
-    return rule + pl.lit(": '") + value.str.slice(0, 30) + pl.lit("'")
+    return value_last(rule, column)
 
 
 def flag_expr(column: str, words: bool = True) -> pl.Expr:
-    """`0/1`, `true/false`, `yes/no`, Excel's localised TRUE/FALSE words (any case) -> bool; anything else -> null. With `words=False`
-    only `0`/`1` are compared: two comparisons, where lower-casing 10M digits would cost ~0.3 s."""
+    """`0/1`, `true/false`, `yes/no`, Excel's localised TRUE/FALSE words (any case) -> bool; anything else
+    -> null. With `words=False` only `0`/`1` are compared: two comparisons, where lower-casing 10M digits
+    would cost ~0.3 s."""
     value = pl.col(column)
     digits = pl.when(value == "1").then(True).when(value == "0").then(False)
     if not words:
