@@ -495,8 +495,10 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
         if read.naive_as_utc:
             notes.append(f"{column}: {read.naive_as_utc:,} time(s) without offset read as UTC "
                          "(declare the export's timezone in sources.yaml)")
-        unread = table[column].filter(read.date.is_null() & table[column].is_not_null()) if read.date.null_count() else None
-        if unread is not None and not unread.is_empty() and not (spec and spec.date_format):
+        declared = spec is not None and bool(spec.date_format)
+        unread = table[column].filter(read.date.is_null() & table[column].is_not_null()) \
+            if read.date.null_count() and not declared else None
+        if unread is not None and not unread.is_empty():
             suggestion = suggest_date_format(unread)
             if suggestion:
                 notes.append(f"{column}: {unread.len():,} value(s) are not ISO 8601 (e.g. {unread[0]!r}); {suggestion} — "
