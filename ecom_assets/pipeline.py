@@ -95,10 +95,7 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
     if decision.request is not None:
         result = _execute(defs.resolve_job_def(RETRAIN_JOB), run_logging, instance=instance, tags=decision.request.tags)
         lines.append(f"retrain run {result.run_id}: {'success' if result.success else 'FAILED'}")
-    champion = registry.champion_version(settings.models)
-    record = registry.champion_record(settings.models)
-    lines.append(f"serving: {champion} ({record['reason']})" if champion else
-                 "serving: the calibrated classic baseline (no model has passed the skill gate)")
+    lines.append(f"serving: {registry.serving_in_words(settings.models)}")
     return "\n".join(lines)
 
 
@@ -111,6 +108,7 @@ def empty_assets(result) -> list[str]:
 
 
 def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
+    from ecom_assets.churn import registry
     from ecom_assets.metadata import NO_DATA
     from ecom_assets.progress import fmt
     from ecom_assets.resources import build_resources
@@ -147,9 +145,7 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
         if recheck := card.get("last_recheck"):
             lines.append(f"  rechecked {recheck['at'][:16].replace('T', ' ')} UTC on data as of "
                          f"{recheck.get('data_as_of')}: {recheck['outcome']}")
-    champion = settings.path("models", "champion.json")
-    lines.append(f"serving model: {json.loads(champion.read_text())['version']}" if champion.exists()
-                 else "serving model: none (the calibrated classic baseline scores)")
+    lines.append(f"serving model: {registry.serving_in_words(settings.models)}")
     lines += [f"tables:  {build_resources(data_dir)['io_manager'].root}",  # the data directory or $ECOM_WAREHOUSE_URL
               f"exports: {settings.path('exports')}",
               f"reports: {settings.path('reports')}",

@@ -71,16 +71,20 @@ def test_lapsed_is_told_apart_from_at_risk() -> None:
         # one purchase 190 days ago: judged by the repeat buyers' median gap (30) -> lapsed
         {"customer_id": "once", "churn_probability": 0.9, "days_since_last_purchase": 190.0, "gap_mean_days": None,
          "n_purchases": 1.0},
+        # 400 days, usually every 60, but the calibrated model expects them back (0.34): active, never
+        # "lapsed" beside a low churn probability (tryout: 10 lapsed customers sat in the low tier)
+        {"customer_id": "back", "churn_probability": 0.34, "days_since_last_purchase": 400.0, "gap_mean_days": 60.0},
         {"customer_id": "fine", "churn_probability": 0.2},
         {"customer_id": "new", "churn_probability": 0.9, "cold_start": True, "n_purchases": 0.0, "aov": None,
          "days_since_last_purchase": None, "gap_mean_days": None},
     ])
     listed, _ = risk_list.build_risk_list(predictions, features)
     status = dict(zip(listed["customer_id"], listed["status"]))
-    assert status == {"gone": "lapsed", "slow": "at_risk", "late": "at_risk", "once": "lapsed", "fine": "active",
-                      "new": "never_purchased"}
+    assert status == {"gone": "lapsed", "slow": "at_risk", "late": "at_risk", "once": "lapsed", "back": "active",
+                      "fine": "active", "new": "never_purchased"}
     # the persuadable lead the list, the lapsed (win-back) follow the active, whatever their value
-    assert listed["status"].to_list() == ["at_risk", "at_risk", "active", "lapsed", "lapsed", "never_purchased"]
+    assert listed["status"].to_list() == ["at_risk", "at_risk", "active", "active", "lapsed", "lapsed",
+                                          "never_purchased"]
 
 
 def test_a_customer_without_recent_visits_is_told_so_not_blamed_on_a_missing_value() -> None:

@@ -76,7 +76,7 @@ def test_seed_export_runs_and_says_no_skill(cli_env: Path, seed_data_dir: Path, 
     assert "no_skill" in capsys.readouterr().out
 
 
-def test_short_purchase_log_exits_zero_with_insufficient_history(cli_env: Path) -> None:
+def test_short_purchase_log_exits_zero_with_insufficient_history(cli_env: Path, capsys) -> None:
     landing = cli_env / "landing"
     landing.mkdir(parents=True)
     rows = ["session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount"]
@@ -85,7 +85,11 @@ def test_short_purchase_log_exits_zero_with_insufficient_history(cli_env: Path) 
     (landing / "sessions.csv").write_text("\n".join(rows) + "\n")
     assert main(["run", "--data-dir", str(cli_env)]) == 0
     assert _model_card(cli_env)["status"] == "insufficient_history"
-    assert (cli_env / "warehouse" / "churn_predictions.parquet").exists()
+    served = pl.read_parquet(cli_env / "warehouse" / "churn_predictions.parquet")
+    # too little history for even the classic: nothing is scored, and the summary says so (it said
+    # "the calibrated classic baseline scores" while every row was unscored)
+    assert served["churn_probability"].is_null().all() and (served["model_version"] == "none").all()
+    assert "serving model: nothing: not enough history" in capsys.readouterr().out
 
 
 def _versions(data_dir: Path) -> list[str]:

@@ -115,3 +115,21 @@ def test_every_kind_of_run_has_its_named_job() -> None:
     # nothing is left to declarative automation, whose runs would be listed as __ASSET_JOB
     assert not any(condition for assets_def in defs.assets
                    for condition in assets_def.automation_conditions_by_key.values())
+
+
+def test_a_later_drop_whose_rows_were_all_quarantined_is_not_called_a_first_drop(data_dir, instance) -> None:
+    """Tryout: the 4th sessions drop of an Excel shop had 0 clean rows (every date unreadable) and its
+    profile said "first drop: nothing to compare with"."""
+    from ecom_assets.monitoring.assets import NO_ROWS_KEPT
+
+    header = "session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount\n"
+    (data_dir / "landing" / "sessions_a.csv").write_text(
+        header + "".join(f"S{i},C{i % 7},2024-03-{1 + i % 28:02d},Books,{30 + i},{i % 2},{(i % 2) * 12.5}\n"
+                         for i in range(60)))
+    ingest_landing(instance, data_dir)
+    (data_dir / "landing" / "sessions_b.csv").write_text(
+        header + "".join(f"T{i},C{i % 7},31/03/2024,Books,40,0,\n" for i in range(5)))  # no date_format declared
+    ingest_landing(instance, data_dir)
+    latest = {r.partition_key.split("__")[0]: r for r in instance.fetch_materializations(PROFILE, limit=10).records}
+    metadata = latest["sessions_b.csv"].asset_materialization.metadata
+    assert metadata["state"].value == NO_ROWS_KEPT and metadata["rows"].value == 0

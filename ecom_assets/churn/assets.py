@@ -316,8 +316,11 @@ def _calibration_metadata(card: dict) -> dict:
         dg.AssetCheckSpec(SKILL_CHECK, asset="churn_model",
                           description="the model beats the best classic baseline (recency or BG/NBD) out of time "
                           "(WARN: no skill is a normal outcome)"),
-        dg.AssetCheckSpec(LEAKAGE_CHECK, asset="churn_model", blocking=True,
-                          description="no feature (or the model) reaches holdout AUC >= 0.97: stops the run when violated"),
+        # not blocking: a suspected model never serves (the previous champion or the calibrated classic does),
+        # so the risk list, segments and dashboard are still built; the failed ERROR check says why
+        dg.AssetCheckSpec(LEAKAGE_CHECK, asset="churn_model",
+                          description="no feature (or the model) reaches holdout AUC >= 0.97 while beating the best "
+                          "classic by 0.02 or more (ERROR when violated: the model never serves)"),
     ],
 )
 def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn_training_set: pl.DataFrame,

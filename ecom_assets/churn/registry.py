@@ -117,3 +117,26 @@ def load_model(models_dir: Path, version: str):
 def load_baseline(models_dir: Path, version: str) -> dict | None:
     path = Path(models_dir) / version / "baseline.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def serving(models_dir: Path) -> tuple[str | None, str | None]:
+    """(champion version or None, the classic that scores without one or None): what churn_predictions serves.
+    Without a champion, the calibrated classic of the latest version's baseline scores; with neither (too
+    little history to estimate even the baseline), nothing is scored."""
+    champion = champion_version(models_dir)
+    if champion:
+        return champion, None
+    card = latest_card(models_dir)
+    baseline = load_baseline(models_dir, card["version"]) if card and card.get("version") else None
+    return None, (baseline or {}).get("classic")
+
+
+def serving_in_words(models_dir: Path) -> str:
+    """One line for people: which model scores the churn list, and why."""
+    champion, classic = serving(models_dir)
+    if champion:
+        record = champion_record(models_dir) or {}
+        return f"{champion} ({record.get('reason', 'champion')})"
+    if classic:
+        return f"the calibrated classic baseline {classic} (no model has passed the skill gate)"
+    return "nothing: not enough history to estimate even the classic baseline (customers are `unscored`)"

@@ -22,8 +22,8 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   list is customers likely to leave who are still likely enough to buy to be worth persuading;
   someone gone for a year has little expected value left and sinks (and is `lapsed`).
 - `status` (churn/status.py, the one definition the segments share): `lapsed` (no purchase for more
-  than twice their typical gap between purchases and over 180 days: a win-back case, not
-  retention), `at_risk` (churn_probability >= 0.5),
+  than twice their typical gap between purchases and over 180 days, unless the churn probability
+  is below 0.5: a win-back case, not retention), `at_risk` (churn_probability >= 0.5),
   `active`, `never_purchased`, `unscored` (no model could score them).
 - drivers in plain words; a windowed feature that is empty because nothing happened in its window
   is worded as what it is ("no visits in the last 30 days"), not as its missing value. Each driver's

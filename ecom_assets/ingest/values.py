@@ -240,17 +240,26 @@ def value_last(rule: str | pl.Expr, column: str) -> pl.Expr:
 
 
 def number_hint(column: str, decimal: str) -> pl.Expr:
-    """Reason for a present value `number_expr` could not read: the rule, then the value as written."""
+    """Reason for a present value `number_expr` could not read: the rule, then the value as written.
+    The rule names what the value looks like, so the hint fits it: no digits at all, a currency sign
+    or unit (`$89.90`, `12 EUR`), thousands separators (`1,234.50` where the decimal mark is `.`),
+    a decimal comma in a file read with `.` (then: declare it)."""
     value = pl.col(column)
     infinite = value.cast(pl.Float64, strict=False)
-    non_finite = pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(f"{column} is not a finite number"))
+    rule = (pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(f"{column} is not a finite number"))
+            .when(~value.str.contains(r"\d")).then(pl.lit(f"{column} is not a number"))
+            .when(value.str.contains(r"[$€£¥]|\p{L}")).then(
+                pl.lit(f"{column} is not a number (it holds a currency sign, unit or letters: export the number alone)")))
     if decimal == ",":
-        rule = non_finite.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
+        rule = rule.when(value.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)).then(
             pl.lit(f"{column} is ambiguous in a decimal-comma file (thousands or decimal point?)")
         ).otherwise(pl.lit(f"{column} is not a decimal-comma number (1.234,50)"))
     else:
-        rule = non_finite.otherwise(
-            pl.lit(f"{column} is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)"))
+        rule = rule.when(value.str.contains(r"^\s*[+-]?\d{1,3}(,\d{3})+(\.\d+)?\s*$")).then(
+            pl.lit(f"{column} is not a number (thousands separators: export 1234.50, not 1,234.50)")
+        ).when(value.str.contains(r"^\s*[+-]?\d*,\d+\s*$")).then(
+            pl.lit(f"{column} is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)")
+        ).otherwise(pl.lit(f"{column} is not a number"))
     return value_last(rule, column)
 
 

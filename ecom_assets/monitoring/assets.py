@@ -132,15 +132,17 @@ PROFILE_MEASURES = ["purchase_made", "purchase_amount", "browsing_time_sec", "pr
 
 
 FIRST_DROP = "first drop: nothing to compare with"
+NO_ROWS_KEPT = "this drop kept no rows (all quarantined or duplicates): nothing to profile"
 
 
-def shift_check(table: pl.DataFrame, settings: EcomSettings, first_drop: bool) -> dg.AssetCheckResult:
-    """WARN when any measure of this drop is shifted (PSI > settings.psi_shifted): names each one."""
+def shift_check(table: pl.DataFrame, settings: EcomSettings, nothing_to_compare: str | None) -> dg.AssetCheckResult:
+    """WARN when any measure of this drop is shifted (PSI > settings.psi_shifted): names each one.
+    `nothing_to_compare`: why no comparison was possible (FIRST_DROP, NO_ROWS_KEPT), else None."""
     shifted = table.filter(pl.col("verdict") == "shifted") if table.height else table
     named = ", ".join(f"{r['measure']} PSI {r['psi']:.3f}" for r in shifted.to_dicts())
     psis = {r["measure"]: round(r["psi"], 3) for r in table.to_dicts() if r["psi"] is not None} if table.height else {}
-    if first_drop:
-        description = FIRST_DROP
+    if nothing_to_compare:
+        description = nothing_to_compare
     elif named:
         description = f"shifted against the earlier drops (PSI > {settings.psi_shifted}): {named}"
     else:
@@ -181,12 +183,16 @@ def sessions_drop_profile(context: dg.AssetExecutionContext, settings: EcomSetti
         empty = pl.DataFrame(schema={"purchase_made": pl.Boolean})
         table = drop_profile_shift(empty, empty)
         yield dg.Output(table, metadata={"state": "no rows"})
-        yield shift_check(table, settings, first_drop=True)
+        yield shift_check(table, settings, FIRST_DROP)
         return
     this = raw_sessions.filter(pl.col("source_file") == key).collect()
-    cutoff = this["ingested_at"].min() if this.height else None
-    earlier = raw_sessions.filter((pl.col("source_file") != key) & (pl.col("ingested_at") < cutoff)) if cutoff \
-        else this.clear().lazy()
+    if not this.height:  # every row of the file was quarantined or a duplicate: it is not a first drop
+        table = drop_profile_shift(this, this)
+        yield dg.Output(table, metadata={"state": NO_ROWS_KEPT, "rows": 0})
+        yield shift_check(table, settings, NO_ROWS_KEPT)
+        return
+    cutoff = this["ingested_at"].min()
+    earlier = raw_sessions.filter((pl.col("source_file") != key) & (pl.col("ingested_at") < cutoff))
     # every k-th earlier row, at most PROFILE_REFERENCE_ROWS: PSI over ten bins needs far fewer than 10M rows
     earlier_rows = earlier.select(pl.len()).collect().item()
     every = max(1, -(-earlier_rows // PROFILE_REFERENCE_ROWS))
@@ -201,7 +207,7 @@ def sessions_drop_profile(context: dg.AssetExecutionContext, settings: EcomSetti
         "shifted": ", ".join(shifted) or (FIRST_DROP if earlier.is_empty() else "none"),
         "profile": dg.MetadataValue.md(md_table(table)),
     })
-    yield shift_check(table, settings, first_drop=earlier.is_empty())
+    yield shift_check(table, settings, FIRST_DROP if earlier.is_empty() else None)
 
 
 def _classification_report(settings: EcomSettings, log: pl.DataFrame, sessions: pl.DataFrame, row: dict) -> str | None:
