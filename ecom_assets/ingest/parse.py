@@ -364,13 +364,11 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     names = [c for c in table.columns if c in kind.columns]
     text = {c: pl.col(c) for c in names}
     if table.height:
-        # one pass per column: padding, and missing-value markers — hashed only for values as short as
-        # a marker (ids and dates never are); polars' reader option cost twice this
-        longest = max(len(m.encode()) for m in markers)
+        # one pass per column: padding, and missing-value markers (`is_in` over every value: filtering
+        # first to values as short as a marker cost more than it saved); polars' reader option cost twice this
         found = table.select(
             *[(pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(f"pad {c}") for c in names],
-            *[pl.col(c).filter(pl.col(c).str.len_bytes() <= longest).is_in(markers).any().alias(f"nul {c}")
-              for c in names],
+            *[pl.col(c).is_in(markers).any().alias(f"nul {c}") for c in names],
         ).row(0, named=True)
         text = {c: value.str.strip_chars() if found[f"pad {c}"] else value for c, value in text.items()}
         padded = [c for c in names if found[f"pad {c}"]]
@@ -513,7 +511,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
-    return table.with_columns(**dates), Reading(today, spec, decimal, words, suspect), notes
+    prepared = PREPARED[kind.name](table) if kind.name in PREPARED else {}
+    return table.with_columns(**dates, **prepared), Reading(today, spec, decimal, words, suspect), notes
 
 
 def _empty(text: str) -> pl.Expr:
@@ -640,6 +639,9 @@ def typed_campaigns(reading: Reading) -> list[pl.Expr]:
     ]
 
 
+# kind -> function(text table) -> {column: values}: what rules and typed values of that kind read, worked out
+# once over the whole file in `prepare` (an expression would run again for every rule and batch reading it)
+PREPARED = {}
 # kind -> (ingest rules, typed values, the clean table whose row rules its clean rows must satisfy)
 RULES = {"sessions": (session_rules, typed_sessions, CleanSessions),
          "customers": (customer_rules, typed_customers, CleanCustomers),
