@@ -51,6 +51,9 @@ class DropKind:
     # of the record only (Shopify: on the first line item), see `fill_record_fields`
     record_key: str = ""
     record_fields: tuple[str, ...] = ()
+    # a kind that is not `keyed`: the columns whose values repeating make a row a candidate duplicate (then
+    # compared on every column); empty: all columns
+    candidate_key: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -685,12 +688,13 @@ def _conflicting_ids(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFrame,
     """(line of every row whose id occurs again in this file with other content (order lines,
     ids Excel rounded to `1.23457E+11`): none of the versions can be chosen, so every one is quarantined.
     Only rows whose id hash repeats are grouped (usually none at 10M rows); they are returned too. A kind
-    that is not `keyed` has no row id: its candidates are the rows whose whole-row hash repeats (1M
-    events: 4.2 -> ~1.1 s for split_rows, where every customer id repeats)."""
+    that is not `keyed` has no row id: its candidates are the rows whose hash of `kind.candidate_key` (else
+    of the whole row) repeats (1M events: 4.2 -> ~1.1 s for split_rows, where every customer id repeats)."""
     if not kind.keyed:  # an order's lines / a customer's events share their first column: only whole rows repeat
         # per-column hashes (a seed each) combined: `hash_rows` first copied the text into one chunk
         # (10M events: +1.4 GiB, 1.7 -> 0.8 s CPU); equal rows hash equal, candidates are compared on their text
-        row_hash = pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=i) for i, c in enumerate(kind.columns)])
+        row_hash = pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=i) for i, c in
+                                                  enumerate(kind.candidate_key or kind.columns)])
         shared = table.filter(repeated(table.select(row_hash).to_series()))
         return pl.DataFrame(schema={"line": pl.Int64}), shared
     key = kind.required[0]
