@@ -60,6 +60,8 @@ def _normalised(names: pl.Series) -> pl.Series:
     distinct = names.drop_nulls().unique()
     types = (distinct.str.strip_chars().str.to_lowercase().str.replace_all(r"[\s\-]+", "_")
              .replace_strict(EVENT_SYNONYMS, default="other", return_dtype=pl.String))
+    if (types == distinct).all():  # written in the contract's names already (view, cart, ...): nothing to map
+        return names
     return names.replace_strict(distinct, types, default=None, return_dtype=pl.String)
 
 
