@@ -5,6 +5,7 @@ import os
 import time
 
 import dagster as dg
+import pytest
 import polars as pl
 
 from ecom_assets.clean import clean_customers, clean_sessions
@@ -12,7 +13,9 @@ from ecom_assets.ingest import ingest_landing, raw_customers, raw_sessions
 from ecom_assets.ingest import landing as landing_module
 from ecom_assets.ingest import parse as parse_module
 from ecom_assets.ingest.sensor import landing_zone_sensor, plan_tick, resolved_ingest_jobs
-from ecom_assets.ingest.assets import ACCOUNTING_CHECK
+from ecom_assets.ingest import assets as assets_module
+from ecom_assets.ingest.assets import ACCOUNTING_CHECK, locate_drop
+from ecom_assets.ingest.landing import HASHED_TAG
 from ecom_assets.resources import build_resources
 from ecom_assets.settings import EcomSettings
 from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, rejected_reasons
@@ -108,6 +111,34 @@ def test_a_tick_over_many_waiting_files_hashes_only_what_it_requests(data_dir, i
     again = plan_tick(settings, instance, json.loads(plan.cursor()))  # runs still queued
     assert hashed == sorted(hashed) and len(hashed) == 25  # 25 new files hashed; the queued ones were cached
     assert not {r.run_key for r in again.requests} & {r.run_key for r in plan.requests}
+
+
+def test_a_run_reads_the_file_its_tick_hashed_without_hashing_it_again(data_dir, instance, monkeypatch) -> None:
+    """The tick hashes a drop into its partition key and tags the run with the file's identity (size, mtime,
+    ctime, inode); the run takes that file for the drop while the identity holds (a 600 MB file is not read
+    a second time) and hashes again once it changed: other bytes under the same name are never the drop."""
+    path = drop(data_dir, "sessions_1.csv", SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,19.99\n")
+    written = time.time() - 60
+    os.utime(path, (written, written))  # settled a minute ago
+    settings = EcomSettings(data_dir=str(data_dir))
+    (request,) = plan_tick(settings, instance, {}, assume_stable=True).requests
+    hashed = []
+    real_sha = assets_module.sha256_of
+    monkeypatch.setattr(assets_module, "sha256_of", lambda p: hashed.append(p.name) or real_sha(p))
+    tag = request.tags[HASHED_TAG]
+    assert locate_drop(settings, request.partition_key, tag) == (path, True) and not hashed
+    path.write_text(SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,99.99\n")  # rewritten after the tick
+    with pytest.raises(dg.Failure, match="neither in"):
+        locate_drop(settings, request.partition_key, tag)
+    assert hashed == ["sessions_1.csv"]
+
+
+def test_a_file_written_just_before_its_hash_gives_no_identity_to_trust(data_dir, instance) -> None:
+    """A write within the same timestamp tick as the hash could leave the stat unchanged: such a file's run
+    hashes it again."""
+    drop(data_dir, "sessions_1.csv", SESSIONS_HEADER + "\nS1,C1,2024-01-02,Books,120,1,19.99\n")
+    (request,) = plan_tick(EcomSettings(data_dir=str(data_dir)), instance, {}, assume_stable=True).requests
+    assert HASHED_TAG not in request.tags
 
 
 def test_accounting_check_fails_when_a_row_is_dropped(data_dir, instance, resources, monkeypatch) -> None:

@@ -43,6 +43,30 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+# run tag of an ingest run whose file was hashed by the tick that requested it: [path below landing/, size,
+# mtime_ns, ctime_ns, inode] as hashed; the run reads the file without hashing it again while these still hold
+HASHED_TAG = "ecom/hashed_file"
+# a file whose last write is this recent when hashing starts may be written again within the same timestamp
+# tick, unseen by its stat: its identity is not trusted (git's "racy" files)
+RACY_S = 2.0
+
+
+def file_identity(path: Path) -> list[int]:
+    """[size, mtime_ns, ctime_ns, inode]: any write, truncation, rename or replacement changes one of them
+    (ctime cannot be set by a user)."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def hashed(path: Path) -> tuple[str, list[int] | None]:
+    """(sha256, the file's identity while it was hashed): the identity is None when the file changed
+    while being hashed or had been written less than RACY_S before, so it cannot vouch for the digest."""
+    before, started = file_identity(path), time.time()
+    digest = sha256_of(path)
+    trusted = file_identity(path) == before and started - before[1] / 1e9 >= RACY_S
+    return digest, before if trusted else None
+
+
 @dataclass(frozen=True)
 class LandingFile:
     path: Path
@@ -55,8 +79,10 @@ class LandingFile:
     def signature(self) -> list:
         return [self.size, self.mtime]
 
-    def partition_key(self) -> str:
-        return partition_key(self.path.name, sha256_of(self.path))
+    def hashed_key(self) -> tuple[str, list[int] | None]:
+        """(partition key, identity of the file hashed: see `hashed`)."""
+        digest, identity = hashed(self.path)
+        return partition_key(self.path.name, digest), identity
 
 
 # a rename changes a file's ctime, not its mtime; a writer still appending moves both together

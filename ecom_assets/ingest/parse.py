@@ -51,6 +51,9 @@ class DropKind:
     # of the record only (Shopify: on the first line item), see `fill_record_fields`
     record_key: str = ""
     record_fields: tuple[str, ...] = ()
+    # a kind that is not `keyed`: the columns whose values repeating make a row a candidate duplicate (then
+    # compared on every column); empty: all columns
+    candidate_key: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -364,13 +367,11 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     names = [c for c in table.columns if c in kind.columns]
     text = {c: pl.col(c) for c in names}
     if table.height:
-        # one pass per column: padding, and missing-value markers — hashed only for values as short as
-        # a marker (ids and dates never are); polars' reader option cost twice this
-        longest = max(len(m.encode()) for m in markers)
+        # one pass per column: padding, and missing-value markers (`is_in` over every value: filtering
+        # first to values as short as a marker cost more than it saved); polars' reader option cost twice this
         found = table.select(
             *[(pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(f"pad {c}") for c in names],
-            *[pl.col(c).filter(pl.col(c).str.len_bytes() <= longest).is_in(markers).any().alias(f"nul {c}")
-              for c in names],
+            *[pl.col(c).is_in(markers).any().alias(f"nul {c}") for c in names],
         ).row(0, named=True)
         text = {c: value.str.strip_chars() if found[f"pad {c}"] else value for c, value in text.items()}
         padded = [c for c in names if found[f"pad {c}"]]
@@ -513,7 +514,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
-    return table.with_columns(**dates), Reading(today, spec, decimal, words, suspect), notes
+    prepared = PREPARED[kind.name](table) if kind.name in PREPARED else {}
+    return table.with_columns(**dates, **prepared), Reading(today, spec, decimal, words, suspect), notes
 
 
 def _empty(text: str) -> pl.Expr:
@@ -640,6 +642,9 @@ def typed_campaigns(reading: Reading) -> list[pl.Expr]:
     ]
 
 
+# kind -> function(text table) -> {column: values}: what rules and typed values of that kind read, worked out
+# once over the whole file in `prepare` (an expression would run again for every rule and batch reading it)
+PREPARED = {}
 # kind -> (ingest rules, typed values, the clean table whose row rules its clean rows must satisfy)
 RULES = {"sessions": (session_rules, typed_sessions, CleanSessions),
          "customers": (customer_rules, typed_customers, CleanCustomers),
@@ -683,12 +688,13 @@ def _conflicting_ids(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFrame,
     """(line of every row whose id occurs again in this file with other content (order lines,
     ids Excel rounded to `1.23457E+11`): none of the versions can be chosen, so every one is quarantined.
     Only rows whose id hash repeats are grouped (usually none at 10M rows); they are returned too. A kind
-    that is not `keyed` has no row id: its candidates are the rows whose whole-row hash repeats (1M
-    events: 4.2 -> ~1.1 s for split_rows, where every customer id repeats)."""
+    that is not `keyed` has no row id: its candidates are the rows whose hash of `kind.candidate_key` (else
+    of the whole row) repeats (1M events: 4.2 -> ~1.1 s for split_rows, where every customer id repeats)."""
     if not kind.keyed:  # an order's lines / a customer's events share their first column: only whole rows repeat
         # per-column hashes (a seed each) combined: `hash_rows` first copied the text into one chunk
         # (10M events: +1.4 GiB, 1.7 -> 0.8 s CPU); equal rows hash equal, candidates are compared on their text
-        row_hash = pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=i) for i, c in enumerate(kind.columns)])
+        row_hash = pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=i) for i, c in
+                                                  enumerate(kind.candidate_key or kind.columns)])
         shared = table.filter(repeated(table.select(row_hash).to_series()))
         return pl.DataFrame(schema={"line": pl.Int64}), shared
     key = kind.required[0]

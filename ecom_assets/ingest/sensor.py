@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_assets.ingest.assets import RAW_ASSETS, SESSION_ASSETS, landing_rejects, read_rejects, rejects_check
-from ecom_assets.ingest.landing import LandingFile, alert, reject, scan_landing
+from ecom_assets.ingest.landing import HASHED_TAG, LandingFile, alert, reject, scan_landing
 from ecom_assets.ingest.parse import KINDS, FileRejected, check_header
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
 from ecom_assets.ingest.sources import SOURCES_FILE, SourcesError, SourceSpec, load_sources, spec_for
@@ -187,13 +187,14 @@ def plan_tick(
     for item in sorted(ready, key=lambda f: (KIND_ORDER.get(f.kind or "", 9), f.name)):
         cached = cached_keys.get(item.name)
         key = cached[2] if cached and cached[:2] == item.signature else None
+        identity = None  # of the file as hashed this tick: its run need not hash it again
         if key is None and len(plan.requests) >= max_runs:
             plan.deferred += 1  # not hashed yet and no room this tick
             continue
         try:
             if key is None:
                 precheck(item, declared[item.name])
-                key = item.partition_key()
+                key, identity = item.hashed_key()
         except (FileRejected, OSError) as err:
             _reject(plan, item, settings, str(err), log)
             continue
@@ -217,7 +218,8 @@ def plan_tick(
                 run_key=key,
                 partition_key=key,
                 job_name=INGEST_JOBS[item.kind].name,
-                tags={"ecom/source_file": item.name, "ecom/kind": item.kind},
+                tags={"ecom/source_file": item.name, "ecom/kind": item.kind,
+                      **({HASHED_TAG: json.dumps([item.name, *identity])} if identity else {})},
             )
         )
     return plan

@@ -135,8 +135,11 @@ def _common_iso_shapes(values: pl.Series, naive: pl.Series, offset_minutes: pl.S
         todo = naive.is_null()
         if not todo.any():
             break
-        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
+        # no cache: date-times are nearly all distinct, and caching them cost 10M values 1.6 -> 0.8 s
+        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us", cache=False)
         hit = todo & parsed.is_not_null()
+        if hit.all():  # one shape reads the whole column (an export writes one): taken as it is
+            return parsed, pl.repeat(minutes, values.len(), dtype=pl.Int64, eager=True)
         if hit.any():
             naive = naive.zip_with(~hit, parsed)
             offset_minutes = offset_minutes.zip_with(~hit, pl.repeat(minutes, values.len(), dtype=pl.Int64, eager=True))
