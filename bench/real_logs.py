@@ -11,8 +11,9 @@ dollar_value`; the Lifetimes wheel carries it as `lifetimes/datasets/CDNOW_maste
 
 Each log is cut at the as-of date and written as an `orders_*.csv` export with only its column
 names mapped in `sources.yaml` (as a user would drop it), `ecom-assets run` builds the graph in a
-scratch data folder, and the served `churn_probability` of every customer who bought before the
-as-of date is scored against the real outcome: no purchase in the 90 days after it. Printed beside
+scratch data folder, and the served `churn_probability` (`churn_predictions.parquet`, the CLI
+contract's table; the risk list's copy, rounded to 4 decimals for people, is scored beside it) of
+every customer who bought before the as-of date is scored against the real outcome: no purchase in the 90 days after it. Printed beside
 it, on the same customers: recency alone and BG/NBD fitted on the history before the as-of date
 (the classics the issue names), the model card's gate decision, and the observed churn per tier.
 """
@@ -116,9 +117,13 @@ def main() -> int:
         print(run.stderr[-4000:])
         print(f"exit {run.returncode}")
         return 1
-    served = pl.read_parquet(data_dir / "warehouse" / "churn_risk_list.parquet")
+    # the CLI contract's table (full precision) beside the list a marketer reads (probabilities rounded to 4)
+    served = pl.read_parquet(data_dir / "warehouse" / "churn_predictions.parquet")
+    listed = pl.read_parquet(data_dir / "warehouse" / "churn_risk_list.parquet").select(
+        "customer_id", listed_probability="churn_probability")
     scored = (classics(lines, as_of).join(served.select("customer_id", "churn_probability", "risk_tier"),
                                           on="customer_id", how="left")
+              .join(listed, on="customer_id", how="left")
               .join(truth(lines, as_of), on="customer_id", how="left")
               .with_columns(churned=pl.col("bought_later").is_null()))
     missing = scored["churn_probability"].null_count()
@@ -127,6 +132,7 @@ def main() -> int:
     print(f"{args.shape}: as-of {as_of}, {len(scored):,} customers who bought before it "
           f"({missing} not in the served list), churn rate {y.mean():.3f}, build {seconds:.0f} s")
     for name, score in (("served churn_probability", scored["churn_probability"]),
+                        ("risk list (rounded to 4)", scored["listed_probability"]),
                         ("recency (days)", scored["recency"]), ("BG/NBD P(no purchase 90 d)", scored["bg_nbd"])):
         print(f"  AUC {name:<28} {roc_auc_score(y, score.to_numpy()):.4f}")
     print("  distinct served scores:", scored["churn_probability"].n_unique())
