@@ -277,8 +277,10 @@ def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsD
 
 clean_order_lines = _order_lines_asset("clean_order_lines", False, (
     "Purchased order lines of every orders drop (validated with pandera `CleanOrderLines`). An order "
-    "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
-    "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."))
+    "re-exported in a later drop replaces its earlier lines as a whole, here and in clean_returns alike (an order "
+    "refunded in full since keeps no purchased line); refund lines exported alone later add to it. An identical "
+    "earlier line is a counted duplicate, any other superseded. Return and cancellation lines are in "
+    "clean_returns, never here."))
 clean_returns = _order_lines_asset("clean_returns", True, (
     "Return and cancellation lines of every orders drop: a cancelled/refunded/returned order status, negative "
     "quantity or amount, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
