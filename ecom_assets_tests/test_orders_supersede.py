@@ -159,3 +159,29 @@ def test_cli_run_after_a_refund_drop_counts_the_superseded_order(tmp_path, cli_e
     assert sorted(sessions["session_id"].to_list()) == ["#5001", "#5002"]
     assert "rows from drops 3 = 2 kept + 0 duplicate across files + 1 superseded" in out
     assert "rows from drops 5 = 3 kept + 0 duplicate across files + 2 superseded" in out
+
+
+def test_a_refund_line_delivered_again_alone_after_its_order_is_one_refund() -> None:
+    # pure rule, both arrival orders: the version holds the -1 line, then a refunds-only export repeats it
+    # (overlapping incremental exports), and a second refunds-only export brings a new refund
+    from datetime import datetime, timedelta, timezone
+
+    from ecom_assets.clean.tables import latest_per_order
+
+    start = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    lines = pl.DataFrame({
+        "order_id": ["#6001"] * 5,
+        "product_id": ["SKU-1", "SKU-2", "SKU-2", "SKU-2", "SKU-1"],
+        "quantity": [1.0, 1.0, -1.0, -1.0, -1.0],
+        "status": ["partially_refunded"] * 5,
+        "source_file": ["orders_1", "orders_1", "orders_1", "orders_2", "orders_3"],
+        "line": [2, 3, 4, 2, 2],
+        "ingested_at": [start] * 3 + [start + timedelta(days=1), start + timedelta(days=2)],
+    }).with_columns(is_return=pl.col("quantity") < 0, is_refund=pl.col("quantity") < 0)
+    content = ["order_id", "product_id", "quantity", "status", "is_return"]
+    refunds = latest_per_order(lines, content, table=pl.col("is_return"))
+    assert sorted(zip(refunds.kept["source_file"], refunds.kept["product_id"])) == [("orders_1", "SKU-2"),
+                                                                                    ("orders_3", "SKU-1")]
+    assert (refunds.rows_from_drops, refunds.rows, refunds.duplicates_across_files, refunds.superseded) == (3, 2, 1, 0)
+    bought = latest_per_order(lines, content, table=~pl.col("is_return"))
+    assert (bought.rows, bought.duplicates_across_files, bought.superseded) == (2, 0, 0)

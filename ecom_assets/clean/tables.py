@@ -99,8 +99,8 @@ def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl
     tables at once (an order refunded in full later has its paid lines superseded by its refunded ones; an
     edited order can lose a line, of either kind). Refund lines exported alone in a drop after the current
     version (an incremental export of the day's refunds) add to it; an order never restated (only refund
-    lines, e.g. a UCI `C` cancellation invoice) is the export of its latest drop. "Later" is ingestion order (ingested_at,
-    then partition key), the order clean_sessions replays drops in. A superseded line identical to a kept line
+    lines, e.g. a UCI `C` cancellation invoice) is the export of its latest drop. "Later" is ingestion order
+    (ingested_at, then partition key), the order clean_sessions replays drops in. A superseded line identical to a kept line
     is a counted duplicate across files, any other is superseded; so is a refund line delivered again."""
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
@@ -111,12 +111,17 @@ def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl
     # UCI `C` cancellation invoice) is its latest drop's export
     current = pl.when(version.is_null()).then(pl.col("_drop") == pl.col("_drop").max().over("order_id")) \
         .otherwise(pl.col("_drop") >= version)
-    selected = ranked.with_columns(_current=current).filter(table)  # versions over both tables' lines
-    # a refund line several later drops deliver is one refund (the first delivery)
-    kept = selected.filter("_current").sort("_drop", "line").unique(content, keep="first", maintain_order=True)
+    # versions are decided over both tables' lines, then the table's own are selected
+    selected = ranked.with_columns(_current=current, _added=(pl.col("_drop") > version).fill_null(False)).filter(table)
+    kept = selected.filter("_current")
+    added = kept.filter("_added")["order_id"].unique()
+    if added.len():  # a refund line delivered again (in the version, or alone in several drops) is one refund
+        contested = pl.col("order_id").is_in(added.implode())
+        kept = pl.concat([kept.filter(~contested), kept.filter(contested).sort("_drop", "line")
+                          .unique(content, keep="first", maintain_order=True)])
     earlier = selected.join(kept.select("source_file", "line"), on=["source_file", "line"], how="anti")
     duplicates = earlier.join(kept.select(content).unique(), on=content, how="semi", nulls_equal=True).height
-    return Dedup(kept.drop("_drop", "_restates", "_current"), selected.height, duplicates, earlier.height - duplicates)
+    return Dedup(kept.drop("_drop", "_restates", "_current", "_added"), selected.height, duplicates, earlier.height - duplicates)
 
 
 def distinct_events(rows: pl.DataFrame, content: list[str]) -> Dedup:
