@@ -4,8 +4,8 @@ A new drop is merged against the parts already stored instead of re-deduplicatin
 history: only the ids it shares with stored rows are read back (one column scan plus a semi-join),
 the drop becomes a new part, and a part is rewritten only when the drop supersedes one of its
 rows or completes one of its sessions. An orders drop restating an order as refunded or cancelled
-as a whole supersedes the order's session stored from an earlier orders drop (it has none of its own). An events drop's session that continues a session of an
-earlier events drop (same export session_id, or the same customer's gap-rule session within 30
+as a whole supersedes the order's session stored from an earlier orders drop (it has none of its
+own). An events drop's session that continues a session of an earlier events drop (same export session_id, or the same customer's gap-rule session within 30
 minutes: a file cut in the middle of a session) never supersedes it: the whole session is made
 again from its events in every events drop and replaces both parts (`merged_across_files`).
 The result is the same as merging every drop from scratch in ingestion order — which is
@@ -333,7 +333,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
             report.reflagged_parts += 1
     for ingested_at, key in arrivals:
         report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups, events,
-                                                  orders)
+                                              orders)
         report.merged.append(key)
     manifest["customers"] = fingerprint
     write_json_atomic(manifest, parts.manifest_path)

@@ -100,8 +100,9 @@ def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl
     edited order can lose a line, of either kind). Refund lines exported alone in a drop after the current
     version (an incremental export of the day's refunds) add to it; an order never restated (only refund
     lines, e.g. a UCI `C` cancellation invoice) is the export of its latest drop. "Later" is ingestion order
-    (ingested_at, then partition key), the order clean_sessions replays drops in. A superseded line identical to a kept line
-    is a counted duplicate across files, any other is superseded; so is a refund line delivered again."""
+    (ingested_at, then partition key), the order clean_sessions replays drops in. A line not kept that is
+    identical to a kept line (a refund line delivered again included) is a counted duplicate across files,
+    any other is superseded."""
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
     ranked = rows.with_columns(_drop=_drop_order(rows)).with_columns(_restates=restates_order(["order_id", "_drop"]))
@@ -121,7 +122,8 @@ def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl
                           .unique(content, keep="first", maintain_order=True)])
     earlier = selected.join(kept.select("source_file", "line"), on=["source_file", "line"], how="anti")
     duplicates = earlier.join(kept.select(content).unique(), on=content, how="semi", nulls_equal=True).height
-    return Dedup(kept.drop("_drop", "_restates", "_current", "_added"), selected.height, duplicates, earlier.height - duplicates)
+    return Dedup(kept.drop("_drop", "_restates", "_current", "_added"), selected.height, duplicates,
+                 earlier.height - duplicates)
 
 
 def distinct_events(rows: pl.DataFrame, content: list[str]) -> Dedup:
