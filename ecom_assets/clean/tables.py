@@ -105,15 +105,22 @@ def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl
     any other is superseded."""
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
-    ranked = rows.with_columns(_drop=_drop_order(rows)).with_columns(_restates=restates_order(["order_id", "_drop"]))
-    restated = pl.when("_restates").then(pl.col("_drop"))
-    version = restated.max().over("order_id")
+    ranked = rows.with_columns(_drop=_drop_order(rows))
+    # one row per order and drop; only orders in several drops need a version (at scale a minority)
+    exports = ranked.group_by("order_id", "_drop").agg(_restates=restates_order())
+    exports = exports.filter(pl.col("order_id").is_duplicated())
+    version = pl.col("_drop").filter("_restates").max()
     # drops after the version hold refunds alone; an order never restated (only ever refund lines, such as a
     # UCI `C` cancellation invoice) is its latest drop's export
-    current = pl.when(version.is_null()).then(pl.col("_drop") == pl.col("_drop").max().over("order_id")) \
-        .otherwise(pl.col("_drop") >= version)
+    states = exports.join(exports.group_by("order_id").agg(_version=version, _last=pl.col("_drop").max()),
+                          on="order_id").select(
+        "order_id", "_drop",
+        _current=pl.when(pl.col("_version").is_null()).then(pl.col("_drop") == pl.col("_last"))
+        .otherwise(pl.col("_drop") >= pl.col("_version")),
+        _added=(pl.col("_drop") > pl.col("_version")).fill_null(False))
     # versions are decided over both tables' lines, then the table's own are selected
-    selected = ranked.with_columns(_current=current, _added=(pl.col("_drop") > version).fill_null(False)).filter(table)
+    selected = ranked.join(states, on=["order_id", "_drop"], how="left", maintain_order="left").with_columns(
+        pl.col("_current").fill_null(True), pl.col("_added").fill_null(False)).filter(table)
     kept = selected.filter("_current")
     added = kept.filter("_added")["order_id"].unique()
     if added.len():  # a refund line delivered again (in the version, or alone in several drops) is one refund
@@ -122,7 +129,7 @@ def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl
                           .unique(content, keep="first", maintain_order=True)])
     earlier = selected.join(kept.select("source_file", "line"), on=["source_file", "line"], how="anti")
     duplicates = earlier.join(kept.select(content).unique(), on=content, how="semi", nulls_equal=True).height
-    return Dedup(kept.drop("_drop", "_restates", "_current", "_added"), selected.height, duplicates,
+    return Dedup(kept.drop("_drop", "_current", "_added"), selected.height, duplicates,
                  earlier.height - duplicates)
 
 

@@ -159,12 +159,12 @@ def is_refund() -> pl.Expr:
     return pl.col("is_return") & ~never_revenue
 
 
-def restates_order(export: list[str]) -> pl.Expr:
-    """Over marked lines with `is_refund`, per `export` group (an order in one drop: ["order_id", <drop>]):
-    true when the export restates the order, i.e. holds a line that is not a refund (a purchased line, or a
-    line of a cancelled/refunded order). Such an export replaces the order's earlier exports as a whole;
-    refund lines exported alone (an incremental export of the day's refunds) add to the order instead."""
-    return (~pl.col("is_refund")).any().over(export)
+def restates_order() -> pl.Expr:
+    """Aggregation over one order's marked lines (with `is_refund`) in one drop: true when that export restates
+    the order, i.e. holds a line that is not a refund (a purchased line, or a line of a cancelled/refunded
+    order). Such an export replaces the order's earlier exports as a whole; refund lines exported alone (an
+    incremental export of the day's refunds) add to the order instead."""
+    return (~pl.col("is_refund")).any()
 
 
 def withdrawn_orders(lines: pl.DataFrame | pl.LazyFrame) -> pl.Series:
@@ -172,7 +172,7 @@ def withdrawn_orders(lines: pl.DataFrame | pl.LazyFrame) -> pl.Series:
     or refunded as a whole since an earlier export): their earlier purchased session is withdrawn, not kept."""
     return (
         lines.lazy().with_columns(is_refund=is_refund())
-        .group_by("order_id").agg(restates=(~pl.col("is_refund")).any(), bought=(~pl.col("is_return")).any())
+        .group_by("order_id").agg(restates=restates_order(), bought=(~pl.col("is_return")).any())
         .filter(pl.col("restates") & ~pl.col("bought")).select("order_id").collect().to_series()
     )
 
