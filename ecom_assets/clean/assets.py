@@ -158,7 +158,9 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS),
           *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()],
           # read back where a session continues across events drops (clean/store.py)
-          dg.AssetDep(RAW_ASSETS["events"], partition_mapping=ALL_DROPS)],
+          dg.AssetDep(RAW_ASSETS["events"], partition_mapping=ALL_DROPS),
+          # read back for the orders a drop withdraws (refunded or cancelled as a whole since an earlier export)
+          dg.AssetDep(RAW_ASSETS["orders"], partition_mapping=ALL_DROPS)],
     required_resource_keys={"io_manager", "settings"},
     tags=REFRESH_PER_DROP,
     description=(
@@ -166,9 +168,10 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
         "events drop (each part validated with pandera `CleanSessions`), "
         "stored as one parquet part per drop under `warehouse/clean_sessions/`. A new drop is merged against "
         "the stored parts (only the ids it shares with them are read back); the latest version of a "
-        "session_id wins, a re-delivered identical row is a counted duplicate. A session whose events came in "
-        "several events drops (same export session_id, or a 30-minute-gap session continued across a file cut, "
-        "in either arrival order) is one row made again from all its events — start = earliest, duration to the "
+        "session_id wins, a re-delivered identical row is a counted duplicate; an order a later orders drop "
+        "restates as refunded or cancelled as a whole loses its earlier purchased session (superseded). A session "
+        "whose events came in several events drops (same export session_id, or a 30-minute-gap session continued "
+        "across a file cut, in either arrival order) is one row made again from all its events — start = earliest, duration to the "
         "latest, views summed, flags OR-ed, amount summed; the folded-in parts count as merged_across_files. "
         "Flags: `before_signup` (dated "
         "before the customer's signup_date) and `unknown_customer` (id not in clean_customers). Empty or "
@@ -197,7 +200,7 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
     raw, held_back = _session_drops(context)
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
     report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers,
-                            events=_raw_files(context, "events"))
+                            events=_raw_files(context, "events"), orders=_raw_files(context, "orders"))
     manifest = parts.manifest()
     totals = table_stats(manifest)
     unknown_customers = totals["unknown_customer"]
@@ -231,7 +234,8 @@ def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, re
     rows, held_back = _drops_of(context, "orders", raw_orders.with_columns(is_refund=is_refund())
                                 if raw_orders.width else raw_orders, CleanOrderLines)
     content = [c for c in CleanOrderLines.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
-    dedup = latest_per_order(rows.filter(pl.col("is_return") == returns), content)
+    # an order's current version is decided over both tables' lines: a later refunded export supersedes paid lines
+    dedup = latest_per_order(rows, content, table=pl.col("is_return") == returns)
     lines = CleanOrderLines.validate(dedup.kept.sort("order_time", "order_id", "line"))
     amount = float(lines["line_amount"].abs().sum())  # a refunded line keeps its positive amount
     yield dg.Output(lines, metadata={
@@ -273,8 +277,10 @@ def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsD
 
 clean_order_lines = _order_lines_asset("clean_order_lines", False, (
     "Purchased order lines of every orders drop (validated with pandera `CleanOrderLines`). An order "
-    "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
-    "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."))
+    "re-exported in a later drop replaces its earlier lines as a whole, here and in clean_returns alike (an order "
+    "refunded in full since keeps no purchased line); refund lines exported alone later add to it. An identical "
+    "earlier line is a counted duplicate, any other superseded. Return and cancellation lines are in "
+    "clean_returns, never here."))
 clean_returns = _order_lines_asset("clean_returns", True, (
     "Return and cancellation lines of every orders drop: a cancelled/refunded/returned order status, negative "
     "quantity or amount, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "

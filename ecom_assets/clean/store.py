@@ -3,8 +3,9 @@
 A new drop is merged against the parts already stored instead of re-deduplicating the whole
 history: only the ids it shares with stored rows are read back (one column scan plus a semi-join),
 the drop becomes a new part, and a part is rewritten only when the drop supersedes one of its
-rows or completes one of its sessions. An events drop's session that continues a session of an
-earlier events drop (same export session_id, or the same customer's gap-rule session within 30
+rows or completes one of its sessions. An orders drop restating an order as refunded or cancelled
+as a whole supersedes the order's session stored from an earlier orders drop (it has none of its
+own). An events drop's session that continues a session of an earlier events drop (same export session_id, or the same customer's gap-rule session within 30
 minutes: a file cut in the middle of a session) never supersedes it: the whole session is made
 again from its events in every events drop and replaces both parts (`merged_across_files`).
 The result is the same as merging every drop from scratch in ingestion order — which is
@@ -31,6 +32,7 @@ import polars as pl
 
 from ecom_assets.clean.tables import EVENT_CONTENT, SESSION_CONTENT, RowAccounting, distinct_events, latest_per_id
 from ecom_assets.ingest.events import SESSION_GAP, derived_id, event_sessions, sessionise_across_drops
+from ecom_assets.ingest.orders import withdrawn_orders
 from ecom_assets.io import (Location, StoredParts, file_identity, parquet_rows, read_parquet, scan_parquet,
                             write_json_atomic, write_parquet_atomic)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanSessions, empty_frame, sorted_on
@@ -225,8 +227,22 @@ def _remove_rows(parts: StoredParts, manifest: dict, rows: pl.DataFrame) -> int:
     return rows["source_file"].n_unique()
 
 
+def _withdraw_orders(parts: StoredParts, manifest: dict, lines: Location, orders: dict[str, Location]) -> int:
+    """An orders drop restating an order without a purchased line (refunded or cancelled as a whole since an
+    earlier export) leaves no session of its own: the order's session stored from an earlier orders drop is
+    superseded by it all the same. Returns the number of stored parts rewritten."""
+    withdrawn = withdrawn_orders(scan_parquet(lines).select("order_id", "status", "is_return", "return_reason"))
+    stored = [parts.folder / p["file"] for p in manifest["parts"] if p["key"] in orders]
+    if withdrawn.is_empty() or not stored:
+        return 0
+    superseded = scan_parquet(stored).select("session_id", "source_file", "line").filter(
+        pl.col("session_id").is_in(withdrawn.implode())).collect()
+    manifest["superseded"] += superseded.height
+    return _remove_rows(parts, manifest, superseded)
+
+
 def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location, ingested_at: int | None,
-                signups: pl.LazyFrame, events: dict[str, Location]) -> int:
+                signups: pl.LazyFrame, events: dict[str, Location], orders: dict[str, Location]) -> int:
     """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
     drop = session_shaped(read_parquet(raw_path))
     rows_in = drop.height
@@ -234,6 +250,8 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location
     if key in events:  # an events drop: sessions it shares with earlier events drops are made whole
         drop, whole, replaced = _merge_continued(key, drop, manifest, events, parts)
     rewritten = _remove_rows(parts, manifest, replaced)
+    if key in orders:
+        rewritten += _withdraw_orders(parts, manifest, orders[key], orders)
     stored = parts.paths(manifest)
     ingested = {p["key"]: p["ingested_at"] for p in manifest["parts"]}
     # stored rows that share an id with the drop (usually none): their current version competes
@@ -274,11 +292,14 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location
 
 
 def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers: pl.DataFrame,
-                   events: dict[str, Location] | None = None) -> MergeReport:
+                   events: dict[str, Location] | None = None, orders: dict[str, Location] | None = None
+                   ) -> MergeReport:
     """Bring the stored parts up to date with the raw partitions `raw` (partition key -> parquet of session
     rows). `events`: partition key -> raw events of the events drops among them, read back only where a
-    drop's session continues one of an earlier events drop."""
+    drop's session continues one of an earlier events drop. `orders`: partition key -> raw order lines of the
+    orders drops among them, read for the orders a drop withdraws (refunded or cancelled as a whole)."""
     events = {k: v for k, v in (events or {}).items() if k in raw}
+    orders = {k: v for k, v in (orders or {}).items() if k in raw}
     manifest = parts.manifest(EMPTY_MANIFEST)
     stored = {p["key"]: p for p in manifest["parts"]}
     arrivals = _in_ingestion_order({key: path for key, path in raw.items() if key not in stored})
@@ -311,7 +332,8 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
             _write_part(_with_flags(read_parquet(path), signups), path, entry)
             report.reflagged_parts += 1
     for ingested_at, key in arrivals:
-        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups, events)
+        report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups, events,
+                                              orders)
         report.merged.append(key)
     manifest["customers"] = fingerprint
     write_json_atomic(manifest, parts.manifest_path)

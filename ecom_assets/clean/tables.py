@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ecom_assets.ingest.orders import restates_order
 from ecom_assets.schemas import CleanCustomers, CleanEvents, empty_frame, repeated
 
 SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
@@ -89,19 +90,47 @@ def _drop_order(rows: pl.DataFrame) -> pl.Expr:
     return pl.col("source_file").replace_strict(order, return_dtype=pl.Int64)
 
 
-def latest_per_order(rows: pl.DataFrame, content: list[str]) -> Dedup:
-    """Order lines of every drop -> the lines of each order from the latest drop that holds it.
+def latest_per_order(rows: pl.DataFrame, content: list[str], table: pl.Expr = pl.lit(True)) -> Dedup:
+    """Order lines of every drop (typed, marked, with `is_refund`) -> the lines `table` selects (purchases or
+    returns) of each order's current version; accounting over the selected lines only.
 
-    An order re-exported in a later drop replaces its earlier lines as a whole (an edited order
-    can lose or gain lines, which a per-line rule could not tell). An earlier line identical to a
-    line of the kept version is a counted duplicate across files, any other is superseded."""
+    The current version of an order is its export in the latest drop that restates it: holds a line that is
+    not a refund (ingest.orders.restates_order). It replaces the earlier exports' lines as a whole, in both
+    tables at once (an order refunded in full later has its paid lines superseded by its refunded ones; an
+    edited order can lose a line, of either kind). Refund lines exported alone in a drop after the current
+    version (an incremental export of the day's refunds) add to it; an order never restated (only refund
+    lines, e.g. a UCI `C` cancellation invoice) is the export of its latest drop. "Later" is ingestion order
+    (ingested_at, then partition key), the order clean_sessions replays drops in. A line not kept that is
+    identical to a kept line (a refund line delivered again included) is a counted duplicate across files,
+    any other is superseded."""
     if rows.is_empty():
         return Dedup(rows, 0, 0, 0)
     ranked = rows.with_columns(_drop=_drop_order(rows))
-    latest = pl.col("_drop") == pl.col("_drop").max().over("order_id")
-    kept, earlier = ranked.filter(latest), ranked.filter(~latest)
+    # one row per order and drop; only orders in several drops need a version (at scale a minority)
+    exports = ranked.group_by("order_id", "_drop").agg(_restates=restates_order())
+    exports = exports.filter(pl.col("order_id").is_duplicated())
+    version = pl.col("_drop").filter("_restates").max()
+    # drops after the version hold refunds alone; an order never restated (only ever refund lines, such as a
+    # UCI `C` cancellation invoice) is its latest drop's export
+    states = exports.join(exports.group_by("order_id").agg(_version=version, _last=pl.col("_drop").max()),
+                          on="order_id").select(
+        "order_id", "_drop",
+        _current=pl.when(pl.col("_version").is_null()).then(pl.col("_drop") == pl.col("_last"))
+        .otherwise(pl.col("_drop") >= pl.col("_version")),
+        _added=(pl.col("_drop") > pl.col("_version")).fill_null(False))
+    # versions are decided over both tables' lines, then the table's own are selected
+    selected = ranked.join(states, on=["order_id", "_drop"], how="left", maintain_order="left").with_columns(
+        pl.col("_current").fill_null(True), pl.col("_added").fill_null(False)).filter(table)
+    kept = selected.filter("_current")
+    added = kept.filter("_added")["order_id"].unique()
+    if added.len():  # a refund line delivered again (in the version, or alone in several drops) is one refund
+        contested = pl.col("order_id").is_in(added.implode())
+        kept = pl.concat([kept.filter(~contested), kept.filter(contested).sort("_drop", "line")
+                          .unique(content, keep="first", maintain_order=True)])
+    earlier = selected.join(kept.select("source_file", "line"), on=["source_file", "line"], how="anti")
     duplicates = earlier.join(kept.select(content).unique(), on=content, how="semi", nulls_equal=True).height
-    return Dedup(kept.drop("_drop"), rows.height, duplicates, earlier.height - duplicates)
+    return Dedup(kept.drop("_drop", "_current", "_added"), selected.height, duplicates,
+                 earlier.height - duplicates)
 
 
 def distinct_events(rows: pl.DataFrame, content: list[str]) -> Dedup:

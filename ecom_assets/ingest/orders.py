@@ -20,6 +20,8 @@ Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
   negative lines refunds.
 - `is_refund`: which return lines are money given back for revenue counted earlier (subtracted in
   net revenue) and which are lines of a cancelled/refunded order (never revenue, kept for the record).
+- `restates_order` / `withdrawn_orders`: which export of an order re-exported in a later drop replaces its
+  earlier ones (clean.tables.latest_per_order, clean.store), and which orders a drop withdraws from purchases.
 - `order_sessions`: each order with at least one purchased line becomes one purchased row of
   the sessions table (`session_id` = order id), so every session-based table keeps working.
 """
@@ -155,6 +157,24 @@ def is_refund() -> pl.Expr:
     never_revenue = (pl.col("status").is_in(list(RETURN_STATUSES))
                      | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
     return pl.col("is_return") & ~never_revenue
+
+
+def restates_order() -> pl.Expr:
+    """Aggregation over one order's marked lines (with `is_refund`) in one drop: true when that export restates
+    the order, i.e. holds a line that is not a refund (a purchased line, or a line of a cancelled/refunded
+    order). Such an export replaces the order's earlier exports as a whole; refund lines exported alone (an
+    incremental export of the day's refunds) add to the order instead."""
+    return (~pl.col("is_refund")).any()
+
+
+def withdrawn_orders(lines: pl.DataFrame | pl.LazyFrame) -> pl.Series:
+    """One drop's marked order lines -> `order_id` of the orders it restates without a purchased line (cancelled
+    or refunded as a whole since an earlier export): their earlier purchased session is withdrawn, not kept."""
+    return (
+        lines.lazy().with_columns(is_refund=is_refund())
+        .group_by("order_id").agg(restates=restates_order(), bought=(~pl.col("is_return")).any())
+        .filter(pl.col("restates") & ~pl.col("bought")).select("order_id").collect().to_series()
+    )
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
