@@ -315,3 +315,26 @@ def test_continuation_lines_take_their_orders_fields_only_when_one_value_is_ther
     assert reasons[9].startswith("field count differs") and reasons[10].startswith("empty customer_id")
     assert "4 continuation line(s) took customer_id (2)/order_time/status/currency from the other lines " \
            "of their order_id (written on one line per order)" in a["notes"]
+
+
+# WooCommerce-like statuses: a completed order, and orders whose payment failed, is awaited (pending, On hold as the
+# admin screen writes it) or only authorized (Shopify): none of them was paid, so none is revenue.
+UNPAID = """order_id,customer_id,order_time,product_id,quantity,unit_price,status
+20001,a@example.de,2025-02-01 10:00:00,SKU-1,1,10.00,completed
+20002,b@example.de,2025-02-01 11:00:00,SKU-1,2,10.00,failed
+20003,c@example.de,2025-02-01 12:00:00,SKU-2,1,25.00,pending
+20004,d@example.de,2025-02-01 13:00:00,SKU-2,1,25.00,On hold
+20005,e@example.de,2025-02-01 14:00:00,SKU-2,1,25.00,wc-on-hold
+20006,f@example.de,2025-02-01 15:00:00,SKU-2,1,25.00,authorized
+"""
+
+
+def test_an_order_not_yet_paid_is_never_revenue_and_never_a_refund() -> None:
+    lines = orders.mark_returns(parse(UNPAID).clean).with_columns(is_refund=orders.is_refund())
+    returns = lines.filter("is_return")
+    assert dict(zip(returns["order_id"], returns["return_reason"])) == {
+        "20002": "status 'failed' (not paid)", "20003": "status 'pending' (not paid)",
+        "20004": "status 'on hold' (not paid)", "20005": "status 'wc-on-hold' (not paid)",
+        "20006": "status 'authorized' (not paid)"}
+    assert not returns["is_refund"].any()
+    assert orders.order_sessions(lines)["session_id"].to_list() == ["20001"]

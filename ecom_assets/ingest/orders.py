@@ -14,7 +14,7 @@ Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
   first takes them from the other lines of its order in the file when those carry exactly one value
   (`parse.fill_record_fields`: Shopify writes them on an order's first line item only).
 - `mark_returns`: a line is a return or cancellation when its `status` says the order was
-  cancelled/refunded/returned as a whole, its quantity or amount is negative, or the file's declared
+  cancelled/refunded/returned as a whole or not (yet) paid (pending, authorized, failed, on-hold), its quantity or amount is negative, or the file's declared
   `return_when` rule holds (e.g. order ids starting with `C`, as UCI Online Retail writes
   cancellations). A `partially_refunded` order is bought: its positive lines are purchases, its
   negative lines refunds.
@@ -50,6 +50,15 @@ KIND = DropKind(
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
 DECLARED = "declared in sources.yaml: "  # return_reason of a line the file's `return_when` rule marks
 RETURN_STATUSES = ("cancelled", "canceled", "refunded", "returned", "voided", "void", "reversed", "chargeback")
+# order statuses meaning the order was not (yet) paid: never revenue either (Shopify pending / authorized, WooCommerce
+# pending / failed / on-hold / checkout-draft); compared as `status_word`. It becomes revenue in the export that says paid.
+NOT_PAID_STATUSES = ("pending", "authorized", "failed", "on_hold", "unpaid", "expired", "checkout_draft")
+
+
+def status_word() -> pl.Expr:
+    """The lower-case status as a word to compare: WooCommerce's `wc-` prefix dropped, spaces and hyphens as `_`
+    ("On hold", "on-hold", "wc-on-hold" -> "on_hold")."""
+    return pl.col("status").str.strip_prefix("wc-").str.replace_all(r"[ -]", "_")
 
 
 def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
@@ -126,7 +135,8 @@ def return_reason(return_when: ReturnRule | None = None) -> pl.Expr:
     """Why a typed order line is a return (null for a purchased line); the first reason that holds.
     `return_when`: the file's declared rule (sources.yaml), e.g. order ids starting with `C`."""
     cases = [  # the order's status first: it says whether the line ever was revenue (see `is_refund`)
-        (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
+        (status_word().is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
+        (status_word().is_in(list(NOT_PAID_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("' (not paid)")),
         (pl.col("quantity") < 0, pl.lit("negative quantity")),
         (pl.col("line_amount") < 0, pl.lit("negative line_amount")),
     ]
@@ -150,9 +160,9 @@ def is_refund() -> pl.Expr:
     """Over marked lines (`is_return`, `status`, `return_reason`): true for a refund, money given back for
     revenue counted earlier (a negative line, or a declared `return_when` line such as UCI's `C` invoices, of
     an order not cancelled/refunded as a whole), which net revenue subtracts; false for a purchased line and
-    for a line whose order status is in RETURN_STATUSES or matches a `return_when` rule declared on `status`:
-    that order never was revenue, so subtracting it would count it twice."""
-    never_revenue = (pl.col("status").is_in(list(RETURN_STATUSES))
+    for a line whose order status is in RETURN_STATUSES or NOT_PAID_STATUSES or matches a `return_when` rule
+    declared on `status`: that order never was revenue, so subtracting it would count it twice."""
+    never_revenue = (status_word().is_in(list(RETURN_STATUSES + NOT_PAID_STATUSES))
                      | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
     return pl.col("is_return") & ~never_revenue
 
