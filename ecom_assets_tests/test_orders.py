@@ -338,3 +338,54 @@ def test_an_order_not_yet_paid_is_never_revenue_and_never_a_refund() -> None:
         "20006": "status 'authorized' (not paid)"}
     assert not returns["is_refund"].any()
     assert orders.order_sessions(lines)["session_id"].to_list() == ["20001"]
+
+
+# A multi-currency Shopify store: most orders in EUR, #4003 paid in USD (Currency on the first line item only);
+# #4004 has no currency at all. Prices are in the order's currency, so USD lines can never be added to EUR.
+CURRENCIES = """order_id,customer_id,order_time,product_id,quantity,unit_price,status,currency
+#4001,a@example.de,2025-02-01 10:00:00 +0100,SKU-1,1,10.00,paid,EUR
+#4001,,,SKU-2,1,5.00,,
+#4002,b@example.de,2025-02-02 10:00:00 +0100,SKU-1,2,10.00,paid,eur
+#4003,c@example.com,2025-02-03 10:00:00 +0100,SKU-1,1,12.00,paid,USD
+#4003,,,SKU-2,1,6.00,,
+#4004,d@example.de,2025-02-04 10:00:00 +0100,SKU-1,1,10.00,paid,
+"""
+
+
+def test_lines_in_another_currency_than_the_files_are_quarantined_never_added() -> None:
+    parsed = parse(CURRENCIES)
+    assert parsed.clean["order_id"].to_list() == ["#4001", "#4001", "#4002"]
+    assert parsed.clean["currency"].unique().to_list() == ["EUR"]
+    reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+    assert reasons[5] == reasons[6] == (
+        "currency is not the file's reporting currency EUR (the most common of the file's lines: 3 of 5; declare "
+        "the shop's `currency` in sources.yaml to choose); amounts in different currencies are never added: 'USD'")
+    assert reasons[7].startswith("empty currency in a file holding more than one currency")
+    assert "currency: EUR is the reporting currency (the most common of the file's lines: 3 of 5); 2 line(s) in " \
+           "USD quarantined, never added" in parsed.notes
+
+
+def test_a_declared_currency_wins_and_a_tie_is_never_guessed() -> None:
+    from ecom_assets.ingest.sources import SourceSpec
+
+    usd = parse_drop(CURRENCIES.encode(), "orders", "orders_x.csv__abc", today=TODAY,
+                     spec=SourceSpec("orders_*.csv", currency="USD"))
+    assert usd.clean["order_id"].to_list() == ["#4003", "#4003"]
+    assert usd.quarantine.filter(pl.col("line") == 2)["reason"].item() == (
+        "currency is not the reporting currency USD declared in sources.yaml; amounts in different currencies "
+        "are never added: 'EUR'")
+    tie = parse(CURRENCIES.replace("#4002,b@example.de,2025-02-02 10:00:00 +0100,SKU-1,2,10.00,paid,eur\n", ""))
+    assert tie.clean.is_empty()
+    assert tie.quarantine["reason"][0].startswith("currency: the file holds as many EUR as USD lines, so none is")
+
+
+def test_clean_order_lines_flags_two_currencies_across_files(data_dir, instance, resources) -> None:
+    drop(data_dir, "orders_eu.csv", CURRENCIES.split("#4003")[0])
+    drop(data_dir, "orders_us.csv", CURRENCIES.split("\n", 1)[0] + "\n#4003" + CURRENCIES.split("#4003", 1)[1]
+         .split("#4004")[0])
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert sorted(tables["order_lines"]["currency"].unique()) == ["EUR", "USD"]
+    check = next(c for c in tables["result"].get_asset_check_evaluations()
+                 if c.asset_key.path == ["clean_order_lines"] and c.check_name == "one_currency")
+    assert not check.passed
+    assert check.description.startswith("amounts in EUR (orders_eu.csv) and USD (orders_us.csv): revenue adds")

@@ -11,7 +11,7 @@ from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
-from ecom_assets.ingest.orders import REFUND_COLUMN, is_refund
+from ecom_assets.ingest.orders import REFUND_COLUMN, currency_problem, is_refund
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -248,6 +248,12 @@ def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, re
     })
     yield _accounting_check(dedup, table)
     yield _held_back_check(held_back)
+    currencies = currency_problem(lines, context.resources.settings.currency)
+    yield dg.AssetCheckResult(check_name=CURRENCY_CHECK, passed=currencies is None, severity=dg.AssetCheckSeverity.WARN,
+                              description=currencies or "every line with a currency is in the currency money is shown in")
+
+
+CURRENCY_CHECK = "one_currency"
 
 
 def _line_checks(table: str) -> list[dg.AssetCheckSpec]:
@@ -263,7 +269,9 @@ def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsD
     @dg.asset(
         name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
         required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
-        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks(name),
+        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=[*_line_checks(name), dg.AssetCheckSpec(
+            CURRENCY_CHECK, asset=name, description="fails when the lines hold more than one currency across files, "
+            "or one other than settings.currency: money is never converted")],
     )
     def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
         yield from _order_lines(context, raw_orders, returns=returns, table=name)

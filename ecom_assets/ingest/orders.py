@@ -79,7 +79,20 @@ def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         _bad(price < 0, value_last("negative unit_price (an adjustment, not a product line)", "unit_price")),
         unreadable_number("line_amount", reading),
         _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
+        *currency_rules(reading),
     ]
+
+
+def currency_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Lines not in the file's reporting currency (`parse.reporting_currency`), and, in a file holding more
+    than one currency, lines without one (their amount's currency is unknown): quarantined, never added."""
+    if not reading.currency_rule:
+        return []
+    written = pl.col("currency").str.strip_chars().str.to_uppercase()
+    other = ~_empty("currency") & (written != reading.currency if reading.currency else pl.lit(True))
+    return [_bad(other, value_last(reading.currency_rule, "currency")),
+            _bad(_empty("currency"), "empty currency in a file holding more than one currency (the amount's "
+                 "currency is unknown)")]
 
 
 def instant(column: str) -> pl.Expr:
@@ -165,6 +178,24 @@ def is_refund() -> pl.Expr:
     never_revenue = (status_word().is_in(list(RETURN_STATUSES + NOT_PAID_STATUSES))
                      | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
     return pl.col("is_return") & ~never_revenue
+
+
+def currency_problem(lines: pl.DataFrame, shown: str) -> str | None:
+    """None when every line with a currency (`currency`, `source_file`) is in the one currency `shown` beside
+    money (settings.currency), else what is off: more than one currency across files (each file keeps only its
+    reporting currency, see `parse.reporting_currency`, but revenue adds files together), or one other than
+    the one shown."""
+    by_currency = (lines.filter(pl.col("currency").is_not_null())
+                   .group_by("currency").agg(pl.col("source_file").unique().sort()).sort("currency"))
+    found = dict(zip(by_currency["currency"], by_currency["source_file"].to_list()))
+    if len(found) > 1:
+        return ("amounts in " + " and ".join(f"{c} ({', '.join(f.rsplit('__', 1)[0] for f in files[:3])}"
+                                            f"{', …' if len(files) > 3 else ''})" for c, files in found.items())
+                + ": revenue adds these files as if they were one currency; ingest one shop's currency per data "
+                  "directory, or declare the shop's `currency` in sources.yaml for every orders file")
+    if found and next(iter(found)) != shown:
+        return f"amounts are in {next(iter(found))} but money is shown as {shown} (set the `currency` setting)"
+    return None
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

@@ -433,6 +433,8 @@ class Reading:
     decimal: dict[str, str] = field(default_factory=dict)  # number column -> "." or ","
     words: frozenset[str] = frozenset()  # flag columns holding true/false/yes/no (not only 0/1)
     suspect_text: tuple[str, ...] = ()  # text columns that may hold C1 control characters
+    currency: str | None = None  # the file's reporting currency (see `reporting_currency`)
+    currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."))
@@ -478,6 +480,42 @@ def fill_record_fields(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFram
     return filled.select(table.columns), notes
 
 
+def reporting_currency(values: pl.Series, declared: str | None) -> tuple[str | None, str, list[str]]:
+    """(the file's reporting currency, the rule quarantining lines in any other currency or none, notes).
+
+    `values`: the currency column as text (after `fill_record_fields`), compared trimmed and upper-case;
+    `declared`: the file's `currency` in sources.yaml. The declared currency, else the file's only currency,
+    else its most common one (by lines); two currencies equally common give none, and every line with a
+    currency is quarantined: amounts in different currencies are never added (there are no exchange rates
+    here) and the choice is never guessed. The rule is "" when no line is in another currency."""
+    written = values.str.strip_chars().str.to_uppercase()
+    counts = written.filter(written.is_not_null() & (written != "")).value_counts(sort=True, name="n")
+    found = dict(zip(counts[values.name], counts["n"]))
+    never = "; amounts in different currencies are never added"
+    if declared is not None:
+        others = {c: n for c, n in found.items() if c != declared}
+        rule = f"currency is not the reporting currency {declared} declared in sources.yaml{never}"
+        code, why = declared, "declared in sources.yaml"
+    elif len(found) <= 1:
+        return next(iter(found), None), "", []
+    elif counts["n"][0] == counts["n"][1]:
+        tied = counts.filter(pl.col("n") == counts["n"][0])[values.name].to_list()
+        rule = (f"currency: the file holds as many {' as '.join(tied)} lines, so none is its reporting currency "
+                f"(declare the shop's `currency` in sources.yaml){never}")
+        return None, rule, [f"currency: no reporting currency ({', '.join(f'{n:,} {c}' for c, n in found.items())} "
+                            "line(s)); every line with a currency quarantined — declare the shop's `currency` in "
+                            "sources.yaml"]
+    else:
+        code, why = counts[values.name][0], f"the most common of the file's lines: {counts['n'][0]:,} of {counts['n'].sum():,}"
+        others = {c: n for c, n in found.items() if c != code}
+        rule = (f"currency is not the file's reporting currency {code} ({why}; declare the shop's `currency` in "
+                f"sources.yaml to choose){never}")
+    if not others:
+        return code, "", []
+    return code, rule, [f"currency: {code} is the reporting currency ({why}); "
+                        f"{', '.join(f'{n:,} line(s) in {c}' for c, n in others.items())} quarantined, never added"]
+
+
 def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec | None = None,
             delimiter: str = ",", may_hold_c1: bool = True) -> tuple[pl.DataFrame, Reading, list[str]]:
     """(table with `_date_<c>` / `_instant_<c>` for each date column, the file's Reading, notes).
@@ -486,6 +524,9 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     Each check here is one cheap pass over a column; the costly readers (date-times, words in
     flags, decimal commas, control characters) only run where that pass found a reason to."""
     table, notes = fill_record_fields(table, kind)
+    currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
+        if "currency" in kind.columns else (None, "", [])
+    notes += currency_notes
     dates = {}
     for column in kind.dates:
         read = read_timestamps(table[column], spec)
@@ -513,7 +554,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
-    return table.with_columns(**dates), Reading(today, spec, decimal, words, suspect), notes
+    return table.with_columns(**dates), Reading(today, spec, decimal, words, suspect, currency, currency_rule), notes
 
 
 def _empty(text: str) -> pl.Expr:
