@@ -266,7 +266,8 @@ def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashbo
     tables = ingest_and_clean(data_dir, instance, resources)
     # careful figures: revenue 20 + 35 + 50 = 105; refunds 25 (#2002's -1 line); never revenue 24 + 10 + 10
     assert tables["returns"].filter("is_refund")["order_id"].to_list() == ["#2002"]
-    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy())
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                          clean_order_lines=tables["order_lines"].lazy())
     for grain in ("day", "week", "month"):
         rows = trends.value.filter(pl.col("grain") == grain)
         assert rows["returns"].null_count() == rows["net_revenue"].null_count() == 0, grain
@@ -275,7 +276,8 @@ def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashbo
     assert (trends.metadata["revenue"].value, trends.metadata["net_revenue"].value) == (105.0, 80.0)
     settings = EcomSettings(data_dir=str(tmp_path / "dash"), currency="USD")
     output = kpi_dashboard(settings=settings, clean_sessions=tables["sessions"].lazy(),
-                           clean_returns=tables["returns"].lazy(), churn_predictions=pl.DataFrame(),
+                           clean_returns=tables["returns"].lazy(), clean_order_lines=tables["order_lines"].lazy(),
+                           churn_predictions=pl.DataFrame(),
                            sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
                            cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
     tiles = dict(zip(output.value["kpi"], output.value["value"]))
@@ -389,3 +391,55 @@ def test_clean_order_lines_flags_two_currencies_across_files(data_dir, instance,
                  if c.asset_key.path == ["clean_order_lines"] and c.check_name == "one_currency")
     assert not check.passed
     assert check.description.startswith("amounts in EUR (orders_eu.csv) and USD (orders_us.csv): revenue adds")
+
+
+# Shopify as exported, with its order-level Refunded Amount on the first line item only: #5001 paid; #5002
+# partially_refunded by 20.00 without any negative line; #5003 partially_refunded with Refunded Amount 15.00 and
+# also a -1 line (10.00) itemising part of it; #5004 refunded as a whole (never revenue: nothing subtracted).
+SHOPIFY_REFUNDS = """order_id,customer_id,order_time,product_id,quantity,unit_price,status,currency,refunded_amount
+#5001,a@example.de,2025-03-01 10:00:00 +0100,SKU-1,1,10.00,paid,EUR,0.00
+#5001,,,SKU-2,2,5.00,,,
+#5002,b@example.de,2025-03-02 10:00:00 +0100,SKU-3,1,20.00,partially_refunded,EUR,20.00
+#5002,,,SKU-1,3,10.00,,,
+#5003,c@example.de,2025-03-03 10:00:00 +0100,SKU-1,2,10.00,partially_refunded,EUR,15.00
+#5003,,,SKU-1,-1,10.00,,,
+#5004,d@example.de,2025-03-04 10:00:00 +0100,SKU-3,1,20.00,refunded,EUR,20.00
+"""
+
+
+def test_an_order_level_refunded_amount_is_subtracted_once_per_order(data_dir, instance, resources, tmp_path) -> None:
+    from ecom_assets.insights.assets import sales_trends
+    from ecom_assets.insights.dashboard import kpi_dashboard
+    from ecom_assets.settings import EcomSettings
+
+    parsed = parse(SHOPIFY_REFUNDS)
+    assert parsed.quarantine.is_empty()
+    # continuation lines carry their order's figure (filled), and the figure is counted once per order
+    assert parsed.clean.sort("line")["refunded_amount"].to_list() == [0.0, 0.0, 20.0, 20.0, 15.0, 15.0, 20.0]
+    drop(data_dir, "orders_shopify.csv", SHOPIFY_REFUNDS)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    refunds = orders.order_refunds(tables["order_lines"], tables["returns"]).collect().sort("order_id")
+    # #5003: the order's 15.00 wins over its -1 line's 10.00 (its itemisation), never 25.00; #5004 never was revenue
+    assert dict(zip(refunds["order_id"], refunds["refunds"])) == {"#5002": 20.0, "#5003": 15.0}
+    # careful figures: revenue 20 + 50 + 20 = 90, refunds 35, net 55
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                          clean_order_lines=tables["order_lines"].lazy())
+    for grain in ("day", "week", "month"):
+        rows = trends.value.filter(pl.col("grain") == grain)
+        assert rows.select("revenue", "refunds", "net_revenue").sum().row(0) == (90.0, 35.0, 55.0), grain
+    output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),
+                           clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                           clean_order_lines=tables["order_lines"].lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    tiles = dict(zip(output.value["kpi"], output.value["value"]))
+    assert (tiles["refunds, all time"], tiles["net revenue, all time"]) == ("35 EUR", "55 EUR")
+
+
+def test_lines_of_one_order_disagreeing_on_its_refunded_amount_are_quarantined() -> None:
+    parsed = parse(SHOPIFY_REFUNDS.replace("#5002,,,SKU-1,3,10.00,,,", "#5002,,,SKU-1,3,10.00,,,5.00")
+                   .replace("#5001,,,SKU-2,2,5.00,,,", "#5001,,,SKU-2,2,5.00,,,-1"))
+    reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+    assert reasons[4] == reasons[5].removesuffix("5.00'") + "20.00'" == (
+        "refunded_amount differs between the lines of this order_id (an order-level figure): '20.00'")
+    assert reasons[3].startswith("negative refunded_amount")

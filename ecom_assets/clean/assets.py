@@ -11,7 +11,7 @@ from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
-from ecom_assets.ingest.orders import REFUND_COLUMN, currency_problem, is_refund
+from ecom_assets.ingest.orders import REFUND_COLUMN, currency_problem, with_refund_flags
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -228,8 +228,7 @@ def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, 
 
 
 def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, returns: bool, table: str):
-    rows, held_back = _drops_of(context, "orders", raw_orders.with_columns(is_refund=is_refund())
-                                if raw_orders.width else raw_orders, CleanOrderLines)
+    rows, held_back = _drops_of(context, "orders", with_refund_flags(raw_orders), CleanOrderLines)
     content = [c for c in CleanOrderLines.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
     dedup = latest_per_order(rows.filter(pl.col("is_return") == returns), content)
     lines = CleanOrderLines.validate(dedup.kept.sort("order_time", "order_id", "line"))

@@ -20,6 +20,9 @@ Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
   negative lines refunds.
 - `is_refund`: which return lines are money given back for revenue counted earlier (subtracted in
   net revenue) and which are lines of a cancelled/refunded order (never revenue, kept for the record).
+- `order_refunds`: the refunds net revenue subtracts, once per order: an order-level `refunded_amount`
+  (Shopify's Refunded Amount, written on the order's first line item: a partial refund has no negative line)
+  where the export gives one, else the order's refund lines.
 - `order_sessions`: each order with at least one purchased line becomes one purchased row of
   the sessions table (`session_id` = order id), so every session-based table keeps working.
 """
@@ -39,12 +42,12 @@ from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
 KIND = DropKind(
     "orders",
     ("order_id", "customer_id", "order_time", "quantity"),
-    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency"),
-    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
+    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency", "refunded_amount"),
+    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount", "refunded_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"), keyed=False,
     # order-level fields: a Shopify export writes them on an order's first line item only
-    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency"),
+    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount"),
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
@@ -67,7 +70,7 @@ def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
 
 
 def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
-    quantity, price = reading.number("quantity"), reading.number("unit_price")
+    quantity, price, refunded = reading.number("quantity"), reading.number("unit_price"), reading.number("refunded_amount")
     return [
         *_text_rules(KIND, reading),  # empty order_id / customer_id / quantity
         # a product column with values: a line without one is unreadable (a purchase log has no such column)
@@ -79,6 +82,13 @@ def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         _bad(price < 0, value_last("negative unit_price (an adjustment, not a product line)", "unit_price")),
         unreadable_number("line_amount", reading),
         _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
+        unreadable_number("refunded_amount", reading),
+        _bad(refunded < 0, value_last("negative refunded_amount (the money given back on the order, written "
+                                      "positive)", "refunded_amount")),
+        # one figure per order: lines that disagree cannot say which is the order's
+        _bad(refunded.max().over("order_id") != refunded.min().over("order_id"),
+             value_last("refunded_amount differs between the lines of this order_id (an order-level figure)",
+                        "refunded_amount")),
         *currency_rules(reading),
     ]
 
@@ -118,6 +128,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         amount.alias("line_amount"),
         pl.when(_empty("status")).then(None).otherwise(pl.col("status").str.to_lowercase()).alias("status"),
         pl.when(_empty("currency")).then(None).otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
+        reading.number("refunded_amount").alias("refunded_amount"),
     ]
 
 
@@ -136,7 +147,9 @@ ORDER_LINE_COLUMNS = {
     "unit_price": "float64 - nullable when the export gives line_amount",
     "line_amount": "float64 - line_amount as exported, else quantity x unit_price (negative on returns)",
     "status": "string - lower-case, nullable",
-    "currency": "string - upper-case, nullable (amounts are not converted)",
+    "currency": "string - upper-case, nullable; one per file (its reporting currency: lines in another are quarantined)",
+    "refunded_amount": "float64 - nullable, >= 0: the money given back on the whole order as the export writes it "
+                       "(Shopify's Refunded Amount), the same on every line of the order; counted once per order",
     "is_return": "bool - a return/cancellation line (goes to clean_returns, never a purchase)",
     "return_reason": "string - why the line is a return; null for purchased lines",
 }
@@ -178,6 +191,35 @@ def is_refund() -> pl.Expr:
     never_revenue = (status_word().is_in(list(RETURN_STATUSES + NOT_PAID_STATUSES))
                      | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
     return pl.col("is_return") & ~never_revenue
+
+
+def with_refund_flags(raw_lines: pl.DataFrame) -> pl.DataFrame:
+    """Stored order lines (raw_orders, every drop) + `is_refund`; `refunded_amount` null where a drop ingested
+    before that column existed lacks it."""
+    if raw_lines.width == 0:
+        return raw_lines
+    if "refunded_amount" not in raw_lines.columns:
+        raw_lines = raw_lines.with_columns(refunded_amount=pl.lit(None, pl.Float64))
+    return raw_lines.with_columns(is_refund=is_refund())
+
+
+def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The money given back on bought orders, each refund once: rows (`order_id`, `order_time`, `refunds` >= 0).
+
+    `order_lines`: clean_order_lines (`order_id, order_time, refunded_amount`); `returns`: clean_returns
+    (`order_id, order_time, line_amount, is_refund`). An order with purchased lines and an order-level
+    `refunded_amount` > 0 gives one row of that amount, dated by its order time (the export gives no refund
+    date); its own refund lines are then left out: the order-level figure is the platform's total given back
+    on the order, which its negative lines only itemise (often without shipping), so adding both would count
+    the refund twice. Every other `is_refund` line is one row of its amount (by its own order time). An
+    order with no purchased line (cancelled / refunded / not paid as a whole) never was revenue: its
+    `refunded_amount` is not a refund."""
+    given = (order_lines.lazy().filter(pl.col("refunded_amount") > 0)
+             # one figure per order: lines of an order that disagree are quarantined at ingest
+             .group_by("order_id").agg(pl.col("order_time").min(), refunds=pl.col("refunded_amount").max()))
+    lines = (returns.lazy().filter("is_refund").join(given, on="order_id", how="anti")
+             .select("order_id", "order_time", refunds=pl.col("line_amount").abs()))
+    return pl.concat([given, lines], how="vertical_relaxed")
 
 
 def currency_problem(lines: pl.DataFrame, shown: str) -> str | None:
