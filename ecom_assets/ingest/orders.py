@@ -4,7 +4,9 @@ Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, quantit
 `unit_price` or `line_amount`; optional `product_id, category, product_name, status, currency`.
 An order-level export (one row per order with its total, no product column: a purchase log)
 is read the same way, every line's product being `unknown`; where the file has a product
-column, a line without a product is quarantined.
+column, a line without a product is quarantined. A file without an `order_id` column (CDNOW's
+`customer, date, quantity, amount`) is one order per row, its id derived from the row's content
+(`parse.content_key`: stable across re-exports of the same row, never a line number).
 
 Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
 - `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
@@ -48,6 +50,7 @@ KIND = DropKind(
     any_of=("unit_price", "line_amount"), keyed=False,
     # order-level fields: a Shopify export writes them on an order's first line item only
     record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount"),
+    key_from_content=True,  # a purchase log without order ids: one order per row
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.

@@ -17,6 +17,7 @@ read is a quarantine reason, so one bad cell never fails a whole column.
 
 import codecs
 import csv
+import hashlib
 import gzip
 import io
 import mmap
@@ -51,6 +52,9 @@ class DropKind:
     # of the record only (Shopify: on the first line item), see `fill_record_fields`
     record_key: str = ""
     record_fields: tuple[str, ...] = ()
+    # a file may lack the `record_key` column (a purchase log): each row is then one record, keyed by its content
+    # (`content_key`), so a re-export of the same row gets the same key
+    key_from_content: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -157,12 +161,26 @@ def header_names(first: str, kind: DropKind, spec: SourceSpec | None) -> tuple[s
     return delimiter, [renames.get(n, n) for n in names]
 
 
+CONTENT_KEY_PREFIX = "row-"  # a key derived from a row's content (`content_key`)
+
+
+def content_key(columns: list[str]) -> pl.Expr:
+    """`row-` + 16 hex digits of BLAKE2b over the row's text in `columns` (trimmed; missing as empty), so the
+    same row in an overlapping re-export gets the same key, never its line number. hashlib, not polars' hash:
+    polars does not promise the same hash across versions, and a key is stored."""
+    text = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f")
+    return text.map_batches(lambda values: pl.Series([
+        CONTENT_KEY_PREFIX + hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for v in values], dtype=pl.String),
+        return_dtype=pl.String)
+
+
 def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> tuple[str, list[str], list[str]]:
     """(delimiter, header names with unnamed cells as `_unnamed_<i>`, notes) — or FileRejected
     naming what is missing. `raw` is UTF-8 (see `decode`)."""
     first = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     delimiter, names = header_names(first, kind, spec)
-    missing = [c for c in kind.required if c not in names]
+    derived = kind.key_from_content and kind.record_key not in names
+    missing = [c for c in kind.required if c not in names and not (derived and c == kind.record_key)]
     if missing:
         renamed = f"; after renaming by {spec.describe()}" if spec and spec.columns else ""
         raise FileRejected(
@@ -174,7 +192,9 @@ def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> 
     named = [n for n in names if n]
     if len(set(named)) != len(named):
         raise FileRejected(f"duplicate column names in header line 1: {', '.join(named)}")
-    notes = []
+    notes = [f"no {kind.record_key} column: every row is one {kind.record_key.removesuffix('_id')}, its "
+             f"{kind.record_key} derived from the row's content ({CONTENT_KEY_PREFIX}…; the same row re-exported "
+             "gets the same id, identical rows in this file are counted duplicates)"] if derived else []
     extra = [c for c in named if c not in kind.columns]
     if extra:
         notes.append(f"extra column(s) ignored: {', '.join(extra)}")
@@ -399,6 +419,8 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
             | pl.any_horizontal(pl.col(c).is_null() for c in names)) if truncated else pl.lit(False),
         source_file=pl.lit(source_file),
     )
+    if kind.key_from_content and kind.record_key not in names:
+        table = table.with_columns(content_key(names).alias(kind.record_key))
     if table.height == 0:
         notes.append("header only: 0 rows")
     read.table = table
