@@ -283,7 +283,7 @@ clean_order_lines = _order_lines_asset("clean_order_lines", False, (
     "re-exported in a later drop replaces its earlier lines as a whole; an identical earlier line is a counted "
     "duplicate, any other superseded. Return and cancellation lines are in clean_returns, never here."))
 clean_returns = _order_lines_asset("clean_returns", True, (
-    "Return and cancellation lines of every orders drop: a cancelled/refunded/returned order status, negative "
+    "Return and cancellation lines of every orders drop: a cancelled/refunded/returned or not (yet) paid order status, negative "
     "quantity or amount, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
     "Never purchases. `is_refund` lines (negative or declared lines of an order not cancelled/refunded as a whole, "
     "e.g. the -1 line of a partially_refunded order) are money given back for revenue counted earlier: net revenue "
