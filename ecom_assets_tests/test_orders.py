@@ -266,7 +266,8 @@ def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashbo
     tables = ingest_and_clean(data_dir, instance, resources)
     # careful figures: revenue 20 + 35 + 50 = 105; refunds 25 (#2002's -1 line); never revenue 24 + 10 + 10
     assert tables["returns"].filter("is_refund")["order_id"].to_list() == ["#2002"]
-    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy())
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                          clean_order_lines=tables["order_lines"].lazy())
     for grain in ("day", "week", "month"):
         rows = trends.value.filter(pl.col("grain") == grain)
         assert rows["returns"].null_count() == rows["net_revenue"].null_count() == 0, grain
@@ -275,7 +276,8 @@ def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashbo
     assert (trends.metadata["revenue"].value, trends.metadata["net_revenue"].value) == (105.0, 80.0)
     settings = EcomSettings(data_dir=str(tmp_path / "dash"), currency="USD")
     output = kpi_dashboard(settings=settings, clean_sessions=tables["sessions"].lazy(),
-                           clean_returns=tables["returns"].lazy(), churn_predictions=pl.DataFrame(),
+                           clean_returns=tables["returns"].lazy(), clean_order_lines=tables["order_lines"].lazy(),
+                           churn_predictions=pl.DataFrame(),
                            sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
                            cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
     tiles = dict(zip(output.value["kpi"], output.value["value"]))
@@ -315,3 +317,160 @@ def test_continuation_lines_take_their_orders_fields_only_when_one_value_is_ther
     assert reasons[9].startswith("field count differs") and reasons[10].startswith("empty customer_id")
     assert "4 continuation line(s) took customer_id (2)/order_time/status/currency from the other lines " \
            "of their order_id (written on one line per order)" in a["notes"]
+
+
+# WooCommerce-like statuses: a completed order, and orders whose payment failed, is awaited (pending, On hold as the
+# admin screen writes it) or only authorized (Shopify): none of them was paid, so none is revenue.
+UNPAID = """order_id,customer_id,order_time,product_id,quantity,unit_price,status
+20001,a@example.de,2025-02-01 10:00:00,SKU-1,1,10.00,completed
+20002,b@example.de,2025-02-01 11:00:00,SKU-1,2,10.00,failed
+20003,c@example.de,2025-02-01 12:00:00,SKU-2,1,25.00,pending
+20004,d@example.de,2025-02-01 13:00:00,SKU-2,1,25.00,On hold
+20005,e@example.de,2025-02-01 14:00:00,SKU-2,1,25.00,wc-on-hold
+20006,f@example.de,2025-02-01 15:00:00,SKU-2,1,25.00,authorized
+"""
+
+
+def test_an_order_not_yet_paid_is_never_revenue_and_never_a_refund() -> None:
+    lines = orders.mark_returns(parse(UNPAID).clean).with_columns(is_refund=orders.is_refund())
+    returns = lines.filter("is_return")
+    assert dict(zip(returns["order_id"], returns["return_reason"])) == {
+        "20002": "status 'failed' (not paid)", "20003": "status 'pending' (not paid)",
+        "20004": "status 'on hold' (not paid)", "20005": "status 'wc-on-hold' (not paid)",
+        "20006": "status 'authorized' (not paid)"}
+    assert not returns["is_refund"].any()
+    assert orders.order_sessions(lines)["session_id"].to_list() == ["20001"]
+
+
+# A multi-currency Shopify store: most orders in EUR, #4003 paid in USD (Currency on the first line item only);
+# #4004 has no currency at all. Prices are in the order's currency, so USD lines can never be added to EUR.
+CURRENCIES = """order_id,customer_id,order_time,product_id,quantity,unit_price,status,currency
+#4001,a@example.de,2025-02-01 10:00:00 +0100,SKU-1,1,10.00,paid,EUR
+#4001,,,SKU-2,1,5.00,,
+#4002,b@example.de,2025-02-02 10:00:00 +0100,SKU-1,2,10.00,paid,eur
+#4003,c@example.com,2025-02-03 10:00:00 +0100,SKU-1,1,12.00,paid,USD
+#4003,,,SKU-2,1,6.00,,
+#4004,d@example.de,2025-02-04 10:00:00 +0100,SKU-1,1,10.00,paid,
+"""
+
+
+def test_lines_in_another_currency_than_the_files_are_quarantined_never_added() -> None:
+    parsed = parse(CURRENCIES)
+    assert parsed.clean["order_id"].to_list() == ["#4001", "#4001", "#4002"]
+    assert parsed.clean["currency"].unique().to_list() == ["EUR"]
+    reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+    assert reasons[5] == reasons[6] == (
+        "currency is not the file's reporting currency EUR (the most common of the file's lines: 3 of 5; declare "
+        "the shop's `currency` in sources.yaml to choose); amounts in different currencies are never added: 'USD'")
+    assert reasons[7].startswith("empty currency in a file holding more than one currency")
+    assert "currency: EUR is the reporting currency (the most common of the file's lines: 3 of 5); 2 line(s) in " \
+           "USD quarantined, never added" in parsed.notes
+
+
+def test_a_declared_currency_wins_and_a_tie_is_never_guessed() -> None:
+    from ecom_assets.ingest.sources import SourceSpec
+
+    usd = parse_drop(CURRENCIES.encode(), "orders", "orders_x.csv__abc", today=TODAY,
+                     spec=SourceSpec("orders_*.csv", currency="USD"))
+    assert usd.clean["order_id"].to_list() == ["#4003", "#4003"]
+    assert usd.quarantine.filter(pl.col("line") == 2)["reason"].item() == (
+        "currency is not the reporting currency USD declared in sources.yaml; amounts in different currencies "
+        "are never added: 'EUR'")
+    tie = parse(CURRENCIES.replace("#4002,b@example.de,2025-02-02 10:00:00 +0100,SKU-1,2,10.00,paid,eur\n", ""))
+    assert tie.clean.is_empty()
+    assert tie.quarantine["reason"][0].startswith("currency: the file holds as many EUR as USD lines, so none is")
+
+
+def test_clean_order_lines_flags_two_currencies_across_files(data_dir, instance, resources) -> None:
+    drop(data_dir, "orders_eu.csv", CURRENCIES.split("#4003")[0])
+    drop(data_dir, "orders_us.csv", CURRENCIES.split("\n", 1)[0] + "\n#4003" + CURRENCIES.split("#4003", 1)[1]
+         .split("#4004")[0])
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert sorted(tables["order_lines"]["currency"].unique()) == ["EUR", "USD"]
+    check = next(c for c in tables["result"].get_asset_check_evaluations()
+                 if c.asset_key.path == ["clean_order_lines"] and c.check_name == "one_currency")
+    assert not check.passed
+    assert check.description.startswith("amounts in EUR (orders_eu.csv) and USD (orders_us.csv): revenue adds")
+
+
+# Shopify as exported, with its order-level Refunded Amount on the first line item only: #5001 paid; #5002
+# partially_refunded by 20.00 without any negative line; #5003 partially_refunded with Refunded Amount 15.00 and
+# also a -1 line (10.00) itemising part of it; #5004 refunded as a whole (never revenue: nothing subtracted).
+SHOPIFY_REFUNDS = """order_id,customer_id,order_time,product_id,quantity,unit_price,status,currency,refunded_amount
+#5001,a@example.de,2025-03-01 10:00:00 +0100,SKU-1,1,10.00,paid,EUR,0.00
+#5001,,,SKU-2,2,5.00,,,
+#5002,b@example.de,2025-03-02 10:00:00 +0100,SKU-3,1,20.00,partially_refunded,EUR,20.00
+#5002,,,SKU-1,3,10.00,,,
+#5003,c@example.de,2025-03-03 10:00:00 +0100,SKU-1,2,10.00,partially_refunded,EUR,15.00
+#5003,,,SKU-1,-1,10.00,,,
+#5004,d@example.de,2025-03-04 10:00:00 +0100,SKU-3,1,20.00,refunded,EUR,20.00
+"""
+
+
+def test_an_order_level_refunded_amount_is_subtracted_once_per_order(data_dir, instance, resources, tmp_path) -> None:
+    from ecom_assets.insights.assets import sales_trends
+    from ecom_assets.insights.dashboard import kpi_dashboard
+    from ecom_assets.settings import EcomSettings
+
+    parsed = parse(SHOPIFY_REFUNDS)
+    assert parsed.quarantine.is_empty()
+    # continuation lines carry their order's figure (filled), and the figure is counted once per order
+    assert parsed.clean.sort("line")["refunded_amount"].to_list() == [0.0, 0.0, 20.0, 20.0, 15.0, 15.0, 20.0]
+    drop(data_dir, "orders_shopify.csv", SHOPIFY_REFUNDS)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    refunds = orders.order_refunds(tables["order_lines"], tables["returns"]).collect().sort("order_id")
+    # #5003: the order's 15.00 wins over its -1 line's 10.00 (its itemisation), never 25.00; #5004 never was revenue
+    assert dict(zip(refunds["order_id"], refunds["refunds"])) == {"#5002": 20.0, "#5003": 15.0}
+    # careful figures: revenue 20 + 50 + 20 = 90, refunds 35, net 55
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                          clean_order_lines=tables["order_lines"].lazy())
+    for grain in ("day", "week", "month"):
+        rows = trends.value.filter(pl.col("grain") == grain)
+        assert rows.select("revenue", "refunds", "net_revenue").sum().row(0) == (90.0, 35.0, 55.0), grain
+    output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),
+                           clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                           clean_order_lines=tables["order_lines"].lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    tiles = dict(zip(output.value["kpi"], output.value["value"]))
+    assert (tiles["refunds, all time"], tiles["net revenue, all time"]) == ("35 EUR", "55 EUR")
+
+
+def test_lines_of_one_order_disagreeing_on_its_refunded_amount_are_quarantined() -> None:
+    parsed = parse(SHOPIFY_REFUNDS.replace("#5002,,,SKU-1,3,10.00,,,", "#5002,,,SKU-1,3,10.00,,,5.00")
+                   .replace("#5001,,,SKU-2,2,5.00,,,", "#5001,,,SKU-2,2,5.00,,,-1"))
+    reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
+    assert reasons[4] == reasons[5].removesuffix("5.00'") + "20.00'" == (
+        "refunded_amount differs between the lines of this order_id (an order-level figure): '20.00'")
+    assert reasons[3].startswith("negative refunded_amount")
+
+
+# CDNOW-like purchase log: no order id at all, one purchase per row. 00002 bought twice on one day (two orders);
+# line 5 repeats line 4 exactly (a double-logged row: a counted duplicate, as in every kind).
+NO_ORDER_ID = """customer_id,order_time,quantity,line_amount
+00001,1997-01-01,1,11.77
+00002,1997-01-12,1,12.00
+00002,1997-01-12,5,77.00
+00002,1997-01-12,5,77.00
+00003,1997-01-02,2,20.76
+"""
+
+
+def test_a_purchase_log_without_order_ids_is_one_order_per_row_keyed_by_its_content(
+        data_dir, instance, resources) -> None:
+    parsed = parse(NO_ORDER_ID)
+    a = parsed.accounting
+    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (5, 4, 0, 1)
+    assert any(n.startswith("no order_id column: every row is one order") for n in a["notes"])
+    ids = dict(zip(parsed.clean["line"], parsed.clean["order_id"]))
+    assert len(set(ids.values())) == 4 and all(i.startswith("row-") for i in ids.values())
+    # an overlapping re-export (rows in another order, one new row) gives the same rows the same ids, never line numbers
+    lines = NO_ORDER_ID.splitlines()
+    again = parse("\n".join([lines[0], "00004,1997-02-01,1,9.99", lines[3], lines[1]]) + "\n")
+    assert dict(zip(again.clean["line"], again.clean["order_id"]))[3] == ids[4]
+    assert dict(zip(again.clean["line"], again.clean["order_id"]))[4] == ids[2]
+    drop(data_dir, "orders_log_1.csv", NO_ORDER_ID)
+    drop(data_dir, "orders_log_2.csv", "\n".join([lines[0], "00004,1997-02-01,1,9.99", lines[3], lines[1]]) + "\n")
+    sessions = ingest_and_clean(data_dir, instance, resources)["sessions"]
+    # five orders, each once: 11.77 + 12.00 + 77.00 + 20.76 + 9.99
+    assert sessions.height == 5 and round(sessions["purchase_amount"].sum(), 2) == 131.52

@@ -120,3 +120,14 @@ def test_an_invalid_file_names_the_entry_and_the_problem(tmp_path, text: str, pr
     write(tmp_path, text)
     with pytest.raises(SourcesError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         load_sources(tmp_path)
+
+
+def test_a_declared_currency_is_an_iso_code_of_an_orders_export(tmp_path) -> None:
+    write(tmp_path, '- match: "orders_*.csv"\n  currency: usd\n')
+    assert load_sources(tmp_path)[0].currency == "USD"
+    write(tmp_path, '- match: "orders_*.csv"\n  currency: dollars\n')
+    with pytest.raises(SourcesError, match="three-letter ISO 4217 code"):
+        load_sources(tmp_path)
+    write(tmp_path, '- match: "events_*.csv"\n  kind: events\n  currency: EUR\n')
+    with pytest.raises(SourcesError, match="currency applies to orders exports, not events"):
+        load_sources(tmp_path)

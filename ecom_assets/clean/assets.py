@@ -11,7 +11,7 @@ from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
-from ecom_assets.ingest.orders import REFUND_COLUMN, is_refund
+from ecom_assets.ingest.orders import REFUND_COLUMN, currency_problem, with_refund_flags
 from ecom_assets.io import Location, StoredParts
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -231,8 +231,7 @@ def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, 
 
 
 def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, returns: bool, table: str):
-    rows, held_back = _drops_of(context, "orders", raw_orders.with_columns(is_refund=is_refund())
-                                if raw_orders.width else raw_orders, CleanOrderLines)
+    rows, held_back = _drops_of(context, "orders", with_refund_flags(raw_orders), CleanOrderLines)
     content = [c for c in CleanOrderLines.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
     # an order's current version is decided over both tables' lines: a later refunded export supersedes paid lines
     dedup = latest_per_order(rows, content, table=pl.col("is_return") == returns)
@@ -252,6 +251,12 @@ def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, re
     })
     yield _accounting_check(dedup, table)
     yield _held_back_check(held_back)
+    currencies = currency_problem(lines, context.resources.settings.currency)
+    yield dg.AssetCheckResult(check_name=CURRENCY_CHECK, passed=currencies is None, severity=dg.AssetCheckSeverity.WARN,
+                              description=currencies or "every line with a currency is in the currency money is shown in")
+
+
+CURRENCY_CHECK = "one_currency"
 
 
 def _line_checks(table: str) -> list[dg.AssetCheckSpec]:
@@ -267,7 +272,9 @@ def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsD
     @dg.asset(
         name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
         required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
-        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks(name),
+        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=[*_line_checks(name), dg.AssetCheckSpec(
+            CURRENCY_CHECK, asset=name, description="fails when the lines hold more than one currency across files, "
+            "or one other than settings.currency: money is never converted")],
     )
     def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
         yield from _order_lines(context, raw_orders, returns=returns, table=name)
@@ -282,7 +289,7 @@ clean_order_lines = _order_lines_asset("clean_order_lines", False, (
     "earlier line is a counted duplicate, any other superseded. Return and cancellation lines are in "
     "clean_returns, never here."))
 clean_returns = _order_lines_asset("clean_returns", True, (
-    "Return and cancellation lines of every orders drop: a cancelled/refunded/returned order status, negative "
+    "Return and cancellation lines of every orders drop: a cancelled/refunded/returned or not (yet) paid order status, negative "
     "quantity or amount, or the file's declared `return_when` rule (sources.yaml; e.g. order ids starting with C). "
     "Never purchases. `is_refund` lines (negative or declared lines of an order not cancelled/refunded as a whole, "
     "e.g. the -1 line of a partially_refunded order) are money given back for revenue counted earlier: net revenue "

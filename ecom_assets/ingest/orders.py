@@ -4,7 +4,9 @@ Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, quantit
 `unit_price` or `line_amount`; optional `product_id, category, product_name, status, currency`.
 An order-level export (one row per order with its total, no product column: a purchase log)
 is read the same way, every line's product being `unknown`; where the file has a product
-column, a line without a product is quarantined.
+column, a line without a product is quarantined. A file without an `order_id` column (CDNOW's
+`customer, date, quantity, amount`) is one order per row, its id derived from the row's content
+(`parse.content_key`: stable across re-exports of the same row, never a line number).
 
 Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
 - `order_rules` / `typed_order_lines`: the row rules and typed values `parse.split_rows` applies,
@@ -14,7 +16,7 @@ Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
   first takes them from the other lines of its order in the file when those carry exactly one value
   (`parse.fill_record_fields`: Shopify writes them on an order's first line item only).
 - `mark_returns`: a line is a return or cancellation when its `status` says the order was
-  cancelled/refunded/returned as a whole, its quantity or amount is negative, or the file's declared
+  cancelled/refunded/returned as a whole or not (yet) paid (pending, authorized, failed, on-hold), its quantity or amount is negative, or the file's declared
   `return_when` rule holds (e.g. order ids starting with `C`, as UCI Online Retail writes
   cancellations). A `partially_refunded` order is bought: its positive lines are purchases, its
   negative lines refunds.
@@ -22,6 +24,9 @@ Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
   net revenue) and which are lines of a cancelled/refunded order (never revenue, kept for the record).
 - `restates_order` / `withdrawn_orders`: which export of an order re-exported in a later drop replaces its
   earlier ones (clean.tables.latest_per_order, clean.store), and which orders a drop withdraws from purchases.
+- `order_refunds`: the refunds net revenue subtracts, once per order: an order-level `refunded_amount`
+  (Shopify's Refunded Amount, written on the order's first line item: a partial refund has no negative line)
+  where the export gives one, else the order's refund lines.
 - `order_sessions`: each order with at least one purchased line becomes one purchased row of
   the sessions table (`session_id` = order id), so every session-based table keeps working.
 """
@@ -41,17 +46,27 @@ from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
 KIND = DropKind(
     "orders",
     ("order_id", "customer_id", "order_time", "quantity"),
-    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency"),
-    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount"),
+    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency", "refunded_amount"),
+    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount", "refunded_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"), keyed=False,
     # order-level fields: a Shopify export writes them on an order's first line item only
-    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency"),
+    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount"),
+    key_from_content=True,  # a purchase log without order ids: one order per row
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
 DECLARED = "declared in sources.yaml: "  # return_reason of a line the file's `return_when` rule marks
 RETURN_STATUSES = ("cancelled", "canceled", "refunded", "returned", "voided", "void", "reversed", "chargeback")
+# order statuses meaning the order was not (yet) paid: never revenue either (Shopify pending / authorized, WooCommerce
+# pending / failed / on-hold / checkout-draft); compared as `status_word`. It becomes revenue in the export that says paid.
+NOT_PAID_STATUSES = ("pending", "authorized", "failed", "on_hold", "unpaid", "expired", "checkout_draft")
+
+
+def status_word() -> pl.Expr:
+    """The lower-case status as a word to compare: WooCommerce's `wc-` prefix dropped, spaces and hyphens as `_`
+    ("On hold", "on-hold", "wc-on-hold" -> "on_hold")."""
+    return pl.col("status").str.strip_prefix("wc-").str.replace_all(r"[ -]", "_")
 
 
 def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
@@ -60,7 +75,7 @@ def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
 
 
 def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
-    quantity, price = reading.number("quantity"), reading.number("unit_price")
+    quantity, price, refunded = reading.number("quantity"), reading.number("unit_price"), reading.number("refunded_amount")
     return [
         *_text_rules(KIND, reading),  # empty order_id / customer_id / quantity
         # a product column with values: a line without one is unreadable (a purchase log has no such column)
@@ -72,7 +87,27 @@ def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         _bad(price < 0, value_last("negative unit_price (an adjustment, not a product line)", "unit_price")),
         unreadable_number("line_amount", reading),
         _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
+        unreadable_number("refunded_amount", reading),
+        _bad(refunded < 0, value_last("negative refunded_amount (the money given back on the order, written "
+                                      "positive)", "refunded_amount")),
+        # one figure per order: lines that disagree cannot say which is the order's
+        _bad(refunded.max().over("order_id") != refunded.min().over("order_id"),
+             value_last("refunded_amount differs between the lines of this order_id (an order-level figure)",
+                        "refunded_amount")),
+        *currency_rules(reading),
     ]
+
+
+def currency_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Lines not in the file's reporting currency (`parse.reporting_currency`), and, in a file holding more
+    than one currency, lines without one (their amount's currency is unknown): quarantined, never added."""
+    if not reading.currency_rule:
+        return []
+    written = pl.col("currency").str.strip_chars().str.to_uppercase()
+    other = ~_empty("currency") & (written != reading.currency if reading.currency else pl.lit(True))
+    return [_bad(other, value_last(reading.currency_rule, "currency")),
+            _bad(_empty("currency"), "empty currency in a file holding more than one currency (the amount's "
+                 "currency is unknown)")]
 
 
 def instant(column: str) -> pl.Expr:
@@ -98,6 +133,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         amount.alias("line_amount"),
         pl.when(_empty("status")).then(None).otherwise(pl.col("status").str.to_lowercase()).alias("status"),
         pl.when(_empty("currency")).then(None).otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
+        reading.number("refunded_amount").alias("refunded_amount"),
     ]
 
 
@@ -116,7 +152,9 @@ ORDER_LINE_COLUMNS = {
     "unit_price": "float64 - nullable when the export gives line_amount",
     "line_amount": "float64 - line_amount as exported, else quantity x unit_price (negative on returns)",
     "status": "string - lower-case, nullable",
-    "currency": "string - upper-case, nullable (amounts are not converted)",
+    "currency": "string - upper-case, nullable; one per file (its reporting currency: lines in another are quarantined)",
+    "refunded_amount": "float64 - nullable, >= 0: the money given back on the whole order as the export writes it "
+                       "(Shopify's Refunded Amount), the same on every line of the order; counted once per order",
     "is_return": "bool - a return/cancellation line (goes to clean_returns, never a purchase)",
     "return_reason": "string - why the line is a return; null for purchased lines",
 }
@@ -128,7 +166,8 @@ def return_reason(return_when: ReturnRule | None = None) -> pl.Expr:
     """Why a typed order line is a return (null for a purchased line); the first reason that holds.
     `return_when`: the file's declared rule (sources.yaml), e.g. order ids starting with `C`."""
     cases = [  # the order's status first: it says whether the line ever was revenue (see `is_refund`)
-        (pl.col("status").is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
+        (status_word().is_in(list(RETURN_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("'")),
+        (status_word().is_in(list(NOT_PAID_STATUSES)), pl.lit("status '") + pl.col("status") + pl.lit("' (not paid)")),
         (pl.col("quantity") < 0, pl.lit("negative quantity")),
         (pl.col("line_amount") < 0, pl.lit("negative line_amount")),
     ]
@@ -152,9 +191,9 @@ def is_refund() -> pl.Expr:
     """Over marked lines (`is_return`, `status`, `return_reason`): true for a refund, money given back for
     revenue counted earlier (a negative line, or a declared `return_when` line such as UCI's `C` invoices, of
     an order not cancelled/refunded as a whole), which net revenue subtracts; false for a purchased line and
-    for a line whose order status is in RETURN_STATUSES or matches a `return_when` rule declared on `status`:
-    that order never was revenue, so subtracting it would count it twice."""
-    never_revenue = (pl.col("status").is_in(list(RETURN_STATUSES))
+    for a line whose order status is in RETURN_STATUSES or NOT_PAID_STATUSES or matches a `return_when` rule
+    declared on `status`: that order never was revenue, so subtracting it would count it twice."""
+    never_revenue = (status_word().is_in(list(RETURN_STATUSES + NOT_PAID_STATUSES))
                      | pl.col("return_reason").str.starts_with(f"{DECLARED}status ")).fill_null(False)
     return pl.col("is_return") & ~never_revenue
 
@@ -175,6 +214,51 @@ def withdrawn_orders(lines: pl.DataFrame | pl.LazyFrame) -> pl.Series:
         .group_by("order_id").agg(restates=restates_order(), bought=(~pl.col("is_return")).any())
         .filter(pl.col("restates") & ~pl.col("bought")).select("order_id").collect().to_series()
     )
+def with_refund_flags(raw_lines: pl.DataFrame) -> pl.DataFrame:
+    """Stored order lines (raw_orders, every drop) + `is_refund`; `refunded_amount` null where a drop ingested
+    before that column existed lacks it."""
+    if raw_lines.width == 0:
+        return raw_lines
+    if "refunded_amount" not in raw_lines.columns:
+        raw_lines = raw_lines.with_columns(refunded_amount=pl.lit(None, pl.Float64))
+    return raw_lines.with_columns(is_refund=is_refund())
+
+
+def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The money given back on bought orders, each refund once: rows (`order_id`, `order_time`, `refunds` >= 0).
+
+    `order_lines`: clean_order_lines (`order_id, order_time, refunded_amount`); `returns`: clean_returns
+    (`order_id, order_time, line_amount, is_refund`). An order with purchased lines and an order-level
+    `refunded_amount` > 0 gives one row of that amount, dated by its order time (the export gives no refund
+    date); its own refund lines are then left out: the order-level figure is the platform's total given back
+    on the order, which its negative lines only itemise (often without shipping), so adding both would count
+    the refund twice. Every other `is_refund` line is one row of its amount (by its own order time). An
+    order with no purchased line (cancelled / refunded / not paid as a whole) never was revenue: its
+    `refunded_amount` is not a refund."""
+    given = (order_lines.lazy().filter(pl.col("refunded_amount") > 0)
+             # one figure per order: lines of an order that disagree are quarantined at ingest
+             .group_by("order_id").agg(pl.col("order_time").min(), refunds=pl.col("refunded_amount").max()))
+    lines = (returns.lazy().filter("is_refund").join(given, on="order_id", how="anti")
+             .select("order_id", "order_time", refunds=pl.col("line_amount").abs()))
+    return pl.concat([given, lines], how="vertical_relaxed")
+
+
+def currency_problem(lines: pl.DataFrame, shown: str) -> str | None:
+    """None when every line with a currency (`currency`, `source_file`) is in the one currency `shown` beside
+    money (settings.currency), else what is off: more than one currency across files (each file keeps only its
+    reporting currency, see `parse.reporting_currency`, but revenue adds files together), or one other than
+    the one shown."""
+    by_currency = (lines.filter(pl.col("currency").is_not_null())
+                   .group_by("currency").agg(pl.col("source_file").unique().sort()).sort("currency"))
+    found = dict(zip(by_currency["currency"], by_currency["source_file"].to_list()))
+    if len(found) > 1:
+        return ("amounts in " + " and ".join(f"{c} ({', '.join(f.rsplit('__', 1)[0] for f in files[:3])}"
+                                            f"{', …' if len(files) > 3 else ''})" for c, files in found.items())
+                + ": revenue adds these files as if they were one currency; ingest one shop's currency per data "
+                  "directory, or declare the shop's `currency` in sources.yaml for every orders file")
+    if found and next(iter(found)) != shown:
+        return f"amounts are in {next(iter(found))} but money is shown as {shown} (set the `currency` setting)"
+    return None
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

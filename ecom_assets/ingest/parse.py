@@ -17,6 +17,7 @@ read is a quarantine reason, so one bad cell never fails a whole column.
 
 import codecs
 import csv
+import hashlib
 import gzip
 import io
 import mmap
@@ -54,6 +55,9 @@ class DropKind:
     # a kind that is not `keyed`: the columns whose values repeating make a row a candidate duplicate (then
     # compared on every column); empty: all columns
     candidate_key: tuple[str, ...] = ()
+    # a file may lack the `record_key` column (a purchase log): each row is then one record, keyed by its content
+    # (`content_key`), so a re-export of the same row gets the same key
+    key_from_content: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -160,12 +164,26 @@ def header_names(first: str, kind: DropKind, spec: SourceSpec | None) -> tuple[s
     return delimiter, [renames.get(n, n) for n in names]
 
 
+CONTENT_KEY_PREFIX = "row-"  # a key derived from a row's content (`content_key`)
+
+
+def content_key(columns: list[str]) -> pl.Expr:
+    """`row-` + 16 hex digits of BLAKE2b over the row's text in `columns` (trimmed; missing as empty), so the
+    same row in an overlapping re-export gets the same key, never its line number. hashlib, not polars' hash:
+    polars does not promise the same hash across versions, and a key is stored."""
+    text = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f")
+    return text.map_batches(lambda values: pl.Series([
+        CONTENT_KEY_PREFIX + hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for v in values], dtype=pl.String),
+        return_dtype=pl.String)
+
+
 def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> tuple[str, list[str], list[str]]:
     """(delimiter, header names with unnamed cells as `_unnamed_<i>`, notes) — or FileRejected
     naming what is missing. `raw` is UTF-8 (see `decode`)."""
     first = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     delimiter, names = header_names(first, kind, spec)
-    missing = [c for c in kind.required if c not in names]
+    derived = kind.key_from_content and kind.record_key not in names
+    missing = [c for c in kind.required if c not in names and not (derived and c == kind.record_key)]
     if missing:
         renamed = f"; after renaming by {spec.describe()}" if spec and spec.columns else ""
         raise FileRejected(
@@ -177,7 +195,9 @@ def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> 
     named = [n for n in names if n]
     if len(set(named)) != len(named):
         raise FileRejected(f"duplicate column names in header line 1: {', '.join(named)}")
-    notes = []
+    notes = [f"no {kind.record_key} column: every row is one {kind.record_key.removesuffix('_id')}, its "
+             f"{kind.record_key} derived from the row's content ({CONTENT_KEY_PREFIX}…; the same row re-exported "
+             "gets the same id, identical rows in this file are counted duplicates)"] if derived else []
     extra = [c for c in named if c not in kind.columns]
     if extra:
         notes.append(f"extra column(s) ignored: {', '.join(extra)}")
@@ -400,6 +420,8 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
             | pl.any_horizontal(pl.col(c).is_null() for c in names)) if truncated else pl.lit(False),
         source_file=pl.lit(source_file),
     )
+    if kind.key_from_content and kind.record_key not in names:
+        table = table.with_columns(content_key(names).alias(kind.record_key))
     if table.height == 0:
         notes.append("header only: 0 rows")
     read.table = table
@@ -434,6 +456,8 @@ class Reading:
     decimal: dict[str, str] = field(default_factory=dict)  # number column -> "." or ","
     words: frozenset[str] = frozenset()  # flag columns holding true/false/yes/no (not only 0/1)
     suspect_text: tuple[str, ...] = ()  # text columns that may hold C1 control characters
+    currency: str | None = None  # the file's reporting currency (see `reporting_currency`)
+    currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."))
@@ -479,6 +503,42 @@ def fill_record_fields(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFram
     return filled.select(table.columns), notes
 
 
+def reporting_currency(values: pl.Series, declared: str | None) -> tuple[str | None, str, list[str]]:
+    """(the file's reporting currency, the rule quarantining lines in any other currency or none, notes).
+
+    `values`: the currency column as text (after `fill_record_fields`), compared trimmed and upper-case;
+    `declared`: the file's `currency` in sources.yaml. The declared currency, else the file's only currency,
+    else its most common one (by lines); two currencies equally common give none, and every line with a
+    currency is quarantined: amounts in different currencies are never added (there are no exchange rates
+    here) and the choice is never guessed. The rule is "" when no line is in another currency."""
+    written = values.str.strip_chars().str.to_uppercase()
+    counts = written.filter(written.is_not_null() & (written != "")).value_counts(sort=True, name="n")
+    found = dict(zip(counts[values.name], counts["n"]))
+    never = "; amounts in different currencies are never added"
+    if declared is not None:
+        others = {c: n for c, n in found.items() if c != declared}
+        rule = f"currency is not the reporting currency {declared} declared in sources.yaml{never}"
+        code, why = declared, "declared in sources.yaml"
+    elif len(found) <= 1:
+        return next(iter(found), None), "", []
+    elif counts["n"][0] == counts["n"][1]:
+        tied = counts.filter(pl.col("n") == counts["n"][0])[values.name].to_list()
+        rule = (f"currency: the file holds as many {' as '.join(tied)} lines, so none is its reporting currency "
+                f"(declare the shop's `currency` in sources.yaml){never}")
+        return None, rule, [f"currency: no reporting currency ({', '.join(f'{n:,} {c}' for c, n in found.items())} "
+                            "line(s)); every line with a currency quarantined — declare the shop's `currency` in "
+                            "sources.yaml"]
+    else:
+        code, why = counts[values.name][0], f"the most common of the file's lines: {counts['n'][0]:,} of {counts['n'].sum():,}"
+        others = {c: n for c, n in found.items() if c != code}
+        rule = (f"currency is not the file's reporting currency {code} ({why}; declare the shop's `currency` in "
+                f"sources.yaml to choose){never}")
+    if not others:
+        return code, "", []
+    return code, rule, [f"currency: {code} is the reporting currency ({why}); "
+                        f"{', '.join(f'{n:,} line(s) in {c}' for c, n in others.items())} quarantined, never added"]
+
+
 def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec | None = None,
             delimiter: str = ",", may_hold_c1: bool = True) -> tuple[pl.DataFrame, Reading, list[str]]:
     """(table with `_date_<c>` / `_instant_<c>` for each date column, the file's Reading, notes).
@@ -487,6 +547,9 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     Each check here is one cheap pass over a column; the costly readers (date-times, words in
     flags, decimal commas, control characters) only run where that pass found a reason to."""
     table, notes = fill_record_fields(table, kind)
+    currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
+        if "currency" in kind.columns else (None, "", [])
+    notes += currency_notes
     dates = {}
     for column in kind.dates:
         read = read_timestamps(table[column], spec)
@@ -515,7 +578,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     prepared = PREPARED[kind.name](table) if kind.name in PREPARED else {}
-    return table.with_columns(**dates, **prepared), Reading(today, spec, decimal, words, suspect), notes
+    return (table.with_columns(**dates, **prepared), Reading(today, spec, decimal, words, suspect, currency, currency_rule),
+            notes)
 
 
 def _empty(text: str) -> pl.Expr:

@@ -14,6 +14,7 @@ entry whose glob matches a drop's file name (with or without a `.gz` ending; fol
   encoding: cp1252                 # any Python codec name
   null_markers: ["?", "#N/A"]      # on top of the built-in missing-value markers
   return_when: {column: order_id, prefix: "C"}   # orders only; or {column: status, values: [cancelled]}
+  currency: EUR                    # orders only: the shop's reporting currency (ISO 4217); lines in another are quarantined
 ```
 
 Public API: `load_sources(data_dir)` (raises `SourcesError` naming the entry and the problem),
@@ -37,7 +38,8 @@ import yaml
 SOURCES_FILE = "sources.yaml"
 SOURCE_KINDS = ("customers", "sessions", "orders", "events", "campaigns")
 GLOB_KEYS = ("match", "glob", "pattern", "files")
-SPEC_KEYS = ("kind", "columns", "date_format", "timezone", "decimal", "encoding", "null_markers", "return_when")
+SPEC_KEYS = ("kind", "columns", "date_format", "timezone", "decimal", "encoding", "null_markers", "return_when",
+             "currency")
 # integer seconds / milliseconds / microseconds since 1970-01-01 UTC (BigQuery's GA4 `event_timestamp`: epoch_us)
 EPOCH_UNITS = {"epoch_s": "s", "epoch_ms": "ms", "epoch_us": "us"}
 TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c", "%s", "%k", "%l")
@@ -77,6 +79,7 @@ class SourceSpec:
     encoding: str | None = None
     null_markers: tuple[str, ...] = ()
     return_when: ReturnRule | None = None
+    currency: str | None = None  # the reporting currency of an orders export (upper-case ISO 4217 code)
 
     def matches(self, name: str) -> bool:
         """`name`: the file's name (a path's folders are ignored); compared case-insensitively."""
@@ -150,6 +153,7 @@ def _entry(path: Path, number: int, raw) -> SourceSpec:
             encoding=_encoding(raw.get("encoding")),
             null_markers=_markers(raw.get("null_markers")),
             return_when=_return_rule(raw.get("return_when"), kind),
+            currency=_currency(raw.get("currency"), kind),
         )
     except SourcesError as err:
         raise SourcesError(f"{where}: {err}") from None
@@ -253,3 +257,14 @@ def _return_rule(value, kind: str | None) -> ReturnRule | None:
         return ReturnRule(column, prefix=_text(value["prefix"], "return_when.prefix"))
     values = value["values"] if isinstance(value["values"], list) else [value["values"]]
     return ReturnRule(column, values=tuple(str(v) for v in values))
+
+
+def _currency(value, kind: str | None) -> str | None:
+    code = _text(value, "currency")
+    if code is None:
+        return None
+    if kind not in (None, "orders"):
+        raise SourcesError(f"currency applies to orders exports, not {kind}")
+    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+        raise SourcesError(f"currency must be a three-letter ISO 4217 code such as EUR or USD, found {value!r}")
+    return code.upper()

@@ -152,13 +152,17 @@ def daily_sales(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def daily_returns(returns: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """clean_returns lines -> per return date (`session_date`, the UTC date of order_time): `returns` = the
-    amount of every line, `refunds` = the amount of the `is_refund` lines, the only ones net revenue subtracts
-    (the others belong to a cancelled/refunded order that never was revenue)."""
-    return returns.lazy().group_by(session_date=pl.col("order_time").dt.date()).agg(
-        returns=pl.col("line_amount").abs().sum(),
-        refunds=pl.col("line_amount").abs().filter(pl.col("is_refund")).sum()).collect()
+def daily_returns(returns: pl.LazyFrame | pl.DataFrame, refunds: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Per date (`session_date`, the UTC date of order_time): `returns` = the amount of every clean_returns
+    line, `refunds` = the money given back on bought orders, each once (`ingest.orders.order_refunds`: an
+    order's `refunded_amount`, else its `is_refund` lines), the only money net revenue subtracts (lines of a
+    cancelled / refunded / unpaid order never were revenue)."""
+    day = pl.col("order_time").dt.date().alias("session_date")
+    returned, refunded = pl.collect_all([
+        returns.lazy().group_by(day).agg(returns=pl.col("line_amount").abs().sum()),
+        refunds.lazy().group_by(day).agg(pl.col("refunds").sum())])
+    return returned.join(refunded, on="session_date", how="full", coalesce=True).with_columns(
+        pl.col("returns", "refunds").fill_null(0.0))
 
 
 def rollup(daily: pl.DataFrame, every: str) -> pl.DataFrame:

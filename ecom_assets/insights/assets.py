@@ -6,6 +6,7 @@ import polars as pl
 
 from ecom_assets.automation import REFRESH_DAILY, REFRESH_PER_DROP
 from ecom_assets.exports import write_safe_csv
+from ecom_assets.ingest.orders import order_refunds
 from ecom_assets.insights import analyses, events
 from ecom_assets.insights.stats import MAX_ITEMS, MIN_TESTED_TOGETHER, TESTED_CELLS
 from ecom_assets.io import columns_in
@@ -31,7 +32,8 @@ FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "str
 TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
     "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
     "returns": "float64 - amount of every clean_returns line (refunds + lines of cancelled/refunded orders)",
-    "refunds": "float64 - money given back for revenue counted earlier (clean_returns.is_refund), by refund date",
+    "refunds": "float64 - money given back on bought orders, once per order (its refunded_amount, else its "
+               "clean_returns.is_refund lines), by the order time",
     "net_revenue": "float64 - revenue - refunds (lines of cancelled/refunded orders never were revenue)", "buyers": "int",
     "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
     "low": "float64", "high": "float64"}
@@ -115,20 +117,22 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
 
 @insight(
     ins={"clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS + events.HOURLY_SESSION_COLUMNS),
-         "clean_returns": columns_in(["order_time", "line_amount", "is_refund"])},
+         "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund"]),
+         "clean_order_lines": columns_in(["order_id", "order_time", "refunded_amount"])},
     description="Daily, weekly and monthly sessions, buyers, revenue, returns (every clean_returns line, by return "
-    "date), refunds (its `is_refund` lines), net revenue = revenue - refunds (a cancelled/refunded order never was "
+    "date), refunds (money given back on bought orders, once per order: its order-level `refunded_amount` when the "
+    "export gives one, else its `is_refund` lines), net revenue = revenue - refunds (a cancelled/refunded order never was "
     "revenue, so it is not subtracted again), conversion and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
     "regression on weekday, month and a smooth trend), and conversion by hour of day (UTC) and day of week with "
     "Wilson intervals over sessions that record browsing (events / session exports; orders are purchases by "
     "construction and are left out of conversion).",
     metadata=column_schema(TREND_COLUMNS),
 )
-def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame) -> dg.Output:
+def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame, clean_order_lines: pl.LazyFrame) -> dg.Output:
     if no_rows(clean_sessions):
         return no_data(TREND_COLUMNS, "no sessions yet")
     daily = analyses.daily_sales(clean_sessions)
-    returns = analyses.daily_returns(clean_returns)
+    returns = analyses.daily_returns(clean_returns, order_refunds(clean_order_lines, clean_returns))
     # every day with sessions or returns (a refunded order's day may have no purchase), so the week and month
     # rows add up to the totals; the seasonality fit takes the days with traffic only
     daily = daily.join(returns, on="session_date", how="full", coalesce=True).sort("session_date") \

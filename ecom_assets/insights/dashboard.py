@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
+from ecom_assets.ingest.orders import order_refunds
 from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
@@ -93,7 +94,7 @@ def money(value: float, currency: str = "") -> str:
 def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, currency: str,
          refunded: float = 0.0, never_revenue: float = 0.0) -> tuple[date | None, list[Tile]]:
     """(data as-of date, KPI tiles): the last PERIOD_DAYS against the PERIOD_DAYS before, then all-time figures.
-    `refunded`: the amount of the refund lines of clean_returns (`is_refund`), subtracted in `net revenue`;
+    `refunded`: the money given back on bought orders (`ingest.orders.order_refunds`), subtracted in `net revenue`;
     `never_revenue`: the amount of its lines of cancelled/refunded orders, shown but not subtracted (they never
     were revenue: sessions count no purchase for them), as sales_trends does.
     Conversion says NO_BROWSING when the data has no browsing session (orders only), not 100 %."""
@@ -287,7 +288,8 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["line_amount", "is_refund"])},
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund"]),
+         "clean_order_lines": columns_in(["order_id", "order_time", "refunded_amount"])},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
     "(revenue, buyers, conversion, AOV) and all-time figures (revenue; refunds and net revenue = revenue - refunds when "
@@ -301,12 +303,12 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
     metadata=column_schema({"kpi": "string", "value": "string", "change": "string - vs the previous 28 days"}),
 )
 def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame,
-                  churn_predictions: pl.DataFrame, sales_trends: pl.DataFrame, product_funnel: pl.DataFrame,
+                  clean_order_lines: pl.LazyFrame, churn_predictions: pl.DataFrame, sales_trends: pl.DataFrame, product_funnel: pl.DataFrame,
                   customer_segments: pl.DataFrame, cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame,
                   campaign_lift: pl.DataFrame) -> dg.Output:
-    refunded, never_revenue = clean_returns.select(
-        refunded=pl.col("line_amount").abs().filter(pl.col("is_refund")).sum(),
-        never_revenue=pl.col("line_amount").abs().filter(~pl.col("is_refund")).sum()).collect().row(0)
+    refunded, never_revenue = (frame.item() for frame in pl.collect_all([
+        order_refunds(clean_order_lines, clean_returns).select(pl.col("refunds").sum()),
+        clean_returns.select(pl.col("line_amount").abs().filter(~pl.col("is_refund")).sum())]))
     as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency, refunded or 0.0, never_revenue or 0.0)
     browsing = as_of is None or clean_sessions.select(browsing_session(clean_sessions.collect_schema().names()).any()
                                                       ).collect().item()
