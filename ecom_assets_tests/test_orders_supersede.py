@@ -40,7 +40,8 @@ def _two_drops(data_dir, instance, resources, day_2: str) -> dict:
 def _net_revenue(tables: dict) -> tuple[float, float, float]:
     from ecom_assets.insights.assets import sales_trends
 
-    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy())
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                          clean_order_lines=tables["order_lines"].lazy())
     return tuple(trends.metadata[k].value for k in ("revenue", "refunds", "net_revenue"))
 
 
