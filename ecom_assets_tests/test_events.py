@@ -272,3 +272,119 @@ def test_the_second_file_arriving_first_gives_the_same_session_and_a_redrop_coun
     assert figures["duplicates_across_files"].value == 2
     assert tables["result"].asset_materializations_for_node("clean_events")[-1].metadata[
         "duplicates_across_files"].value == 3
+
+
+# GA4's BigQuery export, flattened one item per row: `ga_session_id` is the session start in epoch seconds,
+# unique only per `user_pseudo_id`. Users A and B both start a session at 2024-05-01 23:50:00 UTC
+# (1714607400); A's session runs past midnight into the next daily file, B buys an item GA4 sent without
+# item_category; A comes back at 09:00 (a new session). session_start / page_view rows carry no item.
+GA4_HEADER = "event_date,event_timestamp,event_name,user_pseudo_id,ga_session_id,item_id,item_category,price,quantity"
+GA4_SOURCES = """- match: "events_ga4*.csv"
+  columns: {event_timestamp: event_time, event_name: event_type, user_pseudo_id: customer_id, item_id: product_id,
+            item_category: category, ga_session_id: session_id}
+  date_format: epoch_us
+"""
+A, B = "1187604123.1714605000", "2039485761.1714606211"
+GA4_DAY_1 = [f"20240501,1714607400120000,session_start,{A},1714607400,,,,",
+             f"20240501,1714607400350000,session_start,{B},1714607400,,,,",
+             f"20240501,1714607405000000,page_view,{A},1714607400,,,,",
+             f"20240501,1714607406000000,page_view,{B},1714607400,,,,",
+             f"20240501,1714607460000000,view_item,{A},1714607400,SH-1,Shoes,89.9,",
+             f"20240501,1714607470000000,view_item,{B},1714607400,HT-1,,19.99,",
+             f"20240501,1714607700000000,add_to_cart,{A},1714607400,SH-1,Shoes,89.9,1",
+             f"20240501,1714607880000000,purchase,{B},1714607400,HT-1,,19.99,2"]
+GA4_DAY_2 = [f"20240502,1714608300000000,view_item,{A},1714607400,BG-1,Bags,45.0,",
+             f"20240502,1714608600000000,purchase,{A},1714607400,SH-1,Shoes,89.9,1",
+             f"20240502,1714640400000000,session_start,{A},1714640400,,,,",
+             f"20240502,1714640410000000,page_view,{A},1714640400,,,,"]
+
+
+def test_two_users_who_start_a_session_in_the_same_second_have_two_sessions() -> None:
+    text = "\n".join([HEADER,
+                      "2024-05-01T23:50:00Z,view,SH-1,Shoes,,89.9,A,1714607400",
+                      "2024-05-01T23:51:00Z,cart,SH-1,Shoes,,89.9,A,1714607400",
+                      "2024-05-01T23:50:00Z,view,HT-1,Hats,,19.99,B,1714607400",
+                      "2024-05-01T23:58:00Z,purchase,HT-1,Hats,,19.99,B,1714607400"]) + "\n"
+    clean = events.sessionise(parse(text).clean)
+    sessions = events.event_sessions(clean).sort("customer_id")
+    assert sessions["customer_id"].to_list() == ["A", "B"]
+    assert sessions["purchase_amount"].to_list() == [0.0, 19.99]
+    assert sessions["added_to_cart"].to_list() == [True, False]
+    funnel = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
+              for r in event_funnel(clean, "category").iter_rows(named=True)}
+    assert funnel == {"Shoes": (1, 1, 0), "Hats": (1, 0, 1)}
+
+
+def test_a_session_id_names_its_customer_and_no_two_customers_share_one() -> None:
+    """The export's id is kept readable after the customer id; `#`, `@` and `%` inside it are %-encoded, so
+    no two (customer, export id) pairs and no gap-rule id `<customer_id>@<time>` can write the same id."""
+    text = "\n".join(["event_time,event_type,customer_id,product_id,session_id",
+                      "2024-01-01T10:00:00Z,view,a#b,P1,c", "2024-01-01T10:00:00Z,view,a,P1,b#c",
+                      "2024-01-01T10:00:00Z,view,c#d,P1,", "2024-01-01T10:00:00Z,view,c,P1,d@2024-01-01T10:00:00Z",
+                      "2024-01-01T10:00:00Z,view,e,P1,50%"]) + "\n"
+    ids = dict(events.sessionise(parse(text).clean).select("customer_id", "session_id").iter_rows())
+    assert ids == {"a#b": "a#b#c", "a": "a#b%23c", "c#d": "c#d@2024-01-01T10:00:00Z",
+                   "c": "c#d%402024-01-01T10:00:00Z", "e": "e#50%25"}
+
+
+def test_funnels_count_only_events_about_a_product() -> None:
+    """A page view or session start names no product: it is a page view of the session, never a view of
+    category `unknown`; a product view GA4 sent without item_category is one."""
+    text = "\n".join([HEADER,
+                      "2024-01-01T10:00:00Z,page_view,,,,,U1,S1", "2024-01-01T10:01:00Z,view_item,P1,shoes,,50,U1,S1",
+                      "2024-01-01T10:02:00Z,add_to_cart,P1,shoes,,50,U1,S1",
+                      "2024-01-01T11:00:00Z,page_view,,,,,U2,S2", "2024-01-01T11:01:00Z,page_view,,,,,U2,S2",
+                      "2024-01-01T12:00:00Z,page_view,,,,,U3,S3", "2024-01-01T12:01:00Z,view_item,P2,,,9,U3,S3"]) + "\n"
+    clean = events.sessionise(parse(text).clean)
+    by_category = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["view_to_cart"])
+                   for r in event_funnel(clean, "category").iter_rows(named=True)}
+    assert by_category == {"shoes": (1, 1, 1.0), "unknown": (1, 0, 0.0)}
+    assert set(event_funnel(clean, "product_id")["product_id"]) == {"P1", "P2"}
+    sessions = events.event_sessions(clean).sort("customer_id")
+    assert sessions["page_views"].to_list() == [2, 2, 2] and sessions["product_views"].to_list() == [1, 0, 1]
+
+
+def test_ga4_sessions_are_per_user_across_daily_files(data_dir, instance, resources) -> None:
+    (data_dir / "sources.yaml").write_text(GA4_SOURCES)
+    drop(data_dir, "events_ga4_20240501.csv", "\n".join([GA4_HEADER, *GA4_DAY_1]) + "\n")
+    drop(data_dir, "events_ga4_20240502.csv", "\n".join([GA4_HEADER, *GA4_DAY_2]) + "\n")
+    tables = ingest_and_clean(data_dir, instance, resources)
+    sessions = tables["sessions"].sort("session_start", "customer_id")
+    assert sessions.select("customer_id", "purchase_amount", "added_to_cart", "page_views").rows() == [
+        (A, 89.9, True, 3), (B, 39.98, False, 2), (A, 0.0, False, 1)]
+    assert sessions["session_id"].to_list() == [f"{A}#1714607400", f"{B}#1714607400", f"{A}#1714640400"]
+    figures = tables["result"].asset_materializations_for_node("clean_sessions")[-1].metadata
+    assert figures["merged_across_files"].value == 1 and figures["rows_from_drops"].value == 4
+    owners = tables["events"].group_by("session_id").agg(pl.col("customer_id").n_unique())
+    assert owners.height == 3 and (owners["customer_id"] == 1).all()
+    result = dg.materialize([raw_events, clean_events, category_funnel, item_funnel], instance=instance,
+                            resources=resources, selection=[category_funnel])
+    funnel = {r["category"]: (r["sessions_viewed"], r["sessions_carted"], r["sessions_purchased"])
+              for r in result.output_for_node("category_funnel").iter_rows(named=True)}
+    assert funnel == {"Shoes": (1, 1, 1), "Bags": (1, 0, 0), "unknown": (1, 0, 1)}
+
+
+# Snowplow / Segment-like: a UUID session id (domain_sessionid) names the session across files by itself
+SNOWPLOW_HEADER = "derived_tstamp,event_name,domain_userid,product_id,product_category,price,domain_sessionid"
+SNOWPLOW_SOURCES = """- match: "events_snowplow*.csv"
+  columns: {derived_tstamp: event_time, event_name: event_type, domain_userid: customer_id,
+            product_category: category, domain_sessionid: session_id}
+"""
+
+
+def test_uuid_session_ids_of_a_snowplow_export_still_make_one_session_across_files(data_dir, instance,
+                                                                                      resources) -> None:
+    night, other = "3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c11", "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d"
+    day_1 = [f"2024-05-01 23:50:00.120,product_view,u-1,P1,shoes,30.00,{night}",
+             f"2024-05-01 23:55:00.000,add_to_cart,u-1,P1,shoes,30.00,{night}",
+             f"2024-05-01 10:00:00.000,product_view,u-2,P2,books,12.00,{other}"]
+    day_2 = [f"2024-05-02 00:10:00.000,transaction,u-1,P1,shoes,30.00,{night}"]
+    (data_dir / "sources.yaml").write_text(SNOWPLOW_SOURCES)
+    drop(data_dir, "events_snowplow_1.csv", "\n".join([SNOWPLOW_HEADER, *day_1]) + "\n")
+    drop(data_dir, "events_snowplow_2.csv", "\n".join([SNOWPLOW_HEADER, *day_2]) + "\n")
+    tables = ingest_and_clean(data_dir, instance, resources)
+    sessions = tables["sessions"].sort("customer_id")
+    assert sessions["session_id"].to_list() == [f"u-1#{night}", f"u-2#{other}"]
+    assert sessions.select("added_to_cart", "purchase_made", "purchase_amount").row(0) == (True, True, 30.0)
+    assert sessions["browsing_time_sec"][0] == 20 * 60 - 0.12
+    assert set(tables["events"]["session_id"]) == set(sessions["session_id"])

@@ -302,7 +302,8 @@ clean_returns = _order_lines_asset("clean_returns", True, (
     ins={"raw_events": dg.AssetIn(partition_mapping=ALL_DROPS)},
     required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
     description=(
-        "Every tracked event of every events drop, each in a session (the export's session_id, else a customer's "
+        "Every tracked event of every events drop, each in a session (the export's session_id together with the "
+        "customer's — GA4's ga_session_id is unique per user only —, else a customer's "
         "session ends after 30 minutes without an event, drawn again over every drop holding that customer's "
         "events, so a session cut by the end of a file keeps one id); validated with pandera `CleanEvents`. An "
         "identical event delivered again in a later drop is a counted duplicate across files. event_type outside "

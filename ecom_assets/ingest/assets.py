@@ -43,7 +43,9 @@ RAW_COLUMNS = {
         "signup_date": "date - nullable (the calendar date of a date-time)",
     },
     "sessions": {
-        "session_id": "string - session key (required)",
+        "session_id": "string - session key (required); an events session's is `<customer_id>#<export session id>` "
+                      "(an export's id is unique per user only) or `<customer_id>@<first event time>`, an order's its "
+                      "order_id",
         "customer_id": "string - required",
         "session_date": "date - the calendar date written in the export, not in the future",
         "session_start": "datetime (UTC) - the instant, when the export gave a time; else null",
@@ -377,9 +379,9 @@ DERIVED_SESSIONS = {  # kind -> (pure function lines/events -> sessions, what on
     "orders": (order_kind.order_sessions, "one purchased session per order (session_id = order_id; amount = sum of "
                "its positive lines; product_viewed = the category, else product, with the largest line value). "
                "Orders made only of returns give no session."),
-    "events": (event_kind.event_sessions, "one session per session_id (the export's, else 30 minutes without an "
-               "event end a customer's session): duration from timestamps, page/product views, categories viewed, "
-               "cart and purchase flags, purchase_amount = sum of purchase events' price x quantity. A session "
+    "events": (event_kind.event_sessions, "one session per session_id (the export's, named with its customer, else "
+               "30 minutes without an event end a customer's session): duration from timestamps, page/product "
+               "views, categories viewed, cart and purchase flags, purchase_amount = sum of purchase events' price x quantity. A session "
                "continued in another events drop is made whole in clean_sessions from the events of both."),
 }
 

@@ -30,7 +30,8 @@ RATES = {  # rate -> (numerator, denominator), both session counts
     "cart_abandonment": ("carted_not_purchased", "sessions_carted"),
 }
 FUNNEL_COLUMNS = {
-    "sessions_viewed": "int - sessions with a view event of it",
+    "sessions_viewed": "int - sessions with a view event of it (a product view; page views without a product "
+                       "are not counted)",
     "sessions_carted": "int - sessions with a cart event of it",
     "sessions_purchased": "int - sessions with a purchase event of it",
     "viewed_and_carted": "int", "viewed_and_purchased": "int", "carted_and_purchased": "int",
@@ -44,11 +45,14 @@ def event_funnel(events: pl.LazyFrame | pl.DataFrame, level: str, min_sessions: 
     """Clean events -> one row per `level` value (`category`, or `product_id`) with the sessions that
     viewed / carted / purchased it and the rates between them.
 
-    Events without a category count under 'unknown'; events without a product are left out of the
-    item level. `min_sessions`: keep values viewed in at least this many sessions."""
+    Only events about a product count, at both levels: a page view or session start without a product
+    is no view of any category (it stays a page view of its session in clean_sessions); a product event
+    without a category counts under 'unknown'. `min_sessions`: keep values viewed in at least this many
+    sessions."""
     key = pl.col(level).fill_null(UNKNOWN_PRODUCT) if level == "category" else pl.col(level)
     per_session = (
-        events.lazy().select("session_id", key.alias(level), "event_type").drop_nulls(level)
+        events.lazy().filter(pl.col("product_id").is_not_null())
+        .select("session_id", key.alias(level), "event_type")
         .group_by(level, "session_id")
         .agg(viewed=(pl.col("event_type") == "view").any(), carted=(pl.col("event_type") == "cart").any(),
              purchased=(pl.col("event_type") == "purchase").any())
@@ -174,7 +178,8 @@ def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
         name=name, group_name="insights", owners=["team:analytics"], kinds={"polars"}, tags=REFRESH_DAILY,
         ins={"clean_events": columns_in(FUNNEL_EVENT_COLUMNS)},
         description=f"View -> cart -> purchase per {what} from clean_events: the sessions that had a view, cart or "
-        "purchase event of it, and the rates between them as shares of the same sessions with 95 % Wilson "
+        "purchase event of it (events about a product only: page views without one are no product views), and the "
+        "rates between them as shares of the same sessions with 95 % Wilson "
         "intervals; cart_abandonment = carted sessions without a purchase of it. Empty (and says so) until an "
         "events drop arrives.",
         metadata=column_schema({level: "string", **FUNNEL_COLUMNS}),
@@ -195,7 +200,8 @@ def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
     return funnel_asset
 
 
-category_funnel = _funnel_asset("category_funnel", "category", 0, "category (events without one: 'unknown')")
+category_funnel = _funnel_asset("category_funnel", "category", 0,
+                                "category (product events without one: 'unknown')")
 item_funnel = _funnel_asset("item_funnel", "product_id", MIN_ITEM_SESSIONS,
                             f"product viewed in at least {MIN_ITEM_SESSIONS} sessions")
 
