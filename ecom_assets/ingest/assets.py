@@ -17,8 +17,8 @@ import polars as pl
 
 from ecom_assets.ingest import events as event_kind
 from ecom_assets.ingest import orders as order_kind
-from ecom_assets.ingest.landing import (HASHED_TAG, REASON_SUFFIX, file_identity, is_ignored, move_to_archive, reject,
-                                        sha256_of)
+from ecom_assets.ingest.landing import (HASHED_TAG, REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of,
+                                        stat_identity)
 from ecom_assets.ingest.parse import CONFLICT_REASON, RULES, FileRejected, ParsedDrop, parse_drop, reason_rule
 from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
@@ -146,7 +146,7 @@ def locate_drop(settings: EcomSettings, key: str, hashed_file: str | None = None
         below, *identity = json.loads(hashed_file)
         landing = settings.landing / below
         try:
-            if Path(below).name == name and file_identity(landing) == identity:
+            if Path(below).name == name and stat_identity(landing) == identity:
                 return landing, True
         except OSError:  # moved or deleted since the tick: found below, or in archive/
             pass

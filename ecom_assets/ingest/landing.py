@@ -51,9 +51,11 @@ HASHED_TAG = "ecom/hashed_file"
 RACY_S = 2.0
 
 
-def file_identity(path: Path) -> list[int]:
+def stat_identity(path: Path) -> list[int]:
     """[size, mtime_ns, ctime_ns, inode]: any write, truncation, rename or replacement changes one of them
-    (ctime cannot be set by a user)."""
+    (ctime cannot be set by a user). Stricter than `io.file_identity` ([size, mtime_ns], what incremental
+    steps compare): this one vouches for a digest computed earlier, so a file put back with its old mtime
+    must not pass."""
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
@@ -61,9 +63,9 @@ def file_identity(path: Path) -> list[int]:
 def hashed(path: Path) -> tuple[str, list[int] | None]:
     """(sha256, the file's identity while it was hashed): the identity is None when the file changed
     while being hashed or had been written less than RACY_S before, so it cannot vouch for the digest."""
-    before, started = file_identity(path), time.time()
+    before, started = stat_identity(path), time.time()
     digest = sha256_of(path)
-    trusted = file_identity(path) == before and started - before[1] / 1e9 >= RACY_S
+    trusted = stat_identity(path) == before and started - before[1] / 1e9 >= RACY_S
     return digest, before if trusted else None
 
 

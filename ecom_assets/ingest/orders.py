@@ -214,6 +214,8 @@ def withdrawn_orders(lines: pl.DataFrame | pl.LazyFrame) -> pl.Series:
         .group_by("order_id").agg(restates=restates_order(), bought=(~pl.col("is_return")).any())
         .filter(pl.col("restates") & ~pl.col("bought")).select("order_id").collect().to_series()
     )
+
+
 def with_refund_flags(raw_lines: pl.DataFrame) -> pl.DataFrame:
     """Stored order lines (raw_orders, every drop) + `is_refund`; `refunded_amount` null where a drop ingested
     before that column existed lacks it."""

@@ -17,8 +17,8 @@ read is a quarantine reason, so one bad cell never fails a whole column.
 
 import codecs
 import csv
-import hashlib
 import gzip
+import hashlib
 import io
 import mmap
 from dataclasses import dataclass, field
