@@ -81,6 +81,7 @@ class CleanSessions(_StrictModel):
     page_views: pl.Int64 = pa.Field(nullable=True, ge=0)  # from events only
     product_views: pl.Int64 = pa.Field(nullable=True, ge=0)  # from events only
     categories_viewed: pl.Int64 = pa.Field(nullable=True, ge=0)  # from events only
+    units_purchased: pl.Float64 = pa.Field(nullable=True, ge=0)  # from orders only: items bought
     before_signup: bool  # session dated before the customer's signup_date
     unknown_customer: bool  # customer_id not in clean_customers
     source_file: str  # partition key of the drop the row came from

@@ -201,3 +201,39 @@ def test_history_recomputes_when_a_drop_changes_the_kept_categories(tmp_path: Pa
     scratch = lifetime_aggregates(pl.scan_parquet(parts), max_categories=5).collect().sort("customer_id")
     assert "visits::SKU399" in history.columns
     assert_frame_equal(history, scratch, check_exact=False, rel_tol=1e-12)
+
+
+def _unit_sessions() -> pl.DataFrame:
+    """C1 buys from orders (items known), C2 from a sessions export (no item count) and orders, C3 only browses."""
+    rows = [("C1", 1, True, 40.0, 4.0), ("C1", 9, True, 10.0, 6.0), ("C1", 12, False, 0.0, None),
+            ("C2", 2, True, 30.0, 3.0), ("C2", 5, True, 20.0, None), ("C3", 3, False, 0.0, None)]
+    return pl.DataFrame(
+        [(c, date(2024, 1, d), "Books", 60.0, b, a, u) for c, d, b, a, u in rows], orient="row",
+        schema={"customer_id": pl.String, "session_date": pl.Date, "product_viewed": pl.String,
+                "browsing_time_sec": pl.Float64, "purchase_made": pl.Boolean, "purchase_amount": pl.Float64,
+                "units_purchased": pl.Float64})
+
+
+def test_items_bought_and_spend_per_item_only_where_every_purchase_counts_its_items() -> None:
+    history = lifetime_aggregates(_unit_sessions()).collect().sort("customer_id")
+    got = dict(zip(history["customer_id"], zip(history["n_units"], history["spend_per_unit"])))
+    assert got == {"C1": (10.0, 5.0), "C2": (None, None), "C3": (None, None)}
+    # merged drop by drop (the second drop adds C1's later order) it is the same
+    rows = _unit_sessions()
+    first, later = rows.filter(pl.col("session_date") < date(2024, 1, 9)), rows.filter(pl.col("session_date") >= date(2024, 1, 9))
+    merged, _, _ = update_with_drop(lifetime_aggregates(first).collect().sort("customer_id"), later, rows.lazy())
+    assert_frame_equal(merged, history, check_exact=False, rel_tol=1e-12)
+    # sessions without the column at all (stored by an older version): no item counts, nothing fails
+    old = lifetime_aggregates(rows.drop("units_purchased")).collect()
+    assert old["n_units"].null_count() == old.height
+
+
+def test_history_stored_without_item_counts_is_recomputed(tmp_path: Path) -> None:
+    from ecom_assets.features.history import update_history
+
+    part = tmp_path / "part-0.parquet"
+    _unit_sessions().write_parquet(part)
+    history, _, covers = update_history(None, None, [part])
+    older = history.drop("units", "unit_orders", "n_units", "spend_per_unit")  # a state kept before the columns
+    again, summary, _ = update_history(older, covers, [part])
+    assert summary["mode"] == "full" and again["n_units"].drop_nulls().to_list() == [10.0]

@@ -474,3 +474,10 @@ def test_a_purchase_log_without_order_ids_is_one_order_per_row_keyed_by_its_cont
     sessions = ingest_and_clean(data_dir, instance, resources)["sessions"]
     # five orders, each once: 11.77 + 12.00 + 77.00 + 20.76 + 9.99
     assert sessions.height == 5 and round(sessions["purchase_amount"].sum(), 2) == 131.52
+
+
+def test_an_order_session_counts_the_items_bought_not_the_returned_ones() -> None:
+    # #1001: 2 mugs + 1 novel (the line exported twice is a duplicate, counted once); #1004: 1 atlas bought,
+    # its returned mug (-1) goes to clean_returns; #1002 is only a refund
+    sessions = orders.order_sessions(orders.mark_returns(parse(SHOPIFY).clean))
+    assert dict(zip(sessions["session_id"], sessions["units_purchased"])) == {"#1001": 3.0, "#1004": 1.0}

@@ -9,7 +9,8 @@ from ecom_assets.ingest.orders import restates_order
 from ecom_assets.schemas import CleanCustomers, CleanEvents, empty_frame, repeated
 
 SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
-                   "purchase_made", "purchase_amount", "added_to_cart", "page_views", "product_views", "categories_viewed"]
+                   "purchase_made", "purchase_amount", "added_to_cart", "page_views", "product_views", "categories_viewed",
+                   "units_purchased"]
 EVENT_CONTENT = [c for c in CleanEvents.to_schema().columns if c not in ("source_file", "line", "ingested_at")]
 CUSTOMER_CONTENT = ["customer_id", "age", "age_out_of_range", "gender", "location", "signup_date"]
 

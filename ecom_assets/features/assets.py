@@ -56,6 +56,8 @@ HISTORY_SCHEMA = column_schema({
     "visits_pooled": "state - visits in every other category (pooled; counts as one category in the mix)",
     "purchase_days": "state - distinct purchase dates",
     "gap_sq_sum": "state - sum of squared days between consecutive purchase dates",
+    "units": "state - items bought (sum of the purchases' units_purchased)",
+    "unit_orders": "state - purchases that say how many items they held (orders do; sessions and events do not)",
     **{name: f"aggregate - {FEATURE_WORDS[name]}" for name in LIFETIME_COLUMNS},
 })
 

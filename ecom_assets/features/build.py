@@ -59,6 +59,8 @@ FEATURE_WORDS = {
     "recency_bucket": "recency bucket",
     "repeat_purchases": "purchase days after the first one",
     "days_since_first_purchase": "days since the first purchase",
+    "n_units": "items bought (orders only)",
+    "spend_per_unit": "spend per item bought (orders only)",
     "p_alive": "BG/NBD probability that the customer is still active",
     "expected_purchases_90d": "BG/NBD expected purchases in the next 90 days",
     "bgnbd_churn_90d": "BG/NBD probability of no purchase in the next 90 days",
@@ -149,7 +151,7 @@ FEATURE_ORDER = [
     "days_since_last_purchase", "days_since_last_session", "tenure_days", "days_since_signup",
     "sessions_per_active_week", "views_per_purchase", "purchase_rate", "session_trend", "purchase_rate_30d",
     "aov_30d", "days_overdue", "aov", "cltv_proxy", "last_purchase_month", "recency_bucket", "repeat_purchases",
-    "days_since_first_purchase", *SESSION_DETAIL_FEATURES, "as_of", "cold_start",
+    "days_since_first_purchase", *SESSION_DETAIL_FEATURES, "n_units", "spend_per_unit", "as_of", "cold_start",
 ]
 
 

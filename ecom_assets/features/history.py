@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ecom_assets.features.lifetime import LIFETIME_INPUTS, MAX_CATEGORIES, POOLED, lifetime_aggregates, update_with_drop
+from ecom_assets.features.lifetime import MAX_CATEGORIES, POOLED, lifetime_aggregates, lifetime_inputs, update_with_drop
 from ecom_assets.io import Location, file_identity, scan_parquet
 
 
@@ -29,15 +29,16 @@ def _update(previous: pl.DataFrame | None, covered: dict[str, list[int]] | None,
             current: dict[str, list[int]], max_categories: int) -> tuple[pl.DataFrame, dict]:
     if not parts:
         return lifetime_aggregates(_empty_sessions()).collect(), {"mode": "full", "customers_recomputed": 0}
-    # a state without the pooled column (older version) or kept with another K is recomputed
+    # a state without the pooled or the units columns (older versions) or kept with another K is recomputed
     reusable = previous is not None and covered is not None and all(
         current.get(name) == identity for name, identity in covered.items()) and POOLED in previous.columns and (
+        "units" in previous.columns) and (
         previous[POOLED].sum() == 0 or len([c for c in previous.columns if c.startswith("visits::")]) == max_categories)
     new_parts = [p for p in parts if reusable and p.name not in covered]
     if reusable and not new_parts:
         return previous, {"mode": "unchanged"}
     if reusable:
-        drop = scan_parquet(new_parts).select(LIFETIME_INPUTS).collect()
+        drop = lifetime_inputs(scan_parquet(new_parts)).collect()
         merged = update_with_drop(previous, drop, scan_parquet(parts), max_categories)
         if merged is not None:
             table, n_merged, recomputed = merged

@@ -25,11 +25,12 @@ import polars as pl
 from ecom_assets.schemas import UNKNOWN_PRODUCT, sorted_by_id
 
 LIFETIME_INPUTS = ["customer_id", "session_date", "purchase_made", "purchase_amount", "browsing_time_sec",
-                   "product_viewed"]  # the session columns the state is computed from
+                   "product_viewed", "units_purchased"]  # the session columns the state is computed from
 STATE_COLUMNS = ["customer_id", "first_seen", "last_session", "first_purchase", "last_purchase", "n_sessions",
                  "n_purchases", "revenue", "max_order", "browsing_total_sec", "browsing_sessions", "weekend_sessions",
-                 "purchase_days", "gap_sq_sum"]
-SUMS = ["n_sessions", "n_purchases", "revenue", "browsing_total_sec", "browsing_sessions", "weekend_sessions"]
+                 "purchase_days", "gap_sq_sum", "units", "unit_orders"]
+SUMS = ["n_sessions", "n_purchases", "revenue", "browsing_total_sec", "browsing_sessions", "weekend_sessions", "units",
+        "unit_orders"]
 MINIMA = ["first_seen", "first_purchase"]
 MAXIMA = ["last_session", "last_purchase", "max_order"]
 VISITS = "visits::"  # prefix of the per-category visit counts (`unknown` is not a category)
@@ -38,12 +39,21 @@ MAX_CATEGORIES = 20  # default K: categories with their own visit column (EcomSe
 # the readable aggregates `finish` derives (what customer_features takes from the history)
 LIFETIME_COLUMNS = ["n_sessions", "n_purchases", "revenue", "max_order", "browsing_mean_sec", "weekend_share",
                     "gap_mean_days", "gap_std_days", "distinct_categories", "favourite_category_share",
-                    "favourite_category", "category_entropy"]
+                    "favourite_category", "category_entropy", "n_units", "spend_per_unit"]
 MAX_WIDE_CATEGORIES = 64  # up to this many categories the visits are counted in the main group-by
 
 _d = pl.col("session_date")
 _buy = pl.col("purchase_made")
 _amount = pl.col("purchase_amount")
+
+
+def lifetime_inputs(sessions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The LIFETIME_INPUTS columns of `sessions`; `units_purchased` null where it is absent (sessions
+    stored before the column existed, frames built by hand)."""
+    s = sessions.lazy()
+    if "units_purchased" not in s.collect_schema().names():
+        s = s.with_columns(units_purchased=pl.lit(None, pl.Float64))
+    return s.select(LIFETIME_INPUTS)
 
 
 def visit_columns(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
@@ -70,7 +80,7 @@ def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WI
     grouping by customer and category) up to `max_wide` categories and a (customer, category) group-by
     pivoted to columns beyond, the other categories' visits in `visits_pooled`; plus one pass over the
     purchases for the gap chain."""
-    s = sessions.lazy()
+    s = lifetime_inputs(sessions)
     known = pl.col("product_viewed") != UNKNOWN_PRODUCT
     totals = category_totals(s)
     categories = top_categories(totals, max_categories) if kept is None else sorted(kept)
@@ -88,6 +98,8 @@ def lifetime_state(sessions: pl.LazyFrame | pl.DataFrame, max_wide: int = MAX_WI
         browsing_total_sec=pl.col("browsing_time_sec").sum(),
         browsing_sessions=pl.col("browsing_time_sec").count().cast(pl.Float64),
         weekend_sessions=(_d.dt.weekday() >= 6).sum().cast(pl.Float64),
+        units=pl.col("units_purchased").filter(_buy).sum().cast(pl.Float64),
+        unit_orders=pl.col("units_purchased").filter(_buy).count().cast(pl.Float64),
         *[(pl.col("product_viewed") == category).sum().cast(pl.UInt32).alias(VISITS + category)
           for category in (categories if wide else [])],
         # nothing to pool (the usual few categories): a constant, no per-row membership test
@@ -125,12 +137,17 @@ def finish(state: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     # sample std of the gaps from their sum of squares: (sum g^2 - k mean^2) / (k - 1), clipped at 0
     # against rounding; the sum of the gaps is last - first, an exact integer
     gap_var = (pl.col("gap_sq_sum") - gaps * gap_mean**2) / (gaps - 1)
+    all_counted = (pl.col("n_purchases") > 0) & (pl.col("unit_orders") == pl.col("n_purchases"))
     derived = [
         pl.when(pl.col("browsing_sessions") > 0).then(pl.col("browsing_total_sec") / pl.col("browsing_sessions"))
         .alias("browsing_mean_sec"),
         (pl.col("weekend_sessions") / pl.col("n_sessions")).alias("weekend_share"),
         pl.when(gaps >= 1).then(gap_mean).alias("gap_mean_days"),
         pl.when(gaps >= 2).then(gap_var.clip(lower_bound=0.0).sqrt()).alias("gap_std_days"),
+        # items bought, only where every purchase says how many (orders do, sessions and events do not): a
+        # wholesaler's bulk buyers return more often than their order count and spend alone tell
+        pl.when(all_counted).then(pl.col("units")).alias("n_units"),
+        pl.when(all_counted & (pl.col("units") > 0)).then(pl.col("revenue") / pl.col("units")).alias("spend_per_unit"),
     ]
     if not columns:  # no category at all (so nothing pooled either)
         return state.with_columns(*derived, distinct_categories=pl.lit(0.0), favourite_category_share=pl.lit(None, pl.Float64),
@@ -239,7 +256,7 @@ def update_with_drop(previous: pl.DataFrame, drop: pl.DataFrame, all_sessions: p
     late = late_customers(previous, drop)
     if late.len():  # their gap chain is split: recompute them from every session they have
         # is_in inside the scan: filtered in the parquet reader, other columns decoded only where it matches
-        sessions = all_sessions.select(LIFETIME_INPUTS).filter(pl.col("customer_id").is_in(late.implode()))
+        sessions = lifetime_inputs(all_sessions).filter(pl.col("customer_id").is_in(late.implode()))
         recomputed = _with_visits(lifetime_state(sessions, kept=kept).collect(), visits)
         changed = pl.concat([changed.join(recomputed, on="customer_id", how="anti"), recomputed])
     finished = finish(changed).collect()

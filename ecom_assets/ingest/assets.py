@@ -70,6 +70,8 @@ SESSION_DETAIL_COLUMNS = {
     "page_views": "int64 - view events in the session; null unless the session comes from events",
     "product_views": "int64 - view events of a product; null unless from events",
     "categories_viewed": "int64 - distinct categories viewed; null unless from events",
+    "units_purchased": "float64 - items bought in the order (sum of its purchased lines' quantity); null unless the "
+                       "session comes from orders",
 }
 # Per-kind step after the row rules: what a line-level kind needs before it is stored.
 FINISH = {

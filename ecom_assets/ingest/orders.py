@@ -266,7 +266,8 @@ def currency_problem(lines: pl.DataFrame, shown: str) -> str | None:
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Order lines (typed, marked) -> one purchased session row per order with a purchased line.
 
-    `purchase_amount` = sum of the order's positive line amounts; `product_viewed` = the known category
+    `purchase_amount` = sum of the order's positive line amounts; `units_purchased` = sum of its
+    purchased lines' quantity (items bought: a wholesaler's bulk orders); `product_viewed` = the known category
     with the largest summed line value in the order (ties: alphabetical), `unknown` when no line has
     one (a product id is never a category: it would explode per-category features and rankings);
     `session_start` = the earliest order_time; `line` = the order's first physical line.
@@ -288,6 +289,7 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             pl.col("order_time").min().alias("session_start"),
             pl.col("order_date").min().alias("session_date"),
             pl.col("line_amount").filter(pl.col("line_amount") > 0).sum().alias("purchase_amount"),
+            pl.col("quantity").filter(pl.col("quantity") > 0).sum().alias("units_purchased"),
             pl.col("source_file").first(),
             pl.col("line").min(),
         )
@@ -302,6 +304,7 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             "purchase_amount",
             pl.lit(None, pl.Boolean).alias("added_to_cart"),
             "session_start",
+            "units_purchased",
             "source_file",
             "line",
         )
