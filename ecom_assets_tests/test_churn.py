@@ -316,3 +316,15 @@ def test_top_drivers_are_the_strongest_contributions_in_order() -> None:
     expected = [[f"f{j} {'↑' if row[j] > 0 else '↓'}" for j in np.argsort(-np.abs(row))[:3]] for row in contribs]
     assert top_drivers(contribs, features).to_list() == expected
     assert top_drivers(contribs[:, :2], features[:2]).list.len().to_list() == [2] * 500
+
+
+def test_the_model_does_not_depend_on_the_random_seed(generated, monkeypatch) -> None:
+    """No row or column subsampling: which rows a seed happens to draw must not decide the gate on a small log."""
+    data_dir, _, _, _ = generated
+    training = pl.read_parquet(data_dir / "warehouse" / "churn_training_set.parquet")
+    train, holdout, _ = churn_assets.split_windows(training)
+    scores = []
+    for seed in (churn.SEED, churn.SEED + 1):
+        monkeypatch.setitem(churn.PARAMS, "seed", seed)
+        scores.append(churn.predict(churn.train_model(train), holdout)[0])
+    assert np.array_equal(scores[0], scores[1])

@@ -22,9 +22,12 @@ from ecom_assets.features.build import CATEGORICAL_FEATURES, feature_columns
 
 SEED = 7
 NTHREAD = 2
+# no row or column subsampling: on a few thousand customers (a wholesaler's log) the sampled rows and columns
+# moved the served AUC by +-0.002 and decided the gate (champion with one seed, no_skill with another); without
+# them the fit depends on the data alone, and the real logs rank as well (bench/real_logs.py, README)
 PARAMS = {
     "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "max_depth": 4,
-    "eta": 0.15, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 5, "lambda": 1.0,
+    "eta": 0.15, "subsample": 1.0, "colsample_bytree": 1.0, "min_child_weight": 5, "lambda": 1.0,
     "max_cat_to_onehot": 1, "seed": SEED, "nthread": NTHREAD,
 }
 MAX_ROUNDS = 600
