@@ -130,7 +130,7 @@ def orders_only_sessions(days: int = 70, seed: int = 3) -> pl.DataFrame:
     lines = pl.concat([orders.with_columns(product_id=pl.lit(f"SKU-{k}"), category=pl.lit(cat), line=pl.int_range(2 + k, 2 * n + 2 + k, 2),
                                            line_amount=pl.col("amount") * share)
                        for k, (cat, share) in enumerate((("Kitchen", 0.7), ("Garden", 0.3)))])
-    lines = lines.with_columns(order_date=pl.col("order_time").dt.date(), is_return=pl.lit(False),
+    lines = lines.with_columns(order_date=pl.col("order_time").dt.date(), is_return=pl.lit(False), quantity=pl.lit(1.0),
                                source_file=pl.lit("orders.csv__abc"), order_time=pl.col("order_time").dt.replace_time_zone(None)
                                .dt.replace_time_zone("UTC"))
     sessions = order_sessions(lines)

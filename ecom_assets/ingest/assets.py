@@ -379,7 +379,8 @@ RAW_ASSETS = {"customers": raw_customers, "sessions": raw_sessions, "campaigns":
 SESSION_SHAPED = {**RAW_COLUMNS["sessions"], **SESSION_DETAIL_COLUMNS, **PROVENANCE}
 DERIVED_SESSIONS = {  # kind -> (pure function lines/events -> sessions, what one session is)
     "orders": (order_kind.order_sessions, "one purchased session per order (session_id = order_id; amount = sum of "
-               "its positive lines; product_viewed = the category, else product, with the largest line value). "
+               "its positive lines; units_purchased = the items bought; product_viewed = the category, else product, with "
+               "the largest line value). "
                "Orders made only of returns give no session."),
     "events": (event_kind.event_sessions, "one session per session_id (the export's, named with its customer, else "
                "30 minutes without an event end a customer's session): duration from timestamps, page/product "
