@@ -387,12 +387,19 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     names = [c for c in table.columns if c in kind.columns]
     text = {c: pl.col(c) for c in names}
     if table.height:
-        # one pass per column: padding, and missing-value markers (`is_in` over every value: filtering
-        # first to values as short as a marker cost more than it saved); polars' reader option cost twice this
+        # one pass per column: padding, and whether any value is as short as a marker (lengths only); then
+        # missing-value markers (`is_in` over every value: filtering first to values as short as a marker
+        # cost more than it saved) only in those columns: ids, times and names are longer than every marker
+        # (10M events: 5 of 8 columns skipped, ~0.35 s CPU); polars' reader option cost twice this
+        longest = max(len(m.encode()) for m in markers)
         found = table.select(
             *[(pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(f"pad {c}") for c in names],
-            *[pl.col(c).is_in(markers).any().alias(f"nul {c}") for c in names],
+            *[(pl.col(c).str.len_bytes() <= longest).any().alias(f"short {c}") for c in names],
         ).row(0, named=True)
+        short = [c for c in names if found[f"short {c}"]]
+        found |= {f"nul {c}": False for c in names} | (
+            table.select(pl.col(c).is_in(markers).any().alias(f"nul {c}") for c in short).row(0, named=True)
+            if short else {})
         text = {c: value.str.strip_chars() if found[f"pad {c}"] else value for c, value in text.items()}
         padded = [c for c in names if found[f"pad {c}"]]
         if padded:  # " NULL " is a marker too once stripped
