@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,29 @@ class StoredParts:
         return scan_parquet(self.paths() or self.schema_path)
 
 
+@dataclass
+class WrittenParquet:
+    """A table an asset has already written to a local parquet file (by `write_parquet_atomic`): the IO
+    manager moves the file into place instead of decoding and encoding the table again (2M sessions:
+    ~1 s CPU). The file is consumed."""
+
+    path: Path
+
+
+def place_parquet(source: Path, path: Location) -> None:
+    """Move the local parquet file `source` onto `path` atomically: a rename on the same file system, else
+    a copy through `atomic_write_bytes` (another device, an object store), then `source` is deleted."""
+    if not is_remote(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, path)
+            return
+        except OSError:  # another device: copied below
+            pass
+    atomic_write_bytes(path, lambda tmp: shutil.copyfile(source, tmp))
+    source.unlink(missing_ok=True)
+
+
 def columns_in(columns: list[str], **asset_in) -> dg.AssetIn:
     """An input that reads only `columns` of the stored table (pushed down into the parquet scan by
     `PolarsParquetIOManager.load_input`); `asset_in` passes on, e.g. a partition mapping."""
@@ -245,7 +269,12 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"path": dg.MetadataValue.path(str(obj.folder))})
             return
         partition_key = context.partition_key if context.has_partition_key else None
-        if isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
+        if isinstance(obj, WrittenParquet):
+            path = self._file(context.asset_key, partition_key, ".parquet")
+            place_parquet(obj.path, path)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size,
+                                         **({"status": NO_DATA} if parquet_rows(path) == 0 else {})})
+        elif isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
             path = self._file(context.asset_key, partition_key, ".parquet")
             write_parquet_atomic(obj, path, (context.definition_metadata or {}).get(PARQUET_STATISTICS, True))
             context.add_output_metadata(

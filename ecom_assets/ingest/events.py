@@ -135,15 +135,20 @@ EVENT_COLUMNS = {
 EXPORT_ID_ESCAPES = {"%": "%25", "#": "%23", "@": "%40"}  # "%" first: the others' codes contain it
 
 
-def export_session_ids(events: pl.DataFrame) -> pl.Expr:
-    """`<customer_id>#<export session_id>` per row (null where the export gave no session id). 10M events
-    (2 busy cores): 0.5-0.7 s to look for the escaped characters (rare: else nothing is replaced), 0.8-1.5 s
-    to join."""
+def export_session_ids(events: pl.DataFrame) -> pl.Series:
+    """`<customer_id>#<export session_id>` per row (null where the export gave no session id).
+
+    The ids are joined as written while, in parallel, the export ids are searched for the characters to
+    escape (rare); only when one is found are they joined again, escaped. 10M events (2 busy cores): the
+    search 0.5-0.7 s, the join 0.8-1.5 s, one after the other before."""
     ids = pl.col("session_id")
-    if events["session_id"].str.contains_any(list(EXPORT_ID_ESCAPES)).any():
-        for char, code in EXPORT_ID_ESCAPES.items():
-            ids = ids.str.replace_all(char, code, literal=True)
-    return pl.concat_str("customer_id", pl.lit("#"), ids)
+    joined = events.select(session_id=pl.concat_str("customer_id", pl.lit("#"), ids),
+                           _escape=ids.str.contains_any(list(EXPORT_ID_ESCAPES)).any())
+    if not joined["_escape"][0]:
+        return joined["session_id"]
+    for char, code in EXPORT_ID_ESCAPES.items():
+        ids = ids.str.replace_all(char, code, literal=True)
+    return events.select(session_id=pl.concat_str("customer_id", pl.lit("#"), ids))["session_id"]
 
 
 def sessionise(events: pl.DataFrame, gap: timedelta = SESSION_GAP) -> pl.DataFrame:
