@@ -142,3 +142,9 @@ def test_baseline_drivers_follow_each_customers_direction() -> None:
     assert drivers == [["days_since_last_purchase ↓"], ["days_since_last_purchase ↓"], ["days_since_last_purchase ↑"]]
     from ecom_assets.churn.risk_list import _plain
     assert _plain(drivers[0][0]) == "days since the last purchase (lowers risk)"
+
+
+def test_an_unscored_customer_gets_no_driver_direction() -> None:
+    # no history to estimate even the baseline: the probabilities are NaN, so no driver can say "lowers risk"
+    drivers = churn.baseline_drivers(np.array([np.nan, np.nan]), None, "days_since_last_purchase")
+    assert drivers == [[], []]

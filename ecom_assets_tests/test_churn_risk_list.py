@@ -103,6 +103,16 @@ def test_a_customer_without_recent_visits_is_told_so_not_blamed_on_a_missing_val
         "only one purchase day so far (no typical gap yet) (lowers risk); never purchased"]
 
 
+def test_event_session_details_of_a_customer_without_visits_in_90_days_say_so() -> None:
+    # an events shop: a lapsed customer's 90-day session features are empty, not "long visits"
+    drivers = ["session_duration_mean_90d ↑", "days_since_last_purchase ↑"]
+    features = pl.DataFrame({"customer_id": ["gone", "recent", "earlier"], "sessions_30d": [0.0, 2.0, 0.0],
+                             "sessions_prev_60d": [0.0, 0.0, 1.0]})
+    words = risk_list.driver_words(features, pl.Series("top_drivers", [drivers] * 3)).to_list()
+    assert words[0] == "no visits in the last 90 days (raises risk); days since the last purchase (raises risk)"
+    assert words[1] == words[2] == "mean visit duration (last 90 days) (raises risk); days since the last purchase (raises risk)"
+
+
 def test_interval_bounds_contain_the_probability_and_narrow_with_more_customers() -> None:
     p = np.array([0.02, 0.5, 0.97, 0.5, np.nan, 0.3])
     n = np.array([400, 40, 400, 4000, 100, 0])

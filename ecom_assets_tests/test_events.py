@@ -137,6 +137,15 @@ def test_a_missing_category_becomes_unknown_never_a_product_id() -> None:
     assert sessions["categories_viewed"].to_list() == [0, 1] and sessions["product_views"].to_list() == [3, 3]
 
 
+def test_ga4_not_set_category_is_no_category() -> None:
+    # GA4 writes `(not set)` where an item has no category: it must never be ranked as a category
+    text = "\n".join([HEADER, "2024-01-01 10:00:00 UTC,view,P1,(not set),,50,U1,S1",
+                      "2024-01-01 10:01:00 UTC,view,P2,(Not Set),,50,U1,S1", "2024-01-01 10:02:00 UTC,view,P3,(none),,5,U2,S2"])
+    clean = parse(text + "\n").clean
+    assert clean["category"].null_count() == 3
+    assert events.event_sessions(events.sessionise(clean))["product_viewed"].to_list() == ["unknown", "unknown"]
+
+
 def test_category_funnel_equals_an_event_level_reference() -> None:
     rows = store_log(seed=11, sessions=300)
     clean = events.sessionise(parse("\n".join([HEADER, *rows]) + "\n").clean)

@@ -374,12 +374,14 @@ def baseline_drivers(p: np.ndarray, baseline: dict, column: str) -> list[list[st
     """The one driver of a classic baseline's probability, per customer, in the direction it moves them:
     the classic is monotone (a larger `column` means a higher risk), so `column ↑` (raises risk) where the
     customer's probability is above the labelled customers' churn rate (`overall_rate`; the median of `p`
-    without it), `column ↓` (lowers risk) where it is at or below, e.g. a customer who bought today."""
+    without it), `column ↓` (lowers risk) where it is at or below, e.g. a customer who bought today; none
+    where `p` is NaN (nothing scored the customer)."""
     p = np.asarray(p, dtype=float)
     reference = baseline.get("overall_rate") if baseline else None
     if reference is None:
         reference = float(np.nanmedian(p)) if np.isfinite(p).any() else np.nan
-    return [[f"{column} ↑"] if v > reference else [f"{column} ↓"] for v in p]
+    # an unscored customer (no probability) has no direction to give
+    return [[] if np.isnan(v) else [f"{column} ↑"] if v > reference else [f"{column} ↓"] for v in p]
 
 
 def tier_of(p: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ import polars as pl
 
 from ecom_assets.churn.status import AT_RISK_PROBABILITY, churn_status, typical_gap
 from ecom_assets.features.btyd import fit_gamma_gamma, spend_per_order
-from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS
+from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS, SESSION_DETAIL_FEATURES
 from ecom_assets.insights.stats import wilson
 
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
@@ -61,6 +61,9 @@ SMALLER_FACTORS_WORDS = "smaller factors not listed together raise risk"
 # says what did not happen. (feature, condition on the features meaning "nothing in the window", words)
 _NO_VISITS_30 = pl.col("sessions_30d").fill_null(0) == 0
 _NO_PURCHASES_30 = pl.col("purchases_30d").fill_null(0) == 0
+# the session-detail features (pages per visit, add-to-cart rate, ...) average the last 90 days' visits: the
+# 30 days and the 60 before them, both counted in the features
+_NO_VISITS_90 = _NO_VISITS_30 & (pl.col("sessions_prev_60d").fill_null(0) == 0)
 EMPTY_WINDOW_WORDS = [
     ("sessions_30d", _NO_VISITS_30, "no visits in the last 30 days"),
     ("browsing_mean_30d", _NO_VISITS_30, "no visits in the last 30 days"),
@@ -73,6 +76,7 @@ EMPTY_WINDOW_WORDS = [
     ("sessions_prev_60d", pl.col("sessions_prev_60d").fill_null(0) == 0, "no visits in the 60 days before that"),
     ("purchases_prev_60d", pl.col("purchases_prev_60d").fill_null(0) == 0, "no purchases in the 60 days before that"),
     ("revenue_prev_60d", pl.col("purchases_prev_60d").fill_null(0) == 0, "no purchases in the 60 days before that"),
+    *[(feature, _NO_VISITS_90, "no visits in the last 90 days") for feature in SESSION_DETAIL_FEATURES],
     ("gap_mean_days", pl.col("gap_mean_days").is_null(), "only one purchase day so far (no typical gap yet)"),
     ("days_overdue", pl.col("gap_mean_days").is_null(), "only one purchase day so far (no typical gap yet)"),
     ("gap_std_days", pl.col("gap_std_days").is_null(), "too few purchases to know how regular they are"),

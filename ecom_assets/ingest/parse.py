@@ -611,10 +611,14 @@ def text_or_null(column: str) -> pl.Expr:
     return pl.when(_empty(column)).then(None).otherwise(pl.col(column)).alias(column)
 
 
+# what exports write for "no category": ours, and Google Analytics' placeholders (GA4 `item_category`)
+NO_CATEGORY_WORDS = [UNKNOWN_PRODUCT, "(not set)", "(none)"]
+
+
 def no_category(column: str) -> pl.Expr:
-    """True where the category is missing or spelled `unknown` (any case): never a category of its own,
-    in every input kind."""
-    return _empty(column) | (pl.col(column).str.to_lowercase() == UNKNOWN_PRODUCT)
+    """True where the category is missing or spelled as none (`NO_CATEGORY_WORDS`, any case): never a
+    category of its own, in every input kind."""
+    return _empty(column) | pl.col(column).str.strip_chars().str.to_lowercase().is_in(NO_CATEGORY_WORDS)
 
 
 
