@@ -88,6 +88,26 @@ def test_one_bad_cell_never_blocks_the_clean_table_nor_later_builds(data_dir, in
     assert ingest_and_clean(data_dir, instance, resources)["sessions"].height == 2
 
 
+ROUNDED = ("session_id was rounded by a spreadsheet into scientific notation (the real id is lost; export the column "
+           "as text): '1.23457E+11'")
+ROUNDED_REPEATED = f"session_id repeated in this file with different content (every version quarantined): '1.23457E+11'; {ROUNDED}"
+
+
+def test_ids_a_spreadsheet_rounded_are_quarantined_in_every_id_column() -> None:
+    """Excel saves 12-digit ids as `1.23457E+11`: sixty customers of a sessions export became one
+    customer (ranked first on the churn list). Such an id can never be read back, in any id column."""
+    parsed = parse(SESSIONS_HEADER + "\nS1,1.23457E+11,2024-01-02,Home,,1,15.30\nS2,1.23457E+11,2024-01-03,Home,,0,\n"
+                   "S3,123456789012,2024-01-03,Home,,1,5\n1.23457E+11,C4,2024-01-04,Books,,1,6\n")
+    customer = ("customer_id was rounded by a spreadsheet into scientific notation (the real id is lost; export the "
+                "column as text): '1.23457E+11'")
+    assert reasons(parsed) == {2: customer, 3: customer, 5: ROUNDED}
+    assert parsed.clean["customer_id"].to_list() == ["123456789012"]
+    orders = parse_drop(b"order_id,customer_id,order_time,product_id,quantity,unit_price\n"
+                        b"3.02112E+11,K15,2024-01-02,P1,1,5\n302112000001,K16,2024-01-02,2.5E+12,1,5\n",
+                        "orders", "orders_x.csv__abc", today=date(2024, 6, 1))
+    assert orders.clean.height == 0 and orders.quarantine["reason"].str.contains("rounded by a spreadsheet").all()
+
+
 def test_repeated_session_id_with_other_content_quarantines_every_version() -> None:
     """An order-line export saved as sessions: invoice 536365 has three lines (three amounts), and an
     id Excel rounded to `1.23457E+11` now names two different sessions. Last-wins would keep one line
@@ -99,8 +119,7 @@ def test_repeated_session_id_with_other_content_quarantines_every_version() -> N
     assert found == {2: "session_id repeated in this file with different content (every version quarantined): '536365'",
                      3: "session_id repeated in this file with different content (every version quarantined): '536365'",
                      4: "session_id repeated in this file with different content (every version quarantined): '536365'",
-                     5: "session_id repeated in this file with different content (every version quarantined): '1.23457E+11'",
-                     6: "session_id repeated in this file with different content (every version quarantined): '1.23457E+11'"}
+                     5: ROUNDED_REPEATED, 6: ROUNDED_REPEATED}
     assert parsed.clean["session_id"].to_list() == ["S9"] and parsed.duplicates == 1
     assert parsed.rows_in == parsed.clean.height + parsed.quarantine.height + parsed.duplicates
 

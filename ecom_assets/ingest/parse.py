@@ -651,9 +651,17 @@ def _number_rules(column: str, reading: Reading) -> list[tuple[pl.Expr, pl.Expr]
     ]
 
 
+# an id a spreadsheet wrote in scientific notation (Excel's General format shows 123456789012 as
+# 1.23457E+11 and saves it so): its digits are lost, and different ids become the same text
+SPREADSHEET_ROUNDED_ID = r"^-?[0-9](\.[0-9]+)?E\+[0-9]+$"
+
+
 def _text_rules(kind: DropKind, reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     return [
         *[_bad(_empty(c), f"empty {c}") for c in kind.required if c not in kind.dates + kind.flags],
+        *[_bad(pl.col(c).str.contains(SPREADSHEET_ROUNDED_ID),
+               value_last(f"{c} was rounded by a spreadsheet into scientific notation (the real id is lost; export "
+                          "the column as text)", c)) for c in kind.columns if c.endswith("_id")],
         *[_bad(pl.col(c).str.contains(C1_CONTROL),
                value_last(f"{c} holds a C1 control character (text decoded with the wrong encoding? declare "
                           "`encoding` in sources.yaml)", c)) for c in reading.suspect_text],
