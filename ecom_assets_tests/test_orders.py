@@ -319,6 +319,20 @@ def test_continuation_lines_take_their_orders_fields_only_when_one_value_is_ther
            "of their order_id (written on one line per order)" in a["notes"]
 
 
+def test_a_second_line_of_the_same_sku_is_a_line_not_a_duplicate_once_its_order_fields_are_filled() -> None:
+    # Shopify: two line items of SKU-1 in #3101 (a second item added separately); the continuation line only
+    # equals the first after its order fields are filled in. A line repeated exactly as written stays a duplicate.
+    parsed = parse("""order_id,customer_id,order_time,product_id,quantity,unit_price,status,currency
+#3101,a@example.com,2025-02-01 10:00:00 +0100,SKU-1,1,10.00,paid,EUR
+#3101,,,SKU-1,1,10.00,,
+#3102,b@example.com,2025-02-02 10:00:00 +0100,SKU-2,1,5.00,paid,EUR
+#3102,b@example.com,2025-02-02 10:00:00 +0100,SKU-2,1,5.00,paid,EUR
+""")
+    a = parsed.accounting
+    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (4, 3, 0, 1)
+    assert parsed.clean.filter(pl.col("order_id") == "#3101")["line"].to_list() == [2, 3]
+
+
 # WooCommerce-like statuses: a completed order, and orders whose payment failed, is awaited (pending, On hold as the
 # admin screen writes it) or only authorized (Shopify): none of them was paid, so none is revenue.
 UNPAID = """order_id,customer_id,order_time,product_id,quantity,unit_price,status

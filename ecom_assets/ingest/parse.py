@@ -508,7 +508,13 @@ def fill_record_fields(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFram
              f"{'/'.join(f'{c} ({took[c]:,})' if took[c] != took['_filled'] else c for c in fields if took[c])} "
              f"from the other lines of their {key} (written on one line per {key.removesuffix('_id')})"] \
         if took["_filled"] else []
-    return filled.select(table.columns), notes
+    # which fields each line took (a bit per field): duplicates are lines identical as written, so a
+    # continuation line filled up to equal its order's first line (the same SKU twice) stays a line
+    written = pl.sum_horizontal(pl.col(f"_took_{c}").cast(pl.UInt32) * (1 << i) for i, c in enumerate(fields))
+    return filled.select(*table.columns, written.alias(FILLED_FIELDS)), notes
+
+
+FILLED_FIELDS = "_filled_fields"  # set by `fill_record_fields` where it filled any: compared by duplicates
 
 
 def reporting_currency(values: pl.Series, declared: str | None) -> tuple[str | None, str, list[str]]:
@@ -852,7 +858,8 @@ def split_rows(table: pl.DataFrame | list[pl.DataFrame], kind: DropKind, today: 
                 if schema_rules else pl.lit(None, pl.String))  # campaigns have no clean-table row rules
     # duplicates: among good rows sharing an id, every copy of an already-seen text is one
     candidates = _judge(shared, kind, rules, typed_values, schema_rules).filter(~pl.col("_bad"))
-    duplicate_lines = candidates.filter(~pl.struct(kind.columns).is_first_distinct())["line"]
+    as_written = [*kind.columns, *([FILLED_FIELDS] if FILLED_FIELDS in candidates.columns else [])]
+    duplicate_lines = candidates.filter(~pl.struct(as_written).is_first_distinct())["line"]
     source_file = table["source_file"][0] if table.height else ""
     quarantine_columns, reason = _as_written(table, kind.columns, reason)
     del table
