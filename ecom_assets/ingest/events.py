@@ -49,6 +49,7 @@ EVENT_SYNONYMS = {
     "remove_from_cart": "remove_from_cart", "removefromcart": "remove_from_cart", "product_removed": "remove_from_cart",
     "remove": "remove_from_cart",
     "purchase": "purchase", "transaction": "purchase", "order_completed": "purchase", "checkout_completed": "purchase",
+    "transaction_item": "purchase",  # Snowplow's ecommerce tracker: one per bought item
 }
 SESSION_GAP = timedelta(minutes=30)
 
