@@ -67,11 +67,13 @@ class Timestamps:
 # polars' `%Y` takes any count of digits ("12/1/10" with "%m/%d/%Y" is 0010-12-01) and ISO shapes take
 # "10-12-01": a year before this is a misread 2- or 3-digit year, never a shop's date, and stays unread
 EARLIEST_YEAR = 1900
+_EARLIEST = datetime(EARLIEST_YEAR, 1, 1).date()
 
 
 def _early(date: pl.Series) -> pl.Series:
-    """Boolean: the date is before `EARLIEST_YEAR` (null dates are False)."""
-    return (date.dt.year() < EARLIEST_YEAR).fill_null(False)
+    """Boolean: the date is before `EARLIEST_YEAR` (null dates are False); a comparison of the stored
+    day numbers, not a year extraction (5M dates: 0.069 -> 0.002 s CPU)."""
+    return (date < _EARLIEST).fill_null(False)
 
 
 def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestamps:
@@ -81,10 +83,10 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
     # a column of date-times skips the date parse (0.3 s per million values that would all fail it)
     fast = text.str.to_date(ISO_DATE, strict=False) if (text.str.len_bytes() == 10).any() else \
         pl.repeat(None, text.len(), dtype=pl.Date, eager=True)
-    fast_early = None
-    if _early(fast).any():  # read again below: a declared `%y` may read it, else its year is reported
-        fast_early = pl.select(pl.when(_early(fast)).then(fast.dt.year())).to_series()
-        fast = fast.zip_with(~_early(fast), pl.repeat(None, text.len(), dtype=pl.Date, eager=True))
+    fast_early, early = None, _early(fast)
+    if early.any():  # read again below: a declared `%y` may read it, else its year is reported
+        fast_early = pl.select(pl.when(early).then(fast.dt.year())).to_series()
+        fast = fast.zip_with(~early, pl.repeat(None, text.len(), dtype=pl.Date, eager=True))
     slow = fast.is_null() & text.is_not_null()
     if not slow.any():
         return Timestamps(fast, None)
