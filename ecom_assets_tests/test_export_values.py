@@ -6,6 +6,7 @@ import json
 from datetime import date, datetime, timezone
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from ecom_assets.ingest.parse import check_header, parse_drop
@@ -82,6 +83,59 @@ def test_the_notes_suggest_a_date_format_that_reads_the_file_and_never_pick_betw
     note = next(n for n in unclear.notes if n.startswith("session_date:"))
     assert '"%m/%d/%Y %H:%M"' in note and '"%d/%m/%Y %H:%M"' in note and "cannot tell day-first" in note
     assert not any(n.startswith("session_date:") for n in parse(f"{SESSIONS_HEADER}\nS1,C1,soon,Books,,0,0\n").notes)
+
+
+# one file per kind: line 2 carries a 2-digit year (`12/1/10 8:26`, the UCI Online Retail CSV as Excel
+# writes it), line 3 the same instant with 4 digits; (kind, header, line with {t} for each date column)
+TWO_DIGIT_YEAR_FILES = [
+    ("customers", CUSTOMERS_HEADER, "C{n},30,F,Oslo,{t}"),
+    ("sessions", SESSIONS_HEADER, "S{n},C1,{t},Books,,0,0"),
+    ("orders", "order_id,customer_id,order_time,quantity,unit_price", "O{n},C1,{t},1,2.5"),
+    ("events", "event_time,event_type,product_id,customer_id", "{t},view,P1,C{n}"),
+    ("campaigns", "campaign_id,name,start_date,end_date", "K{n},Sale,{t},{t}"),
+]
+
+
+@pytest.mark.parametrize(("kind", "header", "line"), TWO_DIGIT_YEAR_FILES)
+def test_a_2_digit_year_under_a_declared_four_digit_year_is_quarantined_never_dated(kind, header, line) -> None:
+    """polars' `%Y` takes `10` as the year 10 AD: a UCI export with `12/1/10 8:26` under the README's
+    `%m/%d/%Y %H:%M` was dated 0010-12-01 throughout. Every date column of every kind now quarantines
+    such a value naming the rule and the fix; the 4-digit line of the same file is read as before."""
+    spec = SourceSpec(f"{kind}_retail*.csv", date_format="%m/%d/%Y %H:%M")
+    rows = [line.format(n=n, t=t) for n, t in ((1, "12/1/10 8:26"), (2, "12/1/2010 8:26"))]
+    parsed = parse("\n".join([header, *rows]) + "\n", kind, spec=spec)
+    assert parsed.quarantine["line"].to_list() == [2]
+    reason = reasons(parsed)[2]
+    assert "2-digit year read with %Y" in reason and "declare %y" in reason and f"'{kind}_retail*.csv'" in reason
+    assert reason.endswith(": '12/1/10 8:26'") and "not an ISO 8601" not in reason and "matches neither" not in reason
+    dated = [c for c in parsed.clean.columns if parsed.clean[c].dtype == pl.Date]
+    assert dated and all(parsed.clean[c].to_list() == [date(2010, 12, 1)] for c in dated)
+    assert any("read with a year before 1900" in n and "'12/1/10 8:26'" in n for n in parsed.notes), parsed.notes
+
+
+def test_an_iso_shaped_short_year_and_year_before_1900_are_quarantined_and_a_declared_y_reads_2_digits() -> None:
+    """Without a declaration, `10-12-01` fitted the ISO reader's `%Y-%m-%d` (year 10) and `0010-12-01` /
+    `0999-12-01 08:00:00` are ISO in shape but no shop's date: all three quarantined, none dated; a
+    declared `%y-%m-%d` reads `10-12-01` as 2010-12-01 even beside a 10-character ISO date."""
+    rows = ["10-12-01", "0010-12-01", "0999-12-01 08:00:00", "2010-12-01"]
+    text = SESSIONS_HEADER + "\n" + "".join(f"S{i},C1,{v},Books,,0,0\n" for i, v in enumerate(rows))
+    parsed = parse(text)
+    assert parsed.clean["session_date"].to_list() == [date(2010, 12, 1)]
+    why = reasons(parsed)
+    assert "2-digit year read with %Y" in why[2] and why[2].endswith(": '10-12-01'")
+    assert all("year before 1900" in why[n] and "2-digit" not in why[n] for n in (3, 4))
+    declared = parse(text, spec=SourceSpec("f*", date_format="%y-%m-%d"))
+    assert declared.clean["session_date"].to_list() == [date(2010, 12, 1)] * 2
+    assert declared.quarantine["line"].to_list() == [3, 4]
+
+
+def test_the_suggested_date_format_for_2_digit_years_is_the_y_one() -> None:
+    """Undeclared `12/1/10 8:26` used to fit `%m/%d/%Y %H:%M` (year 10) as well as `%m/%d/%y %H:%M`, and
+    the note named the `%Y` one first; a fit that gives a year before 1900 is no fit."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,12/1/10 8:26,Books,,0,0\nS2,C1,1/13/11 9:00,Books,,0,0\n")
+    assert parsed.accounting["quarantined"] == 2
+    note = next(n for n in parsed.notes if n.startswith("session_date:"))
+    assert 'date_format: "%m/%d/%y %H:%M" reads every one of them' in note and "%Y" not in note
 
 
 def test_declared_date_format_and_timezone_read_an_excel_export(data_dir, instance, resources) -> None:

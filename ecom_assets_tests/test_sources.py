@@ -99,6 +99,17 @@ def test_declared_format_and_zone_read_naive_us_timestamps(tmp_path) -> None:
                                       datetime(2011, 6, 1, 8, 26, tzinfo=timezone.utc)]
 
 
+def test_a_year_before_1900_is_never_a_date_or_instant(tmp_path) -> None:
+    """`12/1/10 8:26` under the declared `%m/%d/%Y %H:%M` (polars' `%Y` takes `10`) and `1/2/999 8:00`
+    give no date and no instant; the year they were read with is reported for the quarantine reason."""
+    write(tmp_path, RETAIL)
+    spec = spec_for("Online_Retail.csv", load_sources(tmp_path))
+    read = read_timestamps(pl.Series(["12/1/10 8:26", "1/2/999 8:00", "12/1/2010 8:26", None]), spec)
+    assert read.date.to_list() == [None, None, date(2010, 12, 1), None]
+    assert read.instant.to_list() == [None, None, datetime(2010, 12, 1, 8, 26, tzinfo=timezone.utc), None]
+    assert read.early_year.to_list() == [10, 999, None, None]
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

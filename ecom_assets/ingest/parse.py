@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from ecom_assets.ingest.sources import SourceSpec
-from ecom_assets.ingest.values import (C1_CONTROL, date_hint, flag_expr, infer_decimal, null_markers, number_expr,
+from ecom_assets.ingest.values import (C1_CONTROL, EARLIEST_YEAR, date_hint, early_year_reason, flag_expr, infer_decimal, null_markers, number_expr,
                                        number_hint, read_timestamps, suggest_date_format, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
@@ -466,6 +466,7 @@ class Reading:
     suspect_text: tuple[str, ...] = ()  # text columns that may hold C1 control characters
     currency: str | None = None  # the file's reporting currency (see `reporting_currency`)
     currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
+    early_years: frozenset[str] = frozenset()  # date columns with values read with a year before EARLIEST_YEAR
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."))
@@ -584,6 +585,12 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
             if suggestion:
                 notes.append(f"{column}: {unread.len():,} value(s) are not ISO 8601 (e.g. {unread[0]!r}); {suggestion} — "
                              "declare it in sources.yaml")
+        if read.early_year is not None:
+            dates[f"_year_{column}"] = read.early_year
+            early = table[column].filter(read.early_year.is_not_null())
+            notes.append(f"{column}: {early.len():,} value(s) read with a year before {EARLIEST_YEAR} (e.g. {early[0]!r} "
+                         f"as the year {read.early_year.drop_nulls()[0]}): quarantined, never dated — a 2-digit year "
+                         "needs %y in sources.yaml date_format")
         if read.unresolved_local:
             notes.append(f"{column}: {read.unresolved_local:,} local time(s) do not exist or are ambiguous in "
                          f"{spec.timezone} (daylight saving): date kept, instant left empty")
@@ -595,8 +602,9 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     prepared = prepared.result() if prepared is not None else {}
-    return (table.with_columns(**dates, **prepared), Reading(today, spec, decimal, words, suspect, currency, currency_rule),
-            notes)
+    early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
+    return (table.with_columns(**dates, **prepared),
+            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -642,9 +650,15 @@ def reason_rule(reason: pl.Expr) -> pl.Expr:
 def _date_rules(column: str, reading: Reading, required: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
     typed = pl.col(f"_date_{column}")
     limit = reading.today + FUTURE_TOLERANCE
+    unread = ~_empty(column) & typed.is_null()
+    early = [] if column not in reading.early_years else [
+        _bad(pl.col(f"_year_{column}").is_not_null(), early_year_reason(column, reading.spec))]
+    if early:  # one reason per value: a misread year is not also "not ISO 8601"
+        unread = unread & pl.col(f"_year_{column}").is_null()
     return [
         *([_bad(_empty(column), f"empty {column}")] if required else []),
-        _bad(~_empty(column) & typed.is_null(), value_last(column + date_hint(reading.spec), column)),
+        *early,
+        _bad(unread, value_last(column + date_hint(reading.spec), column)),
         _bad(typed > pl.lit(limit), value_last(f"{column} is in the future (after {limit})", column)),
     ]
 

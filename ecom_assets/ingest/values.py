@@ -53,12 +53,27 @@ class Timestamps:
       exist / is ambiguous in the declared zone); None when no value carried a time.
     naive_as_utc: values with a time but neither an offset nor a declared `timezone`: read as UTC.
     unresolved_local: local times that do not exist or are ambiguous in the declared zone (DST).
+    early_year: pl.Int32, the year a value was read with where it is before `EARLIEST_YEAR` (date and
+      instant left null there), null elsewhere; None when there is none.
     """
 
     date: pl.Series
     instant: pl.Series | None
     naive_as_utc: int = 0
     unresolved_local: int = 0
+    early_year: pl.Series | None = None
+
+
+# polars' `%Y` takes any count of digits ("12/1/10" with "%m/%d/%Y" is 0010-12-01) and ISO shapes take
+# "10-12-01": a year before this is a misread 2- or 3-digit year, never a shop's date, and stays unread
+EARLIEST_YEAR = 1900
+_EARLIEST = datetime(EARLIEST_YEAR, 1, 1).date()
+
+
+def _early(date: pl.Series) -> pl.Series:
+    """Boolean: the date is before `EARLIEST_YEAR` (null dates are False); a comparison of the stored
+    day numbers, not a year extraction (5M dates: 0.069 -> 0.002 s CPU)."""
+    return (date < _EARLIEST).fill_null(False)
 
 
 def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestamps:
@@ -68,6 +83,10 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
     # a column of date-times skips the date parse (0.3 s per million values that would all fail it)
     fast = text.str.to_date(ISO_DATE, strict=False) if (text.str.len_bytes() == 10).any() else \
         pl.repeat(None, text.len(), dtype=pl.Date, eager=True)
+    fast_early, early = None, _early(fast)
+    if early.any():  # read again below: a declared `%y` may read it, else its year is reported
+        fast_early = pl.select(pl.when(early).then(fast.dt.year())).to_series()
+        fast = fast.zip_with(~early, pl.repeat(None, text.len(), dtype=pl.Date, eager=True))
     slow = fast.is_null() & text.is_not_null()
     if not slow.any():
         return Timestamps(fast, None)
@@ -92,16 +111,29 @@ def read_timestamps(text: pl.Series, spec: SourceSpec | None = None) -> Timestam
         naive = naive.scatter(rest, stamp.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"))
         offset_minutes = offset_minutes.scatter(rest, pl.select(_offset_minutes(iso["5"])).to_series())
     date = date_only.fill_null(naive.dt.date())
+    early = _early(date)
+    early_year = fast_early
+    if early.any():
+        year = pl.select(pl.when(early).then(date.dt.year())).to_series()
+        if positions is not None:
+            year = pl.repeat(None, text.len(), dtype=pl.Int32, eager=True).scatter(positions, year)
+        early_year = year if early_year is None else year.fill_null(early_year)
+        naive = naive.zip_with(~early, pl.repeat(None, values.len(), dtype=pl.Datetime("us"), eager=True))
+        date = date.zip_with(~early, pl.repeat(None, values.len(), dtype=pl.Date, eager=True))
+    date = date if positions is None else fast.scatter(positions, date)
+    if early_year is not None:  # a value read again plausibly (a declared `%y`) is no early year
+        early_year = pl.select(pl.when(date.is_null()).then(early_year)).to_series()
     has_offset = offset_minutes.is_not_null() & naive.is_not_null()
     zoned = _as_utc(naive, offset_minutes, spec.timezone if spec else None)
     instant = zoned if positions is None else \
         pl.repeat(None, text.len(), dtype=pl.Datetime("us", "UTC"), eager=True).scatter(positions, zoned)
     naive_times = naive.is_not_null() & ~has_offset
     return Timestamps(
-        date=date if positions is None else fast.scatter(positions, date),
+        date=date,
         instant=instant,
         naive_as_utc=int(naive_times.sum()) if not (spec and spec.timezone) else 0,
         unresolved_local=int((naive_times & zoned.is_null()).sum()),
+        early_year=early_year,
     )
 
 
@@ -186,7 +218,8 @@ def suggest_date_format(unread: pl.Series) -> str | None:
     fits = []
     for fmt in COMMON_DATE_FORMATS:
         parsed = (sample.str.to_datetime(fmt, strict=False) if "%H" in fmt else sample.str.to_date(fmt, strict=False))
-        if parsed.null_count() == 0:
+        # a `%Y` format "reads" `12/1/10` as the year 10: such a fit is no fit (the `%y` one is named)
+        if parsed.null_count() == 0 and not _early(parsed.dt.date()).any():
             fits.append(fmt)
     if not fits:
         return None
@@ -203,6 +236,21 @@ def date_hint(spec: SourceSpec | None) -> str:
                 "nor ISO 8601")
     return (" is not an ISO 8601 date or date-time (YYYY-MM-DD[ HH:MM[:SS]][Z|±HH:MM]); declare the file's format "
             "in sources.yaml (date_format; the drop's notes suggest one that reads these values)")
+
+
+def early_year_reason(column: str, spec: SourceSpec | None) -> pl.Expr:
+    """Reason rule for a value read with a year before `EARLIEST_YEAR` (`Timestamps.early_year`, in
+    column `_year_<column>`): a year below 100 in a value without 4 digits in a row is a 2-digit year
+    that `%Y` (or the ISO 8601 shapes) read as it stands; the hint says to declare `%y`. The value as
+    written follows (`value_last`)."""
+    where = (f"the declared date_format {spec.date_format!r} ({spec.match!r} in sources.yaml)"
+             if spec is not None and spec.date_format else "ISO 8601")
+    two_digit = (f"{column} has a 2-digit year, read as a year before 100 AD by {where} "
+                 "(2-digit year read with %Y — declare %y in sources.yaml date_format)")
+    other = (f"{column} has a year before {EARLIEST_YEAR} under {where} (a mistyped or shortened year?), "
+             "never read as a date")
+    short = (pl.col(f"_year_{column}") < 100) & ~pl.col(column).str.contains(r"\d{4}")
+    return value_last(pl.when(short).then(pl.lit(two_digit)).otherwise(pl.lit(other)), column)
 
 
 def infer_decimal(text: pl.Series, delimiter: str, spec: SourceSpec | None) -> str:
