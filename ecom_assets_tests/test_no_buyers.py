@@ -40,7 +40,7 @@ def test_early_signals_with_buyers_in_only_one_part_say_so() -> None:
     assert signals.is_empty() and "of each are needed" in model["state"]
 
 
-def test_a_sessions_export_without_purchases_builds(cli_env: Path, capsys) -> None:
+def test_a_sessions_export_without_purchases_builds(cli_env: Path, capsys, recwarn) -> None:
     landing = cli_env / "landing"
     landing.mkdir(parents=True)
     frame = _sessions(1500).with_columns(pl.col("purchase_made").cast(pl.Int8))
@@ -49,3 +49,5 @@ def test_a_sessions_export_without_purchases_builds(cli_env: Path, capsys) -> No
     assert main(["run", "--data-dir", str(cli_env)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("high_value_early_signals"))
     assert "too few top-5 % spenders" in line
+    # customer_segments compared revenue with the 80th percentile of no purchaser (None)
+    assert not [w for w in recwarn if "Comparisons with None" in str(w.message)]

@@ -45,7 +45,9 @@ def customer_segments(features: pl.DataFrame, predictions: pl.DataFrame) -> pl.D
     """One row per customer of `features` with its `segment` (SEGMENT_RULES, first match wins) and `action`."""
     frame = features.join(predictions.select("customer_id", "churn_probability"), on="customer_id", how="left")
     frame = frame.with_columns(_status=churn_status(frame))
-    revenue_p80 = frame.filter(~pl.col("cold_start"))["revenue"].quantile(0.8) if frame.height else 0.0
+    purchasers = frame.filter(~pl.col("cold_start"))["revenue"]
+    # without purchasers there is no 80th percentile (and no one to call high_ltv)
+    revenue_p80 = purchasers.quantile(0.8) if purchasers.len() else float("inf")
     last_buy, status = pl.col("days_since_last_purchase"), pl.col("_status")
     segment = (
         pl.when(status == "lapsed").then(pl.lit("lapsed"))
