@@ -45,7 +45,9 @@ def customer_segments(features: pl.DataFrame, predictions: pl.DataFrame) -> pl.D
     """One row per customer of `features` with its `segment` (SEGMENT_RULES, first match wins) and `action`."""
     frame = features.join(predictions.select("customer_id", "churn_probability"), on="customer_id", how="left")
     frame = frame.with_columns(_status=churn_status(frame))
-    revenue_p80 = frame.filter(~pl.col("cold_start"))["revenue"].quantile(0.8) if frame.height else 0.0
+    purchasers = frame.filter(~pl.col("cold_start"))["revenue"]
+    # without purchasers there is no 80th percentile (and no one to call high_ltv)
+    revenue_p80 = purchasers.quantile(0.8) if purchasers.len() else float("inf")
     last_buy, status = pl.col("days_since_last_purchase"), pl.col("_status")
     segment = (
         pl.when(status == "lapsed").then(pl.lit("lapsed"))
@@ -382,26 +384,45 @@ def early_signals_frame(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
         return frame.drop("first_seen").with_columns(top5=pl.lit(False))
     frame = frame.filter(pl.col("first_seen") <= last - timedelta(days=EARLY_DAYS)).drop("first_seen")
     threshold = frame["revenue"].quantile(0.95) if frame.height else 0.0
-    return frame.with_columns(top5=pl.col("revenue") >= threshold).sort("customer_id")
+    # a customer without revenue is never a top spender (with under 5 % buyers the 95th percentile is 0)
+    return frame.with_columns(top5=(pl.col("revenue") >= threshold) & (pl.col("revenue") > 0)).sort("customer_id")
+
+
+MIN_EARLY_CUSTOMERS, MIN_CLASS_CUSTOMERS = 200, 10
 
 
 def high_value_early_signals(sessions: pl.LazyFrame | pl.DataFrame, seed: int = 7) -> tuple[pl.DataFrame, dict]:
-    """(per-signal AUC, {model AUC / precision@5 % on held-out customers}) — only first-30-day data."""
+    """(per-signal AUC, {model AUC / precision@5 % on held-out customers}) — only first-30-day data.
+
+    Without MIN_EARLY_CUSTOMERS customers past their first 30 days, or MIN_CLASS_CUSTOMERS top-5 % and
+    other customers in both the fitting and the held-out part (a shop without purchases has no top
+    spender), the table is empty and the dict is {"state": why} — an AUC or a logistic fit needs both classes.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
     frame = early_signals_frame(sessions)
     y = frame["top5"].to_numpy()
-    if frame.height < 200 or y.sum() < 10:
+    test = (frame["customer_id"].hash(seed=seed) % 10 < 3).to_numpy()  # 30 % of customers held out
+    state = None
+    if frame.height < MIN_EARLY_CUSTOMERS:
+        state = f"too few customers past their first 30 days ({frame.height}; {MIN_EARLY_CUSTOMERS} needed)"
+    else:
+        for part, rows in (("fitting", ~test), ("held-out", test)):
+            top = int(y[rows].sum())
+            if min(top, int(rows.sum()) - top) < MIN_CLASS_CUSTOMERS:
+                state = (f"too few top-5 % spenders to learn from: the {part} customers have {top} top-5 % "
+                         f"and {int(rows.sum()) - top} others; {MIN_CLASS_CUSTOMERS} of each are needed")
+                break
+    if state:
         return pl.DataFrame(schema={"signal": pl.String, "auc": pl.Float64, "top5_median": pl.Float64,
-                                    "others_median": pl.Float64}), {"state": "too few customers"}
+                                    "others_median": pl.Float64}), {"state": state}
     x = np.log1p(np.nan_to_num(frame.select(EARLY_SIGNALS).to_numpy().astype(float), nan=0.0))
     signals = pl.DataFrame([{
         "signal": name, "auc": float(roc_auc_score(y, x[:, k])),
         "top5_median": float(np.median(frame[name].fill_null(0).to_numpy()[y])),
         "others_median": float(np.median(frame[name].fill_null(0).to_numpy()[~y])),
     } for k, name in enumerate(EARLY_SIGNALS)]).sort("auc", descending=True)
-    test = (frame["customer_id"].hash(seed=seed) % 10 < 3).to_numpy()  # 30 % of customers held out
     model = LogisticRegression(max_iter=1000).fit(x[~test], y[~test])
     score = model.predict_proba(x[test])[:, 1]
     k = max(1, int(round(0.05 * test.sum())))
