@@ -11,22 +11,14 @@ import pytest
 
 from ecom_assets.ingest import RAW_ASSETS, SESSION_ASSETS
 from ecom_assets.ingest.assets import HANDOFF, handoff_path
-from ecom_assets.ingest.landing import sha256_of
-from ecom_assets.ingest.partitions import PARTITIONS, partition_key
 from ecom_assets.settings import EcomSettings
-from ecom_assets_tests.ingest_helpers import drop
-from ecom_assets_tests.test_unfinished_ingest import DROPS
+from ecom_assets_tests.test_unfinished_ingest import DROPS, interrupt_after_first_step
 
 
 def _raw_step(data_dir, instance, resources, kind: str) -> tuple[str, EcomSettings, datetime]:
     """Drop the kind's file and run its raw step only; (partition key, settings, ingested_at of the stored lines)."""
-    name, text, _ = DROPS[kind]
-    key = partition_key(name, sha256_of(drop(data_dir, name, text)))
-    instance.add_dynamic_partitions(PARTITIONS[kind].name, [key])
-    raw, sessions = RAW_ASSETS[kind], SESSION_ASSETS[kind]
-    assert dg.materialize([raw, sessions], selection=[raw], partition_key=key, instance=instance,
-                          resources=resources).success
-    stored = pl.read_parquet(next((data_dir / "warehouse" / raw.key.path[-1]).glob("*.parquet")))
+    key = interrupt_after_first_step(data_dir, instance, resources, kind)
+    stored = pl.read_parquet(next((data_dir / "warehouse" / RAW_ASSETS[kind].key.path[-1]).glob("*.parquet")))
     return key, EcomSettings(data_dir=str(data_dir)), stored["ingested_at"].min()
 
 
