@@ -92,6 +92,28 @@ def test_short_purchase_log_exits_zero_with_insufficient_history(cli_env: Path, 
     assert "serving model: nothing: not enough history" in capsys.readouterr().out
 
 
+def test_a_failed_build_writes_an_alert_line(cli_env: Path, monkeypatch, capsys) -> None:
+    """`ecom-assets run` executes its runs in process, where no daemon evaluates alert_on_run_failure:
+    a step that fails (here sales_trends, as if its disk were full) still leaves the one JSON line
+    on-call tooling tails, and the exit code is 1 (before: exit 1 and no alerts.jsonl at all)."""
+    from ecom_assets.insights import analyses
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(analyses, "daily_sales", disk_full)
+    landing = cli_env / "landing"
+    landing.mkdir(parents=True)
+    rows = ["session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount"]
+    rows += [f"S{i},C{i % 40},2024-03-{1 + i % 21:02d},Retail,,1,{10 + i % 37}.50" for i in range(200)]
+    (landing / "sessions.csv").write_text("\n".join(rows) + "\n")
+    assert main(["run", "--data-dir", str(cli_env)]) == 1
+    assert "FAILED in sales_trends" in capsys.readouterr().out
+    alerts = [json.loads(line) for line in (cli_env / "alerts" / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["job"], a["failed_steps"]) for a in alerts] == [("build_all_job", ["sales_trends"])]
+    assert "No space left on device" in alerts[0]["step_errors"]["sales_trends"] and alerts[0]["run_id"]
+
+
 def _versions(data_dir: Path) -> list[str]:
     return sorted(p.name for p in (data_dir / "models").glob("v*"))
 
