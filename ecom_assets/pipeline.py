@@ -157,10 +157,12 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
 
 def cli_run(args) -> int:
     from ecom_assets.instance import prepare_dagster_home
-    from ecom_assets.settings import DATA_DIR_ENV, EcomSettings, default_data_dir
+    from ecom_assets.settings import CURRENCY_ENV, DATA_DIR_ENV, EcomSettings, default_data_dir
 
     data_dir = Path(args.data_dir or default_data_dir()).resolve()
     os.environ[DATA_DIR_ENV] = str(data_dir)  # before definitions are imported
+    if args.currency:
+        os.environ[CURRENCY_ENV] = args.currency
     prepare_dagster_home(data_dir)
 
     import warnings

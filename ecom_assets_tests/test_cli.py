@@ -163,3 +163,22 @@ def test_a_model_that_could_not_be_trained_is_tried_again_once_more_history_arri
     versions = _versions(cli_env)
     assert main(run) == 0  # nothing new: no retrain loop on unchanged data
     assert _versions(cli_env) == versions
+
+
+def test_the_currency_shown_for_exports_without_one_is_set_from_the_cli_or_the_environment(monkeypatch) -> None:
+    """A sessions export carries no currency: `--currency` (or $ECOM_CURRENCY for `make dev`) says what the
+    dashboard shows beside money; a code that is not ISO 4217-shaped is refused, never shown."""
+    import pytest
+
+    from ecom_assets.cli import _parser
+    from ecom_assets.resources import build_resources
+    from ecom_assets.settings import CURRENCY_ENV
+
+    assert _parser().parse_args(["run", "--currency", " gbp"]).currency == "GBP"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--currency", "pounds"])
+    monkeypatch.setenv(CURRENCY_ENV, "chf")
+    assert build_resources("/tmp/unused")["settings"].currency == "CHF"
+    monkeypatch.setenv(CURRENCY_ENV, "Fr.")
+    with pytest.raises(ValueError, match="three-letter ISO 4217"):
+        build_resources("/tmp/unused")

@@ -495,3 +495,32 @@ def test_an_order_session_counts_the_items_bought_not_the_returned_ones() -> Non
     # its returned mug (-1) goes to clean_returns; #1002 is only a refund
     sessions = orders.order_sessions(orders.mark_returns(parse(SHOPIFY).clean))
     assert dict(zip(sessions["session_id"], sessions["units_purchased"])) == {"#1001": 3.0, "#1004": 1.0}
+
+
+# A US shop's ERP export: no currency column at all; the shop declares `currency: USD` in sources.yaml. The
+# dashboard showed EUR (the setting's default) beside these dollars, and the clean lines had no currency.
+US_ERP = """order_id,customer_id,order_time,product_id,quantity,unit_price
+A-100,C1,2025-05-02 09:15,SKU-1,2,19.99
+A-100,C1,2025-05-02 09:15,SKU-2,1,5.00
+A-101,C2,2025-05-03 14:00,SKU-1,1,19.99
+"""
+
+
+def test_a_declared_currency_reaches_the_lines_and_the_dashboard(data_dir, instance, resources, tmp_path) -> None:
+    from ecom_assets.insights.dashboard import kpi_dashboard
+    from ecom_assets.settings import EcomSettings
+
+    (data_dir / "sources.yaml").write_text('- match: "orders_*.csv"\n  kind: orders\n  currency: usd\n')
+    drop(data_dir, "orders_us.csv", US_ERP)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["order_lines"]["currency"].to_list() == ["USD"] * 3
+    assert orders.shown_currency(tables["order_lines"], "EUR") == "USD"
+    assert orders.shown_currency(tables["order_lines"].clear(), "GBP") == "GBP"  # no lines: the setting
+    output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),  # the default setting, EUR
+                           clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                           clean_order_lines=tables["order_lines"].lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    assert dict(zip(output.value["kpi"], output.value["value"]))["revenue, all time"] == "65 USD"
+    assert output.metadata["currency"].value == "USD"
+    assert "money in USD" in (tmp_path / "dash" / "reports" / "dashboard.html").read_text()
