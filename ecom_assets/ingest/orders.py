@@ -38,7 +38,7 @@ from datetime import date
 import polars as pl
 
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null, value_last)
+                                      customer_key, no_category, text_or_null, value_last)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -122,7 +122,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
     amount = pl.coalesce(reading.number("line_amount"), quantity * price)
     return [
         pl.col("order_id"),
-        pl.col("customer_id"),
+        customer_key(),
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
         pl.col("product_id").fill_null(UNKNOWN_PRODUCT),

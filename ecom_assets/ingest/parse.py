@@ -564,7 +564,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     table, notes = fill_record_fields(table, kind)
     currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
         if "currency" in kind.columns else (None, "", [])
-    notes += currency_notes
+    notes += currency_notes + (mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else [])
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
@@ -618,6 +618,23 @@ def _in_thread(function, *args) -> Future:
 
 def _empty(text: str) -> pl.Expr:
     return pl.col(text).is_null() | (pl.col(text) == "")
+
+
+def customer_key(column: str = "customer_id") -> pl.Expr:
+    """The customer id as written, except an e-mail address (it holds '@'), which is lower-cased: shops and mail
+    systems treat `Ann@Shop.com` and `ann@shop.com` as one person (Shopify stores them lower-cased), and the same
+    customer typed both ways must not count as two. Every input kind keys customers through this."""
+    written = pl.col(column)
+    return pl.when(written.str.contains("@", literal=True)).then(written.str.to_lowercase()).otherwise(written) \
+        .alias(column)
+
+
+def mixed_case_emails(ids: pl.Series) -> list[str]:
+    """The note for a file whose customer ids include e-mail addresses with capitals (`customer_key`)."""
+    emails = ids.filter(ids.str.contains("@", literal=True))
+    mixed = emails.filter(emails != emails.str.to_lowercase())
+    return [f"customer_id: {mixed.len():,} e-mail address(es) with capitals (e.g. {mixed[0]!r}) compared "
+            "lower-cased, as one customer with the same address in any case"] if mixed.len() else []
 
 
 def text_or_null(column: str) -> pl.Expr:
@@ -714,7 +731,7 @@ def typed_sessions(reading: Reading) -> list[pl.Expr]:
     product = pl.col("product_viewed")
     return [
         pl.col("session_id"),
-        pl.col("customer_id"),
+        customer_key(),
         pl.col("_date_session_date").alias("session_date"),
         pl.col("_instant_session_date").alias("session_start"),
         pl.when(no_category("product_viewed")).then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
@@ -733,7 +750,7 @@ def typed_customers(reading: Reading) -> list[pl.Expr]:
     age = reading.number("age")
     in_range = age.is_between(10, 120) & (age == age.floor())
     return [
-        pl.col("customer_id"),
+        customer_key(),
         pl.when(in_range).then(age.cast(pl.Int64)).otherwise(None).alias("age"),
         (~_empty("age") & ~in_range.fill_null(False)).alias("age_out_of_range"),
         text_or_null("gender"),
