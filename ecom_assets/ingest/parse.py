@@ -170,9 +170,14 @@ CONTENT_KEY_PREFIX = "row-"  # a key derived from a row's content (`content_key`
 
 def content_key(columns: list[str]) -> pl.Expr:
     """`row-` + 16 hex digits of BLAKE2b over the row's text in `columns` (trimmed; missing as empty), so the
-    same row in an overlapping re-export gets the same key, never its line number. hashlib, not polars' hash:
-    polars does not promise the same hash across versions, and a key is stored."""
+    same row in an overlapping re-export gets the same key, never its line number. The k-th repeat (k >= 1) of
+    an identical row in the same file hashes its text with k appended: a purchase log's record is a purchase
+    (CDNOW: "each record is a transaction"), so two identical purchases on one day are two orders, and the k-th
+    copy in a re-export still gets the k-th copy's key. hashlib, not polars' hash: polars does not promise the
+    same hash across versions, and a key is stored."""
     text = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f")
+    repeat = pl.int_range(pl.len()).over(text)
+    text = pl.when(repeat == 0).then(text).otherwise(pl.concat_str([text, repeat.cast(pl.String)], separator="\x1e"))
     return text.map_batches(lambda values: pl.Series([
         CONTENT_KEY_PREFIX + hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for v in values], dtype=pl.String),
         return_dtype=pl.String)
@@ -198,7 +203,7 @@ def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> 
         raise FileRejected(f"duplicate column names in header line 1: {', '.join(named)}")
     notes = [f"no {kind.record_key} column: every row is one {kind.record_key.removesuffix('_id')}, its "
              f"{kind.record_key} derived from the row's content ({CONTENT_KEY_PREFIX}…; the same row re-exported "
-             "gets the same id, identical rows in this file are counted duplicates)"] if derived else []
+             "gets the same id; a row repeated in this file is a purchase of its own)"] if derived else []
     extra = [c for c in named if c not in kind.columns]
     if extra:
         notes.append(f"extra column(s) ignored: {', '.join(extra)}")
@@ -430,6 +435,11 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     )
     if kind.key_from_content and kind.record_key not in names:
         table = table.with_columns(content_key(names).alias(kind.record_key))
+        repeats = table.height - table.select(pl.struct(names).n_unique()).item() if table.height else 0
+        if repeats:
+            notes.append(f"{repeats:,} row(s) repeat an earlier row of this file exactly: each kept as an "
+                         f"{kind.record_key.removesuffix('_id')} of its own (a log without ids cannot tell a second "
+                         "identical purchase from a double-logged row; remove double-logged rows before dropping)")
     if table.height == 0:
         notes.append("header only: 0 rows")
     read.table = table
