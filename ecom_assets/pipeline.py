@@ -101,10 +101,10 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
 
 def empty_assets(result) -> list[str]:
     """The assets this run materialized with no rows (their metadata says "no data yet")."""
-    from ecom_assets.metadata import NO_DATA
+    from ecom_assets.metadata import says_no_data
 
     return sorted({event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
-                   if (status := event.materialization.metadata.get("status")) is not None and status.value == NO_DATA})
+                   if says_no_data(event.materialization.metadata)})
 
 
 def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
