@@ -53,6 +53,8 @@ def key_figure(metadata: dict) -> str:
                 continue
             extra = ""
             if name == "rows_in" and "clean" in metadata:
+                if value == 0:
+                    return "header only: 0 rows"
                 if plain("clean") == 0:
                     duplicate = f", {fmt(plain('duplicate'))} duplicate" if plain("duplicate") else ""
                     return f"0 clean rows, {fmt(plain('quarantined'))} quarantined{duplicate} (rows in {fmt(value)})"
