@@ -7,21 +7,19 @@ import polars as pl
 
 _NUMERIC = (pl.Float32, pl.Float64)
 NO_DATA = "no data yet"  # what a table with zero rows says in its metadata and in `ecom-assets run`
-# metadata entries by which an asset gives its own account of an empty table (a model's `state`; the rows it
-# read, `rows_in`: quarantine_summary with nothing quarantined): "no data yet" would misread them
-OWN_ACCOUNT = ("state", "rows_in")
 
-
-def says_no_data(metadata: dict) -> bool:
-    """True when a materialization's metadata says "no data yet" (the IO manager's mark of a zero-row table)
-    and the asset gives no account of its own (`OWN_ACCOUNT`)."""
-    status = metadata.get("status")
-    return getattr(status, "value", status) == NO_DATA and not any(name in metadata for name in OWN_ACCOUNT)
 _CODE_SPAN = re.compile(r"(`[^`]*`)")
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones that change how text
 # renders here: `<kind>` is read as an HTML tag and dropped, `>= 0` opening a line as a quote,
 # `*`/`_` as emphasis, `[..]` as a link, `|` as a table cell border, `#` as a heading
 _MD_SPECIAL = re.compile(r"([\\*_\[\]<>#|~])")
+
+
+def says_no_data(metadata: dict) -> bool:
+    """True when a materialization's metadata says "no data yet" (the IO manager's mark of a zero-row table),
+    unless the asset read rows (`rows_in` > 0: quarantine_summary with nothing quarantined is not waiting for data)."""
+    status, rows_in = (getattr(metadata.get(name), "value", metadata.get(name)) for name in ("status", "rows_in"))
+    return status == NO_DATA and not rows_in
 
 
 def md_escape(text: str | None) -> str | None:

@@ -40,7 +40,7 @@ def fmt(value) -> str:
 
 def key_figure(metadata: dict) -> str:
     """`name value` of the first KEY_FIGURES entry in a materialization's metadata ('' if none)."""
-    from ecom_assets.metadata import NO_DATA, says_no_data
+    from ecom_assets.metadata import NO_DATA
 
     def plain(name):
         return getattr(metadata[name], "value", metadata[name])
@@ -49,7 +49,7 @@ def key_figure(metadata: dict) -> str:
         if name in metadata:
             value = plain(name)
             # the IO manager's generic "no data yet" gives way to the asset's own account of why
-            if name == "status" and value == NO_DATA and not says_no_data(metadata):
+            if name == "status" and value == NO_DATA and ("state" in metadata or "rows_in" in metadata):
                 continue
             extra = ""
             if name == "rows_in" and "clean" in metadata:
