@@ -7,7 +7,6 @@ import polars as pl
 
 _NUMERIC = (pl.Float32, pl.Float64)
 NO_DATA = "no data yet"  # what a table with zero rows says in its metadata and in `ecom-assets run`
-
 _CODE_SPAN = re.compile(r"(`[^`]*`)")
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones that change how text
 # renders here: `<kind>` is read as an HTML tag and dropped, `>= 0` opening a line as a quote,
