@@ -10,6 +10,15 @@ import sys
 from pathlib import Path
 
 
+def _currency(value: str) -> str:
+    from ecom_assets.settings import currency_code
+
+    try:
+        return currency_code(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecom-assets", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -32,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", default=None, help="as-of date T (default: latest clean session)")
     r.add_argument("--no-automation", action="store_true", help="skip the retrain sensor pass")
     r.add_argument("--retrain", action="store_true", help="train a new churn model even if one exists")
+    r.add_argument("--currency", type=_currency, default=None,
+                   help="ISO 4217 code shown beside money when the order lines name none (sets $ECOM_CURRENCY)")
     r.add_argument("--verbose", action="store_true", help="also print Dagster's own event lines (DEBUG)")
 
     h = sub.add_parser("prepare-home", help="create DAGSTER_HOME with the instance config")

@@ -14,6 +14,13 @@ _CODE_SPAN = re.compile(r"(`[^`]*`)")
 _MD_SPECIAL = re.compile(r"([\\*_\[\]<>#|~])")
 
 
+def says_no_data(metadata: dict) -> bool:
+    """True when a materialization's metadata says "no data yet" (the IO manager's mark of a zero-row table),
+    unless the asset read rows (`rows_in` > 0: quarantine_summary with nothing quarantined is not waiting for data)."""
+    status, rows_in = (getattr(metadata.get(name), "value", metadata.get(name)) for name in ("status", "rows_in"))
+    return status == NO_DATA and not rows_in
+
+
 def md_escape(text: str | None) -> str | None:
     """`text` escaped so that a markdown renderer (the Dagster UI) shows it as written; `code spans`
     are left as they are (they already render literally)."""

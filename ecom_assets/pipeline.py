@@ -101,10 +101,10 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
 
 def empty_assets(result) -> list[str]:
     """The assets this run materialized with no rows (their metadata says "no data yet")."""
-    from ecom_assets.metadata import NO_DATA
+    from ecom_assets.metadata import says_no_data
 
     return sorted({event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
-                   if (status := event.materialization.metadata.get("status")) is not None and status.value == NO_DATA})
+                   if says_no_data(event.materialization.metadata)})
 
 
 def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
@@ -118,6 +118,8 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
     failed = [step for step, _, ok in steps if not ok]
     lines = [f"\n{len(steps)} steps in {seconds:.1f} s; build run {result.run_id[:8]}: "
              + ("success" if result.success else f"FAILED in {', '.join(failed) or 'the run'}")]
+    if not result.success:
+        lines.append(f"alert: one line per failed run in {settings.alerts / 'alerts.jsonl'}")
     empty = empty_assets(result)
     # every input kind (sessions, orders, events) ends in clean_sessions: while it is empty, nothing is built upon
     if "clean_sessions" in empty:
@@ -155,10 +157,12 @@ def _summary(data_dir: Path, result, seconds: float, steps: list) -> list[str]:
 
 def cli_run(args) -> int:
     from ecom_assets.instance import prepare_dagster_home
-    from ecom_assets.settings import DATA_DIR_ENV, default_data_dir
+    from ecom_assets.settings import CURRENCY_ENV, DATA_DIR_ENV, EcomSettings, default_data_dir
 
     data_dir = Path(args.data_dir or default_data_dir()).resolve()
     os.environ[DATA_DIR_ENV] = str(data_dir)  # before definitions are imported
+    if args.currency:
+        os.environ[CURRENCY_ENV] = args.currency
     prepare_dagster_home(data_dir)
 
     import warnings
@@ -166,12 +170,15 @@ def cli_run(args) -> int:
     import dagster as dg
 
     from ecom_assets.ingest import ingest_landing
+    from ecom_assets.monitoring.sensors import alert_failed_result
     from ecom_assets.progress import RunInterrupted, RunLogging
 
     if not args.verbose:  # Dagster's beta/preview notices are for developers of this package
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    run_logging = RunLogging(verbose=args.verbose)
+    settings = EcomSettings(data_dir=str(data_dir))
+    run_logging = RunLogging(verbose=args.verbose,
+                             on_failure=lambda result, instance: alert_failed_result(settings, result, instance))
     started = time.perf_counter()
     stage = "start"
     try:

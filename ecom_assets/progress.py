@@ -53,6 +53,8 @@ def key_figure(metadata: dict) -> str:
                 continue
             extra = ""
             if name == "rows_in" and "clean" in metadata:
+                if value == 0:
+                    return "header only: 0 rows"
                 if plain("clean") == 0:
                     duplicate = f", {fmt(plain('duplicate'))} duplicate" if plain("duplicate") else ""
                     return f"0 clean rows, {fmt(plain('quarantined'))} quarantined{duplicate} (rows in {fmt(value)})"
@@ -234,8 +236,10 @@ class StopOnSignals:
 class RunLogging:
     """The loggers every CLI run gets: the step printer, plus Dagster's console lines if verbose."""
 
-    def __init__(self, verbose: bool = False, out=None) -> None:
+    def __init__(self, verbose: bool = False, out=None, on_failure=None) -> None:
         self.printer = StepPrinter(out)
+        # called as on_failure(result, instance) after a failed run: no daemon alerts for in-process runs
+        self.on_failure = on_failure
         self.stop: StopOnSignals | None = None  # set by `stop_on_signals`
         printer = self.printer
 
@@ -266,6 +270,8 @@ class RunLogging:
             self.stop.check()
         result = self.apply(job).execute_in_process(run_config={**(run_config or {}), **self.run_config},
                                                      raise_on_error=False, **kwargs)
+        if not result.success and self.on_failure is not None:
+            self.on_failure(result, kwargs.get("instance"))
         if self.stop is not None:
             self.stop.check()
         return result

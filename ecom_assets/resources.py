@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_assets.io import PolarsParquetIOManager
-from ecom_assets.settings import DATA_DIR_ENV, EcomSettings
+from ecom_assets.settings import CURRENCY_ENV, DATA_DIR_ENV, EcomSettings, currency_code
 
 # Tables in an object store shared by workers on several machines (s3://bucket/warehouse, gs://…):
 # read when the definitions load, so set it for the webserver, the daemon and every worker alike.
@@ -26,6 +26,7 @@ def build_resources(data_dir: str | Path | None = None) -> dict:
     """
     root = str(data_dir) if data_dir is not None else dg.EnvVar(DATA_DIR_ENV)
     return {
-        "settings": EcomSettings(data_dir=root),
+        "settings": EcomSettings(data_dir=root, **({"currency": currency_code(currency)} if (currency := os.environ.get(CURRENCY_ENV))
+                                                   else {})),
         "io_manager": PolarsParquetIOManager(data_dir=root, base_dir=os.environ.get(WAREHOUSE_URL_ENV, "")),
     }

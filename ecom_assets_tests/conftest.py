@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from ecom_assets.resources import build_resources
-from ecom_assets.settings import DATA_DIR_ENV
+from ecom_assets.settings import CURRENCY_ENV, DATA_DIR_ENV
 
 # The seed export sits beside the checkout (../shared/seed_data); a clone elsewhere (CI) can
 # point at it with ECOM_SEED_DATA. It is never copied into the repository.
@@ -43,8 +43,10 @@ def instance():
 
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
-    """The CLI sets ECOM_DATA_DIR / DAGSTER_HOME for its process; keep them test-local."""
+    """The CLI sets ECOM_DATA_DIR / DAGSTER_HOME (and ECOM_CURRENCY) for its process; keep them test-local."""
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(CURRENCY_ENV, "")  # recorded, so a value the CLI sets is undone after the test
+    monkeypatch.delenv(CURRENCY_ENV)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / ".dagster"))
     return tmp_path / "data"
 

@@ -89,7 +89,34 @@ def test_short_purchase_log_exits_zero_with_insufficient_history(cli_env: Path, 
     # too little history for even the classic: nothing is scored, and the summary says so (it said
     # "the calibrated classic baseline scores" while every row was unscored)
     assert served["churn_probability"].is_null().all() and (served["model_version"] == "none").all()
-    assert "serving model: nothing: not enough history" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "serving model: nothing: not enough history" in out
+    # every row was clean: quarantine_summary counted 600 rows and has no rule to list, which is not "no data yet"
+    # (the summary listed it among the empty tables)
+    empty_line = next((line for line in out.splitlines() if line.startswith(("empty tables", "no data yet"))), "")
+    assert "quarantine_summary" not in empty_line
+
+
+def test_a_failed_build_writes_an_alert_line(cli_env: Path, monkeypatch, capsys) -> None:
+    """`ecom-assets run` executes its runs in process, where no daemon evaluates alert_on_run_failure:
+    a step that fails (here sales_trends, as if its disk were full) still leaves the one JSON line
+    on-call tooling tails, and the exit code is 1 (before: exit 1 and no alerts.jsonl at all)."""
+    from ecom_assets.insights import analyses
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(analyses, "daily_sales", disk_full)
+    landing = cli_env / "landing"
+    landing.mkdir(parents=True)
+    rows = ["session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount"]
+    rows += [f"S{i},C{i % 40},2024-03-{1 + i % 21:02d},Retail,,1,{10 + i % 37}.50" for i in range(200)]
+    (landing / "sessions.csv").write_text("\n".join(rows) + "\n")
+    assert main(["run", "--data-dir", str(cli_env)]) == 1
+    assert "FAILED in sales_trends" in capsys.readouterr().out
+    alerts = [json.loads(line) for line in (cli_env / "alerts" / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["job"], a["failed_steps"]) for a in alerts] == [("build_all_job", ["sales_trends"])]
+    assert "No space left on device" in alerts[0]["step_errors"]["sales_trends"] and alerts[0]["run_id"]
 
 
 def _versions(data_dir: Path) -> list[str]:
@@ -141,3 +168,22 @@ def test_a_model_that_could_not_be_trained_is_tried_again_once_more_history_arri
     versions = _versions(cli_env)
     assert main(run) == 0  # nothing new: no retrain loop on unchanged data
     assert _versions(cli_env) == versions
+
+
+def test_the_currency_shown_for_exports_without_one_is_set_from_the_cli_or_the_environment(monkeypatch) -> None:
+    """A sessions export carries no currency: `--currency` (or $ECOM_CURRENCY for `make dev`) says what the
+    dashboard shows beside money; a code that is not ISO 4217-shaped is refused, never shown."""
+    import pytest
+
+    from ecom_assets.cli import _parser
+    from ecom_assets.resources import build_resources
+    from ecom_assets.settings import CURRENCY_ENV
+
+    assert _parser().parse_args(["run", "--currency", " gbp"]).currency == "GBP"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--currency", "pounds"])
+    monkeypatch.setenv(CURRENCY_ENV, "chf")
+    assert build_resources("/tmp/unused")["settings"].currency == "CHF"
+    monkeypatch.setenv(CURRENCY_ENV, "Fr.")
+    with pytest.raises(ValueError, match="three-letter ISO 4217"):
+        build_resources("/tmp/unused")

@@ -216,3 +216,28 @@ def test_a_missing_value_marker_is_kept_as_written_in_the_quarantine_and_named_i
     assert rows[3]["reason"].startswith("empty customer_id; customer_id is a missing-value marker, read as missing: ' NULL '")
     assert parsed.clean["session_id"].to_list() == ["S3"]
     assert_accounted(parsed)
+
+
+@pytest.mark.parametrize("kind, text", [
+    # a CRM export typed by hand, and the shop's own sessions / orders / events keyed by the same address
+    ("customers", "customer_id,age,gender,location,signup_date\nAnn.Lee@Shop.COM,34,F,Berlin,2024-01-05\n"
+                  "bo@shop.com,41,M,Paris,2024-02-01\n"),
+    ("sessions", f"{SESSIONS_HEADER}\nS1,Ann.Lee@Shop.COM,2024-01-02,Books,120,1,19.99\n"
+                 "S2,ann.lee@shop.com,2024-01-09,Books,80,0,\nS3,C-77,2024-01-09,Books,80,0,\n"),
+    ("orders", "order_id,customer_id,order_time,product_id,quantity,unit_price\n"
+               "#1001,Ann.Lee@Shop.COM,2024-01-02 10:00,SKU-1,1,9.50\n#1002,ann.lee@shop.com,2024-01-09 11:00,SKU-2,2,4.00\n"
+               "#1003,C-77,2024-01-09 12:00,SKU-2,1,4.00\n"),
+    ("events", "event_time,event_type,customer_id,product_id\n2024-01-02 10:00:00,view,Ann.Lee@Shop.COM,SKU-1\n"
+               "2024-01-02 10:01:00,purchase,ann.lee@shop.com,SKU-1\n2024-01-02 10:03:00,view,C-77,SKU-1\n"),
+])
+def test_an_email_customer_id_in_any_case_is_one_customer(kind: str, text: str) -> None:
+    """`Ann.Lee@Shop.COM` and `ann.lee@shop.com` are one person in every input kind (they counted as two
+    customers, so a repeat buyer looked like two one-time buyers); ids that are not e-mail addresses keep
+    their case, and the file's notes say how many addresses were compared lower-cased."""
+    parsed = parse(text, kind)
+    assert parsed.quarantine.is_empty()
+    ids = parsed.clean["customer_id"].unique().sort().to_list()
+    assert "ann.lee@shop.com" in ids and "Ann.Lee@Shop.COM" not in ids
+    assert [i for i in ids if "@" not in i] in ([], ["C-77"])
+    assert any(note.startswith("customer_id: 1 e-mail address(es) with capitals (e.g. 'Ann.Lee@Shop.COM')")
+               for note in parsed.notes)

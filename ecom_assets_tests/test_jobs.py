@@ -120,7 +120,7 @@ def test_every_kind_of_run_has_its_named_job() -> None:
 def test_a_later_drop_whose_rows_were_all_quarantined_is_not_called_a_first_drop(data_dir, instance) -> None:
     """Tryout: the 4th sessions drop of an Excel shop had 0 clean rows (every date unreadable) and its
     profile said "first drop: nothing to compare with"."""
-    from ecom_assets.monitoring.assets import NO_ROWS_KEPT
+    from ecom_assets.monitoring.assets import HEADER_ONLY, NO_ROWS_KEPT
 
     header = "session_id,customer_id,session_date,product_viewed,browsing_time_sec,purchase_made,purchase_amount\n"
     (data_dir / "landing" / "sessions_a.csv").write_text(
@@ -133,3 +133,8 @@ def test_a_later_drop_whose_rows_were_all_quarantined_is_not_called_a_first_drop
     latest = {r.partition_key.split("__")[0]: r for r in instance.fetch_materializations(PROFILE, limit=10).records}
     metadata = latest["sessions_b.csv"].asset_materialization.metadata
     assert metadata["state"].value == NO_ROWS_KEPT and metadata["rows"].value == 0
+    # a header-only export (a shop's quiet day) is not "all quarantined or duplicates": it had no row at all
+    (data_dir / "landing" / "sessions_c.csv").write_text(header)
+    ingest_landing(instance, data_dir)
+    latest = {r.partition_key.split("__")[0]: r for r in instance.fetch_materializations(PROFILE, limit=10).records}
+    assert latest["sessions_c.csv"].asset_materialization.metadata["state"].value == HEADER_ONLY

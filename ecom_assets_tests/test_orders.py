@@ -459,8 +459,9 @@ def test_lines_of_one_order_disagreeing_on_its_refunded_amount_are_quarantined()
     assert reasons[3].startswith("negative refunded_amount")
 
 
-# CDNOW-like purchase log: no order id at all, one purchase per row. 00002 bought twice on one day (two orders);
-# line 5 repeats line 4 exactly (a double-logged row: a counted duplicate, as in every kind).
+# CDNOW-like purchase log: no order id at all, one purchase per row. 00002 bought three times on one day; line 5
+# repeats line 4 exactly: in a log whose records are purchases, a second identical purchase (it was counted as a
+# duplicate: CDNOW's 255 repeated records, their revenue lost).
 NO_ORDER_ID = """customer_id,order_time,quantity,line_amount
 00001,1997-01-01,1,11.77
 00002,1997-01-12,1,12.00
@@ -474,20 +475,22 @@ def test_a_purchase_log_without_order_ids_is_one_order_per_row_keyed_by_its_cont
         data_dir, instance, resources) -> None:
     parsed = parse(NO_ORDER_ID)
     a = parsed.accounting
-    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (5, 4, 0, 1)
+    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (5, 5, 0, 0)
     assert any(n.startswith("no order_id column: every row is one order") for n in a["notes"])
+    assert "1 row(s) repeat an earlier row of this file exactly: each kept as an order of its own" in " ".join(a["notes"])
     ids = dict(zip(parsed.clean["line"], parsed.clean["order_id"]))
-    assert len(set(ids.values())) == 4 and all(i.startswith("row-") for i in ids.values())
-    # an overlapping re-export (rows in another order, one new row) gives the same rows the same ids, never line numbers
+    assert len(set(ids.values())) == 5 and all(i.startswith("row-") for i in ids.values())
+    # an overlapping re-export (rows in another order, one new row, the repeated row twice again) gives the same
+    # rows the same ids, the k-th copy the k-th copy's, never line numbers
     lines = NO_ORDER_ID.splitlines()
-    again = parse("\n".join([lines[0], "00004,1997-02-01,1,9.99", lines[3], lines[1]]) + "\n")
-    assert dict(zip(again.clean["line"], again.clean["order_id"]))[3] == ids[4]
-    assert dict(zip(again.clean["line"], again.clean["order_id"]))[4] == ids[2]
+    overlap = "\n".join([lines[0], lines[4], "00004,1997-02-01,1,9.99", lines[3], lines[1]]) + "\n"
+    again = dict(zip(parse(overlap).clean["line"], parse(overlap).clean["order_id"]))
+    assert (again[2], again[4], again[5]) == (ids[4], ids[5], ids[2]) and again[3] not in ids.values()
     drop(data_dir, "orders_log_1.csv", NO_ORDER_ID)
-    drop(data_dir, "orders_log_2.csv", "\n".join([lines[0], "00004,1997-02-01,1,9.99", lines[3], lines[1]]) + "\n")
+    drop(data_dir, "orders_log_2.csv", overlap)
     sessions = ingest_and_clean(data_dir, instance, resources)["sessions"]
-    # five orders, each once: 11.77 + 12.00 + 77.00 + 20.76 + 9.99
-    assert sessions.height == 5 and round(sessions["purchase_amount"].sum(), 2) == 131.52
+    # six orders, each once: 11.77 + 12.00 + 77.00 + 77.00 + 20.76 + 9.99
+    assert sessions.height == 6 and round(sessions["purchase_amount"].sum(), 2) == 208.52
 
 
 def test_an_order_session_counts_the_items_bought_not_the_returned_ones() -> None:
@@ -495,3 +498,32 @@ def test_an_order_session_counts_the_items_bought_not_the_returned_ones() -> Non
     # its returned mug (-1) goes to clean_returns; #1002 is only a refund
     sessions = orders.order_sessions(orders.mark_returns(parse(SHOPIFY).clean))
     assert dict(zip(sessions["session_id"], sessions["units_purchased"])) == {"#1001": 3.0, "#1004": 1.0}
+
+
+# A US shop's ERP export: no currency column at all; the shop declares `currency: USD` in sources.yaml. The
+# dashboard showed EUR (the setting's default) beside these dollars, and the clean lines had no currency.
+US_ERP = """order_id,customer_id,order_time,product_id,quantity,unit_price
+A-100,C1,2025-05-02 09:15,SKU-1,2,19.99
+A-100,C1,2025-05-02 09:15,SKU-2,1,5.00
+A-101,C2,2025-05-03 14:00,SKU-1,1,19.99
+"""
+
+
+def test_a_declared_currency_reaches_the_lines_and_the_dashboard(data_dir, instance, resources, tmp_path) -> None:
+    from ecom_assets.insights.dashboard import kpi_dashboard
+    from ecom_assets.settings import EcomSettings
+
+    (data_dir / "sources.yaml").write_text('- match: "orders_*.csv"\n  kind: orders\n  currency: usd\n')
+    drop(data_dir, "orders_us.csv", US_ERP)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["order_lines"]["currency"].to_list() == ["USD"] * 3
+    assert orders.shown_currency(tables["order_lines"], "EUR") == "USD"
+    assert orders.shown_currency(tables["order_lines"].clear(), "GBP") == "GBP"  # no lines: the setting
+    output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),  # the default setting, EUR
+                           clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                           clean_order_lines=tables["order_lines"].lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    assert dict(zip(output.value["kpi"], output.value["value"]))["revenue, all time"] == "65 USD"
+    assert output.metadata["currency"].value == "USD"
+    assert "money in USD" in (tmp_path / "dash" / "reports" / "dashboard.html").read_text()

@@ -60,6 +60,9 @@ def test_an_assets_own_account_wins_over_the_generic_no_data_status() -> None:
     first = {"status": no_data, "state": dg.MetadataValue.text("first drop: nothing to compare with")}
     assert key_figure(first) == "state first drop: nothing to compare with"
     assert key_figure({"status": no_data, "dagster/row_count": 0}) == "status no data yet"
+    header_only = {"status": no_data, "rows_in": 0, "clean": dg.MetadataValue.int(0),
+                   "quarantined": dg.MetadataValue.int(0), "duplicate": dg.MetadataValue.int(0)}
+    assert key_figure(header_only) == "header only: 0 rows"  # was "0 clean rows, 0 quarantined (rows in 0)"
 
 
 def test_a_merged_tables_line_adds_up_to_the_rows_from_the_drops() -> None:

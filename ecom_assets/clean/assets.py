@@ -251,9 +251,9 @@ def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, re
     })
     yield _accounting_check(dedup, table)
     yield _held_back_check(held_back)
-    currencies = currency_problem(lines, context.resources.settings.currency)
+    currencies = currency_problem(lines)
     yield dg.AssetCheckResult(check_name=CURRENCY_CHECK, passed=currencies is None, severity=dg.AssetCheckSeverity.WARN,
-                              description=currencies or "every line with a currency is in the currency money is shown in")
+                              description=currencies or "every line with a currency is in one currency")
 
 
 CURRENCY_CHECK = "one_currency"
@@ -273,8 +273,8 @@ def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsD
         name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
         required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
         description=description, metadata=ORDER_LINE_SCHEMA, check_specs=[*_line_checks(name), dg.AssetCheckSpec(
-            CURRENCY_CHECK, asset=name, description="fails when the lines hold more than one currency across files, "
-            "or one other than settings.currency: money is never converted")],
+            CURRENCY_CHECK, asset=name, description="fails when the lines hold more than one currency across files: "
+            "revenue would add them, and money is never converted")],
     )
     def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
         yield from _order_lines(context, raw_orders, returns=returns, table=name)

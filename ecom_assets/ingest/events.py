@@ -27,7 +27,7 @@ import polars as pl
 
 from ecom_assets.ingest.orders import instant, unreadable_number
 from ecom_assets.ingest.parse import (KINDS, PREPARED, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null, value_last)
+                                      customer_key, no_category, text_or_null, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
 KIND = DropKind(
@@ -95,7 +95,7 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
         pl.col("_date_event_time").alias("event_date"),
         pl.col(EVENT_TYPE).alias("event_type"),
         pl.col("event_type").alias("event_name"),
-        pl.col("customer_id"),
+        customer_key(),
         text_or_null("product_id"),
         text_or_null("session_id"),
         pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),

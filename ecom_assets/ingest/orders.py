@@ -38,7 +38,7 @@ from datetime import date
 import polars as pl
 
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null, value_last)
+                                      customer_key, no_category, text_or_null, value_last)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -122,7 +122,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
     amount = pl.coalesce(reading.number("line_amount"), quantity * price)
     return [
         pl.col("order_id"),
-        pl.col("customer_id"),
+        customer_key(),
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
         pl.col("product_id").fill_null(UNKNOWN_PRODUCT),
@@ -132,7 +132,9 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         price.alias("unit_price"),
         amount.alias("line_amount"),
         pl.when(_empty("status")).then(None).otherwise(pl.col("status").str.to_lowercase()).alias("status"),
-        pl.when(_empty("currency")).then(None).otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
+        # a line that leaves it empty is in the file's reporting currency: its amount is added as such anyway
+        pl.when(_empty("currency")).then(pl.lit(reading.currency, pl.String))
+        .otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
         reading.number("refunded_amount").alias("refunded_amount"),
     ]
 
@@ -245,11 +247,10 @@ def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFram
     return pl.concat([given, lines], how="vertical_relaxed")
 
 
-def currency_problem(lines: pl.DataFrame, shown: str) -> str | None:
-    """None when every line with a currency (`currency`, `source_file`) is in the one currency `shown` beside
-    money (settings.currency), else what is off: more than one currency across files (each file keeps only its
-    reporting currency, see `parse.reporting_currency`, but revenue adds files together), or one other than
-    the one shown."""
+def currency_problem(lines: pl.DataFrame) -> str | None:
+    """None when the lines with a currency (`currency`, `source_file`) are all in one, else which files hold
+    which: each file keeps only its reporting currency (see `parse.reporting_currency`), but revenue adds files
+    together, and money is never converted."""
     by_currency = (lines.filter(pl.col("currency").is_not_null())
                    .group_by("currency").agg(pl.col("source_file").unique().sort()).sort("currency"))
     found = dict(zip(by_currency["currency"], by_currency["source_file"].to_list()))
@@ -258,9 +259,16 @@ def currency_problem(lines: pl.DataFrame, shown: str) -> str | None:
                                             f"{', …' if len(files) > 3 else ''})" for c, files in found.items())
                 + ": revenue adds these files as if they were one currency; ingest one shop's currency per data "
                   "directory, or declare the shop's `currency` in sources.yaml for every orders file")
-    if found and next(iter(found)) != shown:
-        return f"amounts are in {next(iter(found))} but money is shown as {shown} (set the `currency` setting)"
     return None
+
+
+def shown_currency(lines: pl.LazyFrame | pl.DataFrame, setting: str) -> str:
+    """The ISO 4217 code to show beside money: the order lines' currency when they name exactly one (each
+    file's reporting currency, declared in sources.yaml or written on its lines), else `setting`
+    (settings.currency, `$ECOM_CURRENCY`, `ecom-assets run --currency`): sessions and events exports carry
+    no currency, and lines in several currencies never pick one (`one_currency` fails)."""
+    found = lines.lazy().select(pl.col("currency").drop_nulls().unique()).collect()["currency"]
+    return found[0] if found.len() == 1 else setting
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

@@ -170,9 +170,14 @@ CONTENT_KEY_PREFIX = "row-"  # a key derived from a row's content (`content_key`
 
 def content_key(columns: list[str]) -> pl.Expr:
     """`row-` + 16 hex digits of BLAKE2b over the row's text in `columns` (trimmed; missing as empty), so the
-    same row in an overlapping re-export gets the same key, never its line number. hashlib, not polars' hash:
-    polars does not promise the same hash across versions, and a key is stored."""
+    same row in an overlapping re-export gets the same key, never its line number. The k-th repeat (k >= 1) of
+    an identical row in the same file hashes its text with k appended: a purchase log's record is a purchase
+    (CDNOW: "each record is a transaction"), so two identical purchases on one day are two orders, and the k-th
+    copy in a re-export still gets the k-th copy's key. hashlib, not polars' hash: polars does not promise the
+    same hash across versions, and a key is stored."""
     text = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="\x1f")
+    repeat = pl.int_range(pl.len()).over(text)
+    text = pl.when(repeat == 0).then(text).otherwise(pl.concat_str([text, repeat.cast(pl.String)], separator="\x1e"))
     return text.map_batches(lambda values: pl.Series([
         CONTENT_KEY_PREFIX + hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for v in values], dtype=pl.String),
         return_dtype=pl.String)
@@ -198,7 +203,7 @@ def sniff_header(raw: bytes, kind: DropKind, spec: SourceSpec | None = None) -> 
         raise FileRejected(f"duplicate column names in header line 1: {', '.join(named)}")
     notes = [f"no {kind.record_key} column: every row is one {kind.record_key.removesuffix('_id')}, its "
              f"{kind.record_key} derived from the row's content ({CONTENT_KEY_PREFIX}…; the same row re-exported "
-             "gets the same id, identical rows in this file are counted duplicates)"] if derived else []
+             "gets the same id; a row repeated in this file is a purchase of its own)"] if derived else []
     extra = [c for c in named if c not in kind.columns]
     if extra:
         notes.append(f"extra column(s) ignored: {', '.join(extra)}")
@@ -430,6 +435,11 @@ def read_text_table(source: bytes | Path, kind: DropKind, source_file: str,
     )
     if kind.key_from_content and kind.record_key not in names:
         table = table.with_columns(content_key(names).alias(kind.record_key))
+        repeats = table.height - table.select(pl.struct(names).n_unique()).item() if table.height else 0
+        if repeats:
+            notes.append(f"{repeats:,} row(s) repeat an earlier row of this file exactly: each kept as an "
+                         f"{kind.record_key.removesuffix('_id')} of its own (a log without ids cannot tell a second "
+                         "identical purchase from a double-logged row; remove double-logged rows before dropping)")
     if table.height == 0:
         notes.append("header only: 0 rows")
     read.table = table
@@ -564,7 +574,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     table, notes = fill_record_fields(table, kind)
     currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
         if "currency" in kind.columns else (None, "", [])
-    notes += currency_notes
+    notes += currency_notes + (mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else [])
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
@@ -618,6 +628,23 @@ def _in_thread(function, *args) -> Future:
 
 def _empty(text: str) -> pl.Expr:
     return pl.col(text).is_null() | (pl.col(text) == "")
+
+
+def customer_key(column: str = "customer_id") -> pl.Expr:
+    """The customer id as written, except an e-mail address (it holds '@'), which is lower-cased: shops and mail
+    systems treat `Ann@Shop.com` and `ann@shop.com` as one person (Shopify stores them lower-cased), and the same
+    customer typed both ways must not count as two. Every input kind keys customers through this."""
+    written = pl.col(column)
+    return pl.when(written.str.contains("@", literal=True)).then(written.str.to_lowercase()).otherwise(written) \
+        .alias(column)
+
+
+def mixed_case_emails(ids: pl.Series) -> list[str]:
+    """The note for a file whose customer ids include e-mail addresses with capitals (`customer_key`)."""
+    emails = ids.filter(ids.str.contains("@", literal=True))
+    mixed = emails.filter(emails != emails.str.to_lowercase())
+    return [f"customer_id: {mixed.len():,} e-mail address(es) with capitals (e.g. {mixed[0]!r}) compared "
+            "lower-cased, as one customer with the same address in any case"] if mixed.len() else []
 
 
 def text_or_null(column: str) -> pl.Expr:
@@ -714,7 +741,7 @@ def typed_sessions(reading: Reading) -> list[pl.Expr]:
     product = pl.col("product_viewed")
     return [
         pl.col("session_id"),
-        pl.col("customer_id"),
+        customer_key(),
         pl.col("_date_session_date").alias("session_date"),
         pl.col("_instant_session_date").alias("session_start"),
         pl.when(no_category("product_viewed")).then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
@@ -733,7 +760,7 @@ def typed_customers(reading: Reading) -> list[pl.Expr]:
     age = reading.number("age")
     in_range = age.is_between(10, 120) & (age == age.floor())
     return [
-        pl.col("customer_id"),
+        customer_key(),
         pl.when(in_range).then(age.cast(pl.Int64)).otherwise(None).alias("age"),
         (~_empty("age") & ~in_range.fill_null(False)).alias("age_out_of_range"),
         text_or_null("gender"),

@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
-from ecom_assets.ingest.orders import order_refunds
+from ecom_assets.ingest.orders import order_refunds, shown_currency
 from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
@@ -252,11 +252,10 @@ def segment_table(segments: pl.DataFrame) -> pl.DataFrame:
     return segment_summary(segments).select("segment", "customers", "share", "revenue", "revenue_share")
 
 
-def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks, funnel, segments, cohorts, rules,
-           campaigns, browsing: bool = True) -> str:
+def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: list[Tile], weeks, funnel, segments,
+           cohorts, rules, campaigns, browsing: bool = True) -> str:
     import plotly.io as pio
 
-    currency = settings.currency
     tiles_html = "".join(f"<div class='tile'><b>{html.escape(t.value)}</b><span>{html.escape(t.label)}</span>"
                          + (f"<span class='change'>{html.escape(t.change)}</span>" if t.change else "") + "</div>"
                          for t in tiles)
@@ -289,11 +288,11 @@ def render(settings: EcomSettings, as_of: date | None, tiles: list[Tile], weeks,
 @insight(
     kinds={"plotly", "html"},
     ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund"]),
-         "clean_order_lines": columns_in(["order_id", "order_time", "refunded_amount"])},
+         "clean_order_lines": columns_in(["order_id", "order_time", "refunded_amount", "currency"])},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
     "(revenue, buyers, conversion, AOV) and all-time figures (revenue; refunds and net revenue = revenue - refunds when "
-    "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in settings.currency with thousands separators in "
+    "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in the order lines' one currency (else settings.currency) with thousands separators in "
     "tiles, tables and charts; model status with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
     "retention cohorts and significant cross-sell pairs. Orders-only data (no browsing session: every order is a "
@@ -309,19 +308,20 @@ def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_re
     refunded, never_revenue = (frame.item() for frame in pl.collect_all([
         order_refunds(clean_order_lines, clean_returns).select(pl.col("refunds").sum()),
         clean_returns.select(pl.col("line_amount").abs().filter(~pl.col("is_refund")).sum())]))
-    as_of, tiles = kpis(clean_sessions, churn_predictions, settings.currency, refunded or 0.0, never_revenue or 0.0)
+    currency = shown_currency(clean_order_lines, settings.currency)
+    as_of, tiles = kpis(clean_sessions, churn_predictions, currency, refunded or 0.0, never_revenue or 0.0)
     browsing = as_of is None or clean_sessions.select(browsing_session(clean_sessions.collect_schema().names()).any()
                                                       ).collect().item()
     daily = sales_trends.filter(pl.col("grain") == "day") if sales_trends.height else sales_trends
     weeks = week_coverage(sales_trends.filter(pl.col("grain") == "week") if sales_trends.height
                           else pl.DataFrame(schema={"session_date": pl.Date, "revenue": pl.Float64}),
                           daily["session_date"].min() if daily.height else None, as_of)
-    page = render(settings, as_of, tiles, weeks, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
+    page = render(settings, currency, as_of, tiles, weeks, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
                   campaign_lift, browsing)
     path = settings.reports / "dashboard.html"
     atomic_write_bytes(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     table = pl.DataFrame([t._asdict() for t in tiles], schema={"label": pl.String, "value": pl.String,
                                                                  "change": pl.String}).rename({"label": "kpi"})
     return dg.Output(table, metadata={"dashboard": dg.MetadataValue.path(str(path)), "bytes": len(page),
-                                      "as_of": str(as_of), "currency": settings.currency,
+                                      "as_of": str(as_of), "currency": currency,
                                       "dagster/row_count": table.height})

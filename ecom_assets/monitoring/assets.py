@@ -133,11 +133,20 @@ PROFILE_MEASURES = ["purchase_made", "purchase_amount", "browsing_time_sec", "pr
 
 FIRST_DROP = "first drop: nothing to compare with"
 NO_ROWS_KEPT = "this drop kept no rows (all quarantined or duplicates): nothing to profile"
+HEADER_ONLY = "this drop holds no rows (a header-only file): nothing to profile"
+
+
+def rows_read(instance: dg.DagsterInstance, raw_asset: str, partition: str) -> int | None:
+    """`rows_in` of the latest materialization of `raw_asset`'s `partition` (the file's data rows), None if unknown."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(raw_asset), asset_partitions=[partition]), limit=1).records
+    rows_in = records[0].asset_materialization.metadata.get("rows_in") if records else None
+    return getattr(rows_in, "value", rows_in)
 
 
 def shift_check(table: pl.DataFrame, settings: EcomSettings, nothing_to_compare: str | None) -> dg.AssetCheckResult:
     """WARN when any measure of this drop is shifted (PSI > settings.psi_shifted): names each one.
-    `nothing_to_compare`: why no comparison was possible (FIRST_DROP, NO_ROWS_KEPT), else None."""
+    `nothing_to_compare`: why no comparison was possible (FIRST_DROP, NO_ROWS_KEPT, HEADER_ONLY), else None."""
     shifted = table.filter(pl.col("verdict") == "shifted") if table.height else table
     named = ", ".join(f"{r['measure']} PSI {r['psi']:.3f}" for r in shifted.to_dicts())
     psis = {r["measure"]: round(r["psi"], 3) for r in table.to_dicts() if r["psi"] is not None} if table.height else {}
@@ -186,10 +195,11 @@ def sessions_drop_profile(context: dg.AssetExecutionContext, settings: EcomSetti
         yield shift_check(table, settings, FIRST_DROP)
         return
     this = raw_sessions.filter(pl.col("source_file") == key).collect()
-    if not this.height:  # every row of the file was quarantined or a duplicate: it is not a first drop
+    if not this.height:  # a header-only file, or every row quarantined or a duplicate: it is not a first drop
         table = drop_profile_shift(this, this)
-        yield dg.Output(table, metadata={"state": NO_ROWS_KEPT, "rows": 0})
-        yield shift_check(table, settings, NO_ROWS_KEPT)
+        state = HEADER_ONLY if rows_read(context.instance, "raw_sessions", key) == 0 else NO_ROWS_KEPT
+        yield dg.Output(table, metadata={"state": state, "rows": 0})
+        yield shift_check(table, settings, state)
         return
     cutoff = this["ingested_at"].min()
     earlier = raw_sessions.filter((pl.col("source_file") != key) & (pl.col("ingested_at") < cutoff))

@@ -145,17 +145,24 @@ def retrain_sensor(context: dg.SensorEvaluationContext, settings: EcomSettings):
 
 
 def alert_record(run: dg.DagsterRun, failure_event, instance: dg.DagsterInstance) -> dict:
-    """Job, failed steps and error of a failed run: what a pager would receive."""
-    failed_steps = sorted({
-        record.event_log_entry.step_key
-        for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
-        if record.event_log_entry.step_key
-    })
+    """Job, failed steps, each step's error and the run's error of a failed run: what a pager would
+    receive (`step_errors`: step key -> the exception line, so the alert says what broke without the UI)."""
+    step_errors: dict[str, str] = {}
+    for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records:
+        entry = record.event_log_entry
+        if not entry.step_key:
+            continue
+        data = entry.dagster_event.step_failure_data if entry.dagster_event else None
+        error = data.error if data is not None else None
+        while error is not None and error.cause is not None and "dagster" in (error.cls_name or "").lower():
+            error = error.cause  # Dagster wraps the user's exception: the cause is what broke
+        step_errors.setdefault(entry.step_key, (error.message.strip() if error else "")[:500])
     return {
         "time": datetime.now(timezone.utc).isoformat(),
         "job": run.job_name,
         "run_id": run.run_id,
-        "failed_steps": failed_steps,
+        "failed_steps": sorted(step_errors),
+        "step_errors": step_errors,
         "error": (failure_event.message or "")[:2000] if failure_event else "",
         "tags": {k: v for k, v in run.tags.items() if k.startswith("ecom/")},
     }
@@ -165,10 +172,27 @@ def alert_record(run: dg.DagsterRun, failure_event, instance: dg.DagsterInstance
                        description="Every failed run -> one JSON line in alerts/alerts.jsonl and an error in the log "
                                    "(the one place to hook a pager into).")
 def alert_on_run_failure(context: dg.RunFailureSensorContext, settings: EcomSettings) -> None:
-    record = alert_record(context.dagster_run, context.failure_event, context.instance)
+    record = append_failure_alert(settings, context.dagster_run, context.failure_event, context.instance)
+    context.log.error(f"run {record['run_id']} of {record['job']} failed in {record['failed_steps']}: {record['error']}")
+
+
+def append_failure_alert(settings: EcomSettings, run: dg.DagsterRun, failure_event,
+                         instance: dg.DagsterInstance) -> dict:
+    """Append `alert_record` of a failed run to `alerts/alerts.jsonl` and return it. The daemon's
+    `alert_on_run_failure` calls it; so does `ecom-assets run`, whose in-process runs no daemon sees."""
+    record = alert_record(run, failure_event, instance)
     with (settings.alerts / "alerts.jsonl").open("a") as handle:
         handle.write(json.dumps(record) + "\n")
-    context.log.error(f"run {record['run_id']} of {record['job']} failed in {record['failed_steps']}: {record['error']}")
+    return record
+
+
+def alert_failed_result(settings: EcomSettings, result: dg.ExecuteInProcessResult,
+                        instance: dg.DagsterInstance) -> dict | None:
+    """`append_failure_alert` for a run executed in process; None (nothing written) if it succeeded."""
+    if result.success:
+        return None
+    failure = next((e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE), None)
+    return append_failure_alert(settings, result.dagster_run, failure, instance)
 
 
 scoring_schedule = dg.ScheduleDefinition(
