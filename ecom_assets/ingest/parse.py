@@ -467,9 +467,10 @@ class Reading:
     currency: str | None = None  # the file's reporting currency (see `reporting_currency`)
     currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
     early_years: frozenset[str] = frozenset()  # date columns with values read with a year before EARLIEST_YEAR
+    grouped: frozenset[str] = frozenset()  # decimal-point number columns holding a comma
 
     def number(self, column: str) -> pl.Expr:
-        return number_expr(column, self.decimal.get(column, "."))
+        return number_expr(column, self.decimal.get(column, "."), column in self.grouped)
 
     def flag(self, column: str) -> pl.Expr:
         return flag_expr(column, column in self.words)
@@ -598,13 +599,15 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     inferred = [c for c, mark in decimal.items() if mark == "," and not (spec and spec.decimal)]
     if inferred:
         notes.append(f"decimal comma inferred for {', '.join(inferred)} ({delimiter!r} delimiter, every amount 1.234,50 / 12,50)")
+    # a decimal-point column holding a comma: only there are grouped values (1,185.85) looked for
+    grouped = frozenset(c for c, mark in decimal.items() if mark == "." and table[c].str.contains(",", literal=True).any())
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     prepared = prepared.result() if prepared is not None else {}
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
-            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years), notes)
+            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped), notes)
 
 
 def _in_thread(function, *args) -> Future:
