@@ -58,7 +58,7 @@ def test_an_order_with_one_unreadable_line_is_quarantined_whole_naming_the_line_
     assert why[2].startswith("unit_price is ambiguous") and why[2].endswith(": '1,185'")
     for line in (3, 4):
         assert why[line] == ("another line of this order_id is quarantined (line 2: unit_price is ambiguous: one "
-                             "comma before 3 digits is a thousands separator (1185) or a decimal comma (1.185); "
+                             "comma before 3 digits is a thousands separator (1185) or a decimal comma (1.185) — "
                              "export the amount with its decimals (1,185.00) or without separators), so the order "
                              "is quarantined whole, never counted as a smaller purchase: '4101'")
     # one rule for every such order in quarantine summaries, whichever line and order it names

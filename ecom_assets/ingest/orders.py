@@ -53,6 +53,9 @@ KIND = DropKind(
     # order-level fields: a Shopify export writes them on an order's first line item only
     record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount"),
     key_from_content=True,  # a purchase log without order ids: one order per row
+    # one unreadable line (a gift card without SKU, an ambiguous `1,185`) would leave a smaller purchase, its
+    # order-level refund still whole: the order's other lines are quarantined with it
+    whole_records="never counted as a smaller purchase",
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.

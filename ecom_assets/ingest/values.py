@@ -325,7 +325,7 @@ def number_hint(column: str, decimal: str) -> pl.Expr:
     else:
         rule = rule.when(value.str.contains(AMBIGUOUS["."])).then(
             pl.lit(f"{column} is ambiguous: one comma before 3 digits is a thousands separator (1185) or a decimal "
-                   "comma (1.185); export the amount with its decimals (1,185.00) or without separators")
+                   "comma (1.185) — export the amount with its decimals (1,185.00) or without separators")
         ).when(value.str.contains(r"^[+-]?\d+(,\d+)+(\.\d+)?$") & value.str.contains(r"\d,\d{3}")).then(
             pl.lit(f"{column} is not a number (its thousands separators are not in groups of 3 digits: 1,234.50)")
         ).when(value.str.contains(r"^\s*[+-]?\d*,\d+\s*$")).then(
