@@ -130,3 +130,69 @@ def test_thousands_separators_are_read_where_unambiguous_and_quarantined_where_n
     # (`1.299` reads as a decimal point, as in any decimal-point file)
     mixed = parse(german + "5105,2025-03-04 11:00:00,wc-completed,g@example.de,SD-64,SD-Karte,1,19.90,\n")
     assert dict(zip(mixed.clean["order_id"], mixed.clean["unit_price"])) == {"5104": 1.299, "5105": 19.9}
+
+
+# Shopify's order export as downloaded (a subset of its ~70 columns, in its order): order-level fields (Email,
+# Financial Status, Currency, Subtotal, Shipping, Taxes, Total, Discount Amount, Created at, Refunded Amount) on an
+# order's first line item only. #1101: 2 mugs and a novel (48.50), code WELCOME10 takes 4.85 off (Subtotal 43.65);
+# #1102: a lamp (40.00) + 5.90 shipping, refunded in full with its shipping (Refunded Amount 45.90, the platform's
+# total given back); #1103: a mug and a 25.00 gift card (Shopify writes no SKU for a gift card).
+SHOPIFY_SOURCES = """- match: "orders_shopify*.csv"
+  columns: {Name: order_id, Email: customer_id, Created at: order_time, Lineitem sku: product_id,
+            Lineitem name: product_name, Lineitem quantity: quantity, Lineitem price: unit_price,
+            Financial Status: status, Currency: currency, Refunded Amount: refunded_amount,
+            Discount Amount: discount_amount}
+"""
+SHOPIFY_HEADER = ("Name,Email,Financial Status,Currency,Subtotal,Shipping,Taxes,Total,Discount Code,Discount Amount,"
+                  "Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Refunded Amount\n")
+SHOPIFY_1101 = """#1101,mia@example.com,paid,EUR,43.65,4.90,0.00,48.55,WELCOME10,4.85,2025-04-02 10:15:00 +0200,2,Mug,18.00,MUG-01,0.00
+#1101,,,,,,,,,,,1,Novel,12.50,BOOK-07,
+"""
+SHOPIFY_1102 = """#1102,noah@example.com,partially_refunded,EUR,40.00,5.90,0.00,45.90,,0.00,2025-04-03 16:40:00 +0200,1,Lamp,40.00,LAMP-2,45.90
+"""
+SHOPIFY_1103 = """#1103,ola@example.com,paid,EUR,43.00,0.00,0.00,43.00,,0.00,2025-04-04 09:05:00 +0200,1,Mug,18.00,MUG-01,0.00
+#1103,,,,,,,,,,,1,Gift Card,25.00,,
+"""
+SHOPIFY_COLUMNS = {"name": "order_id", "email": "customer_id", "created at": "order_time", "lineitem sku": "product_id",
+                   "lineitem name": "product_name", "lineitem quantity": "quantity", "lineitem price": "unit_price",
+                   "financial status": "status", "currency": "currency", "refunded amount": "refunded_amount",
+                   "discount amount": "discount_amount"}
+SHOPIFY = SourceSpec("orders_shopify*.csv", columns=SHOPIFY_COLUMNS)
+
+
+def _sessions(text: str) -> dict[str, float]:
+    lines = orders.mark_returns(parse(text, SHOPIFY).clean)
+    sessions = orders.order_sessions(lines)
+    return {k: round(v, 2) for k, v in zip(sessions["session_id"], sessions["purchase_amount"])}
+
+
+def test_an_order_level_discount_is_subtracted_once_from_the_orders_revenue() -> None:
+    """Before: Discount Amount was an ignored extra column and #1101 counted 48.50 (+11 % over what was paid for
+    its items). It is on the first line item only: the novel's line takes it, and it is subtracted once."""
+    parsed = parse(SHOPIFY_HEADER + SHOPIFY_1101 + SHOPIFY_1102, SHOPIFY)
+    assert parsed.clean.filter(pl.col("order_id") == "#1101")["discount_amount"].to_list() == [4.85, 4.85]
+    assert _sessions(SHOPIFY_HEADER + SHOPIFY_1101 + SHOPIFY_1102) == {"#1101": 43.65, "#1102": 40.0}
+    # a discount the lines disagree on, or a negative one, is no order-level figure: the order is quarantined
+    bad = parse(SHOPIFY_HEADER + SHOPIFY_1101.replace(",,,,,,,,,,,1,Novel", ",,,,,,,,,5.00,,1,Novel")
+                + SHOPIFY_1102.replace(",0.00,2025-04-03", ",-3.00,2025-04-03"), SHOPIFY)
+    assert bad.clean.is_empty()
+    assert reasons(bad)[3].startswith("discount_amount differs between the lines of this order_id")
+    assert reasons(bad)[4] == "negative discount_amount (the order's discounts, written positive): '-3.00'"
+
+
+def test_a_refund_above_the_orders_revenue_is_capped_at_it(data_dir, instance, resources) -> None:
+    """Before: #1102's 45.90 refund (the lamp and its shipping) was subtracted from the 40.00 of revenue the lamp
+    counted, so net revenue fell 5.90 below what the shop kept from its items (revenue never holds shipping).
+    An order-level refund is now capped at the order's revenue (its purchased lines less its discount); the part
+    above is reported in sales_trends' metadata, never subtracted."""
+    from ecom_assets.insights.assets import sales_trends
+
+    (data_dir / "sources.yaml").write_text(SHOPIFY_SOURCES)
+    drop(data_dir, "orders_shopify_2025-04.csv", SHOPIFY_HEADER + SHOPIFY_1101 + SHOPIFY_1102)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    refunds = orders.order_refunds(tables["order_lines"], tables["returns"]).collect()
+    assert refunds.select("order_id", "refunds", pl.col("refund_above_revenue").round(2)).rows() == [("#1102", 40.0, 5.9)]
+    trends = sales_trends(clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
+                          clean_order_lines=tables["order_lines"].lazy())
+    figures = {k: trends.metadata[k].value for k in ("revenue", "refunds", "net_revenue", "refunds_above_revenue")}
+    assert figures == {"revenue": 83.65, "refunds": 40.0, "net_revenue": 43.65, "refunds_above_revenue": 5.9}
