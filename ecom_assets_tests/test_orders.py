@@ -189,8 +189,8 @@ def test_a_line_without_a_product_in_a_file_with_products_is_quarantined() -> No
     parsed = parse(text)
     assert parsed.accounting["clean"] == 0
     assert parsed.quarantine["reason"].to_list() == [
-        "another line of this order_id is quarantined (line 3: empty product_id), so the order is quarantined whole, "
-        "never counted as a smaller purchase: 'A'", "empty product_id"]
+        "another line of this order_id is quarantined (line 3: empty product_id and product_name), so the order is "
+        "quarantined whole, never counted as a smaller purchase: 'A'", "empty product_id and product_name"]
     assert parsed.quarantine["line"].to_list() == [2, 3]
 
 

@@ -196,3 +196,34 @@ def test_a_refund_above_the_orders_revenue_is_capped_at_it(data_dir, instance, r
                           clean_order_lines=tables["order_lines"].lazy())
     figures = {k: trends.metadata[k].value for k in ("revenue", "refunds", "net_revenue", "refunds_above_revenue")}
     assert figures == {"revenue": 83.65, "refunds": 40.0, "net_revenue": 43.65, "refunds_above_revenue": 5.9}
+
+
+def test_a_line_without_a_product_id_is_keyed_by_its_name_and_counted() -> None:
+    """Shopify writes no `Lineitem sku` for a gift card (nor for a custom item or a tip); WooCommerce products often
+    have no SKU. Before: the line was quarantined ("empty product_id") and #1103 counted 18.00 of its 43.00. Such a
+    line is keyed by its name (`name:` + product_name, never mistaken for a SKU) and said in the drop's metadata;
+    a line with neither an id nor a name is still quarantined, and its order with it."""
+    parsed = parse(SHOPIFY_HEADER + SHOPIFY_1103, SHOPIFY)
+    assert parsed.quarantine.is_empty()
+    assert parsed.clean["product_id"].to_list() == ["MUG-01", "name:Gift Card"]
+    assert _sessions(SHOPIFY_HEADER + SHOPIFY_1103) == {"#1103": 43.0}
+    nameless = parse(SHOPIFY_HEADER + SHOPIFY_1103.replace("Gift Card", ""), SHOPIFY)
+    assert nameless.clean.is_empty()
+    assert reasons(nameless)[3] == "empty product_id and product_name"
+
+
+def test_lines_keyed_by_name_are_counted_in_the_drops_metadata(data_dir) -> None:
+    """The whole Shopify tryout file dropped unchanged: every line kept, the gift card line counted as keyed by
+    its name in the raw_orders metadata, no order quarantined whole."""
+    from ecom_assets.ingest.assets import ingest_drop
+    from ecom_assets.ingest.landing import sha256_of
+    from ecom_assets.ingest.partitions import partition_key
+    from ecom_assets.settings import EcomSettings
+
+    (data_dir / "sources.yaml").write_text(SHOPIFY_SOURCES)
+    path = drop(data_dir, "orders_shopify_2025-04.csv", SHOPIFY_HEADER + SHOPIFY_1101 + SHOPIFY_1102 + SHOPIFY_1103)
+    key = partition_key(path.name, sha256_of(path))
+    _, accounting, metadata, _, handoff = ingest_drop(EcomSettings(data_dir=str(data_dir)), "orders", key)
+    handoff.wait()
+    assert (accounting["rows_in"], accounting["clean"], accounting["quarantined"]) == (5, 5, 0)
+    assert (metadata["lines_keyed_by_name"], metadata["orders_quarantined_whole"]) == (1, 0)

@@ -217,12 +217,13 @@ def quarantine_share(quarantine: pl.DataFrame, rows_in: int, kind: str, limit: f
 
 
 def _kind_figures(kind: str, clean: pl.DataFrame, quarantine: pl.DataFrame) -> dict:
-    """Key figures of a line-level drop: returns of an orders drop (and its orders quarantined whole for one
-    unreadable line), event types of an events drop."""
+    """Key figures of a line-level drop: returns of an orders drop (its orders quarantined whole for one
+    unreadable line, its lines without a product id keyed by their name), event types of an events drop."""
     if kind == "orders":
         whole = quarantine.filter(pl.col("reason").str.starts_with(WHOLE_RECORD_REASON))
         return {"return_lines": int(clean["is_return"].sum()), "orders": clean["order_id"].n_unique(),
                 "orders_quarantined_whole": whole["order_id"].n_unique(),
+                "lines_keyed_by_name": int(clean["product_id"].str.starts_with(order_kind.NAME_KEY).sum()),
                 "currencies": ", ".join(sorted(clean["currency"].drop_nulls().unique())) or "not given"}
     if kind == "events":
         # lazy queries over the columns they read (filtering the whole 10M-row frame for 'other' took ~3 s). The

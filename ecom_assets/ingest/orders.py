@@ -100,8 +100,10 @@ def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     quantity, price = reading.number("quantity"), reading.number("unit_price")
     return [
         *_text_rules(KIND, reading),  # empty order_id / customer_id / quantity
-        # a product column with values: a line without one is unreadable (a purchase log has no such column)
-        _bad(_empty("product_id") & pl.col("product_id").is_not_null().any(), "empty product_id"),
+        # a product column with values: a line with neither an id nor a name to key it by is unreadable (a
+        # purchase log has no such column)
+        _bad(_empty("product_id") & _empty("product_name") & pl.col("product_id").is_not_null().any(),
+             "empty product_id and product_name"),
         *_date_rules("order_time", reading, required=True),
         unreadable_number("quantity", reading),
         _bad(quantity == 0, value_last("quantity 0", "quantity")),
@@ -133,6 +135,20 @@ def instant(column: str) -> pl.Expr:
                        pl.col(f"_date_{column}").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
 
 
+# a product keyed by its name (`product_key`): never equal to an export's own product id
+NAME_KEY = "name:"
+
+
+def product_key() -> pl.Expr:
+    """`product_id` as written; where it is empty and the line has a `product_name`, `name:` + that name (Shopify
+    writes no SKU for a gift card, a custom item or a tip; WooCommerce products often have none): the export's own
+    label of the item, stable across its exports, and counted per drop (`lines_keyed_by_name`); else `unknown`
+    (an order-level log without products)."""
+    return (pl.when(~_empty("product_id")).then(pl.col("product_id"))
+            .when(~_empty("product_name")).then(pl.lit(NAME_KEY) + pl.col("product_name"))
+            .otherwise(pl.lit(UNKNOWN_PRODUCT)).alias("product_id"))
+
+
 def typed_order_lines(reading: Reading) -> list[pl.Expr]:
     quantity, price = reading.number("quantity"), reading.number("unit_price")
     # a given line_amount is the export's own figure (discounts included); else quantity x unit price
@@ -142,7 +158,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         pl.col("customer_id"),
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
-        pl.col("product_id").fill_null(UNKNOWN_PRODUCT),
+        product_key(),
         text_or_null("product_name"),
         pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         quantity.alias("quantity"),
@@ -163,7 +179,8 @@ ORDER_LINE_COLUMNS = {
     "customer_id": "string - required (lines without one are quarantined)",
     "order_time": "datetime[us, UTC] - when the order was placed (a date alone: its midnight UTC)",
     "order_date": "date - the calendar date written in order_time",
-    "product_id": "string - 'unknown' when the export has no product column (an order-level log)",
+    "product_id": "string - as exported; 'name:<product_name>' for a line without one but with a name (a gift "
+                  "card, a custom item); 'unknown' when the export has neither (an order-level log)",
     "product_name": "string - nullable",
     "category": "string - nullable",
     "quantity": "float64 - negative on a return line",
