@@ -227,3 +227,18 @@ def test_lines_keyed_by_name_are_counted_in_the_drops_metadata(data_dir) -> None
     handoff.wait()
     assert (accounting["rows_in"], accounting["clean"], accounting["quarantined"]) == (5, 5, 0)
     assert (metadata["lines_keyed_by_name"], metadata["orders_quarantined_whole"]) == (1, 0)
+
+
+def test_an_order_re_exported_unreadable_keeps_its_earlier_export(data_dir, instance, resources) -> None:
+    """Day 1 exports #4101 readable (`1,185.00`); day 2 re-exports it with the camera as `1,185`. The day-2 export
+    cannot be read whole, so it restates nothing: #4101 stays the day-1 purchase (1,185.00 + 39.80 + 14.90), never
+    the day-2 remainder of 54.70."""
+    (data_dir / "sources.yaml").write_text(WOO_SOURCES)
+    drop(data_dir, "orders_woo_2025-03-03.csv", WOO_ONE_BAD_LINE.replace('"1,185"', '"1,185.00"'))
+    ingest_and_clean(data_dir, instance, resources)
+    drop(data_dir, "orders_woo_2025-03-04.csv", WOO_ONE_BAD_LINE)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    sessions = dict(zip(tables["sessions"]["session_id"], tables["sessions"]["purchase_amount"]))
+    assert {k: round(v, 2) for k, v in sessions.items()} == {"4101": 1239.7, "4102": 19.9}
+    kept = tables["order_lines"].filter(pl.col("order_id") == "4101")
+    assert kept.height == 3 and kept["source_file"].str.starts_with("orders_woo_2025-03-03").all()
