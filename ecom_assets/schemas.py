@@ -135,6 +135,7 @@ class CleanOrderLines(_StrictModel):
     status: str = pa.Field(nullable=True)
     currency: str = pa.Field(nullable=True)
     refunded_amount: pl.Float64 = pa.Field(nullable=True, ge=0)  # order-level: once per order (ingest.orders.order_refunds)
+    discount_amount: pl.Float64 = pa.Field(nullable=True, ge=0)  # order-level: once per order (ingest.orders.order_revenue)
     is_return: bool
     return_reason: str = pa.Field(nullable=True)
     is_refund: bool  # a return line net revenue subtracts (ingest.orders.is_refund)

@@ -15,8 +15,8 @@ from ecom_assets.settings import EcomSettings
 # a sessions-only shop: no order lines
 NO_RETURNS = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "line_amount": pl.Float64,
                                   "is_refund": pl.Boolean})
-NO_LINES = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "refunded_amount": pl.Float64,
-                         "currency": pl.String})
+NO_LINES = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "line_amount": pl.Float64,
+                                "refunded_amount": pl.Float64, "discount_amount": pl.Float64, "currency": pl.String})
 LAST = date(2024, 6, 3)  # a Monday: the last week holds one day of data
 
 

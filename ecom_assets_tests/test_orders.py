@@ -183,11 +183,15 @@ def test_an_order_level_log_without_products_is_read_as_unknown_products() -> No
 
 
 def test_a_line_without_a_product_in_a_file_with_products_is_quarantined() -> None:
+    """Neither a product id nor a name: the line is unreadable, and its order (read in part it would be a smaller
+    purchase) is quarantined with it."""
     text = "order_id,customer_id,order_time,product_id,quantity,unit_price\nA,C1,2024-01-01,P1,1,5\nA,C1,2024-01-01,,2,7\n"
     parsed = parse(text)
-    assert parsed.accounting["clean"] == 1
-    assert parsed.quarantine["reason"].to_list() == ["empty product_id"]
-    assert parsed.quarantine["line"].to_list() == [3]
+    assert parsed.accounting["clean"] == 0
+    assert parsed.quarantine["reason"].to_list() == [
+        "another line of this order_id is quarantined (line 3: empty product_id and product_name), so the order is "
+        "quarantined whole, never counted as a smaller purchase: 'A'", "empty product_id and product_name"]
+    assert parsed.quarantine["line"].to_list() == [2, 3]
 
 
 def test_an_orders_export_alone_gives_significant_basket_pairs_end_to_end(data_dir, instance, resources) -> None:
@@ -304,16 +308,17 @@ CONTINUATION = """order_id,customer_id,order_time,product_id,quantity,unit_price
 def test_continuation_lines_take_their_orders_fields_only_when_one_value_is_there() -> None:
     parsed = parse(CONTINUATION)
     a = parsed.accounting
-    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (9, 5, 4, 0)
+    assert (a["rows_in"], a["clean"], a["quarantined"], a["duplicate"]) == (9, 3, 6, 0)
     clean = parsed.clean.sort("line")
-    assert clean["line"].to_list() == [2, 3, 4, 5, 6]  # physical lines unchanged
+    assert clean["line"].to_list() == [2, 3, 4]  # physical lines unchanged
     assert clean.filter(pl.col("order_id") == "#3001")["customer_id"].to_list() == ["a@example.com"] * 3
     third = clean.filter(pl.col("line") == 4).row(0, named=True)
     assert (third["status"], third["currency"], str(third["order_time"])) == ("paid", "EUR", "2025-02-01 09:00:00+00:00")
-    # #3002's line 6 keeps the customer it wrote and takes the order's time; line 7 gets no customer: two values
-    assert clean.filter(pl.col("line") == 6)["customer_id"].to_list() == ["c@example.com"]
+    # #3002's line 7 gets no customer (two values), so the order is not read in part: lines 5 and 6 go with it
     reasons = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
     assert reasons[7] == "empty customer_id" and reasons[8] == "empty customer_id"
+    assert reasons[5] == reasons[6] == ("another line of this order_id is quarantined (line 7: empty customer_id), so "
+                                        "the order is quarantined whole, never counted as a smaller purchase: '#3002'")
     assert reasons[9].startswith("field count differs") and reasons[10].startswith("empty customer_id")
     assert "4 continuation line(s) took customer_id (2)/order_time/status/currency from the other lines " \
            "of their order_id (written on one line per order)" in a["notes"]

@@ -110,12 +110,14 @@ def test_an_unreadable_amount_gets_the_hint_that_fits_what_it_looks_like() -> No
     """Tryout: "declare decimal: ','" was suggested for 'abc', '$89.90' and '1,234.50' alike, where declaring a
     decimal comma would fix none of them (and would break the file's other amounts)."""
     rows = ["S1,C1,2024-01-02,Books,120,1,abc", "S2,C1,2024-01-02,Books,120,1,$89.90",
-            'S3,C1,2024-01-02,Books,120,1,"1,234.50"', 'S4,C1,2024-01-02,Books,120,1,"12,50"',
-            "S5,C1,2024-01-02,Books,120,1,12 EUR", "S6,C1,2024-01-02,Books,120,1,7.50"]
+            'S3,C1,2024-01-02,Books,120,1,"1,234"', 'S4,C1,2024-01-02,Books,120,1,"12,50"',
+            "S5,C1,2024-01-02,Books,120,1,12 EUR", "S6,C1,2024-01-02,Books,120,1,7.50",
+            'S7,C1,2024-01-02,Books,120,1,"1,234.50"']  # a thousands separator beside a decimal point: read
     parsed = parse_drop("\n".join([SESSIONS_HEADER, *rows]).encode(), "sessions", "s.csv__hint", today=TODAY)
     by_line = dict(zip(parsed.quarantine["line"], parsed.quarantine["reason"]))
     assert by_line[2] == "purchase_amount is not a number: 'abc'"
     assert "currency sign" in by_line[3] and "currency sign" in by_line[6]
-    assert "thousands separators" in by_line[4] and "decimal" not in by_line[4]
+    assert "ambiguous: one comma before 3 digits" in by_line[4] and "declare" not in by_line[4]
     assert 'declare decimal: ","' in by_line[5]  # the one shape a declared decimal comma reads
-    assert sum('declare decimal' in r for r in by_line.values()) == 1 and parsed.clean.height == 1
+    assert sum('declare decimal' in r for r in by_line.values()) == 1
+    assert parsed.clean["purchase_amount"].to_list() == [7.5, 1234.5]

@@ -21,7 +21,8 @@ from ecom_assets.ingest import events as event_kind
 from ecom_assets.ingest import orders as order_kind
 from ecom_assets.ingest.landing import (HASHED_TAG, REASON_SUFFIX, is_ignored, move_to_archive, reject, sha256_of,
                                         stat_identity)
-from ecom_assets.ingest.parse import CONFLICT_REASON, RULES, FileRejected, ParsedDrop, parse_drop, reason_rule
+from ecom_assets.ingest.parse import (CONFLICT_REASON, RULES, WHOLE_RECORD_REASON, FileRejected, ParsedDrop, parse_drop,
+                                      reason_rule)
 from ecom_assets.ingest.sources import SourcesError, load_sources, spec_for
 from ecom_assets.ingest.partitions import PARTITIONS, archive_name, file_name_of
 from ecom_assets.io import (PARQUET_STATISTICS, Location, WrittenParquet, parquet_rows, partition_file_name,
@@ -215,10 +216,14 @@ def quarantine_share(quarantine: pl.DataFrame, rows_in: int, kind: str, limit: f
         "quarantined_share": round(share, 4), "top_reasons": top}
 
 
-def _kind_figures(kind: str, clean: pl.DataFrame) -> dict:
-    """Key figures of a line-level drop: returns of an orders drop, event types of an events drop."""
+def _kind_figures(kind: str, clean: pl.DataFrame, quarantine: pl.DataFrame) -> dict:
+    """Key figures of a line-level drop: returns of an orders drop (its orders quarantined whole for one
+    unreadable line, its lines without a product id keyed by their name), event types of an events drop."""
     if kind == "orders":
+        whole = quarantine.filter(pl.col("reason").str.starts_with(WHOLE_RECORD_REASON))
         return {"return_lines": int(clean["is_return"].sum()), "orders": clean["order_id"].n_unique(),
+                "orders_quarantined_whole": whole["order_id"].n_unique(),
+                "lines_keyed_by_name": int(clean["product_id"].str.starts_with(order_kind.NAME_KEY).sum()),
                 "currencies": ", ".join(sorted(clean["currency"].drop_nulls().unique())) or "not given"}
     if kind == "events":
         # lazy queries over the columns they read (filtering the whole 10M-row frame for 'other' took ~3 s). The
@@ -271,7 +276,7 @@ def ingest_drop(settings: EcomSettings, kind: str, key: str, log=None,
         "dagster/row_count": rows.height,
         "encoding": parsed.encoding,
         "notes": "; ".join(parsed.notes) or "none",
-        **_kind_figures(kind, parsed.clean),
+        **_kind_figures(kind, parsed.clean, parsed.quarantine),
         "quarantine_reasons": dg.MetadataValue.md(md_table(_reasons(parsed))),
         "quarantine_file": dg.MetadataValue.path(str(q_parquet)),
         "original": dg.MetadataValue.path(str(archived)),

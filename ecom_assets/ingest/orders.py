@@ -1,7 +1,9 @@
 """`orders*.csv`: one row per order line (Shopify, WooCommerce, ERP exports, UCI Online Retail).
 
 Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, quantity` and
-`unit_price` or `line_amount`; optional `product_id, category, product_name, status, currency`.
+`unit_price` or `line_amount`; optional `product_id, category, product_name, status, currency, refunded_amount,
+discount_amount`. An order is read whole or not at all: a quarantined line quarantines its order's other lines
+(`parse.quarantine_whole_records`), so no order is counted as a smaller purchase.
 An order-level export (one row per order with its total, no product column: a purchase log)
 is read the same way, every line's product being `unknown`; where the file has a product
 column, a line without a product is quarantined. A file without an `order_id` column (CDNOW's
@@ -24,9 +26,11 @@ Pure polars functions, used by the `raw_orders` partition (ingest/assets.py):
   net revenue) and which are lines of a cancelled/refunded order (never revenue, kept for the record).
 - `restates_order` / `withdrawn_orders`: which export of an order re-exported in a later drop replaces its
   earlier ones (clean.tables.latest_per_order, clean.store), and which orders a drop withdraws from purchases.
+- `order_revenue`: what an order counts as revenue: its positive lines less its order-level `discount_amount`
+  (Shopify's Discount Amount, on the first line item), once.
 - `order_refunds`: the refunds net revenue subtracts, once per order: an order-level `refunded_amount`
   (Shopify's Refunded Amount, written on the order's first line item: a partial refund has no negative line)
-  where the export gives one, else the order's refund lines.
+  where the export gives one, at most the order's revenue, else the order's refund lines.
 - `order_sessions`: each order with at least one purchased line becomes one purchased row of
   the sessions table (`session_id` = order id), so every session-based table keeps working.
 """
@@ -46,13 +50,18 @@ from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
 KIND = DropKind(
     "orders",
     ("order_id", "customer_id", "order_time", "quantity"),
-    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency", "refunded_amount"),
-    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount", "refunded_amount"),
+    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency", "refunded_amount",
+     "discount_amount"),
+    dates=("order_time",), numbers=("quantity", "unit_price", "line_amount", "refunded_amount", "discount_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
     any_of=("unit_price", "line_amount"), keyed=False,
     # order-level fields: a Shopify export writes them on an order's first line item only
-    record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount"),
+    record_key="order_id",
+    record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount", "discount_amount"),
     key_from_content=True,  # a purchase log without order ids: one order per row
+    # one unreadable line (a gift card without SKU, an ambiguous `1,185`) would leave a smaller purchase, its
+    # order-level refund still whole: the order's other lines are quarantined with it
+    whole_records="never counted as a smaller purchase",
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
@@ -74,12 +83,27 @@ def unreadable_number(column: str, reading: Reading) -> tuple[pl.Expr, pl.Expr]:
     return _bad(~_empty(column) & reading.number(column).is_null(), number_hint(column, reading.decimal.get(column, ".")))
 
 
+def order_amount_rules(column: str, meaning: str, reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Rules of an order-level amount (`refunded_amount`, `discount_amount`): readable, not negative (`meaning`
+    says what it is, written positive), and one figure per order: lines that disagree cannot say which is the
+    order's."""
+    amount = reading.number(column)
+    return [
+        unreadable_number(column, reading),
+        _bad(amount < 0, value_last(f"negative {column} ({meaning}, written positive)", column)),
+        _bad(amount.max().over("order_id") != amount.min().over("order_id"),
+             value_last(f"{column} differs between the lines of this order_id (an order-level figure)", column)),
+    ]
+
+
 def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
-    quantity, price, refunded = reading.number("quantity"), reading.number("unit_price"), reading.number("refunded_amount")
+    quantity, price = reading.number("quantity"), reading.number("unit_price")
     return [
         *_text_rules(KIND, reading),  # empty order_id / customer_id / quantity
-        # a product column with values: a line without one is unreadable (a purchase log has no such column)
-        _bad(_empty("product_id") & pl.col("product_id").is_not_null().any(), "empty product_id"),
+        # a product column with values: a line with neither an id nor a name to key it by is unreadable (a
+        # purchase log has no such column)
+        _bad(_empty("product_id") & _empty("product_name") & pl.col("product_id").is_not_null().any(),
+             "empty product_id and product_name"),
         *_date_rules("order_time", reading, required=True),
         unreadable_number("quantity", reading),
         _bad(quantity == 0, value_last("quantity 0", "quantity")),
@@ -87,13 +111,8 @@ def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         _bad(price < 0, value_last("negative unit_price (an adjustment, not a product line)", "unit_price")),
         unreadable_number("line_amount", reading),
         _bad(_empty("unit_price") & _empty("line_amount"), "neither unit_price nor line_amount"),
-        unreadable_number("refunded_amount", reading),
-        _bad(refunded < 0, value_last("negative refunded_amount (the money given back on the order, written "
-                                      "positive)", "refunded_amount")),
-        # one figure per order: lines that disagree cannot say which is the order's
-        _bad(refunded.max().over("order_id") != refunded.min().over("order_id"),
-             value_last("refunded_amount differs between the lines of this order_id (an order-level figure)",
-                        "refunded_amount")),
+        *order_amount_rules("refunded_amount", "the money given back on the order", reading),
+        *order_amount_rules("discount_amount", "the order's discounts", reading),
         *currency_rules(reading),
     ]
 
@@ -116,6 +135,20 @@ def instant(column: str) -> pl.Expr:
                        pl.col(f"_date_{column}").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
 
 
+# a product keyed by its name (`product_key`): never equal to an export's own product id
+NAME_KEY = "name:"
+
+
+def product_key() -> pl.Expr:
+    """`product_id` as written; where it is empty and the line has a `product_name`, `name:` + that name (Shopify
+    writes no SKU for a gift card, a custom item or a tip; WooCommerce products often have none): the export's own
+    label of the item, stable across its exports, and counted per drop (`lines_keyed_by_name`); else `unknown`
+    (an order-level log without products)."""
+    return (pl.when(~_empty("product_id")).then(pl.col("product_id"))
+            .when(~_empty("product_name")).then(pl.lit(NAME_KEY) + pl.col("product_name"))
+            .otherwise(pl.lit(UNKNOWN_PRODUCT)).alias("product_id"))
+
+
 def typed_order_lines(reading: Reading) -> list[pl.Expr]:
     quantity, price = reading.number("quantity"), reading.number("unit_price")
     # a given line_amount is the export's own figure (discounts included); else quantity x unit price
@@ -125,7 +158,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         customer_key(),
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
-        pl.col("product_id").fill_null(UNKNOWN_PRODUCT),
+        product_key(),
         text_or_null("product_name"),
         pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         quantity.alias("quantity"),
@@ -136,6 +169,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         pl.when(_empty("currency")).then(pl.lit(reading.currency, pl.String))
         .otherwise(pl.col("currency").str.to_uppercase()).alias("currency"),
         reading.number("refunded_amount").alias("refunded_amount"),
+        reading.number("discount_amount").alias("discount_amount"),
     ]
 
 
@@ -147,7 +181,8 @@ ORDER_LINE_COLUMNS = {
     "customer_id": "string - required (lines without one are quarantined)",
     "order_time": "datetime[us, UTC] - when the order was placed (a date alone: its midnight UTC)",
     "order_date": "date - the calendar date written in order_time",
-    "product_id": "string - 'unknown' when the export has no product column (an order-level log)",
+    "product_id": "string - as exported; 'name:<product_name>' for a line without one but with a name (a gift "
+                  "card, a custom item); 'unknown' when the export has neither (an order-level log)",
     "product_name": "string - nullable",
     "category": "string - nullable",
     "quantity": "float64 - negative on a return line",
@@ -156,7 +191,10 @@ ORDER_LINE_COLUMNS = {
     "status": "string - lower-case, nullable",
     "currency": "string - upper-case, nullable; one per file (its reporting currency: lines in another are quarantined)",
     "refunded_amount": "float64 - nullable, >= 0: the money given back on the whole order as the export writes it "
-                       "(Shopify's Refunded Amount), the same on every line of the order; counted once per order",
+                       "(Shopify's Refunded Amount), the same on every line of the order; counted once per order, "
+                       "at most the order's revenue",
+    "discount_amount": "float64 - nullable, >= 0: the discounts on the whole order (Shopify's Discount Amount), the "
+                       "same on every line of the order; subtracted once from the order's revenue",
     "is_return": "bool - a return/cancellation line (goes to clean_returns, never a purchase)",
     "return_reason": "string - why the line is a return; null for purchased lines",
 }
@@ -219,31 +257,54 @@ def withdrawn_orders(lines: pl.DataFrame | pl.LazyFrame) -> pl.Series:
 
 
 def with_refund_flags(raw_lines: pl.DataFrame) -> pl.DataFrame:
-    """Stored order lines (raw_orders, every drop) + `is_refund`; `refunded_amount` null where a drop ingested
-    before that column existed lacks it."""
+    """Stored order lines (raw_orders, every drop) + `is_refund`; `refunded_amount` / `discount_amount` null where
+    a drop ingested before that column existed lacks it."""
     if raw_lines.width == 0:
         return raw_lines
-    if "refunded_amount" not in raw_lines.columns:
-        raw_lines = raw_lines.with_columns(refunded_amount=pl.lit(None, pl.Float64))
+    raw_lines = raw_lines.with_columns(pl.lit(None, pl.Float64).alias(c) for c in ORDER_AMOUNTS
+                                       if c not in raw_lines.columns)
     return raw_lines.with_columns(is_refund=is_refund())
 
 
-def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-    """The money given back on bought orders, each refund once: rows (`order_id`, `order_time`, `refunds` >= 0).
+ORDER_AMOUNTS = ("refunded_amount", "discount_amount")  # order-level amounts, on every line of the order
 
-    `order_lines`: clean_order_lines (`order_id, order_time, refunded_amount`); `returns`: clean_returns
+
+def order_revenue() -> pl.Expr:
+    """Aggregation over one order's purchased lines (`line_amount`, `discount_amount`): what the order counts as
+    revenue, its positive line amounts less its order-level discount (once: every line carries it), never below 0
+    (a discount above the items, e.g. with a shipping discount in it, leaves 0)."""
+    lines = pl.col("line_amount").filter(pl.col("line_amount") > 0).sum()
+    return (lines - pl.col("discount_amount").max().fill_null(0.0)).clip(lower_bound=0.0)
+
+
+# the clean_order_lines columns `order_refunds` reads
+REFUND_INPUT_COLUMNS = ["order_id", "order_time", "line_amount", "refunded_amount", "discount_amount"]
+
+
+def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The money given back on bought orders, each refund once: rows (`order_id`, `order_time`, `refunds` >= 0,
+    `refund_above_revenue` >= 0).
+
+    `order_lines`: clean_order_lines (`REFUND_INPUT_COLUMNS`); `returns`: clean_returns
     (`order_id, order_time, line_amount, is_refund`). An order with purchased lines and an order-level
     `refunded_amount` > 0 gives one row of that amount, dated by its order time (the export gives no refund
-    date); its own refund lines are then left out: the order-level figure is the platform's total given back
-    on the order, which its negative lines only itemise (often without shipping), so adding both would count
-    the refund twice. Every other `is_refund` line is one row of its amount (by its own order time). An
-    order with no purchased line (cancelled / refunded / not paid as a whole) never was revenue: its
-    `refunded_amount` is not a refund."""
-    given = (order_lines.lazy().filter(pl.col("refunded_amount") > 0)
+    date), capped at the order's revenue (`order_revenue`): the platform's figure may hold refunded shipping and
+    taxes, which revenue never counted, so subtracting them would take more than the order brought; the part
+    above is `refund_above_revenue`, reported, never subtracted. Its own refund lines are then left out: the
+    order-level figure is the platform's total given back on the order, which its negative lines only itemise
+    (often without shipping), so adding both would count the refund twice. Every other `is_refund` line is one
+    row of its amount (by its own order time; `refund_above_revenue` 0). An order with no purchased line
+    (cancelled / refunded / not paid as a whole) never was revenue: its `refunded_amount` is not a refund."""
+    given = (order_lines.lazy()
              # one figure per order: lines of an order that disagree are quarantined at ingest
-             .group_by("order_id").agg(pl.col("order_time").min(), refunds=pl.col("refunded_amount").max()))
+             .group_by("order_id").agg(pl.col("order_time").min(), _given=pl.col("refunded_amount").max(),
+                                       _revenue=order_revenue())
+             .filter(pl.col("_given") > 0)
+             .select("order_id", "order_time", refunds=pl.min_horizontal("_given", "_revenue"),
+                     refund_above_revenue=(pl.col("_given") - pl.col("_revenue")).clip(lower_bound=0.0)))
     lines = (returns.lazy().filter("is_refund").join(given, on="order_id", how="anti")
-             .select("order_id", "order_time", refunds=pl.col("line_amount").abs()))
+             .select("order_id", "order_time", refunds=pl.col("line_amount").abs(),
+                     refund_above_revenue=pl.lit(0.0)))
     return pl.concat([given, lines], how="vertical_relaxed")
 
 
@@ -274,7 +335,8 @@ def shown_currency(lines: pl.LazyFrame | pl.DataFrame, setting: str) -> str:
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Order lines (typed, marked) -> one purchased session row per order with a purchased line.
 
-    `purchase_amount` = sum of the order's positive line amounts; `units_purchased` = sum of its
+    `purchase_amount` = sum of the order's positive line amounts less its `discount_amount` (`order_revenue`);
+    `units_purchased` = sum of its
     purchased lines' quantity (items bought: a wholesaler's bulk orders); `product_viewed` = the known category
     with the largest summed line value in the order (ties: alphabetical), `unknown` when no line has
     one (a product id is never a category: it would explode per-category features and rankings);
@@ -283,6 +345,8 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     Columns: session-shaped (see ingest.assets.RAW_COLUMNS["sessions"]) + `source_file`, `line`.
     """
     bought = lines.lazy().filter(~pl.col("is_return"))
+    if "discount_amount" not in bought.collect_schema().names():  # lines typed before the column existed
+        bought = bought.with_columns(discount_amount=pl.lit(None, pl.Float64))
     top = (
         bought.group_by("order_id", pl.col("category").alias("_label"))
         .agg(pl.col("line_amount").sum().alias("_value"))
@@ -296,7 +360,7 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             pl.col("customer_id").sort_by("line").first(),
             pl.col("order_time").min().alias("session_start"),
             pl.col("order_date").min().alias("session_date"),
-            pl.col("line_amount").filter(pl.col("line_amount") > 0).sum().alias("purchase_amount"),
+            order_revenue().alias("purchase_amount"),
             pl.col("quantity").filter(pl.col("quantity") > 0).sum().alias("units_purchased"),
             pl.col("source_file").first(),
             pl.col("line").min(),

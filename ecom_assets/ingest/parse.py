@@ -59,6 +59,9 @@ class DropKind:
     # a file may lack the `record_key` column (a purchase log): each row is then one record, keyed by its content
     # (`content_key`), so a re-export of the same row gets the same key
     key_from_content: bool = False
+    # non-empty: a record is kept whole or not at all — a quarantined line quarantines its record's other lines
+    # (`quarantine_whole_records`); the text says why in their reason (an order read in part counts smaller)
+    whole_records: str = ""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -477,9 +480,10 @@ class Reading:
     currency: str | None = None  # the file's reporting currency (see `reporting_currency`)
     currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
     early_years: frozenset[str] = frozenset()  # date columns with values read with a year before EARLIEST_YEAR
+    grouped: frozenset[str] = frozenset()  # decimal-point number columns holding a comma
 
     def number(self, column: str) -> pl.Expr:
-        return number_expr(column, self.decimal.get(column, "."))
+        return number_expr(column, self.decimal.get(column, "."), column in self.grouped)
 
     def flag(self, column: str) -> pl.Expr:
         return flag_expr(column, column in self.words)
@@ -608,13 +612,15 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     inferred = [c for c, mark in decimal.items() if mark == "," and not (spec and spec.decimal)]
     if inferred:
         notes.append(f"decimal comma inferred for {', '.join(inferred)} ({delimiter!r} delimiter, every amount 1.234,50 / 12,50)")
+    # a decimal-point column holding a comma: only there are grouped values (1,185.85) looked for
+    grouped = frozenset(c for c, mark in decimal.items() if mark == "." and table[c].str.contains(",", literal=True).any())
     words = frozenset(c for c in kind.flags if (table[c].str.len_bytes() > 1).any())
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     prepared = prepared.result() if prepared is not None else {}
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
-            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years), notes)
+            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -670,8 +676,12 @@ VALUE_PART = r"(?s): (?:'.{0,30}?'|\d+)(; |$)"
 
 def reason_rule(reason: pl.Expr) -> pl.Expr:
     """A quarantine reason without its values: the rule part that quarantine summaries group by
-    ("purchase_amount is not a finite number: 'inf'" -> "purchase_amount is not a finite number")."""
-    return reason.str.replace_all(VALUE_PART, "${1}")
+    ("purchase_amount is not a finite number: 'inf'" -> "purchase_amount is not a finite number"), and without
+    the line a whole-record reason names ("(line 2: " -> "(line: ", see `quarantine_whole_records`)."""
+    return reason.str.replace_all(VALUE_PART, "${1}").str.replace_all(WHOLE_RECORD_LINE, "(line: ")
+
+
+WHOLE_RECORD_LINE = r"\(line \d+: "
 
 
 def _date_rules(column: str, reading: Reading, required: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -903,6 +913,8 @@ def split_rows(table: pl.DataFrame | list[pl.DataFrame], kind: DropKind, today: 
     duplicate_lines = candidates.filter(~pl.struct(as_written).is_first_distinct())["line"]
     source_file = table["source_file"][0] if table.height else ""
     quarantine_columns, reason = _as_written(table, kind.columns, reason)
+    # a record's lines may lie in two batches: its text is kept to the end (the same chunks, no copy)
+    text = table if kind.whole_records else None
     del table
     clean_parts, quarantine_parts = [], []
     while pending:  # once at least: a header-only file is one empty batch
@@ -917,7 +929,36 @@ def split_rows(table: pl.DataFrame | list[pl.DataFrame], kind: DropKind, today: 
         quarantine_parts.append(quarantined)
         clean_parts.append(clean)
         del judged
-    return pl.concat(clean_parts), pl.concat(quarantine_parts), duplicate_lines.len()
+    clean, quarantined = pl.concat(clean_parts), pl.concat(quarantine_parts)
+    if text is not None:
+        clean, quarantined = quarantine_whole_records(clean, quarantined, text, kind, quarantine_columns)
+    return clean, quarantined, duplicate_lines.len()
+
+
+WHOLE_RECORD_REASON = "another line of this "  # how the reason of a line quarantined with its record begins
+
+
+def quarantine_whole_records(clean: pl.DataFrame, quarantined: pl.DataFrame, text: pl.DataFrame, kind: DropKind,
+                             quarantine_columns: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(clean, quarantined) with the clean lines of every record that has a quarantined line moved to the
+    quarantine (as written in `text`, the drop's text rows), each with a reason naming the record's first
+    quarantined physical line and its rule (values left out), then the record key: "another line of this
+    order_id is quarantined (line 2: unit_price is ambiguous …), so the order is quarantined whole, never counted
+    as a smaller purchase: '4101'". Lines without a key (blank, `empty order_id`) belong to no record. The
+    accounting is unchanged: a line moves from clean to quarantined. Only few rows move: the rest is untouched."""
+    key, record = kind.record_key, kind.record_key.removesuffix("_id")
+    faulty = (quarantined.lazy().filter(~_empty(key)).sort("line")
+              .group_by(key).agg(_faulty_line=pl.col("line").first(), _faulty_rule=pl.col("reason").first()))
+    moved = clean.lazy().select(key, "line").join(faulty, on=key).drop(key).collect()
+    if moved.is_empty():
+        return clean, quarantined
+    rule = pl.concat_str(pl.lit(f"{WHOLE_RECORD_REASON}{key} is quarantined (line "), pl.col("_faulty_line").cast(pl.String),
+                         pl.lit(": "), reason_rule(pl.col("_faulty_rule")).str.replace_all("; ", ", ", literal=True),
+                         pl.lit(f"), so the {record} is quarantined whole, {kind.whole_records}"))
+    rows = (text.lazy().join(moved.lazy(), on="line")
+            .select(*quarantine_columns, "source_file", "line", reason=value_last(rule, key)).collect())
+    return (clean.filter(~pl.col("line").is_in(moved["line"].implode())),
+            pl.concat([quarantined, rows.select(quarantined.columns)]).sort("line"))
 
 
 def batches(table: pl.DataFrame, batch_rows: int = BATCH_ROWS) -> list[pl.DataFrame]:
@@ -940,4 +981,16 @@ def parse_drop(raw: bytes | Path, kind_name: str, source_file: str, today: date 
     clean, quarantine, duplicates = split_rows(pending, kind, today, reading=reading)
     declared = [f"read as declared by {spec.describe()}"] if spec is not None else []
     return ParsedDrop(kind_name, source_file, clean, quarantine, rows_in, duplicates,
-                      read.notes + value_notes + declared, read.encoding)
+                      read.notes + value_notes + whole_record_notes(quarantine, kind) + declared, read.encoding)
+
+
+def whole_record_notes(quarantine: pl.DataFrame, kind: DropKind) -> list[str]:
+    """The drop's note on records quarantined whole (`quarantine_whole_records`), if any."""
+    if not kind.whole_records or quarantine.is_empty():
+        return []
+    moved = quarantine.filter(pl.col("reason").str.starts_with(WHOLE_RECORD_REASON))
+    if moved.is_empty():
+        return []
+    return [f"{moved[kind.record_key].n_unique():,} {kind.record_key.removesuffix('_id')}(s) with a quarantined line "
+            f"quarantined whole ({moved.height:,} more line(s)): read in part, an {kind.record_key.removesuffix('_id')} "
+            f"would be {kind.whole_records.removeprefix('never ')}"]

@@ -10,7 +10,9 @@ left unread.
   seconds, `Z`, `±HH:MM`, `±HHMM`, `±HH`, trailing ` UTC`), or the file's declared `date_format`
   (a strftime format, or `epoch_s` / `epoch_ms` / `epoch_us`: integers since 1970-01-01 UTC).
 - Numbers: `number_expr` — finite only, `.` decimal unless `,` is declared or inferred
-  (`infer_decimal`); `1.299` in a decimal-comma file is ambiguous and stays unread.
+  (`infer_decimal`); thousands separators of the other mark are read where they cannot be the decimal mark
+  (`1,185.85`, `1.185,85`, `1,234,567`); `1.299` in a decimal-comma file and `1,185` in a decimal-point
+  one are ambiguous and stay unread.
 - Flags: `flag_expr` — `0/1`, `true/false`, `yes/no`, and Excel's localised TRUE/FALSE (`WAHR/FALSCH`,
   `VRAI/FAUX`, `VERDADERO/FALSO`, `VERO/FALSO`, `WAAR/ONWAAR`, `VERDADEIRO/FALSO`), any case.
 """
@@ -34,7 +36,13 @@ ISO_DATETIME = (r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(?:[.,](\d{1,9})
 TRUE_WORDS = ("1", "true", "yes", "wahr", "vrai", "verdadero", "vero", "waar", "verdadeiro")
 FALSE_WORDS = ("0", "false", "no", "falsch", "faux", "falso", "onwaar")
 DECIMAL_COMMA = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$"  # 1.234,50 / 12,50
-AMBIGUOUS_IN_DECIMAL_COMMA = r"^[+-]?\d{1,3}(?:\.\d{3})+$"  # 1.299: 1.299 or 1299?
+AMBIGUOUS_IN_DECIMAL_COMMA = r"^[+-]?\d{1,3}\.\d{3}$"  # 1.299: 1.299 or 1299?
+# grouped by the other mark: both marks with the decimal one last (1.185,85 / 1,185.85), or two groups and more
+# (1.234.567 / 1,234,567: a decimal mark is written once), so the grouping mark cannot be the decimal one
+GROUPED = {",": r"^[+-]?\d{1,3}(?:\.\d{3}){2,}$",
+           ".": r"^[+-]?\d{1,3}(?:,\d{3})+\.\d+$|^[+-]?\d{1,3}(?:,\d{3}){2,}$"}
+AMBIGUOUS = {",": AMBIGUOUS_IN_DECIMAL_COMMA, ".": r"^[+-]?\d{1,3},\d{3}$"}  # 1,185: 1185 or 1.185?
+BOTH_MARKS_DECIMAL_COMMA = r"^[+-]?\d{1,3}(?:\.\d{3})+,\d+$"  # 1.185,85: never a decimal-point number
 INTEGER = r"^[+-]?\d+$"
 C1_CONTROL = r"[\x{80}-\x{9F}]"  # C1 control characters: mis-decoded text, never data
 
@@ -254,30 +262,39 @@ def early_year_reason(column: str, spec: SourceSpec | None) -> pl.Expr:
 
 
 def infer_decimal(text: pl.Series, delimiter: str, spec: SourceSpec | None) -> str:
-    """`,` when declared, or when the file's delimiter is not a comma (`;` from Excel's CSV, tab from its
-    "Text (Tab delimited)" / "Unicode Text", `|`, in a German or French locale) and every amount written
-    with digits is an integer, a decimal-comma number (`1.234,50`, `12,50`) or ambiguous (`1.299`) with
-    at least one decimal comma; else `.` (a `12,50` then stays unread and is quarantined). An ambiguous
-    value is never read (`number_expr`)."""
+    """`,` when declared, or when every amount written with digits is an integer, a decimal-comma number
+    (`1.234,50`, `12,50`), grouped by points (`1.234.567`) or ambiguous (`1.299`), and at least one is a
+    decimal-comma number: in a file whose delimiter is not a comma (`;` from Excel's CSV, tab from its
+    "Text (Tab delimited)" / "Unicode Text", `|`, in a German or French locale) any decimal comma; in a
+    comma-delimited file only one written with both marks (`"1.185,85"`: never a decimal-point number), since
+    a quoted `"12,50"` alone says nothing about the file's mark. Else `.` (a `12,50` then stays unread and is
+    quarantined; `1,185.85` is read). An ambiguous value is never read (`number_expr`)."""
     if spec is not None and spec.decimal:
         return spec.decimal
-    if delimiter == ",":  # a comma-delimited file quotes a decimal comma; nothing says which mark it is
+    if delimiter == "," and not text.str.contains(",", literal=True).any():  # the common case: one cheap pass
         return "."
     # a value without a digit (`inf`, `Infinity`, stray text) says nothing about the decimal mark: it
     # is quarantined on its own and must not switch the whole column back to a decimal point
     present = text.drop_nulls().filter(text.drop_nulls().str.contains(r"\d"))
     comma = present.str.contains(DECIMAL_COMMA)
-    fits = comma | present.str.contains(INTEGER) | present.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)
-    return "," if comma.any() and fits.all() else "."
+    fits = (comma | present.str.contains(INTEGER) | present.str.contains(AMBIGUOUS_IN_DECIMAL_COMMA)
+            | present.str.contains(GROUPED[","]))
+    evidence = present.str.contains(BOTH_MARKS_DECIMAL_COMMA) if delimiter == "," else comma
+    return "," if evidence.any() and fits.all() else "."
 
 
-def number_expr(column: str, decimal: str = ".") -> pl.Expr:
+def number_expr(column: str, decimal: str = ".", grouped: bool = False) -> pl.Expr:
     """Float64 of a text column; null where the text is not a finite number in this decimal mark
-    (`inf`, `Infinity`, `1e309`, `nan` spellings, `1.299` with decimal comma, `12,50` with `.`)."""
+    (`inf`, `Infinity`, `1e309`, `nan` spellings, `12,50` with `.`) or is ambiguous (`1.299` with `,`,
+    `1,185` with `.`: a thousands separator or the other decimal mark?). Grouping by the other mark is
+    read where it cannot be the decimal mark (`GROUPED`): `1.234,50`, `1.234.567` with `,`; with `.` and
+    `grouped` (the column holds a comma: one cheap pass decides) `1,185.85`, `12,345.00`, `1,234,567`."""
     text = pl.col(column)
     if decimal == ",":
-        readable = text.str.contains(DECIMAL_COMMA) | text.str.contains(INTEGER)
+        readable = text.str.contains(DECIMAL_COMMA) | text.str.contains(INTEGER) | text.str.contains(GROUPED[","])
         text = pl.when(readable).then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
+    elif grouped:
+        text = pl.when(text.str.contains(GROUPED["."])).then(text.str.replace_all(",", "", literal=True)).otherwise(text)
     value = text.cast(pl.Float64, strict=False)
     return pl.when(value.is_finite()).then(value)
 
@@ -293,8 +310,8 @@ def value_last(rule: str | pl.Expr, column: str) -> pl.Expr:
 def number_hint(column: str, decimal: str) -> pl.Expr:
     """Reason for a present value `number_expr` could not read: the rule, then the value as written.
     The rule names what the value looks like, so the hint fits it: no digits at all, a currency sign
-    or unit (`$89.90`, `12 EUR`), thousands separators (`1,234.50` where the decimal mark is `.`),
-    a decimal comma in a file read with `.` (then: declare it)."""
+    or unit (`$89.90`, `12 EUR`), an ambiguous grouping (`1,185` where the decimal mark is `.`, `1.299` where
+    it is `,`), separators not in groups of 3, a decimal comma in a file read with `.` (then: declare it)."""
     value = pl.col(column)
     infinite = value.cast(pl.Float64, strict=False)
     rule = (pl.when(infinite.is_infinite() | infinite.is_nan()).then(pl.lit(f"{column} is not a finite number"))
@@ -306,8 +323,11 @@ def number_hint(column: str, decimal: str) -> pl.Expr:
             pl.lit(f"{column} is ambiguous in a decimal-comma file (thousands or decimal point?)")
         ).otherwise(pl.lit(f"{column} is not a decimal-comma number (1.234,50)"))
     else:
-        rule = rule.when(value.str.contains(r"^\s*[+-]?\d{1,3}(,\d{3})+(\.\d+)?\s*$")).then(
-            pl.lit(f"{column} is not a number (thousands separators: export 1234.50, not 1,234.50)")
+        rule = rule.when(value.str.contains(AMBIGUOUS["."])).then(
+            pl.lit(f"{column} is ambiguous: one comma before 3 digits is a thousands separator (1185) or a decimal "
+                   "comma (1.185) — export the amount with its decimals (1,185.00) or without separators")
+        ).when(value.str.contains(r"^[+-]?\d+(,\d+)+(\.\d+)?$") & value.str.contains(r"\d,\d{3}")).then(
+            pl.lit(f"{column} is not a number (its thousands separators are not in groups of 3 digits: 1,234.50)")
         ).when(value.str.contains(r"^\s*[+-]?\d*,\d+\s*$")).then(
             pl.lit(f"{column} is not a number (decimal point '.'; declare decimal: \",\" in sources.yaml for 12,50)")
         ).otherwise(pl.lit(f"{column} is not a number"))

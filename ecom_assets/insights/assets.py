@@ -6,7 +6,7 @@ import polars as pl
 
 from ecom_assets.automation import REFRESH_DAILY, REFRESH_PER_DROP
 from ecom_assets.exports import write_safe_csv
-from ecom_assets.ingest.orders import order_refunds
+from ecom_assets.ingest.orders import REFUND_INPUT_COLUMNS, order_refunds
 from ecom_assets.insights import analyses, events
 from ecom_assets.insights.stats import MAX_ITEMS, MIN_TESTED_TOGETHER, TESTED_CELLS
 from ecom_assets.io import columns_in
@@ -32,8 +32,8 @@ FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "str
 TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
     "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
     "returns": "float64 - amount of every clean_returns line (refunds + lines of cancelled/refunded orders)",
-    "refunds": "float64 - money given back on bought orders, once per order (its refunded_amount, else its "
-               "clean_returns.is_refund lines), by the order time",
+    "refunds": "float64 - money given back on bought orders, once per order (its refunded_amount, at most the "
+               "order's revenue, else its clean_returns.is_refund lines), by the order time",
     "net_revenue": "float64 - revenue - refunds (lines of cancelled/refunded orders never were revenue)", "buyers": "int",
     "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
     "low": "float64", "high": "float64"}
@@ -118,10 +118,11 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
 @insight(
     ins={"clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS + events.HOURLY_SESSION_COLUMNS),
          "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund"]),
-         "clean_order_lines": columns_in(["order_id", "order_time", "refunded_amount"])},
+         "clean_order_lines": columns_in(REFUND_INPUT_COLUMNS)},
     description="Daily, weekly and monthly sessions, buyers, revenue, returns (every clean_returns line, by return "
     "date), refunds (money given back on bought orders, once per order: its order-level `refunded_amount` when the "
-    "export gives one, else its `is_refund` lines), net revenue = revenue - refunds (a cancelled/refunded order never was "
+    "export gives one, capped at the order's revenue (metadata `refunds_above_revenue`: refunded shipping and taxes "
+    "revenue never held), else its `is_refund` lines), net revenue = revenue - refunds (a cancelled/refunded order never was "
     "revenue, so it is not subtracted again), conversion and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
     "regression on weekday, month and a smooth trend), and conversion by hour of day (UTC) and day of week with "
     "Wilson intervals over sessions that record browsing (events / session exports; orders are purchases by "
@@ -132,7 +133,8 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame, clea
     if no_rows(clean_sessions):
         return no_data(TREND_COLUMNS, "no sessions yet")
     daily = analyses.daily_sales(clean_sessions)
-    returns = analyses.daily_returns(clean_returns, order_refunds(clean_order_lines, clean_returns))
+    refunds = order_refunds(clean_order_lines, clean_returns).collect()
+    returns = analyses.daily_returns(clean_returns, refunds)
     # every day with sessions or returns (a refunded order's day may have no purchase), so the week and month
     # rows add up to the totals; the seasonality fit takes the days with traffic only
     daily = daily.join(returns, on="session_date", how="full", coalesce=True).sort("session_date") \
@@ -163,6 +165,7 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame, clea
         "returns": round(returned, 2),
         "refunds": round(refunded, 2),
         "net_revenue": round(revenue - refunded, 2),
+        "refunds_above_revenue": round(float(refunds["refund_above_revenue"].sum()), 2),
         "conversion_by_hour": dg.MetadataValue.md(md_table(by_time.filter(pl.col("grain") == "hour_of_day"), 24))
         if by_time.height else "no sessions with browsing and a start time",
         "seasonality": dg.MetadataValue.md(md_table(season, max_rows=20)),

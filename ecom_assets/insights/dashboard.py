@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
-from ecom_assets.ingest.orders import order_refunds, shown_currency
+from ecom_assets.ingest.orders import REFUND_INPUT_COLUMNS, order_refunds, shown_currency
 from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
@@ -288,7 +288,7 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
 @insight(
     kinds={"plotly", "html"},
     ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund"]),
-         "clean_order_lines": columns_in(["order_id", "order_time", "refunded_amount", "currency"])},
+         "clean_order_lines": columns_in([*REFUND_INPUT_COLUMNS, "currency"])},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
     "(revenue, buyers, conversion, AOV) and all-time figures (revenue; refunds and net revenue = revenue - refunds when "
