@@ -3,6 +3,7 @@ their anonymous id, and purchases a tracker logged twice (GA4 re-logs `purchase`
 
 from datetime import date
 
+import dagster as dg
 import polars as pl
 
 from ecom_assets.ingest import events
@@ -89,6 +90,8 @@ def test_segment_order_completed_revenue_reaches_clean_sessions(data_dir, instan
     tables = ingest_and_clean(data_dir, instance, resources)
     assert tables["sessions"]["purchase_amount"].sum() == 94.9
     assert tables["events"].filter(pl.col("order_id") == "ORD-1001")["order_amount"].to_list() == [64.9]
+    figures = instance.get_latest_materialization_event(dg.AssetKey("raw_events")).asset_materialization.metadata
+    assert (figures["order_level_purchases"].value, figures["anonymous_events"].value) == (2, 1)
 
 
 # GA4 BigQuery export flattened to one row per item, `ecommerce.transaction_id` as a column

@@ -300,8 +300,8 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
     `browsing_time_sec` = last minus first event time; `page_views` = view events, `product_views`
     = view events of a product, `categories_viewed` = distinct categories viewed; `added_to_cart` /
-    `purchase_made` = any such event; `purchase_amount` = sum of purchase events' price x quantity
-    (quantity 1 when absent; a purchase without price adds 0); `product_viewed` = the known category
+    `purchase_made` = any such event; `purchase_amount` = sum of purchase events' `purchase_value`
+    (price x quantity, quantity 1 when absent; an order-level purchase's order_amount; no price adds 0); `product_viewed` = the known category
     with the most views in the session (then most events; ties alphabetical), `unknown` when no event
     has a category (a product id is never a category: it would explode per-category features and rankings).
 
