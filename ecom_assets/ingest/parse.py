@@ -29,8 +29,9 @@ from pathlib import Path
 import polars as pl
 
 from ecom_assets.ingest.sources import SourceSpec
-from ecom_assets.ingest.values import (C1_CONTROL, EARLIEST_YEAR, date_hint, early_year_reason, flag_expr, infer_decimal, null_markers, number_expr,
-                                       number_hint, read_timestamps, suggest_date_format, value_last)
+from ecom_assets.ingest.values import (C1_CONTROL, EARLIEST_YEAR, FORMULA_RULE, date_hint, early_year_reason, flag_expr,
+                                       formula_cells, infer_decimal, null_markers, number_expr, number_hint,
+                                       read_timestamps, suggest_date_format, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
 
@@ -467,6 +468,7 @@ class Reading:
     currency: str | None = None  # the file's reporting currency (see `reporting_currency`)
     currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
     early_years: frozenset[str] = frozenset()  # date columns with values read with a year before EARLIEST_YEAR
+    formulas: tuple[str, ...] = ()  # text columns holding spreadsheet formulas other than a readable hyperlink
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."))
@@ -562,6 +564,11 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     Each check here is one cheap pass over a column; the costly readers (date-times, words in
     flags, decimal commas, control characters) only run where that pass found a reason to."""
     table, notes = fill_record_fields(table, kind)
+    # every text column but the customer and session ids (near-unique keys, never a dimension; 10M events: ~65 ms
+    # a column): `=HYPERLINK(…,"Shoes")` is "Shoes", never a category or product name
+    table, formulas, formula_notes = formula_cells(table, [
+        c for c in kind.columns if c not in (*kind.dates, *kind.numbers, *kind.flags, "customer_id", "session_id")])
+    notes += formula_notes
     currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
         if "currency" in kind.columns else (None, "", [])
     notes += currency_notes
@@ -604,7 +611,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     prepared = prepared.result() if prepared is not None else {}
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
-            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years), notes)
+            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, formulas), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -685,6 +692,7 @@ def _text_rules(kind: DropKind, reading: Reading) -> list[tuple[pl.Expr, pl.Expr
         *[_bad(pl.col(c).str.contains(C1_CONTROL),
                value_last(f"{c} holds a C1 control character (text decoded with the wrong encoding? declare "
                           "`encoding` in sources.yaml)", c)) for c in reading.suspect_text],
+        *[_bad(pl.col(c).str.starts_with("="), value_last(f"{c} {FORMULA_RULE}", c)) for c in reading.formulas],
     ]
 
 
