@@ -139,3 +139,13 @@ def test_an_order_level_event_of_an_order_given_by_its_items_is_a_counted_duplic
     parsed = parse_drop(("\n".join([text, *rows]) + "\n").encode(), "events", "events_sp.csv__abc", TODAY)
     assert parsed.accounting["duplicate"] == 1 and parsed.clean["line"].to_list() == [3]
     assert events.event_sessions(events.sessionise(parsed.clean))["purchase_amount"].to_list() == [99.0]
+
+
+def test_events_stored_before_order_amount_existed_still_make_sessions(tmp_path) -> None:
+    """A raw_events partition written by the previous version has no order_id / order_amount columns: its
+    sessions are derived from it as before (its product-less purchases were quarantined then)."""
+    text = "event_time,event_type,customer_id,product_id,price\n2024-01-01T10:00:00Z,purchase,U1,P1,5\n"
+    clean = events.sessionise(parse_drop(text.encode(), "events", "events_old.csv__abc", TODAY).clean)
+    clean.drop("order_id", "order_amount").write_parquet(tmp_path / "old.parquet")
+    sessions = events.event_sessions(pl.scan_parquet(tmp_path / "old.parquet"))
+    assert sessions.select("purchase_made", "purchase_amount").row(0) == (True, 5.0)
