@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from ecom_assets.ingest import events
+from ecom_assets.ingest import events, ingest_landing
 from ecom_assets.ingest.parse import parse_drop
 from ecom_assets.ingest.sources import load_sources, spec_for
 from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean
@@ -149,3 +149,16 @@ def test_events_stored_before_order_amount_existed_still_make_sessions(tmp_path)
     clean.drop("order_id", "order_amount").write_parquet(tmp_path / "old.parquet")
     sessions = events.event_sessions(pl.scan_parquet(tmp_path / "old.parquet"))
     assert sessions.select("purchase_made", "purchase_amount").row(0) == (True, 5.0)
+
+
+def test_a_data_dir_whose_only_events_drop_predates_order_ids_is_cleaned(data_dir, instance, resources) -> None:
+    """A data dir kept from the previous release: its one stored raw_events partition has no order_id /
+    order_amount. clean_events is built from it, the two columns null."""
+    drop(data_dir, "events_001.csv", "event_time,event_type,customer_id,product_id,price\n"
+                                     "2024-01-01T10:00:00Z,view,U1,P1,5\n2024-01-01T10:01:00Z,purchase,U1,P1,5\n")
+    ingest_landing(instance, data_dir)
+    (stored,) = (data_dir / "warehouse" / "raw_events").glob("*.parquet")
+    pl.read_parquet(stored).drop("order_id", "order_amount").write_parquet(stored)  # the old shape
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["events"].height == 2 and tables["events"]["order_amount"].null_count() == 2
+    assert tables["sessions"]["purchase_amount"].to_list() == [5.0]
