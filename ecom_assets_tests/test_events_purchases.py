@@ -162,3 +162,17 @@ def test_a_data_dir_whose_only_events_drop_predates_order_ids_is_cleaned(data_di
     tables = ingest_and_clean(data_dir, instance, resources)
     assert tables["events"].height == 2 and tables["events"]["order_amount"].null_count() == 2
     assert tables["sessions"]["purchase_amount"].to_list() == [5.0]
+
+
+def test_an_order_in_another_currency_is_quarantined_never_added(tmp_path) -> None:
+    """Segment's Order Completed carries `currency`: a shop selling in EUR and USD writes both in one export.
+    Purchases are added up, so one in another currency than the file's reporting currency (the most common,
+    or `currency` declared in sources.yaml) is quarantined, as order lines are; a view is no revenue."""
+    rows = [*SEGMENT_ROWS, "m8,2024-03-04T14:00:00.000Z,Order Completed,u-9,,,,,ORD-1003,50.00,USD",
+            "m9,2024-03-04T14:10:00.000Z,Product Viewed,u-9,,SKU-4,Hats,9.00,,,USD"]
+    parsed = parse_segment(rows, tmp_path)
+    assert parsed.quarantine["line"].to_list() == [8]
+    assert parsed.quarantine["reason"][0].startswith("currency is not the file's reporting currency EUR")
+    assert parsed.clean.filter(pl.col("event_type") == "purchase")["order_amount"].sum() == 94.9
+    declared = parse_segment(rows, tmp_path, sources=SEGMENT_SOURCES + "  currency: USD\n")
+    assert declared.quarantine["line"].to_list() == [5, 7]

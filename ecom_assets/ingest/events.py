@@ -1,7 +1,8 @@
 """`events*.csv`: one row per tracked event (GA4/BigQuery, Segment, Snowplow, REES46 exports).
 
 Contract (DESIGN.md "Real exports"): `event_time, event_type`, and `customer_id` or `anonymous_id`;
-optional `product_id, session_id, category, price, quantity, brand, order_id, order_amount`.
+optional `product_id, session_id, category, price, quantity, brand, order_id, order_amount, currency` (read only to
+keep purchases in one currency: `orders.currency_rules`).
 
 Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
 - `event_rules` / `typed_events`: the row rules and typed values `parse.split_rows` applies (an
@@ -31,8 +32,8 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
-from ecom_assets.ingest.orders import instant, unreadable_number
-from ecom_assets.ingest.parse import (KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
+from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
+from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
                                       no_category, text_or_null, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
@@ -40,7 +41,7 @@ KIND = DropKind(
     "events",
     ("event_time", "event_type"),
     ("customer_id", "anonymous_id", "product_id", "session_id", "category", "price", "quantity", "brand", "order_id",
-     "order_amount"),
+     "order_amount", "currency"),
     dates=("event_time",), numbers=("price", "quantity", "order_amount"),
     texts=("customer_id", "anonymous_id", "event_type", "session_id", "category", "brand", "order_id"), keyed=False,
     any_of=("customer_id", "anonymous_id"),
@@ -106,6 +107,8 @@ def prepared_columns(table: pl.DataFrame) -> dict[str, pl.Series]:
                 else table["customer_id"].alias(CUSTOMER)}
     if table["order_id"].is_not_null().any():  # what `relogged_purchases` compares: only purchases of an order
         prepared[PURCHASE_ORDER] = table.select(pl.when(types == "purchase").then(pl.col("order_id"))).to_series()
+    if table["currency"].is_not_null().any():  # the reporting currency is the purchases' (views carry no revenue)
+        prepared[CURRENCY_COUNTED] = table.select(pl.when(types == "purchase").then(pl.col("currency"))).to_series()
     return prepared
 
 
@@ -131,6 +134,8 @@ def event_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
         _bad(quantity <= 0, value_last("quantity <= 0", "quantity")),
         unreadable_number("order_amount", reading),
         _bad(amount < 0, value_last("negative order_amount", "order_amount")),
+        # purchases are added up: one in another currency than the file's is never added (a view is no revenue)
+        *[(purchase & condition, reason) for condition, reason in currency_rules(reading)],
     ]
 
 

@@ -569,9 +569,6 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     table, formulas, formula_notes = formula_cells(table, [
         c for c in kind.columns if c not in (*kind.dates, *kind.numbers, *kind.flags, "customer_id", "session_id")])
     notes += formula_notes
-    currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
-        if "currency" in kind.columns else (None, "", [])
-    notes += currency_notes
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
@@ -609,6 +606,11 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     prepared = prepared.result() if prepared is not None else {}
+    # the currency of the rows that carry money (events: purchases, `CURRENCY_COUNTED`), else of every row
+    currency, currency_rule, currency_notes = reporting_currency(
+        prepared.pop(CURRENCY_COUNTED, table["currency"]), spec.currency if spec else None) \
+        if "currency" in kind.columns else (None, "", [])
+    notes += currency_notes
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
             Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, formulas), notes)
@@ -769,6 +771,7 @@ def typed_campaigns(reading: Reading) -> list[pl.Expr]:
 # kind -> function(text table) -> {column: values}: what rules and typed values of that kind read, worked out
 # once over the whole file in `prepare` (an expression would run again for every rule and batch reading it)
 PREPARED = {}
+CURRENCY_COUNTED = "_currency_counted"  # a prepared series: the currency of the rows whose amounts are added
 # kind -> (a prepared column naming the record a row belongs to, function(good rows of records given by more than one
 # row, text, in line order) -> `line` of the rows that repeat their record: counted duplicates (events: a purchase
 # logged again with the same order id)
