@@ -95,7 +95,8 @@ def test_segment_order_completed_revenue_reaches_clean_sessions(data_dir, instan
 
 
 # GA4 BigQuery export flattened to one row per item, `ecommerce.transaction_id` as a column
-GA4_HEADER = "event_timestamp,event_name,user_pseudo_id,ga_session_id,transaction_id,item_id,item_category,price,quantity"
+GA4_HEADER = ("event_timestamp,event_name,user_pseudo_id,ga_session_id,transaction_id,item_id,item_category,price,"
+              "quantity")
 GA4_SOURCES = """- match: "events_ga4*.csv"
   columns: {event_timestamp: event_time, event_name: event_type, user_pseudo_id: customer_id, item_id: product_id,
             item_category: category, ga_session_id: session_id, transaction_id: order_id}

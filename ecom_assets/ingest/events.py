@@ -26,15 +26,14 @@ Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
 import polars as pl
 
 from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
-from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null, value_last)
+from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad,
+                                      _date_rules, _empty, _text_rules, no_category, text_or_null, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
 KIND = DropKind(
@@ -306,9 +305,10 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     `browsing_time_sec` = last minus first event time; `page_views` = view events, `product_views`
     = view events of a product, `categories_viewed` = distinct categories viewed; `added_to_cart` /
     `purchase_made` = any such event; `purchase_amount` = sum of purchase events' `purchase_value`
-    (price x quantity, quantity 1 when absent; an order-level purchase's order_amount; no price adds 0); `product_viewed` = the known category
-    with the most views in the session (then most events; ties alphabetical), `unknown` when no event
-    has a category (a product id is never a category: it would explode per-category features and rankings).
+    (price x quantity, quantity 1 when absent; an order-level purchase's order_amount; no price adds 0);
+    `product_viewed` = the known category with the most views in the session (then most events; ties
+    alphabetical), `unknown` when no event has a category (a product id is never a category: it would explode
+    per-category features and rankings).
 
     Two group-bys: per (session, category), then per session over those few rows, only for the sessions
     with events of several categories; a session of one category is its one row as it stands (10M events:

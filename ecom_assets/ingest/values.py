@@ -353,6 +353,6 @@ def formula_cells(table: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame
     table = table.with_columns(pl.coalesce(shown[c], pl.col(c)).alias(c) for c in formulas if counts[c])
     still = tuple(c for c in formulas if table[c].str.starts_with("=").any())
     read = [f"{c} ({counts[c]:,})" for c in formulas if counts[c]]
-    notes = [f"formula cells =HYPERLINK(\"<link>\",\"<text>\") read as their display text: {', '.join(read)}"] \
-        if read else []
+    notes = [f"formula cells =HYPERLINK(\"<link>\",\"<text>\") read as their display text: "
+             f"{', '.join(read)}"] if read else []
     return table, still, notes
