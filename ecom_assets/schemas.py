@@ -158,6 +158,8 @@ class CleanEvents(_StrictModel):
     brand: str = pa.Field(nullable=True)
     price: pl.Float64 = pa.Field(nullable=True, ge=0)
     quantity: pl.Float64 = pa.Field(nullable=True, gt=0)
+    order_id: str = pa.Field(nullable=True)  # the order / transaction of a purchase event
+    order_amount: pl.Float64 = pa.Field(nullable=True, ge=0)  # an order-level purchase's value (no product)
     source_file: str
     line: pl.Int64
     ingested_at: _UTC

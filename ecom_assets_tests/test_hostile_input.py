@@ -95,9 +95,14 @@ def test_bad_rows_are_quarantined_with_the_rule(row: str, reason: str) -> None:
     assert_accounted(parsed)
 
 
-def test_formula_like_text_is_kept_as_data() -> None:
-    parsed = parse(SESSIONS_HEADER + "\nS1,C1,2024-01-02,=HYPERLINK(\"x\"),120,0,0\n")
-    assert parsed.clean["product_viewed"][0] == '=HYPERLINK("x")'
+def test_formula_cells_are_never_categories_and_other_formula_like_text_is_data() -> None:
+    """A `=` cell is a spreadsheet formula: without literal display text its value is not in the export
+    (quarantined, see test_ingest_formula_cells.py); `+`, `-`, `@` starting a text are data (neutralised in
+    CSV exports)."""
+    parsed = parse(SESSIONS_HEADER + "\nS1,C1,2024-01-02,=HYPERLINK(\"x\"),120,0,0\nS2,C1,2024-01-02,+1 Books,120,0,0"
+                   "\nS3,C1,2024-01-02,@home,120,0,0\n")
+    assert parsed.clean["product_viewed"].to_list() == ["+1 Books", "@home"]
+    assert reasons(parsed)[2].startswith("product_viewed is a formula cell")
 
 
 def test_empty_amount_without_purchase_is_zero_and_free_orders_are_kept() -> None:

@@ -139,6 +139,6 @@ def test_a_declared_currency_is_an_iso_code_of_an_orders_export(tmp_path) -> Non
     write(tmp_path, '- match: "orders_*.csv"\n  currency: dollars\n')
     with pytest.raises(SourcesError, match="three-letter ISO 4217 code"):
         load_sources(tmp_path)
-    write(tmp_path, '- match: "events_*.csv"\n  kind: events\n  currency: EUR\n')
-    with pytest.raises(SourcesError, match="currency applies to orders exports, not events"):
+    write(tmp_path, '- match: "customers_*.csv"\n  kind: customers\n  currency: EUR\n')
+    with pytest.raises(SourcesError, match="currency applies to orders and events exports, not customers"):
         load_sources(tmp_path)

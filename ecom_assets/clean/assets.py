@@ -227,6 +227,9 @@ def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, 
     held_back = _held_back(context, kind, _raw_files(context, kind))
     if rows.width == 0:
         return empty_frame(model), held_back
+    # drops stored by an earlier version lack the optional columns added since (events: order_id, order_amount)
+    added = {name: dtype for name, dtype in empty_frame(model).schema.items() if name not in rows.columns}
+    rows = rows.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in added.items())
     return rows.filter(~pl.col("source_file").is_in(list(held_back))).select(list(model.to_schema().columns)), held_back
 
 

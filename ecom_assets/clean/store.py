@@ -181,7 +181,8 @@ def _whole_sessions(key: str, involved: pl.DataFrame, continued: pl.DataFrame, e
     windows = derived.group_by("customer_id").agg(_from=pl.col("session_start").min() - SESSION_GAP,
                                                    _to=_session_end().max() + SESSION_GAP)
     ids = rows.filter(~derived_id())["session_id"].unique().implode()
-    scanned = pl.concat([scan_parquet(path) for path in events.values()], how="vertical_relaxed")
+    # diagonal: a drop stored before events had order_id / order_amount reads them as null
+    scanned = pl.concat([scan_parquet(path) for path in events.values()], how="diagonal_relaxed")
     by_id = scanned.filter(pl.col("session_id").is_in(ids)).collect()
     # the customers' events in their windows first: derived_id is costly on every stored event
     by_time = scanned.join(windows.lazy(), on="customer_id").filter(

@@ -229,12 +229,16 @@ def _kind_figures(kind: str, clean: pl.DataFrame, quarantine: pl.DataFrame) -> d
         # lazy queries over the columns they read (filtering the whole 10M-row frame for 'other' took ~3 s). The
         # number of sessions is raw_event_sessions' row count: a distinct count of 10M session ids here cost ~1 s
         events = clean.lazy()
-        types, other = pl.collect_all([
+        types, other, kinds = pl.collect_all([
             events.group_by("event_type").len(),
-            events.filter(pl.col("event_type") == "other").select(pl.col("event_name").unique().head(20))])
+            events.filter(pl.col("event_type") == "other").select(pl.col("event_name").unique().head(20)),
+            events.select(  # Segment's Order Completed without its products; visitors who never logged in
+                order_level_purchases=((pl.col("event_type") == "purchase") & pl.col("product_id").is_null()).sum(),
+                anonymous_events=pl.col("customer_id").str.starts_with(event_kind.ANONYMOUS).sum())])
         counts = dict(types.iter_rows())
         return {f"events_{t}": counts.get(t, 0) for t in event_kind.EVENT_TYPES} | {
-            "other_event_names": ", ".join(sorted(other["event_name"])) or "none"}
+            "other_event_names": ", ".join(sorted(other["event_name"])) or "none"} | {
+            name: int(value) for name, value in kinds.row(0, named=True).items()}
     return {}
 
 
@@ -397,7 +401,8 @@ DERIVED_SESSIONS = {  # kind -> (pure function lines/events -> sessions, what on
                "Orders made only of returns give no session."),
     "events": (event_kind.event_sessions, "one session per session_id (the export's, named with its customer, else "
                "30 minutes without an event end a customer's session): duration from timestamps, page/product "
-               "views, categories viewed, cart and purchase flags, purchase_amount = sum of purchase events' price x quantity. A session "
+               "views, categories viewed, cart and purchase flags, purchase_amount = sum of purchase events' price x "
+               "quantity (an order-level purchase: its order_amount). A session "
                "continued in another events drop is made whole in clean_sessions from the events of both."),
 }
 

@@ -1,7 +1,8 @@
 """`events*.csv`: one row per tracked event (GA4/BigQuery, Segment, Snowplow, REES46 exports).
 
-Contract (DESIGN.md "Real exports"): `event_time, event_type, customer_id, product_id`; optional
-`session_id, category, price, quantity, brand`.
+Contract (DESIGN.md "Real exports"): `event_time, event_type`, and `customer_id` or `anonymous_id`;
+optional `product_id, session_id, category, price, quantity, brand, order_id, order_amount, currency` (read only to
+keep purchases in one currency: `orders.currency_rules`).
 
 Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
 - `event_rules` / `typed_events`: the row rules and typed values `parse.split_rows` applies (an
@@ -9,6 +10,12 @@ Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
   `event_type` is normalised to `view, cart, remove_from_cart, purchase` (the common platform
   names map onto these: `view_item`, `add_to_cart`, `Product Added`, `Order Completed`, …);
   anything else is kept as `other` with its original name in `event_name`, and counted.
+  A purchase event without a product (Segment's `Order Completed`: its products are a nested array a flat
+  export leaves out) is an order-level purchase worth its `order_amount`; without one it is quarantined.
+- `customer_keys`: the customer an event belongs to — `customer_id`, else the user its `anonymous_id` logged
+  in as in the file (one user only), else `anonymous:<anonymous_id>`.
+- `relogged_purchases`: purchase events of an order already counted (GA4 re-logs `purchase` when the
+  thank-you page is reloaded; an order-level event beside the order's item events): counted duplicates.
 - `sessionise`: the export's `session_id` where given, named with its customer
   (`<customer_id>#<export id>`: GA4's `ga_session_id` is unique per user only), else a session per
   customer that ends after 30 minutes without an event (the GA / Snowplow default).
@@ -19,23 +26,25 @@ Pure polars functions, used by the `raw_events` partition (ingest/assets.py):
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
 import polars as pl
 
-from ecom_assets.ingest.orders import instant, unreadable_number
-from ecom_assets.ingest.parse import (KINDS, PREPARED, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      customer_key, no_category, text_or_null, value_last)
+from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
+from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad,
+                                      _date_rules, _empty, _text_rules, customer_key, no_category, text_or_null,
+                                      value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
 KIND = DropKind(
     "events",
-    ("customer_id", "event_time", "event_type", "product_id"),
-    ("session_id", "category", "price", "quantity", "brand"),
-    dates=("event_time",), numbers=("price", "quantity"),
-    texts=("customer_id", "event_type", "session_id", "category", "brand"), keyed=False,
+    ("event_time", "event_type"),
+    ("customer_id", "anonymous_id", "product_id", "session_id", "category", "price", "quantity", "brand", "order_id",
+     "order_amount", "currency"),
+    dates=("event_time",), numbers=("price", "quantity", "order_amount"),
+    texts=("customer_id", "anonymous_id", "event_type", "session_id", "category", "brand", "order_id"), keyed=False,
+    any_of=("customer_id", "anonymous_id"),
     # a customer's event of one type at one instant: nearly only the double-logged rows (10M events: 64,930
     # candidates where all columns give 64,688), for a fifth of the cost of hashing every column
     candidate_key=("customer_id", "event_time", "event_type"),
@@ -68,24 +77,65 @@ def _normalised(names: pl.Series) -> pl.Series:
 
 
 EVENT_TYPE = "_event_type"  # the contract event type, a column `prepared_columns` adds to the text table
+CUSTOMER = "_customer"  # the customer an event belongs to (`customer_keys`)
+PURCHASE_ORDER = "_purchase_order"  # a purchase event's order id, added where the file has order ids
+ANONYMOUS = "anonymous:"  # prefix of a customer known only by the anonymous id of a visitor who never logged in
+
+
+def customer_keys(table: pl.DataFrame) -> pl.Series:
+    """Text events (`customer_id`, `anonymous_id`, `_ragged`, `_truncated`) -> the customer of each row:
+    its `customer_id`; else the one user its `anonymous_id` logged in as somewhere in the file (Segment
+    writes `user_id` only after identify, `anonymous_id` on every event: a row carrying both ties the two);
+    else `anonymous:<anonymous_id>` — a visitor who never logged in, or whose anonymous id was seen with
+    several users (a shared device: no user can be chosen for sure); null when neither id is given.
+    Ragged and cut rows tie nothing (their cells may be shifted)."""
+    user, anonymous = pl.col("customer_id"), pl.col("anonymous_id")
+    ties = (table.lazy().filter(user.is_not_null() & anonymous.is_not_null() & pl.col("_ragged").is_null()
+                                & ~pl.col("_truncated"))
+            .group_by("anonymous_id").agg(_users=user.unique())
+            .filter(pl.col("_users").list.len() == 1).select("anonymous_id", _user=pl.col("_users").list.first()))
+    return (table.lazy().select("customer_id", "anonymous_id")
+            .join(ties, on="anonymous_id", how="left", maintain_order="left")
+            .select(pl.coalesce(user, "_user", pl.lit(ANONYMOUS) + anonymous).alias(CUSTOMER))
+            .collect().to_series())
 
 
 def prepared_columns(table: pl.DataFrame) -> dict[str, pl.Series]:
-    return {EVENT_TYPE: _normalised(table["event_type"])}
+    types = _normalised(table["event_type"])
+    # without anonymous ids the customer is the customer_id column as it stands (no copy)
+    prepared = {EVENT_TYPE: types, CUSTOMER: customer_keys(table) if table["anonymous_id"].is_not_null().any()
+                else table["customer_id"].alias(CUSTOMER)}
+    if table["order_id"].is_not_null().any():  # what `relogged_purchases` compares: only purchases of an order
+        prepared[PURCHASE_ORDER] = table.select(pl.when(types == "purchase").then(pl.col("order_id"))).to_series()
+    if table["currency"].is_not_null().any():  # the reporting currency is the purchases' (views carry no revenue)
+        prepared[CURRENCY_COUNTED] = table.select(pl.when(types == "purchase").then(pl.col("currency"))).to_series()
+    return prepared
 
 
 def event_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
-    price, quantity = reading.number("price"), reading.number("quantity")
-    needs_product = pl.col(EVENT_TYPE).is_in(["cart", "remove_from_cart", "purchase"])
+    price, quantity, amount = reading.number("price"), reading.number("quantity"), reading.number("order_amount")
+    purchase, product = pl.col(EVENT_TYPE) == "purchase", _empty("product_id")
     return [
-        # empty customer_id / event_type; product_id only where the event type needs one (below)
-        *_text_rules(replace(KIND, required=tuple(c for c in KIND.required if c != "product_id")), reading),
+        *_text_rules(KIND, reading),  # empty event_type; ids rounded by a spreadsheet; C1 control characters
+        # named by what the export gives: a file (batch) without anonymous ids has only customer_id to miss
+        _bad(_empty(CUSTOMER) & pl.col("anonymous_id").is_null().all(), "empty customer_id"),
+        _bad(_empty(CUSTOMER) & pl.col("anonymous_id").is_not_null().any(),
+             "empty customer_id and anonymous_id"),
         *_date_rules("event_time", reading, required=True),
-        _bad(needs_product & _empty("product_id"), value_last("event without product_id", "event_type")),
+        _bad(pl.col(EVENT_TYPE).is_in(["cart", "remove_from_cart"]) & product,
+             value_last("event without product_id", "event_type")),
+        # an order-level purchase (Segment's Order Completed) is worth its order_amount; without one, nothing
+        _bad(purchase & product & (_empty("order_amount") | amount.is_null()),
+             value_last("purchase event without product_id or order_amount (its value is unknown: map the order's "
+                        "revenue or total to order_amount in sources.yaml)", "event_type")),
         unreadable_number("price", reading),
         _bad(price < 0, value_last("negative price", "price")),
         unreadable_number("quantity", reading),
         _bad(quantity <= 0, value_last("quantity <= 0", "quantity")),
+        unreadable_number("order_amount", reading),
+        _bad(amount < 0, value_last("negative order_amount", "order_amount")),
+        # purchases are added up: one in another currency than the file's is never added (a view is no revenue)
+        *[(purchase & condition, reason) for condition, reason in currency_rules(reading)],
     ]
 
 
@@ -95,27 +145,55 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
         pl.col("_date_event_time").alias("event_date"),
         pl.col(EVENT_TYPE).alias("event_type"),
         pl.col("event_type").alias("event_name"),
-        customer_key(),
+        customer_key(CUSTOMER).alias("customer_id"),
         text_or_null("product_id"),
         text_or_null("session_id"),
         pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         text_or_null("brand"),
         reading.number("price").alias("price"),
         reading.number("quantity").alias("quantity"),
+        text_or_null("order_id"),
+        reading.number("order_amount").alias("order_amount"),
     ]
+
+
+def relogged_purchases(candidates: pl.DataFrame) -> pl.Series:
+    """Good text rows of purchase events whose order id (`_purchase_order`) repeats in the file, in line order
+    -> `line` of those that count an order's purchase again (counted duplicates, never a second purchase):
+    - a row at another `event_time` than the first row of the same order and product (GA4 logs `purchase`
+      again, same transaction_id, when the thank-you page is reloaded; the rows of one purchase event, its
+      items, share its time);
+    - an order-level row (no product) of an order whose items are given by item rows (Snowplow's
+      `transaction` beside its `transaction_item`s): the items carry the order, its total would add it again."""
+    if PURCHASE_ORDER not in candidates.columns:
+        return pl.Series("line", [], pl.Int64)
+    order, item = pl.col(PURCHASE_ORDER), ~_empty("product_id")
+    return candidates.filter(order.is_not_null()).filter(
+        (pl.col("event_time") != pl.col("event_time").first().over(PURCHASE_ORDER, pl.col("product_id")))
+        | (~item & item.any().over(PURCHASE_ORDER)))["line"]
+
+
+def purchase_value() -> pl.Expr:
+    """What a purchase event adds to its session's purchase_amount: price x quantity (1 when absent) of an
+    item event, the order_amount of an order-level one (no product; stored drops from before order_amount
+    existed have none: such events were quarantined then)."""
+    return (pl.when(pl.col("product_id").is_null()).then(pl.col("order_amount"))
+            .otherwise(pl.col("price") * pl.col("quantity").fill_null(1.0)))
 
 
 KINDS[KIND.name] = KIND
 RULES[KIND.name] = (event_rules, typed_events, ParsedEvents)
 PREPARED[KIND.name] = prepared_columns
+REPEATS[KIND.name] = (PURCHASE_ORDER, relogged_purchases)
 
 EVENT_COLUMNS = {
     "event_time": "datetime[us, UTC] - a date alone counts from its midnight UTC",
     "event_date": "date - the calendar date written in event_time",
     "event_type": "string - view | cart | remove_from_cart | purchase | other",
     "event_name": "string - the event name as exported",
-    "customer_id": "string - required",
-    "product_id": "string - nullable for views of pages without a product",
+    "customer_id": "string - required: the export's customer_id, else the user the event's anonymous_id logged in "
+                   "as in the file (one user only), else `anonymous:<anonymous_id>`",
+    "product_id": "string - nullable for views of pages without a product and order-level purchases",
     "session_id": "string - `<customer_id>#<the export's session id>` (an export's id names a session only together "
                   "with its user: GA4's ga_session_id is the start second; `#`, `@`, `%` in it %-encoded), else "
                   "`<customer_id>@<first event time>` (30-minute gap rule; in clean_events drawn over every drop); "
@@ -124,6 +202,10 @@ EVENT_COLUMNS = {
     "brand": "string - nullable",
     "price": "float64 - unit price, nullable",
     "quantity": "float64 - nullable (1 when absent)",
+    "order_id": "string - nullable: the order / transaction a purchase event belongs to (GA4 transaction_id, "
+                "Segment order_id)",
+    "order_amount": "float64 - nullable: the whole order's value on an order-level purchase event (no product: "
+                    "Segment's Order Completed revenue or total); what it adds to purchase_amount",
 }
 
 
@@ -223,16 +305,20 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
     `browsing_time_sec` = last minus first event time; `page_views` = view events, `product_views`
     = view events of a product, `categories_viewed` = distinct categories viewed; `added_to_cart` /
-    `purchase_made` = any such event; `purchase_amount` = sum of purchase events' price x quantity
-    (quantity 1 when absent; a purchase without price adds 0); `product_viewed` = the known category
-    with the most views in the session (then most events; ties alphabetical), `unknown` when no event
-    has a category (a product id is never a category: it would explode per-category features and rankings).
+    `purchase_made` = any such event; `purchase_amount` = sum of purchase events' `purchase_value`
+    (price x quantity, quantity 1 when absent; an order-level purchase's order_amount; no price adds 0);
+    `product_viewed` = the known category with the most views in the session (then most events; ties
+    alphabetical), `unknown` when no event has a category (a product id is never a category: it would explode
+    per-category features and rankings).
 
     Two group-bys: per (session, category), then per session over those few rows, only for the sessions
     with events of several categories; a session of one category is its one row as it stands (10M events:
     2.06M rows for 2.02M sessions, the second group-by 2.3-3.5 -> ~0.7 s CPU)."""
     view, purchase = pl.col("event_type") == "view", pl.col("event_type") == "purchase"
-    per_label = events.lazy().group_by(
+    events = events.lazy()
+    if "order_amount" not in events.collect_schema().names():  # a drop stored before order_amount existed
+        events = events.with_columns(order_amount=pl.lit(None, pl.Float64))
+    per_label = events.group_by(
         "session_id", pl.col("category").alias("_label"), pl.col("category").is_not_null().alias("_is_category"),
     ).agg(
         _first=pl.col("event_time").min(), _last=pl.col("event_time").max(),
@@ -240,7 +326,7 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         _date=pl.col("event_date").sort_by("event_time").first(),
         _views=view.sum(), _product_views=(view & pl.col("product_id").is_not_null()).sum(), _events=pl.len(),
         _carted=(pl.col("event_type") == "cart").any(), _purchased=purchase.any(),
-        _amount=(pl.col("price") * pl.col("quantity").fill_null(1.0)).filter(purchase).sum(),
+        _amount=purchase_value().filter(purchase).sum(),
         source_file=pl.col("source_file").first(), line=pl.col("line").min(),
     ).collect()
     several = per_label["session_id"].is_duplicated()

@@ -29,8 +29,9 @@ from pathlib import Path
 import polars as pl
 
 from ecom_assets.ingest.sources import SourceSpec
-from ecom_assets.ingest.values import (C1_CONTROL, EARLIEST_YEAR, date_hint, early_year_reason, flag_expr, infer_decimal, null_markers, number_expr,
-                                       number_hint, read_timestamps, suggest_date_format, value_last)
+from ecom_assets.ingest.values import (C1_CONTROL, EARLIEST_YEAR, FORMULA_RULE, date_hint, early_year_reason, flag_expr,
+                                       formula_cells, infer_decimal, null_markers, number_expr, number_hint,
+                                       read_timestamps, suggest_date_format, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
 
@@ -481,6 +482,7 @@ class Reading:
     currency_rule: str = ""  # why a line in another currency is quarantined; "" when the file holds one currency
     early_years: frozenset[str] = frozenset()  # date columns with values read with a year before EARLIEST_YEAR
     grouped: frozenset[str] = frozenset()  # decimal-point number columns holding a comma
+    formulas: tuple[str, ...] = ()  # text columns holding spreadsheet formulas other than a readable hyperlink
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."), column in self.grouped)
@@ -576,9 +578,11 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     Each check here is one cheap pass over a column; the costly readers (date-times, words in
     flags, decimal commas, control characters) only run where that pass found a reason to."""
     table, notes = fill_record_fields(table, kind)
-    currency, currency_rule, currency_notes = reporting_currency(table["currency"], spec.currency if spec else None) \
-        if "currency" in kind.columns else (None, "", [])
-    notes += currency_notes + (mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else [])
+    # every text column but the customer and session ids (near-unique keys, never a dimension; 10M events: ~65 ms
+    # a column): `=HYPERLINK(…,"Shoes")` is "Shoes", never a category or product name
+    table, formulas, formula_notes = formula_cells(table, [
+        c for c in kind.columns if c not in (*kind.dates, *kind.numbers, *kind.flags, "customer_id", "session_id")])
+    notes += formula_notes + (mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else [])
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
@@ -618,9 +622,14 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     # C1 characters are 0xC2 0x80-0x9F in UTF-8: a byte search rules most columns out
     suspect = tuple(c for c in kind.texts if may_hold_c1 and table[c].cast(pl.Binary).bin.contains(b"\xc2").any())
     prepared = prepared.result() if prepared is not None else {}
+    # the currency of the rows that carry money (events: purchases, `CURRENCY_COUNTED`), else of every row
+    currency, currency_rule, currency_notes = reporting_currency(
+        prepared.pop(CURRENCY_COUNTED, table["currency"]), spec.currency if spec else None) \
+        if "currency" in kind.columns else (None, "", [])
+    notes += currency_notes
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
-            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped), notes)
+            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped, formulas), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -722,6 +731,7 @@ def _text_rules(kind: DropKind, reading: Reading) -> list[tuple[pl.Expr, pl.Expr
         *[_bad(pl.col(c).str.contains(C1_CONTROL),
                value_last(f"{c} holds a C1 control character (text decoded with the wrong encoding? declare "
                           "`encoding` in sources.yaml)", c)) for c in reading.suspect_text],
+        *[_bad(pl.col(c).str.starts_with("="), value_last(f"{c} {FORMULA_RULE}", c)) for c in reading.formulas],
     ]
 
 
@@ -798,6 +808,11 @@ def typed_campaigns(reading: Reading) -> list[pl.Expr]:
 # kind -> function(text table) -> {column: values}: what rules and typed values of that kind read, worked out
 # once over the whole file in `prepare` (an expression would run again for every rule and batch reading it)
 PREPARED = {}
+CURRENCY_COUNTED = "_currency_counted"  # a prepared series: the currency of the rows whose amounts are added
+# kind -> (a prepared column naming the record a row belongs to, function(good rows of records given by more than one
+# row, text, in line order) -> `line` of the rows that repeat their record: counted duplicates (events: a purchase
+# logged again with the same order id)
+REPEATS = {}
 # kind -> (ingest rules, typed values, the clean table whose row rules its clean rows must satisfy)
 RULES = {"sessions": (session_rules, typed_sessions, CleanSessions),
          "customers": (customer_rules, typed_customers, CleanCustomers),
@@ -848,8 +863,11 @@ def _conflicting_ids(table: pl.DataFrame, kind: DropKind) -> tuple[pl.DataFrame,
         # (10M events: +1.4 GiB, 1.7 -> 0.8 s CPU); equal rows hash equal, candidates are compared on their text
         row_hash = pl.reduce(lambda a, b: a ^ b, [pl.col(c).hash(seed=i) for i, c in
                                                   enumerate(kind.candidate_key or kind.columns)])
-        shared = table.filter(repeated(table.select(row_hash).to_series()))
-        return pl.DataFrame(schema={"line": pl.Int64}), shared
+        candidate = repeated(table.select(row_hash).to_series())
+        record = REPEATS.get(kind.name, ("",))[0]
+        if record in table.columns:
+            candidate = candidate | repeated(table[record])
+        return pl.DataFrame(schema={"line": pl.Int64}), table.filter(candidate)
     key = kind.required[0]
     shared = table.filter(repeated(table[key].hash(seed=0)))
     return (
@@ -910,7 +928,10 @@ def split_rows(table: pl.DataFrame | list[pl.DataFrame], kind: DropKind, today: 
     # duplicates: among good rows sharing an id, every copy of an already-seen text is one
     candidates = _judge(shared, kind, rules, typed_values, schema_rules).filter(~pl.col("_bad"))
     as_written = [*kind.columns, *([FILLED_FIELDS] if FILLED_FIELDS in candidates.columns else [])]
-    duplicate_lines = candidates.filter(~pl.struct(as_written).is_first_distinct())["line"]
+    first_written = pl.struct(as_written).is_first_distinct()
+    duplicate_lines = candidates.filter(~first_written)["line"]
+    if kind.name in REPEATS:
+        duplicate_lines = pl.concat([duplicate_lines, REPEATS[kind.name][1](candidates.filter(first_written))])
     source_file = table["source_file"][0] if table.height else ""
     quarantine_columns, reason = _as_written(table, kind.columns, reason)
     # a record's lines may lie in two batches: its text is kept to the end (the same chunks, no copy)

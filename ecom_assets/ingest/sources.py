@@ -14,7 +14,8 @@ entry whose glob matches a drop's file name (with or without a `.gz` ending; fol
   encoding: cp1252                 # any Python codec name
   null_markers: ["?", "#N/A"]      # on top of the built-in missing-value markers
   return_when: {column: order_id, prefix: "C"}   # orders only; or {column: status, values: [cancelled]}
-  currency: EUR                    # orders only: the shop's reporting currency (ISO 4217); lines in another are quarantined
+  currency: EUR                    # orders, events: the shop's reporting currency (ISO 4217); order lines / purchase
+                                   # events in another are quarantined
 ```
 
 Public API: `load_sources(data_dir)` (raises `SourcesError` naming the entry and the problem),
@@ -79,7 +80,7 @@ class SourceSpec:
     encoding: str | None = None
     null_markers: tuple[str, ...] = ()
     return_when: ReturnRule | None = None
-    currency: str | None = None  # the reporting currency of an orders export (upper-case ISO 4217 code)
+    currency: str | None = None  # the reporting currency of an orders or events export (upper-case ISO 4217 code)
 
     def matches(self, name: str) -> bool:
         """`name`: the file's name (a path's folders are ignored); compared case-insensitively."""
@@ -263,8 +264,8 @@ def _currency(value, kind: str | None) -> str | None:
     code = _text(value, "currency")
     if code is None:
         return None
-    if kind not in (None, "orders"):
-        raise SourcesError(f"currency applies to orders exports, not {kind}")
+    if kind not in (None, "orders", "events"):
+        raise SourcesError(f"currency applies to orders and events exports, not {kind}")
     if not (len(code) == 3 and code.isascii() and code.isalpha()):
         raise SourcesError(f"currency must be a three-letter ISO 4217 code such as EUR or USD, found {value!r}")
     return code.upper()
