@@ -46,7 +46,8 @@ def test_order_lines_product_names_and_categories_are_checked_too() -> None:
              "unit_price"],
             ["1001", "c1", "2024-02-01 10:00", "SKU-1", '=HYPERLINK("https://shop.example/p/1","Trail Shoe")',
              "Shoes", "1", "89.90"],
-            ["1001", "c1", "2024-02-01 10:00", "SKU-2", "Sock", "=B2&\" extra\"", "2", "4.50"],
+            # an order of its own: a quarantined line quarantines its whole order (never a smaller purchase)
+            ["1003", "c1", "2024-02-01 10:05", "SKU-2", "Sock", "=B2&\" extra\"", "2", "4.50"],
             ["1002", "c2", "2024-02-02 11:00", '=HYPERLINK("https://shop.example/p/3","SKU-3")', "Cap",
              "Hats", "1", "15.00"]]
     parsed = parse_drop(csv_text(rows), "orders", "orders_x.csv__abc", TODAY)
