@@ -38,7 +38,7 @@ from datetime import date
 import polars as pl
 
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      no_category, text_or_null, value_last)
+                                      text_or_null, value_last)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -53,6 +53,7 @@ KIND = DropKind(
     # order-level fields: a Shopify export writes them on an order's first line item only
     record_key="order_id", record_fields=("customer_id", "order_time", "status", "currency", "refunded_amount"),
     key_from_content=True,  # a purchase log without order ids: one order per row
+    categories=("category",),
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
@@ -127,7 +128,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         pl.col("_date_order_time").alias("order_date"),
         pl.col("product_id").fill_null(UNKNOWN_PRODUCT),
         text_or_null("product_name"),
-        pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
+        pl.when(reading.no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         quantity.alias("quantity"),
         price.alias("unit_price"),
         amount.alias("line_amount"),
