@@ -24,7 +24,15 @@ UNKNOWN_PRODUCT = "unknown"
 def repeated(values: pl.Series) -> pl.Series:
     """True where a value occurs more than once. The values are sorted once to find the repeated
     ones (usually none, or few), which are then looked up: at 10M rows 0.25 s, where a hash table
-    (`is_duplicated`) takes 1.1 s and scattering a sort order back 0.67 s."""
+    (`is_duplicated`) takes 1.1 s and scattering a sort order back 0.67 s. Integers without nulls (the
+    row hashes ingest looks for repeats in) are sorted by numpy, whose vectorised sort of 64-bit integers
+    takes 10.7M hashes 0.5 -> 0.2 s CPU."""
+    if values.dtype.is_integer() and not values.has_nulls():
+        ordered = np.sort(values.to_numpy())
+        repeats = pl.Series(values.name, np.unique(ordered[1:][ordered[1:] == ordered[:-1]]), dtype=values.dtype)
+        if repeats.is_empty():
+            return pl.Series(values.name, np.zeros(values.len(), dtype=bool))
+        return values.is_in(repeats.implode())
     ordered = values.sort()
     repeats = ordered.filter((ordered == ordered.shift(1)).fill_null(False))
     if repeats.is_empty():

@@ -147,6 +147,23 @@ def test_ga4_not_set_category_is_no_category() -> None:
     assert events.event_sessions(events.sessionise(clean))["product_viewed"].to_list() == ["unknown", "unknown"]
 
 
+def test_no_category_worked_out_per_distinct_value_reads_the_rows_the_row_rule_reads() -> None:
+    """`prepare` decides once per distinct category which spellings mean "none" (`Reading.no_category`);
+    the rows it marks must be exactly those the per-row rule (`no_category`: trimmed, any case) marks:
+    GA4's padded and upper-case placeholders, our `unknown`, empty and missing cells, and real categories
+    that merely contain such a word."""
+    values = [" (Not Set) ", "(none)", "UNKNOWN", "unknown", "", None, "Books", "Unknown Books", "(none)x", "books"]
+    table = pl.DataFrame({"category": values * 3})
+    reading = parse_module.Reading(date(2024, 1, 1), no_category_values={
+        "category": parse_module.no_category_spellings(table["category"])})
+    by_value = table.select(reading.no_category("category"))["category"].to_list()
+    assert by_value == table.select(parse_module.no_category("category"))["category"].to_list()
+    assert by_value[:10] == [True, True, True, True, True, True, False, False, False, False]
+    # a file with no placeholder at all: the rule is only "empty"
+    plain = pl.DataFrame({"category": ["Books", None, "Toys"]})
+    assert parse_module.no_category_spellings(plain["category"]) == ()
+
+
 def test_category_funnel_equals_an_event_level_reference() -> None:
     rows = store_log(seed=11, sessions=300)
     clean = events.sessionise(parse("\n".join([HEADER, *rows]) + "\n").clean)
@@ -398,3 +415,16 @@ def test_uuid_session_ids_of_a_snowplow_export_still_make_one_session_across_fil
     assert sessions.select("added_to_cart", "purchase_made", "purchase_amount").row(0) == (True, True, 30.0)
     assert sessions["browsing_time_sec"][0] == 20 * 60 - 0.12
     assert set(tables["events"]["session_id"]) == set(sessions["session_id"])
+
+
+def test_repeated_row_hashes_found_by_the_integer_sort_match_the_text_sort() -> None:
+    """`schemas.repeated` sorts integer values (row hashes) with numpy and everything else with polars;
+    both must flag exactly the values that occur more than once (candidates for in-file duplicates)."""
+    from ecom_assets.schemas import repeated
+
+    rng = random.Random(5)
+    numbers = [rng.randrange(0, 50) for _ in range(200)] + [2**64 - 1, 2**64 - 1, 0]
+    hashes = pl.Series("h", numbers, dtype=pl.UInt64)
+    assert repeated(hashes).to_list() == repeated(hashes.cast(pl.String)).to_list()
+    assert repeated(hashes).to_list() == [numbers.count(n) > 1 for n in numbers]
+    assert not repeated(pl.Series("h", [3, 1, 2], dtype=pl.UInt64)).any()

@@ -33,7 +33,7 @@ import polars as pl
 
 from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
 from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad,
-                                      _date_rules, _empty, _text_rules, customer_key, no_category, text_or_null,
+                                      _date_rules, _empty, _text_rules, customer_key, text_or_null,
                                       value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
@@ -48,6 +48,7 @@ KIND = DropKind(
     # a customer's event of one type at one instant: nearly only the double-logged rows (10M events: 64,930
     # candidates where all columns give 64,688), for a fifth of the cost of hashing every column
     candidate_key=("customer_id", "event_time", "event_type"),
+    categories=("category",),
 )
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase", "other")
 # platform event names (lower-case, spaces and dashes as underscores) -> contract event type
@@ -148,7 +149,7 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
         customer_key(CUSTOMER).alias("customer_id"),
         text_or_null("product_id"),
         text_or_null("session_id"),
-        pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
+        pl.when(reading.no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         text_or_null("brand"),
         reading.number("price").alias("price"),
         reading.number("quantity").alias("quantity"),

@@ -42,7 +42,7 @@ from datetime import date
 import polars as pl
 
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      customer_key, no_category, text_or_null, value_last)
+                                      customer_key, text_or_null, value_last)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -62,6 +62,7 @@ KIND = DropKind(
     # one unreadable line (a gift card without SKU, an ambiguous `1,185`) would leave a smaller purchase, its
     # order-level refund still whole: the order's other lines are quarantined with it
     whole_records="never counted as a smaller purchase",
+    categories=("category",),
 )
 # order statuses meaning the whole order was not (or no longer) bought, so none of its lines ever was revenue;
 # compared lower-case. `partially_refunded` is not one: the order was bought, its refund is its negative lines.
@@ -160,7 +161,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
         pl.col("_date_order_time").alias("order_date"),
         product_key(),
         text_or_null("product_name"),
-        pl.when(no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
+        pl.when(reading.no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),
         quantity.alias("quantity"),
         price.alias("unit_price"),
         amount.alias("line_amount"),

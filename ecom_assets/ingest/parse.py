@@ -63,6 +63,9 @@ class DropKind:
     # non-empty: a record is kept whole or not at all — a quarantined line quarantines its record's other lines
     # (`quarantine_whole_records`); the text says why in their reason (an order read in part counts smaller)
     whole_records: str = ""
+    # columns read as a category (`no_category`): which values are spelled as "none" is worked out once per
+    # distinct value in `prepare` (`Reading.no_category`), not by lower-casing every row
+    categories: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -78,6 +81,7 @@ KINDS = {
         ("product_viewed", "browsing_time_sec", "purchase_amount", "added_to_cart"),
         dates=("session_date",), numbers=("purchase_amount", "browsing_time_sec"),
         flags=("purchase_made", "added_to_cart"), texts=("session_id", "customer_id", "product_viewed"),
+        categories=("product_viewed",),
     ),
     "campaigns": DropKind("campaigns", ("campaign_id", "name", "start_date", "end_date"), ("channel",),
                           dates=("start_date", "end_date"), texts=("campaign_id", "name", "channel")),
@@ -483,9 +487,19 @@ class Reading:
     early_years: frozenset[str] = frozenset()  # date columns with values read with a year before EARLIEST_YEAR
     grouped: frozenset[str] = frozenset()  # decimal-point number columns holding a comma
     formulas: tuple[str, ...] = ()  # text columns holding spreadsheet formulas other than a readable hyperlink
+    # category column -> its distinct values written that `no_category` reads as no category (besides empty)
+    no_category_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."), column in self.grouped)
+
+    def no_category(self, column: str) -> pl.Expr:
+        """`no_category(column)` per row, from the values `prepare` found spelled as none: the same rows,
+        without stripping and lower-casing every value (10M events: ~0.8 -> ~0.15 s CPU)."""
+        if column not in self.no_category_values:  # not prepared (a column the kind does not list)
+            return no_category(column)
+        spelled = self.no_category_values[column]
+        return _empty(column) | pl.col(column).is_in(list(spelled)) if spelled else _empty(column)
 
     def flag(self, column: str) -> pl.Expr:
         return flag_expr(column, column in self.words)
@@ -629,7 +643,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     notes += currency_notes
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
-            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped, formulas), notes)
+            Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped, formulas,
+                    {c: no_category_spellings(table[c]) for c in kind.categories}), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -675,6 +690,13 @@ def no_category(column: str) -> pl.Expr:
     """True where the category is missing or spelled as none (`NO_CATEGORY_WORDS`, any case): never a
     category of its own, in every input kind."""
     return _empty(column) | pl.col(column).str.strip_chars().str.to_lowercase().is_in(NO_CATEGORY_WORDS)
+
+
+def no_category_spellings(values: pl.Series) -> tuple[str, ...]:
+    """The distinct non-empty values of a category column that `no_category` reads as none ("Unknown",
+    " (not set)"); a file has a few distinct categories, so the rule runs on those only."""
+    distinct = values.drop_nulls().unique().to_frame("value")
+    return tuple(distinct.filter(no_category("value") & (pl.col("value") != ""))["value"].sort())
 
 
 
@@ -764,7 +786,8 @@ def typed_sessions(reading: Reading) -> list[pl.Expr]:
         customer_key(),
         pl.col("_date_session_date").alias("session_date"),
         pl.col("_instant_session_date").alias("session_start"),
-        pl.when(no_category("product_viewed")).then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product).alias("product_viewed"),
+        pl.when(reading.no_category("product_viewed")).then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product)
+        .alias("product_viewed"),
         reading.number("browsing_time_sec").alias("browsing_time_sec"),
         reading.flag("purchase_made").alias("purchase_made"),
         reading.number("purchase_amount").fill_null(0.0).alias("purchase_amount"),
