@@ -137,7 +137,7 @@ class CleanOrderLines(_StrictModel):
     product_id: str
     product_name: str = pa.Field(nullable=True)
     category: str = pa.Field(nullable=True)
-    quantity: pl.Float64
+    quantity: pl.Float64 = pa.Field(nullable=True)  # null: a purchase log giving only line_amount
     unit_price: pl.Float64 = pa.Field(nullable=True, ge=0)
     line_amount: pl.Float64
     status: str = pa.Field(nullable=True)

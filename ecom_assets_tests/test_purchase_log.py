@@ -104,3 +104,30 @@ def test_a_wholesalers_purchase_log_runs_in_every_variant(variant: str, cli_env:
         conflicted = reasons.filter(pl.col("reason").str.contains("repeated in this file with different content", literal=True))
         assert conflicted.height and set(conflicted["session_id"]) <= repeated
         assert not set(sessions["session_id"]) & set(conflicted["session_id"])
+
+
+# A shop's purchase log exported as customer, date, amount — no order id, no quantity (the README's own
+# example of a purchase log). It was rejected whole: "missing required column(s) quantity".
+AMOUNT_ONLY = """customer,date,amount
+cust001@mail.example,20230107,131.59
+cust002@mail.example,20230109,18.00
+cust001@mail.example,20230301,-20.00
+cust003@mail.example,20230302,
+"""
+
+
+def test_a_purchase_log_of_customer_date_amount_is_read_with_unknown_items(data_dir, instance, resources) -> None:
+    from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean, quarantine
+
+    (data_dir / "sources.yaml").write_text('- match: "orders_log*.csv"\n  kind: orders\n  date_format: "%Y%m%d"\n'
+                                           '  columns: {customer: customer_id, date: order_time, amount: line_amount}\n')
+    drop(data_dir, "orders_log.csv", AMOUNT_ONLY)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    sessions = tables["sessions"].sort("session_date")
+    assert sessions["purchase_amount"].to_list() == [131.59, 18.0]  # the -20.00 row is a return, never a purchase
+    assert sessions["units_purchased"].null_count() == 2  # items bought are unknown, never counted as 0
+    assert tables["order_lines"]["quantity"].null_count() == tables["order_lines"].height == 2
+    assert tables["returns"]["return_reason"].to_list() == ["negative line_amount"]
+    # the amount-less row: neither quantity x unit_price nor a line_amount, each rule named
+    assert quarantine(data_dir, "orders")["reason"].to_list() == [
+        "empty quantity (needed for quantity x unit_price without a line_amount); neither unit_price nor line_amount"]

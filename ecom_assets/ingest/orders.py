@@ -1,8 +1,8 @@
 """`orders*.csv`: one row per order line (Shopify, WooCommerce, ERP exports, UCI Online Retail).
 
-Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time, quantity` and
-`unit_price` or `line_amount`; optional `product_id, category, product_name, status, currency, refunded_amount,
-discount_amount`. An order is read whole or not at all: a quarantined line quarantines its order's other lines
+Contract (DESIGN.md "Real exports"): `order_id, customer_id, order_time` and `unit_price` (with `quantity`)
+or `line_amount`; optional `quantity, product_id, category, product_name, status, currency, refunded_amount,
+discount_amount` (a purchase log `customer, date, amount` has no quantity: its items are unknown, null). An order is read whole or not at all: a quarantined line quarantines its order's other lines
 (`parse.quarantine_whole_records`), so no order is counted as a smaller purchase.
 An order-level export (one row per order with its total, no product column: a purchase log)
 is read the same way, every line's product being `unknown`; where the file has a product
@@ -49,8 +49,8 @@ from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
 
 KIND = DropKind(
     "orders",
-    ("order_id", "customer_id", "order_time", "quantity"),
-    ("product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency", "refunded_amount",
+    ("order_id", "customer_id", "order_time"),
+    ("quantity", "product_id", "unit_price", "line_amount", "category", "product_name", "status", "currency", "refunded_amount",
      "discount_amount"),
     dates=("order_time",), numbers=("quantity", "unit_price", "line_amount", "refunded_amount", "discount_amount"),
     texts=("order_id", "customer_id", "product_id", "category", "product_name"),
@@ -100,7 +100,10 @@ def order_amount_rules(column: str, meaning: str, reading: Reading) -> list[tupl
 def order_rules(reading: Reading) -> list[tuple[pl.Expr, pl.Expr]]:
     quantity, price = reading.number("quantity"), reading.number("unit_price")
     return [
-        *_text_rules(KIND, reading),  # empty order_id / customer_id / quantity
+        *_text_rules(KIND, reading),  # empty order_id / customer_id
+        # a purchase log may give only the amount (customer, date, amount): items are then unknown, never guessed
+        _bad(_empty("quantity") & _empty("line_amount"), "empty quantity (needed for quantity x unit_price without "
+             "a line_amount)"),
         # a product column with values: a line with neither an id nor a name to key it by is unreadable (a
         # purchase log has no such column)
         _bad(_empty("product_id") & _empty("product_name") & pl.col("product_id").is_not_null().any(),
@@ -186,7 +189,7 @@ ORDER_LINE_COLUMNS = {
                   "card, a custom item); 'unknown' when the export has neither (an order-level log)",
     "product_name": "string - nullable",
     "category": "string - nullable",
-    "quantity": "float64 - negative on a return line",
+    "quantity": "float64 - negative on a return line; null when the export gives only line_amount (a purchase log)",
     "unit_price": "float64 - nullable when the export gives line_amount",
     "line_amount": "float64 - line_amount as exported, else quantity x unit_price (negative on returns)",
     "status": "string - lower-case, nullable",
@@ -362,7 +365,9 @@ def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             pl.col("order_time").min().alias("session_start"),
             pl.col("order_date").min().alias("session_date"),
             order_revenue().alias("purchase_amount"),
-            pl.col("quantity").filter(pl.col("quantity") > 0).sum().alias("units_purchased"),
+            # items bought: unknown (null) when a purchased line does not say its quantity
+            pl.when(pl.col("quantity").is_null().any()).then(None)
+            .otherwise(pl.col("quantity").filter(pl.col("quantity") > 0).sum()).alias("units_purchased"),
             pl.col("source_file").first(),
             pl.col("line").min(),
         )
