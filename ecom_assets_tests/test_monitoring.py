@@ -20,7 +20,7 @@ from ecom_assets.io import write_json_atomic
 from ecom_assets.monitoring.drift import drop_profile_shift
 from ecom_assets.monitoring.sensors import alert_on_run_failure, decide_retrain, retrain_sensor
 from ecom_assets.jobs import DROP_REFRESH_JOB
-from ecom_assets.pipeline import build_all, refresh
+from ecom_assets.pipeline import build_all, refresh, run_automation_once
 from ecom_assets.settings import DATA_DIR_ENV, EcomSettings
 
 
@@ -132,7 +132,11 @@ def test_the_retrain_sensor_tries_a_model_again_once_more_history_arrived(tmp_pa
     request = retrain_sensor(context)
     assert isinstance(request, dg.RunRequest) and request.tags["ecom/trigger"] == "more_history"
     assert request.run_key.startswith("more-history-v0001-")
-    assert defs.resolve_job_def(request.job_name).execute_in_process(instance=instance, tags=request.tags).success
+    # `ecom-assets run`'s pass of the sensor (no daemon): the same request, executed, then the dashboard rebuilt as
+    # dashboard_after_retrain_sensor would (tryout: the page still named v0001 after the CLI's retrain)
+    said = run_automation_once(instance, data_dir)
+    assert "retrain run" in said and "dashboard rebuilt after the retrain: success" in said, said
+    assert "v0002" in (data_dir / "reports" / "dashboard.html").read_text()
     card = registry.load_card(settings.models, "v0002")
     assert card["trigger"] == "more_history" and card["status"] != "insufficient_history", card["status_reason"]
     assert "v0001 could not be trained" in card["trigger_detail"]
