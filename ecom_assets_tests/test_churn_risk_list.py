@@ -268,8 +268,8 @@ def test_drivers_follow_each_customers_own_contributions_and_at_risk_lists_what_
                              "number of product categories viewed (raises risk)")  # strength order kept
     assert words["mixed"] == ("days since the last purchase (raises risk); number of product categories viewed "
                               "(raises risk); average order value (lowers risk)")
-    assert words["classic"] == (risk_list.BASE_RATE_WORDS + "; BG/NBD probability of no purchase in the next 90 "
-                                "days (lowers risk)")
+    assert words["classic"] == (risk_list.BASE_RATE_WORDS + "; " + risk_list.DRIVER_WORDS["bgnbd_churn_90d"]
+                                + " (lowers risk)")
     for row in listed.filter(pl.col("status") == "at_risk").iter_rows(named=True):
         assert "raises risk" in row["drivers"].split("; ")[0], row
     # where most customers are safe (mean churn probability 0.3), the base rate is not what raises it
@@ -325,3 +325,24 @@ def test_a_shop_without_spend_heterogeneity_gives_a_list_without_runtime_warning
     # no heterogeneity to shrink towards: every customer's spend per order is about the population's mean
     mean = float(np.average(aov, weights=orders))
     assert (listed["spend_per_order"] - mean).abs().max() < 0.05 * mean, how["spend_per_order"]
+
+
+def test_the_bgnbd_views_of_one_customer_are_one_driver_never_pulling_opposite_ways() -> None:
+    """Quirk: P(alive), expected purchases and P(no purchase in 90 days) come from one BG/NBD fit, so the
+    trees split the same information across them; one customer's contributions were P(alive) +0.6 (raises
+    risk) and P(no purchase) -0.4 (lowers risk), shown as two drivers contradicting each other. Shown as one
+    BG/NBD outlook whose direction is their sum (+0.6 - 0.4 - 0.1 = +0.1: raises risk)."""
+    from ecom_assets.churn.model import top_drivers
+
+    names = ["days_since_last_purchase", "p_alive", "bgnbd_churn_90d", "expected_purchases_90d", "aov"]
+    contribs = np.array([[0.3, 0.6, -0.4, -0.1, 0.05],
+                         [-0.2, -0.5, -0.3, 0.1, 0.01]], dtype=np.float32)  # all three lower: sum -0.7, strongest
+    drivers = top_drivers(contribs, names).to_list()
+    assert drivers == [["days_since_last_purchase ↑", "bgnbd_churn_90d ↑", "aov ↑"],
+                       ["bgnbd_churn_90d ↓", "days_since_last_purchase ↓", "aov ↑"]]
+    predictions, features = _customers([{"customer_id": "A", "churn_probability": 0.7, "top_drivers": drivers[0]}])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    said = listed["drivers"][0]
+    assert said == ("days since the last purchase (raises risk); BG/NBD repeat-purchase outlook (P(alive), expected "
+                    "purchases and P(no purchase in 90 days) together) (raises risk); average order value (raises risk)")
+    assert "P(alive) low" not in said and said.count("BG/NBD") == 1

@@ -57,6 +57,10 @@ RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its
 BASE_RATE_WORDS = "most customers here do not buy again within 90 days (the base rate raises risk)"
 SMALLER_FACTORS_WORDS = "smaller factors not listed together raise risk"
 
+# a driver that stands for a group of features (model.DRIVER_GROUPS): the BG/NBD's P(alive), expected purchases
+# and P(no purchase in 90 days) are said as one outlook, never as three views pulling opposite ways
+DRIVER_WORDS = {"bgnbd_churn_90d": "BG/NBD repeat-purchase outlook (P(alive), expected purchases and P(no purchase "
+                "in 90 days) together)"}
 # windowed features whose value is empty (null or 0) when nothing happened in the window: the driver
 # says what did not happen. (feature, condition on the features meaning "nothing in the window", words)
 _NO_VISITS_30 = pl.col("sessions_30d").fill_null(0) == 0
@@ -177,7 +181,8 @@ def _plain(driver: str) -> str:
     if len(driver) < 3 or driver[-1] not in "↑↓":
         return driver
     name = driver[:-2]
-    return FEATURE_WORDS.get(name, name.replace("_", " ")) + (" (raises risk)" if driver[-1] == "↑" else " (lowers risk)")
+    words = DRIVER_WORDS.get(name) or FEATURE_WORDS.get(name, name.replace("_", " "))
+    return words + (" (raises risk)" if driver[-1] == "↑" else " (lowers risk)")
 
 
 def first_order_values(frame: pl.DataFrame) -> pl.Series:
