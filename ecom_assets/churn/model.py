@@ -375,16 +375,39 @@ def fit_baseline(train_all: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFr
         }
     judged = {k: v["holdout_auc"] for k, v in classics.items() if v["holdout_auc"] is not None}
     best = max(judged, key=lambda k: (judged[k], k == "recency")) if judged else "recency"
-    labelled = pl.concat([train_all.select("churned"), holdout.select("churned")])
+    labelled = pl.concat([train_all.select("customer_id", "churned"), holdout.select("customer_id", "churned")])
     overall = float(labelled["churned"].mean()) if labelled.height else None
+    skill = None
+    if best in judged:  # does the best classic rank the holdout better than chance (a constant: AUC 0.5)?
+        diff = evaluate.bootstrap_auc_difference(y_hold, classic_score(holdout, best), np.zeros(holdout.height))
+        skill = {"classic": best, "holdout_auc": judged[best], "ci_low": diff["ci_low"], "ci_high": diff["ci_high"],
+                 "has_skill": diff["ci_low"] > 0}
     return {
         "classic": best if best in classics else None,
         "classics": classics,
+        # None: no holdout to judge it on (the classic serves, as the only evidence there is)
+        "classic_skill": skill,
         "overall_rate": overall,
+        "labelled_customers": labelled["customer_id"].n_unique(),
         # customers who visited but never bought: their empirical 90-day no-purchase rate
         "cold_start_prior": float(cold["churned"].mean()) if cold.height else overall,
         "cold_start_rows": cold.height,
     }
+
+
+def classic_has_skill(baseline: dict | None) -> bool:
+    """False only when the baseline's best classic was judged on a holdout and its AUC's 95 % CI reaches 0.5
+    (it ranks no better than a constant); True without a judgement (no holdout yet, or a baseline saved before
+    the check)."""
+    return ((baseline or {}).get("classic_skill") or {}).get("has_skill", True)
+
+
+def no_skill_words(baseline: dict) -> str:
+    """Why nothing ranks the buyers: the best classic's holdout AUC and its CI against chance."""
+    skill = baseline["classic_skill"]
+    return (f"no skill: neither the model nor the best classic ({skill['classic']}, holdout AUC "
+            f"{skill['holdout_auc']:.3f}, 95 % CI of the gain over chance {skill['ci_low']:+.3f}…{skill['ci_high']:+.3f}) "
+            "ranks customers better than chance, so every buyer gets the base rate and no risk tier")
 
 
 def baseline_probability(frame: pl.DataFrame, baseline: dict, which: str = "serving_calibration",
