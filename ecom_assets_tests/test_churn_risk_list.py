@@ -220,18 +220,22 @@ def test_risk_list_csv_is_rounded_and_safe_for_spreadsheets(tmp_path) -> None:
     def planted_features() -> pl.DataFrame:
         return features
 
-    result = dg.materialize([planted_predictions, planted_features, churn_risk_list],
+    @dg.asset(name="clean_customers")
+    def planted_customers() -> pl.DataFrame:  # C2 signed up; "@new" only signed up (never visited, never bought)
+        return pl.DataFrame({"customer_id": ["C2", "@new"], "signup_date": [date(2024, 1, 5), date(2024, 12, 1)]})
+
+    result = dg.materialize([planted_predictions, planted_features, planted_customers, churn_risk_list],
                             resources=build_resources(data_dir), instance=dg.DagsterInstance.ephemeral())
     assert result.success
     text = (data_dir / "exports" / "churn_risk_list.csv").read_text()
     back = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv", infer_schema=False)
     assert back.columns == list(RISK_LIST_COLUMNS)
-    assert set(back["customer_id"]) == {"'=HYPERLINK(\"http://x\")", "C2"}
+    assert set(back["customer_id"]) == {"'=HYPERLINK(\"http://x\")", "C2", "'@new"}
     assert "'-1 visits" in text and "location unknown (raises risk)" in text
     for column in ("value_at_risk", "expected_value_90d", "expected_purchases_90d", "spend_per_order"):
         assert all(len(v.split(".")[-1]) <= 2 for v in back[column].drop_nulls()), column
-    assert all(len(v.split(".")[-1]) <= 4 for v in back["churn_probability"])
-    assert back["status"].to_list() == ["at_risk", "active"]
+    assert all(len(v.split(".")[-1]) <= 4 for v in back["churn_probability"].drop_nulls())
+    assert back["status"].to_list() == ["at_risk", "active", "never_purchased"]
 
 
 def test_cold_start_reasons_say_today_and_one_day() -> None:
@@ -346,3 +350,26 @@ def test_the_bgnbd_views_of_one_customer_are_one_driver_never_pulling_opposite_w
     assert said == ("days since the last purchase (raises risk); BG/NBD repeat-purchase outlook (P(alive), expected "
                     "purchases and P(no purchase in 90 days) together) (raises risk); average order value (raises risk)")
     assert "P(alive) low" not in said and said.count("BG/NBD") == 1
+
+
+def test_customers_known_only_from_the_customers_file_are_listed_unscored_with_the_reason() -> None:
+    """Quirk: a shop's customers file holds people who signed up but never visited nor bought (and one
+    with no signup date, and one whose signup is after the data's as-of date); they have no features, so
+    they were missing from the list. A marketer expects every known customer: listed, never purchased,
+    unscored (nothing they did to score them on), and the reason said."""
+    predictions, features = _customers([{"customer_id": "A", "churn_probability": 0.7},
+                                        {"customer_id": "B", "churn_probability": 0.2}])
+    customers = pl.DataFrame({"customer_id": ["A", "S1", "S2", "S3"],
+                              "signup_date": [date(2023, 1, 1), date(2024, 11, 2), None, AS_OF + timedelta(days=3)]})
+    listed, _ = risk_list.build_risk_list(predictions, features, customers)
+    assert sorted(listed["customer_id"]) == ["A", "B", "S1", "S2", "S3"]  # B has sessions, not in the file: kept
+    only_signed_up = listed.filter(pl.col("customer_id").is_in(["S1", "S2", "S3"]))
+    assert only_signed_up["status"].unique().to_list() == ["never_purchased"]
+    assert only_signed_up["risk_tier"].unique().to_list() == ["unscored"]
+    assert only_signed_up["churn_probability"].null_count() == 3 and only_signed_up["value_at_risk"].null_count() == 3
+    reasons = dict(zip(only_signed_up["customer_id"], only_signed_up["cold_start_reason"]))
+    assert reasons["S1"] == ("not scored: known only from the customers file (signed up 2024-11-02), no visit and "
+                             "no purchase yet, and the never-buyers' scorer learns from visits")
+    assert "(no signup date)" in reasons["S2"] and "after the data's as-of date" in reasons["S3"]
+    assert set(listed["customer_id"].to_list()[-3:]) == {"S1", "S2", "S3"}  # after every scored customer
+    assert listed["as_of"].null_count() == 0 and listed["model_version"].unique().to_list() == ["v0001"]

@@ -72,7 +72,8 @@ RISK_LIST_COLUMNS = {
     "risk); at_risk customers: those raising risk first, and when none does, why they are at risk all the same "
     "(most customers here do not buy again within 90 days, or smaller factors not listed add up); an empty window "
     "is said as such ('no visits in the last 30 days')",
-    "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
+    "cold_start_reason": "string - never-buyers: visits, last visit, how scored; customers known only from the "
+    "customers file: 'not scored: known only from the customers file (signed up …), no visit and no purchase yet'",
     "days_since_last_purchase": "float64",
     "days_since_last_visit": "float64",
     "model_version": "string",
@@ -506,8 +507,10 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     owners=["team:customer-success"],
     kinds={"polars", "csv"},
     tags=REFRESH_PER_DROP,
-    ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
-    description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
+    ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS),
+         "clean_customers": columns_in(["customer_id", "signup_date"])},
+    description="exports/churn_risk_list.csv: every known customer (those only in the customers file, never seen "
+    "visiting or buying, unscored with the reason) by status (at_risk, the persuadable, first; then active, "
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
     "BTYD or own purchase rate x Gamma-Gamma spend per order; never-buyers: P(first order) x the mean first order "
     "of one-order buyers, never the population's mean spend), then expected value, then recency; the "
@@ -516,11 +519,12 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     metadata=column_schema(RISK_LIST_COLUMNS),
 )
 def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
-                    customer_features: pl.DataFrame) -> dg.Output:
+                    customer_features: pl.DataFrame, clean_customers: pl.DataFrame) -> dg.Output:
     if churn_predictions.is_empty():
         return dg.Output(pl.DataFrame(schema={c: pl.String for c in RISK_LIST_COLUMNS}),
                          metadata={"dagster/row_count": 0, "in_words": "no customers yet"})
-    export, how = risk_list.build_risk_list(churn_predictions, customer_features)
+    known = clean_customers.select("customer_id", "signup_date") if clean_customers.width else None
+    export, how = risk_list.build_risk_list(churn_predictions, customer_features, known)
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")
     by_status = export.group_by("status").agg(
         customers=pl.len(), value_at_risk=pl.col("value_at_risk").sum().round(2),

@@ -192,9 +192,39 @@ def first_order_values(frame: pl.DataFrame) -> pl.Series:
     return frame.filter(one_order)["aov"]
 
 
-def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+def customers_without_activity(predictions: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """Rows (in `predictions`' columns) for the customers of the customers file (customer_id, signup_date)
+    who are not in `predictions`: never visited nor bought by the as-of date, so nothing scores them
+    (the never-buyers' scorer learns from visits). Listed all the same, never purchased, unscored, with the
+    reason in `cold_start_reason`; an empty frame when every known customer is scored."""
+    missing = customers.select("customer_id", "signup_date").join(predictions.select("customer_id"),
+                                                                  on="customer_id", how="anti")
+    as_of = predictions["as_of"][0] if predictions.height else None
+    signed = pl.col("signup_date").dt.strftime("%Y-%m-%d")
+    when = (pl.when(pl.col("signup_date").is_null()).then(pl.lit("no signup date"))
+            .when(pl.col("signup_date") > pl.lit(as_of)).then(pl.lit("signed up ") + signed
+                                                              + pl.lit(", after the data's as-of date"))
+            .otherwise(pl.lit("signed up ") + signed))
+    reason = pl.lit("not scored: known only from the customers file (") + when + pl.lit(
+        "), no visit and no purchase yet, and the never-buyers' scorer learns from visits")
+    return missing.select(
+        "customer_id", churn_probability=pl.lit(None, pl.Float64), churn_probability_low=pl.lit(None, pl.Float64),
+        churn_probability_high=pl.lit(None, pl.Float64), risk_tier=pl.lit("unscored"),
+        top_drivers=pl.lit([], pl.List(pl.String)), cold_start_reason=reason,
+        model_version=pl.lit(predictions["model_version"][0] if predictions.height else "none"),
+        as_of=pl.lit(as_of, pl.Date), cold_start=pl.lit(True))
+
+
+def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
+                    customers: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict]:
     """(the ordered list, how its value was estimated). `predictions` are rows of `churn_predictions`,
-    `features` the same customers' `customer_features` (at least `FEATURE_INPUTS` that exist)."""
+    `features` the same customers' `customer_features` (at least `FEATURE_INPUTS` that exist);
+    `customers` (customer_id, signup_date: the clean customers file) adds every known customer that has
+    no prediction, unscored (`customers_without_activity`)."""
+    if customers is not None and customers.height:
+        extra = customers_without_activity(predictions, customers)
+        predictions = pl.concat([predictions, extra.select(c for c in predictions.columns if c in extra.columns)],
+                                how="diagonal_relaxed")
     wanted = [c for c in FEATURE_INPUTS + ["expected_purchases_90d"]
               if c in features.columns and (c == "customer_id" or c not in predictions.columns)]
     frame = predictions.join(features.select(wanted), on="customer_id", how="left", maintain_order="left")
