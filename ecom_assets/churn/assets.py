@@ -357,7 +357,9 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
         "status": card["status"],
         "in_words": card["status_reason"],
         "data_as_of": str(card.get("data_as_of")),
-        "serving_version": serving or (f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic") else "none"),
+        "serving_version": serving or (NO_SKILL_VERSION if (card.get("baseline_skill") or {}).get("has_skill") is False
+                                       else f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic")
+                                       else "none"),
         "trigger": card["trigger"],
         "auc_out_of_time": float(metrics.get("auc_out_of_time", float("nan"))),
         "auc_baseline_recency": float(metrics.get("auc_baseline_recency", float("nan"))),
