@@ -33,6 +33,9 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   risk all the same: churn is common here (the buyers' mean churn probability is at least 0.5), or
   else the smaller contributions not shown add up.
 
+Customers known only from the customers file (never visited nor bought by the as-of date) are listed
+too: `never_purchased`, unscored, the reason in `cold_start_reason` (`customers_without_activity`).
+
 Order: by status — `at_risk` first (the persuadable, where an incentive can still keep value), then
 `active`, `lapsed` (win-back), `never_purchased`, `unscored` — and within each by value at risk,
 then expected value, then recency of the last purchase and visit (most recent first), all on the
