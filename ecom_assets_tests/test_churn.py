@@ -96,8 +96,15 @@ def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> No
     assert (scored["churn_probability"] <= scored["churn_probability_high"]).all()
     assert predictions.filter(pl.col("cold_start"))["cold_start_reason"].str.starts_with("never purchased: ").all()
     assert predictions.filter(~pl.col("cold_start"))["cold_start_reason"].is_null().all()
-    risk = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv")
-    assert risk.height == predictions.height
+    risk = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv", schema_overrides={"customer_id": pl.String})
+    # every known customer: the scored ones, and those only in the customers file (never visited), unscored
+    customers = pl.read_parquet(data_dir / "warehouse" / "clean_customers.parquet")
+    signed_up_only = set(customers["customer_id"]) - set(predictions["customer_id"])
+    assert set(risk["customer_id"]) == set(predictions["customer_id"]) | signed_up_only
+    assert risk.height == predictions.height + len(signed_up_only)
+    unscored = risk.filter(pl.col("customer_id").is_in(list(signed_up_only)))
+    assert unscored["churn_probability"].null_count() == unscored.height
+    assert unscored["cold_start_reason"].str.starts_with("not scored: known only from the customers file").all()
     assert risk["status"].unique(maintain_order=True).to_list() == ["at_risk", "active", "lapsed", "never_purchased"]
     for status in ("at_risk", "active", "lapsed", "never_purchased"):
         assert risk.filter(pl.col("status") == status)["value_at_risk"].is_sorted(descending=True, nulls_last=True)
@@ -224,7 +231,11 @@ def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, i
     assert not (data_dir / "models" / "champion.json").exists()
     predictions = result.output_for_node("churn_predictions")
     assert len(set(predictions["model_version"])) == 1
-    assert predictions["model_version"][0] in {"baseline-recency", "baseline-bgnbd"}
+    # nor does the best classic rank the seed's holdout better than chance: every buyer gets the base rate, no tier
+    assert c["baseline_skill"]["has_skill"] is False and "no skill" in c["status_reason"]
+    assert predictions["model_version"][0] == churn_assets.NO_SKILL_VERSION
+    buyers = predictions.filter(~pl.col("cold_start"))
+    assert buyers["churn_probability"].n_unique() == 1 and set(buyers["risk_tier"]) == {churn_assets.NO_SKILL_TIER}
     # the seed's never-buyers: whatever their visits say out of time, the card and every row say how they were scored
     cold = c["cold_start"]
     reasons = predictions.filter(pl.col("cold_start"))["cold_start_reason"]

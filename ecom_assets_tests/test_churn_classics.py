@@ -148,3 +148,44 @@ def test_an_unscored_customer_gets_no_driver_direction() -> None:
     # no history to estimate even the baseline: the probabilities are NaN, so no driver can say "lowers risk"
     drivers = churn.baseline_drivers(np.array([np.nan, np.nan]), None, "days_since_last_purchase")
     assert drivers == [[], []]
+
+
+def test_a_best_classic_without_skill_serves_the_base_rate_with_no_tier_and_says_so(tmp_path) -> None:
+    """Quirk: a shop whose buyers' futures have nothing to do with their past (here: churn drawn at 60 %
+    independently of recency and the BG/NBD, as a tryout's holdout showed with the best classic at AUC 0.486).
+    No model passes the gate, and the calibrated classic used to serve as if it ranked: three risk tiers and
+    "days since the last purchase (raises risk)" drivers out of noise. Expected: the card and the serving line
+    say "no skill", every buyer gets the labelled customers' base rate, and the risk tier is withheld."""
+    from ecom_assets.churn import registry
+    from ecom_assets.settings import EcomSettings
+
+    rng = np.random.default_rng(5)
+    training = planted(n=1500, seed=5)
+    training = training.with_columns(churned=pl.Series(rng.random(training.height) < 0.6),
+                                     as_of=pl.col("cutoff"))
+    settings = EcomSettings(data_dir=str(tmp_path))
+    card, _ = churn_assets.train_and_register(settings, training, "manual", "")
+    assert card["status"] == "no_skill" and not card["promoted"]
+    assert card["baseline_skill"]["has_skill"] is False and card["baseline_skill"]["ci_low"] <= 0
+    assert "no skill: neither the model nor the best classic" in card["status_reason"]
+    assert "no skill" in registry.serving_in_words(settings.models)
+    now = training.filter(pl.col("is_holdout")).drop("churned").with_columns(
+        **{c: pl.lit(None, pl.Float64) for c in ("p_alive", "expected_purchases_90d", "n_sessions",
+                                                  "days_since_last_session")})
+    scored, how = churn_assets.score_customers(settings, now, card)
+    assert "no skill" in how
+    assert scored["model_version"].unique().to_list() == [churn_assets.NO_SKILL_VERSION]
+    assert scored["risk_tier"].unique().to_list() == [churn_assets.NO_SKILL_TIER]
+    gated, holdout, _ = churn_assets.split_windows(training)
+    base_rate = float(pl.concat([gated, holdout])["churned"].mean())  # the labelled customers the gate judged on
+    assert np.allclose(scored["churn_probability"].to_numpy(), base_rate)
+    assert scored["churn_probability_low"].max() < base_rate < scored["churn_probability_high"].min()
+    assert all(d[0].startswith("no skill") for d in scored["top_drivers"].to_list())
+
+
+def test_a_classic_that_ranks_keeps_serving_its_own_order() -> None:
+    """The same check on a log where the BG/NBD carries the churn probability: the classic has skill."""
+    train, holdout, _ = churn_assets.split_windows(planted(seed=6))
+    baseline = churn.fit_baseline(train, holdout, train.head(0))
+    assert baseline["classic_skill"]["has_skill"] and churn.classic_has_skill(baseline)
+    assert churn.classic_has_skill({"classic": "recency"})  # saved before the check, or never judged: serves

@@ -220,18 +220,22 @@ def test_risk_list_csv_is_rounded_and_safe_for_spreadsheets(tmp_path) -> None:
     def planted_features() -> pl.DataFrame:
         return features
 
-    result = dg.materialize([planted_predictions, planted_features, churn_risk_list],
+    @dg.asset(name="clean_customers")
+    def planted_customers() -> pl.DataFrame:  # C2 signed up; "@new" only signed up (never visited, never bought)
+        return pl.DataFrame({"customer_id": ["C2", "@new"], "signup_date": [date(2024, 1, 5), date(2024, 12, 1)]})
+
+    result = dg.materialize([planted_predictions, planted_features, planted_customers, churn_risk_list],
                             resources=build_resources(data_dir), instance=dg.DagsterInstance.ephemeral())
     assert result.success
     text = (data_dir / "exports" / "churn_risk_list.csv").read_text()
     back = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv", infer_schema=False)
     assert back.columns == list(RISK_LIST_COLUMNS)
-    assert set(back["customer_id"]) == {"'=HYPERLINK(\"http://x\")", "C2"}
+    assert set(back["customer_id"]) == {"'=HYPERLINK(\"http://x\")", "C2", "'@new"}
     assert "'-1 visits" in text and "location unknown (raises risk)" in text
     for column in ("value_at_risk", "expected_value_90d", "expected_purchases_90d", "spend_per_order"):
         assert all(len(v.split(".")[-1]) <= 2 for v in back[column].drop_nulls()), column
-    assert all(len(v.split(".")[-1]) <= 4 for v in back["churn_probability"])
-    assert back["status"].to_list() == ["at_risk", "active"]
+    assert all(len(v.split(".")[-1]) <= 4 for v in back["churn_probability"].drop_nulls())
+    assert back["status"].to_list() == ["at_risk", "active", "never_purchased"]
 
 
 def test_cold_start_reasons_say_today_and_one_day() -> None:
@@ -268,8 +272,8 @@ def test_drivers_follow_each_customers_own_contributions_and_at_risk_lists_what_
                              "number of product categories viewed (raises risk)")  # strength order kept
     assert words["mixed"] == ("days since the last purchase (raises risk); number of product categories viewed "
                               "(raises risk); average order value (lowers risk)")
-    assert words["classic"] == (risk_list.BASE_RATE_WORDS + "; BG/NBD probability of no purchase in the next 90 "
-                                "days (lowers risk)")
+    assert words["classic"] == (risk_list.BASE_RATE_WORDS + "; " + risk_list.DRIVER_WORDS["bgnbd_churn_90d"]
+                                + " (lowers risk)")
     for row in listed.filter(pl.col("status") == "at_risk").iter_rows(named=True):
         assert "raises risk" in row["drivers"].split("; ")[0], row
     # where most customers are safe (mean churn probability 0.3), the base rate is not what raises it
@@ -325,3 +329,47 @@ def test_a_shop_without_spend_heterogeneity_gives_a_list_without_runtime_warning
     # no heterogeneity to shrink towards: every customer's spend per order is about the population's mean
     mean = float(np.average(aov, weights=orders))
     assert (listed["spend_per_order"] - mean).abs().max() < 0.05 * mean, how["spend_per_order"]
+
+
+def test_the_bgnbd_views_of_one_customer_are_one_driver_never_pulling_opposite_ways() -> None:
+    """Quirk: P(alive), expected purchases and P(no purchase in 90 days) come from one BG/NBD fit, so the
+    trees split the same information across them; one customer's contributions were P(alive) +0.6 (raises
+    risk) and P(no purchase) -0.4 (lowers risk), shown as two drivers contradicting each other. Shown as one
+    BG/NBD outlook whose direction is their sum (+0.6 - 0.4 - 0.1 = +0.1: raises risk)."""
+    from ecom_assets.churn.model import top_drivers
+
+    names = ["days_since_last_purchase", "p_alive", "bgnbd_churn_90d", "expected_purchases_90d", "aov"]
+    contribs = np.array([[0.3, 0.6, -0.4, -0.1, 0.05],
+                         [-0.2, -0.5, -0.3, 0.1, 0.01]], dtype=np.float32)  # all three lower: sum -0.7, strongest
+    drivers = top_drivers(contribs, names).to_list()
+    assert drivers == [["days_since_last_purchase ↑", "bgnbd_churn_90d ↑", "aov ↑"],
+                       ["bgnbd_churn_90d ↓", "days_since_last_purchase ↓", "aov ↑"]]
+    predictions, features = _customers([{"customer_id": "A", "churn_probability": 0.7, "top_drivers": drivers[0]}])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    said = listed["drivers"][0]
+    assert said == ("days since the last purchase (raises risk); BG/NBD repeat-purchase outlook (P(alive), expected "
+                    "purchases and P(no purchase in 90 days) together) (raises risk); average order value (raises risk)")
+    assert "P(alive) low" not in said and said.count("BG/NBD") == 1
+
+
+def test_customers_known_only_from_the_customers_file_are_listed_unscored_with_the_reason() -> None:
+    """Quirk: a shop's customers file holds people who signed up but never visited nor bought (and one
+    with no signup date, and one whose signup is after the data's as-of date); they have no features, so
+    they were missing from the list. A marketer expects every known customer: listed, never purchased,
+    unscored (nothing they did to score them on), and the reason said."""
+    predictions, features = _customers([{"customer_id": "A", "churn_probability": 0.7},
+                                        {"customer_id": "B", "churn_probability": 0.2}])
+    customers = pl.DataFrame({"customer_id": ["A", "S1", "S2", "S3"],
+                              "signup_date": [date(2023, 1, 1), date(2024, 11, 2), None, AS_OF + timedelta(days=3)]})
+    listed, _ = risk_list.build_risk_list(predictions, features, customers)
+    assert sorted(listed["customer_id"]) == ["A", "B", "S1", "S2", "S3"]  # B has sessions, not in the file: kept
+    only_signed_up = listed.filter(pl.col("customer_id").is_in(["S1", "S2", "S3"]))
+    assert only_signed_up["status"].unique().to_list() == ["never_purchased"]
+    assert only_signed_up["risk_tier"].unique().to_list() == ["unscored"]
+    assert only_signed_up["churn_probability"].null_count() == 3 and only_signed_up["value_at_risk"].null_count() == 3
+    reasons = dict(zip(only_signed_up["customer_id"], only_signed_up["cold_start_reason"]))
+    assert reasons["S1"] == ("not scored: known only from the customers file (signed up 2024-11-02), no visit and "
+                             "no purchase yet, and the never-buyers' scorer learns from visits")
+    assert "(no signup date)" in reasons["S2"] and "after the data's as-of date" in reasons["S3"]
+    assert set(listed["customer_id"].to_list()[-3:]) == {"S1", "S2", "S3"}  # after every scored customer
+    assert listed["as_of"].null_count() == 0 and listed["model_version"].unique().to_list() == ["v0001"]

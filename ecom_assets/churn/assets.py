@@ -27,17 +27,22 @@ TRIGGER_DETAIL_TAG = "ecom/trigger_detail"
 # the latest version could not be trained (too little history) and the data has changed since: try again
 MORE_HISTORY = "more_history"
 BASELINE_PREFIX = "baseline-"  # + the classic that serves without a champion: baseline-recency, baseline-bgnbd
+# without a champion and with a best classic that ranks the holdout no better than chance: buyers get the base rate
+NO_SKILL_VERSION = "base-rate"
+NO_SKILL_TIER = "no_skill"
 PREDICTION_COLUMNS = {
     "customer_id": "string",
     "churn_probability": "float64 - calibrated P(no purchase in the next 90 days)",
     "churn_probability_low": "float64 - lower bound of its 95 % Wilson interval, given the customers the "
     "probability was estimated from (calibration decile; never-buyers: the training never-buyers)",
     "churn_probability_high": "float64 - upper bound of the same interval",
-    "risk_tier": "string - high >= 0.75 > medium >= 0.5 > low; unscored without any model",
+    "risk_tier": "string - high >= 0.75 > medium >= 0.5 > low; unscored without any model; no_skill for buyers "
+    "served the base rate (no model and no classic ranks them better than chance on the holdout)",
     "top_drivers": "list[string] - 3 features moving this prediction most (↑ raises risk)",
     "cold_start_reason": "string - never-buyers only: what they did and how they were scored "
     "('never purchased: 3 visits, last 12 days ago; scored from their visits')",
-    "model_version": "string - serving version, 'baseline-recency' / 'baseline-bgnbd' (calibrated classic) or 'none'",
+    "model_version": "string - serving version, 'baseline-recency' / 'baseline-bgnbd' (calibrated classic), "
+    "'base-rate' (nothing ranks better than chance: every buyer gets the labelled customers' churn rate) or 'none'",
     "as_of": "date",
     "cold_start": "bool - visited, never purchased: scored from their visits (cold_start.py) or the prior",
     "p_alive": "float64 - BG/NBD P(still active) as of as_of (null: never purchased or no BG/NBD fit)",
@@ -67,7 +72,8 @@ RISK_LIST_COLUMNS = {
     "risk); at_risk customers: those raising risk first, and when none does, why they are at risk all the same "
     "(most customers here do not buy again within 90 days, or smaller factors not listed add up); an empty window "
     "is said as such ('no visits in the last 30 days')",
-    "cold_start_reason": "string - never-buyers: visits, last visit, how scored",
+    "cold_start_reason": "string - never-buyers: visits, last visit, how scored; customers known only from the "
+    "customers file: 'not scored: known only from the customers file (signed up …), no visit and no purchase yet'",
     "days_since_last_purchase": "float64",
     "days_since_last_visit": "float64",
     "model_version": "string",
@@ -209,8 +215,11 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
         usable = baseline is not None and baseline["classic"] is not None
         # the data it was judged on, said with the reason: more data may come, and this text must not read as current
         seen = f"data as of {card['data_as_of']}" if card.get("data_as_of") else "no data yet"
+        fallback = (f"the calibrated classic baseline ({baseline['classic']})" if usable else "no score")
+        if usable and not churn.classic_has_skill(baseline):
+            fallback = f"the base rate ({churn.no_skill_words(baseline)})"
         card.update(status="insufficient_history", status_reason=f"{seen}: {problem}; predictions fall back to "
-                    + (f"the calibrated classic baseline ({baseline['classic']})" if usable else "no score") + ".")
+                    f"{fallback}.", baseline_skill=baseline.get("classic_skill") if baseline else None)
         if usable:
             registry.save_baseline(models, version, baseline)
         registry.write_card(models, version, card)
@@ -218,8 +227,11 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
     baseline = churn.fit_baseline(train, holdout, cold)
     gated = churn.train_model(train)
     evaluation, p_new = churn.evaluate_holdout(gated, holdout, baseline)
-    card.update(status=evaluation.status, status_reason=evaluation.status_reason, metrics=evaluation.metrics,
-                baseline_classic=baseline["classic"], gated_model=_model_summary(gated),
+    reason = evaluation.status_reason
+    if evaluation.status != "champion" and not churn.classic_has_skill(baseline):
+        reason += f"; without a champion, {churn.no_skill_words(baseline)}"
+    card.update(status=evaluation.status, status_reason=reason, metrics=evaluation.metrics,
+                baseline_skill=baseline["classic_skill"], baseline_classic=baseline["classic"], gated_model=_model_summary(gated),
                 dropped_features=gated.dropped_features,
                 single_feature_auc=evaluation.single_feature_auc, leaking_features=evaluation.leaking_features)
     served = gated
@@ -345,7 +357,9 @@ def churn_model(context: dg.AssetExecutionContext, settings: EcomSettings, churn
         "status": card["status"],
         "in_words": card["status_reason"],
         "data_as_of": str(card.get("data_as_of")),
-        "serving_version": serving or (f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic") else "none"),
+        "serving_version": serving or (NO_SKILL_VERSION if (card.get("baseline_skill") or {}).get("has_skill") is False
+                                       else f"{BASELINE_PREFIX}{card['baseline_classic']}" if card.get("baseline_classic")
+                                       else "none"),
         "trigger": card["trigger"],
         "auc_out_of_time": float(metrics.get("auc_out_of_time", float("nan"))),
         "auc_baseline_recency": float(metrics.get("auc_baseline_recency", float("nan"))),
@@ -394,13 +408,22 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     else:
         baseline = registry.load_baseline(models, latest_card["version"]) if latest_card.get("version") else None
         classic = baseline.get("classic") if baseline else None
-        version = f"{BASELINE_PREFIX}{classic}" if classic else "none"
-        p = churn.baseline_probability(buyers, baseline) if classic else np.full(buyers.height, np.nan)
-        column = churn.CLASSICS[classic][0] if classic else "days_since_last_purchase"
-        drivers = churn.baseline_drivers(p, baseline, column)
-        n = classic_support(buyers, baseline["classics"][classic]) if classic else np.zeros(buyers.height)
-        how = (f"the calibrated classic baseline {classic} (no model has passed the skill gate yet)" if classic
-               else "nothing: not enough history to estimate even the baseline")
+        no_skill = classic is not None and not churn.classic_has_skill(baseline)
+        if no_skill:
+            # the classic ranks no better than chance on the holdout: serving its order would be a pretence
+            version = NO_SKILL_VERSION
+            p = np.full(buyers.height, baseline["overall_rate"])
+            drivers = [[churn.no_skill_words(baseline)]] * buyers.height
+            n = np.full(buyers.height, float(baseline.get("labelled_customers") or 0))
+            how = churn.no_skill_words(baseline)
+        else:
+            version = f"{BASELINE_PREFIX}{classic}" if classic else "none"
+            p = churn.baseline_probability(buyers, baseline) if classic else np.full(buyers.height, np.nan)
+            column = churn.CLASSICS[classic][0] if classic else "days_since_last_purchase"
+            drivers = churn.baseline_drivers(p, baseline, column)
+            n = classic_support(buyers, baseline["classics"][classic]) if classic else np.zeros(buyers.height)
+            how = (f"the calibrated classic baseline {classic} (no model has passed the skill gate yet)" if classic
+                   else "nothing: not enough history to estimate even the baseline")
     low, high = risk_list.probability_interval(p, n)
     scored_buyers = buyers.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
         churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
@@ -414,7 +437,10 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     columns = scored_buyers.columns
     # both halves keep the features' id order: merged in one pass, not sorted again
     scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold.select(columns)), key="customer_id")
-    scored = scored.with_columns(risk_tier=churn.risk_tier(pl.col("churn_probability")), model_version=pl.lit(version))
+    tier = churn.risk_tier(pl.col("churn_probability"))
+    if version == NO_SKILL_VERSION:  # one base rate for every buyer: a tier would claim an order that is not there
+        tier = pl.when(pl.col("cold_start")).then(tier).otherwise(pl.lit(NO_SKILL_TIER))
+    scored = scored.with_columns(risk_tier=tier, model_version=pl.lit(version))
     return scored.select(list(PREDICTION_COLUMNS)), how
 
 
@@ -462,6 +488,8 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     (its card), and whether that fell from high to low: what a tier means, in the list's metadata."""
     tiers = export.group_by("risk_tier").agg(customers=pl.len(), share=pl.len() / export.height)
     served = str(export["model_version"][0])
+    if served == NO_SKILL_VERSION:
+        return tiers.sort("risk_tier"), "withheld: nothing ranks the buyers better than chance (risk tier no_skill)"
     versions = registry.list_versions(settings.models)
     version = served if served in versions else (versions[-1] if versions and served.startswith(BASELINE_PREFIX) else None)
     key = "baseline_tiers" if served.startswith(BASELINE_PREFIX) else "tiers"
@@ -481,8 +509,10 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     owners=["team:customer-success"],
     kinds={"polars", "csv"},
     tags=REFRESH_PER_DROP,
-    ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS)},
-    description="exports/churn_risk_list.csv: every customer by status (at_risk, the persuadable, first; then active, "
+    ins={"customer_features": columns_in(risk_list.FEATURE_INPUTS),
+         "clean_customers": columns_in(["customer_id", "signup_date"])},
+    description="exports/churn_risk_list.csv: every known customer (those only in the customers file, never seen "
+    "visiting or buying, unscored with the reason) by status (at_risk, the persuadable, first; then active, "
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
     "BTYD or own purchase rate x Gamma-Gamma spend per order; never-buyers: P(first order) x the mean first order "
     "of one-order buyers, never the population's mean spend), then expected value, then recency; the "
@@ -491,11 +521,12 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     metadata=column_schema(RISK_LIST_COLUMNS),
 )
 def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
-                    customer_features: pl.DataFrame) -> dg.Output:
+                    customer_features: pl.DataFrame, clean_customers: pl.DataFrame) -> dg.Output:
     if churn_predictions.is_empty():
         return dg.Output(pl.DataFrame(schema={c: pl.String for c in RISK_LIST_COLUMNS}),
                          metadata={"dagster/row_count": 0, "in_words": "no customers yet"})
-    export, how = risk_list.build_risk_list(churn_predictions, customer_features)
+    known = clean_customers.select("customer_id", "signup_date") if clean_customers.width else None
+    export, how = risk_list.build_risk_list(churn_predictions, customer_features, known)
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")
     by_status = export.group_by("status").agg(
         customers=pl.len(), value_at_risk=pl.col("value_at_risk").sum().round(2),

@@ -138,5 +138,11 @@ def serving_in_words(models_dir: Path) -> str:
         record = champion_record(models_dir) or {}
         return f"{champion} ({record.get('reason', 'champion')})"
     if classic:
+        from ecom_assets.churn.model import classic_has_skill, no_skill_words
+
+        card = latest_card(models_dir)
+        baseline = load_baseline(models_dir, card["version"])
+        if not classic_has_skill(baseline):
+            return f"the base rate, {no_skill_words(baseline)}"
         return f"the calibrated classic baseline {classic} (no model has passed the skill gate)"
     return "nothing: not enough history to estimate even the classic baseline (customers are `unscored`)"

@@ -33,6 +33,9 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   risk all the same: churn is common here (the buyers' mean churn probability is at least 0.5), or
   else the smaller contributions not shown add up.
 
+Customers known only from the customers file (never visited nor bought by the as-of date) are listed
+too: `never_purchased`, unscored, the reason in `cold_start_reason` (`customers_without_activity`).
+
 Order: by status — `at_risk` first (the persuadable, where an incentive can still keep value), then
 `active`, `lapsed` (win-back), `never_purchased`, `unscored` — and within each by value at risk,
 then expected value, then recency of the last purchase and visit (most recent first), all on the
@@ -57,6 +60,10 @@ RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its
 BASE_RATE_WORDS = "most customers here do not buy again within 90 days (the base rate raises risk)"
 SMALLER_FACTORS_WORDS = "smaller factors not listed together raise risk"
 
+# a driver that stands for a group of features (model.DRIVER_GROUPS): the BG/NBD's P(alive), expected purchases
+# and P(no purchase in 90 days) are said as one outlook, never as three views pulling opposite ways
+DRIVER_WORDS = {"bgnbd_churn_90d": "BG/NBD repeat-purchase outlook (P(alive), expected purchases and P(no purchase "
+                "in 90 days) together)"}
 # windowed features whose value is empty (null or 0) when nothing happened in the window: the driver
 # says what did not happen. (feature, condition on the features meaning "nothing in the window", words)
 _NO_VISITS_30 = pl.col("sessions_30d").fill_null(0) == 0
@@ -177,7 +184,8 @@ def _plain(driver: str) -> str:
     if len(driver) < 3 or driver[-1] not in "↑↓":
         return driver
     name = driver[:-2]
-    return FEATURE_WORDS.get(name, name.replace("_", " ")) + (" (raises risk)" if driver[-1] == "↑" else " (lowers risk)")
+    words = DRIVER_WORDS.get(name) or FEATURE_WORDS.get(name, name.replace("_", " "))
+    return words + (" (raises risk)" if driver[-1] == "↑" else " (lowers risk)")
 
 
 def first_order_values(frame: pl.DataFrame) -> pl.Series:
@@ -187,9 +195,39 @@ def first_order_values(frame: pl.DataFrame) -> pl.Series:
     return frame.filter(one_order)["aov"]
 
 
-def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+def customers_without_activity(predictions: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """Rows (in `predictions`' columns) for the customers of the customers file (customer_id, signup_date)
+    who are not in `predictions`: never visited nor bought by the as-of date, so nothing scores them
+    (the never-buyers' scorer learns from visits). Listed all the same, never purchased, unscored, with the
+    reason in `cold_start_reason`; an empty frame when every known customer is scored."""
+    missing = customers.select("customer_id", "signup_date").join(predictions.select("customer_id"),
+                                                                  on="customer_id", how="anti")
+    as_of = predictions["as_of"][0] if predictions.height else None
+    signed = pl.col("signup_date").dt.strftime("%Y-%m-%d")
+    when = (pl.when(pl.col("signup_date").is_null()).then(pl.lit("no signup date"))
+            .when(pl.col("signup_date") > pl.lit(as_of)).then(pl.lit("signed up ") + signed
+                                                              + pl.lit(", after the data's as-of date"))
+            .otherwise(pl.lit("signed up ") + signed))
+    reason = pl.lit("not scored: known only from the customers file (") + when + pl.lit(
+        "), no visit and no purchase yet, and the never-buyers' scorer learns from visits")
+    return missing.select(
+        "customer_id", churn_probability=pl.lit(None, pl.Float64), churn_probability_low=pl.lit(None, pl.Float64),
+        churn_probability_high=pl.lit(None, pl.Float64), risk_tier=pl.lit("unscored"),
+        top_drivers=pl.lit([], pl.List(pl.String)), cold_start_reason=reason,
+        model_version=pl.lit(predictions["model_version"][0] if predictions.height else "none"),
+        as_of=pl.lit(as_of, pl.Date), cold_start=pl.lit(True))
+
+
+def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
+                    customers: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict]:
     """(the ordered list, how its value was estimated). `predictions` are rows of `churn_predictions`,
-    `features` the same customers' `customer_features` (at least `FEATURE_INPUTS` that exist)."""
+    `features` the same customers' `customer_features` (at least `FEATURE_INPUTS` that exist);
+    `customers` (customer_id, signup_date: the clean customers file) adds every known customer that has
+    no prediction, unscored (`customers_without_activity`)."""
+    if customers is not None and customers.height:
+        extra = customers_without_activity(predictions, customers)
+        predictions = pl.concat([predictions, extra.select(c for c in predictions.columns if c in extra.columns)],
+                                how="diagonal_relaxed")
     wanted = [c for c in FEATURE_INPUTS + ["expected_purchases_90d"]
               if c in features.columns and (c == "customer_id" or c not in predictions.columns)]
     frame = predictions.join(features.select(wanted), on="customer_id", how="left", maintain_order="left")
