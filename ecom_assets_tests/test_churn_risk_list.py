@@ -32,7 +32,7 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = pl.DataFrame([{**default, **r} for r in rows]).with_columns(as_of=pl.lit(AS_OF))
     prediction_columns = ["customer_id", "churn_probability", "churn_probability_low", "churn_probability_high",
                           "risk_tier", "top_drivers", "cold_start_reason", "model_version", "as_of", "cold_start"]
-    extra = [c for c in ("expected_purchases_90d",) if c in frame.columns]
+    extra = [c for c in ("expected_purchases_90d", "bgnbd_churn_90d") if c in frame.columns]
     features = frame.select("customer_id", "as_of", "cold_start",
                             *[c for c in risk_list.FEATURE_INPUTS if c != "customer_id"])
     return frame.select(*prediction_columns, *extra), features
@@ -40,13 +40,17 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_ties_are_broken_by_value_then_recency_never_by_id() -> None:
     # A, B, C, D carry the same value at risk (0.8 x 62.50 = 0.5 x 100 = 50); ids sort against the rule
-    same = {"churn_probability": 0.8, "expected_purchases_90d": 1.25, "n_purchases": 40.0, "aov": 50.0}
+    # (BG/NBD's P(no purchase) planted equal to the served score, so the expected purchases are BG/NBD's E[N])
+    same = {"churn_probability": 0.8, "bgnbd_churn_90d": 0.8, "expected_purchases_90d": 1.25, "n_purchases": 40.0,
+            "aov": 50.0}
     predictions, features = _customers([
         {"customer_id": "A", **same, "days_since_last_purchase": 60.0},
         {"customer_id": "B", **same, "days_since_last_purchase": 5.0},
         {"customer_id": "C", **same, "days_since_last_purchase": 5.0},  # B and C: identical in every key
-        {"customer_id": "D", "churn_probability": 0.5, "expected_purchases_90d": 2.0, "n_purchases": 40.0},
-        {"customer_id": "E", "churn_probability": 0.9, "expected_purchases_90d": 3.0, "n_purchases": 40.0},
+        {"customer_id": "D", "churn_probability": 0.5, "bgnbd_churn_90d": 0.5, "expected_purchases_90d": 2.0,
+         "n_purchases": 40.0},
+        {"customer_id": "E", "churn_probability": 0.9, "bgnbd_churn_90d": 0.9, "expected_purchases_90d": 3.0,
+         "n_purchases": 40.0},
     ])
     listed, _ = risk_list.build_risk_list(predictions, features)
     # E: most value at risk. A, B, C, D: 50.00 each; D has the larger expected value (100 vs 62.50); then
@@ -129,12 +133,25 @@ def test_value_prefers_the_btyd_expectation_and_falls_back_to_the_own_purchase_r
     listed, how = risk_list.build_risk_list(predictions, features)
     # own rate: 9 purchases in 270 days = 3 per 90 days; P(any purchase) = 0.6 -> 1.8 purchases
     assert listed["expected_purchases_90d"][0] == 1.8 and "own purchase rate" in how["expected_purchases"]
-    predictions, features = _customers([{**rows[0], "expected_purchases_90d": 0.7}])
+    # BG/NBD: 2.8 purchases expected, P(none) 0.5 -> 5.6 of a customer who buys; the served P(buy) is 0.6
+    predictions, features = _customers([{**rows[0], "expected_purchases_90d": 2.8, "bgnbd_churn_90d": 0.5}])
     listed, how = risk_list.build_risk_list(predictions, features)
-    assert listed["expected_purchases_90d"][0] == 0.7 and "BTYD" in how["expected_purchases"]
+    assert listed["expected_purchases_90d"][0] == 3.36 and "BG/NBD" in how["expected_purchases"]
     # one customer: no Gamma-Gamma fit, spend per order = own AOV
     assert listed["spend_per_order"][0] == 80.0
-    assert listed["expected_value_90d"][0] == 56.0 and listed["value_at_risk"][0] == 22.4
+    assert listed["expected_value_90d"][0] == 268.8 and listed["value_at_risk"][0] == 107.52
+
+
+def test_the_value_follows_the_served_probability_not_bgnbds_own_p_alive() -> None:
+    """Tryout: a buyer whose purchases decayed, listed at churn 0.99, was valued at BG/NBD's 3 expected purchases
+    (BG/NBD still called them alive), as much as a steady buyer at churn 0.01: the value columns contradicted the
+    served score. Now both take P(buy) from the served score."""
+    rows = [{"customer_id": "decayed", "churn_probability": 0.99, "expected_purchases_90d": 3.0, "bgnbd_churn_90d": 0.05},
+            {"customer_id": "steady", "churn_probability": 0.01, "expected_purchases_90d": 3.0, "bgnbd_churn_90d": 0.05}]
+    predictions, features = _customers(rows)
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    expected = dict(zip(listed["customer_id"], listed["expected_purchases_90d"]))
+    assert expected == {"decayed": round(0.01 * 3.0 / 0.95, 2), "steady": round(0.99 * 3.0 / 0.95, 2)}
 
 
 def test_gamma_gamma_recovers_planted_spend_and_shrinks_thin_customers() -> None:
@@ -373,3 +390,12 @@ def test_customers_known_only_from_the_customers_file_are_listed_unscored_with_t
     assert "(no signup date)" in reasons["S2"] and "after the data's as-of date" in reasons["S3"]
     assert set(listed["customer_id"].to_list()[-3:]) == {"S1", "S2", "S3"}  # after every scored customer
     assert listed["as_of"].null_count() == 0 and listed["model_version"].unique().to_list() == ["v0001"]
+
+
+def test_the_status_follows_the_probability_the_list_shows() -> None:
+    """Tryout: 0.49996 was listed as 0.5 while its status said it was below the 0.5 at-risk line (active)."""
+    predictions, features = _customers([{"customer_id": "A", "churn_probability": 0.49996},
+                                         {"customer_id": "B", "churn_probability": 0.49994}])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    shown = {r["customer_id"]: (r["churn_probability"], r["status"]) for r in listed.to_dicts()}
+    assert shown == {"A": (0.5, "at_risk"), "B": (0.4999, "active")}

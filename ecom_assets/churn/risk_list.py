@@ -2,10 +2,12 @@
 
 Per customer (rows of `churn_predictions` beside their `customer_features`):
 
-- `expected_purchases_90d`: purchases expected in the next 90 days. The BTYD expectation
-  (BG/NBD or Pareto/NBD, which already folds in P(alive)) when the features carry it; otherwise
-  P(any purchase) x the purchases a buyer makes at their own past rate:
-  (1 - churn_probability) x max(1, 90 x n_purchases / max(tenure_days, 90)). Never-buyers: one
+- `expected_purchases_90d`: purchases expected in the next 90 days, always P(any purchase) from the
+  served score (1 - churn_probability) x the purchases of a customer who does buy: BG/NBD's expectation
+  given at least one purchase, E[N] / P(N > 0) (both from the features' BTYD columns; at least 1), else
+  their own past rate, max(1, 90 x n_purchases / max(tenure_days, 90)). BG/NBD's E[N] alone folds in its
+  own P(alive), which can contradict the served model (a decaying buyer BG/NBD still calls alive was
+  valued like a steady one while listed at churn 0.99). Never-buyers: one
   first purchase times P(it happens) (1 - their cold-start churn probability: the share of never-buyers
   like them who bought within 90 days).
 - `spend_per_order`: the Gamma-Gamma expected spend per order (Fader & Hardie 2013, "The
@@ -228,18 +230,24 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
         extra = customers_without_activity(predictions, customers)
         predictions = pl.concat([predictions, extra.select(c for c in predictions.columns if c in extra.columns)],
                                 how="diagonal_relaxed")
-    wanted = [c for c in FEATURE_INPUTS + ["expected_purchases_90d"]
+    wanted = [c for c in FEATURE_INPUTS + ["expected_purchases_90d", "bgnbd_churn_90d"]
               if c in features.columns and (c == "customer_id" or c not in predictions.columns)]
     frame = predictions.join(features.select(wanted), on="customer_id", how="left", maintain_order="left")
+    # the status, value and order follow the probability the list shows (4 decimals): 0.49996 is listed as 0.5,
+    # so it is at_risk, never "0.5 and not at risk"
+    frame = frame.with_columns(pl.col("churn_probability").round(4))
     buyers = ~pl.col("cold_start")
     gg = fit_gamma_gamma(frame.filter(buyers)["n_purchases"].fill_null(0).to_numpy(),
                          frame.filter(buyers)["aov"].fill_null(0).to_numpy())
     median_gap = typical_gap(frame)
-    btyd = "expected_purchases_90d" in frame.columns and frame["expected_purchases_90d"].null_count() < frame.height
+    btyd = {"expected_purchases_90d", "bgnbd_churn_90d"} <= set(frame.columns) and \
+        frame["expected_purchases_90d"].null_count() < frame.height
     p = pl.col("churn_probability")
     own_rate = HORIZON_DAYS * pl.col("n_purchases") / pl.col("tenure_days").clip(lower_bound=HORIZON_DAYS)
-    fallback = (1 - p) * pl.max_horizontal(pl.lit(1.0), own_rate)
-    purchases = (pl.coalesce(pl.col("expected_purchases_90d"), fallback) if btyd else fallback)
+    # purchases of a customer who does buy: BG/NBD's E[N | N > 0] = E[N] / P(N > 0), else the own past rate
+    per_buyer = pl.coalesce(pl.when(pl.col("bgnbd_churn_90d") < 1 - 1e-9).then(
+        pl.col("expected_purchases_90d") / (1 - pl.col("bgnbd_churn_90d"))), own_rate) if btyd else own_rate
+    purchases = (1 - p) * pl.max_horizontal(pl.lit(1.0), per_buyer)
     first_orders = first_order_values(frame)
     first_order = float(first_orders.mean()) if first_orders.len() >= FIRST_ORDER_MIN_CUSTOMERS else None
     spend = pl.when(pl.col("cold_start")).then(pl.lit(first_order, pl.Float64)).otherwise(
@@ -272,8 +280,8 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
         "risk_tier", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
         "model_version", "as_of", "cold_start")
-    how = {"expected_purchases": "BTYD (BG/NBD) expected purchases from churn_predictions; the own purchase rate "
-           "where it has none" if btyd else "own purchase rate: (1 - churn probability) x max(1, 90 x purchases / max(days since first seen, 90))",
+    how = {"expected_purchases": "(1 - churn probability) x BG/NBD's expected purchases of a customer who buys, "
+           "E[N] / P(N > 0) (at least 1); the own purchase rate where it has none" if btyd else "own purchase rate: (1 - churn probability) x max(1, 90 x purchases / max(days since first seen, 90))",
            "spend_per_order": f"Gamma-Gamma (p={gg['p']:.3g}, q={gg['q']:.3g}, gamma={gg['gamma']:.3g}; "
            f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers)" if gg
            else "each customer's own AOV (too few buyers with a positive AOV to fit Gamma-Gamma)",
