@@ -346,6 +346,21 @@ def test_a_shop_without_spend_heterogeneity_gives_a_list_without_runtime_warning
     # no heterogeneity to shrink towards: every customer's spend per order is about the population's mean
     mean = float(np.average(aov, weights=orders))
     assert (listed["spend_per_order"] - mean).abs().max() < 0.05 * mean, how["spend_per_order"]
+    # and the list says so (tryout: one spend for everybody, nothing saying why)
+    assert "no spend differences between customers beyond chance" in how["spend_per_order"], how["spend_per_order"]
+
+
+def test_the_value_basis_says_how_much_a_buyers_own_aov_counts() -> None:
+    """With the planted Gamma-Gamma of test_gamma_gamma_recovers_planted_spend (p 4, q 5), a buyer with the
+    median of 4 orders weighs their own AOV 16 / (16 + 4) = 80 %."""
+    rng = np.random.default_rng(4)
+    nu = rng.gamma(5.0, 1 / 40.0, 3000)
+    aov = [round(float(rng.gamma(4.0, 1 / v, 4).mean()), 2) for v in nu]
+    predictions, features = _customers([{"customer_id": f"G{i}", "n_purchases": 4.0, "aov": a}
+                                        for i, a in enumerate(aov)])
+    _, how = risk_list.build_risk_list(predictions, features)
+    weight = int(how["spend_per_order"].split("a buyer with 4 orders: ")[1].split("%")[0])
+    assert 75 <= weight <= 85, how["spend_per_order"]
 
 
 def test_the_bgnbd_views_of_one_customer_are_one_driver_never_pulling_opposite_ways() -> None:

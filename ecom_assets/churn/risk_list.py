@@ -220,6 +220,18 @@ def customers_without_activity(predictions: pl.DataFrame, customers: pl.DataFram
         as_of=pl.lit(as_of, pl.Date), cold_start=pl.lit(True))
 
 
+def own_aov_weight_words(gg: dict, orders: pl.Series) -> str:
+    """How much a buyer's own AOV counts in their Gamma-Gamma spend per order, at the median order count x:
+    E[spend | x, AOV] = w x AOV + (1 - w) x population mean, w = p x / (p x + q - 1) (Fader & Hardie 2013).
+    Near 0, the data show no spend differences between customers beyond chance: everyone gets the mean."""
+    x = float(orders.drop_nulls().median() or 1.0)
+    weight = gg["p"] * x / (gg["p"] * x + gg["q"] - 1)
+    if weight < 0.01:
+        return (f"no spend differences between customers beyond chance (own AOV weight {weight:.1%} at {x:g} "
+                "orders): every buyer gets the population mean")
+    return f"a buyer with {x:g} orders: {weight:.0%} own AOV, {1 - weight:.0%} population mean"
+
+
 def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
                     customers: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict]:
     """(the ordered list, how its value was estimated). `predictions` are rows of `churn_predictions`,
@@ -283,7 +295,8 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
     how = {"expected_purchases": "(1 - churn probability) x BG/NBD's expected purchases of a customer who buys, "
            "E[N] / P(N > 0) (at least 1); the own purchase rate where it has none" if btyd else "own purchase rate: (1 - churn probability) x max(1, 90 x purchases / max(days since first seen, 90))",
            "spend_per_order": f"Gamma-Gamma (p={gg['p']:.3g}, q={gg['q']:.3g}, gamma={gg['gamma']:.3g}; "
-           f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers)" if gg
+           f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers); "
+           + own_aov_weight_words(gg, frame.filter(buyers)["n_purchases"]) if gg
            else "each customer's own AOV (too few buyers with a positive AOV to fit Gamma-Gamma)",
            "never_buyers_spend_per_order": f"mean first order {first_order:.2f} of {first_orders.len()} customers with "
            "one order so far" if first_order is not None else f"unknown: {first_orders.len()} customers with one order "
