@@ -33,7 +33,7 @@ import polars as pl
 
 from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
 from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad,
-                                      _date_rules, _empty, _text_rules, customer_key, text_or_null,
+                                      _date_rules, _empty, _text_rules, text_or_null,
                                       value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
 
@@ -146,7 +146,7 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
         pl.col("_date_event_time").alias("event_date"),
         pl.col(EVENT_TYPE).alias("event_type"),
         pl.col("event_type").alias("event_name"),
-        customer_key(CUSTOMER).alias("customer_id"),
+        reading.customer(CUSTOMER).alias("customer_id"),
         text_or_null("product_id"),
         text_or_null("session_id"),
         pl.when(reading.no_category("category")).then(None).otherwise(pl.col("category")).alias("category"),

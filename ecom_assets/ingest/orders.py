@@ -42,7 +42,7 @@ from datetime import date
 import polars as pl
 
 from ecom_assets.ingest.parse import (KINDS, RULES, DropKind, Reading, _bad, _date_rules, _empty, _text_rules,
-                                      customer_key, text_or_null, value_last)
+                                      text_or_null, value_last)
 from ecom_assets.ingest.sources import ReturnRule
 from ecom_assets.ingest.values import number_hint
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanOrderLines
@@ -159,7 +159,7 @@ def typed_order_lines(reading: Reading) -> list[pl.Expr]:
     amount = pl.coalesce(reading.number("line_amount"), quantity * price)
     return [
         pl.col("order_id"),
-        customer_key(),
+        reading.customer(),
         instant("order_time").alias("order_time"),
         pl.col("_date_order_time").alias("order_date"),
         product_key(),

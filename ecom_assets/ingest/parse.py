@@ -489,6 +489,12 @@ class Reading:
     formulas: tuple[str, ...] = ()  # text columns holding spreadsheet formulas other than a readable hyperlink
     # category column -> its distinct values written that `no_category` reads as no category (besides empty)
     no_category_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    mixed_case_emails: bool = False  # customer ids include e-mail addresses with capitals (`customer_key`)
+
+    def customer(self, column: str = "customer_id") -> pl.Expr:
+        """`customer_key(column)` where the file has e-mail ids with capitals, else the ids as written (the
+        lower-casing pass costs ~0.9 s per 10M rows)."""
+        return customer_key(column) if self.mixed_case_emails else pl.col(column)
 
     def number(self, column: str) -> pl.Expr:
         return number_expr(column, self.decimal.get(column, "."), column in self.grouped)
@@ -596,7 +602,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     # a column): `=HYPERLINK(…,"Shoes")` is "Shoes", never a category or product name
     table, formulas, formula_notes = formula_cells(table, [
         c for c in kind.columns if c not in (*kind.dates, *kind.numbers, *kind.flags, "customer_id", "session_id")])
-    notes += formula_notes + (mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else [])
+    emails = mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else []
+    notes += formula_notes + emails
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
@@ -644,7 +651,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
             Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped, formulas,
-                    {c: no_category_spellings(table[c]) for c in kind.categories}), notes)
+                    {c: no_category_spellings(table[c]) for c in kind.categories}, bool(emails)), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -670,7 +677,10 @@ def customer_key(column: str = "customer_id") -> pl.Expr:
 
 
 def mixed_case_emails(ids: pl.Series) -> list[str]:
-    """The note for a file whose customer ids include e-mail addresses with capitals (`customer_key`)."""
+    """The note for a file whose customer ids include e-mail addresses with capitals (`customer_key`), or []
+    (then the ids are kept as written: most exports have no '@' at all, found by one parallel pass)."""
+    if not ids.to_frame("id").lazy().select(pl.col("id").str.contains("@", literal=True).any()).collect().item():
+        return []
     emails = ids.filter(ids.str.contains("@", literal=True))
     mixed = emails.filter(emails != emails.str.to_lowercase())
     return [f"customer_id: {mixed.len():,} e-mail address(es) with capitals (e.g. {mixed[0]!r}) compared "
@@ -783,7 +793,7 @@ def typed_sessions(reading: Reading) -> list[pl.Expr]:
     product = pl.col("product_viewed")
     return [
         pl.col("session_id"),
-        customer_key(),
+        reading.customer(),
         pl.col("_date_session_date").alias("session_date"),
         pl.col("_instant_session_date").alias("session_start"),
         pl.when(reading.no_category("product_viewed")).then(pl.lit(UNKNOWN_PRODUCT)).otherwise(product)
@@ -803,7 +813,7 @@ def typed_customers(reading: Reading) -> list[pl.Expr]:
     age = reading.number("age")
     in_range = age.is_between(10, 120) & (age == age.floor())
     return [
-        customer_key(),
+        reading.customer(),
         pl.when(in_range).then(age.cast(pl.Int64)).otherwise(None).alias("age"),
         (~_empty("age") & ~in_range.fill_null(False)).alias("age_out_of_range"),
         text_or_null("gender"),
