@@ -25,8 +25,8 @@ def build_resources(data_dir: str | Path | None = None) -> dict:
     (models, reports, exports, the prediction log and the landing folder stay in the data directory).
     """
     root = str(data_dir) if data_dir is not None else dg.EnvVar(DATA_DIR_ENV)
+    currency = os.environ.get(CURRENCY_ENV)
     return {
-        "settings": EcomSettings(data_dir=root, **({"currency": currency_code(currency)} if (currency := os.environ.get(CURRENCY_ENV))
-                                                   else {})),
+        "settings": EcomSettings(data_dir=root, **({"currency": currency_code(currency)} if currency else {})),
         "io_manager": PolarsParquetIOManager(data_dir=root, base_dir=os.environ.get(WAREHOUSE_URL_ENV, "")),
     }

@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 import yaml
 
+from ecom_assets.settings import currency_code
+
 SOURCES_FILE = "sources.yaml"
 SOURCE_KINDS = ("customers", "sessions", "orders", "events", "campaigns")
 GLOB_KEYS = ("match", "glob", "pattern", "files")
@@ -266,6 +268,8 @@ def _currency(value, kind: str | None) -> str | None:
         return None
     if kind not in (None, "orders", "events"):
         raise SourcesError(f"currency applies to orders and events exports, not {kind}")
-    if not (len(code) == 3 and code.isascii() and code.isalpha()):
-        raise SourcesError(f"currency must be a three-letter ISO 4217 code such as EUR or USD, found {value!r}")
-    return code.upper()
+    try:
+        return currency_code(code)
+    except ValueError:
+        raise SourcesError(f"currency must be a three-letter ISO 4217 code such as EUR or USD, found {value!r}") \
+            from None
