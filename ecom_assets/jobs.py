@@ -105,7 +105,8 @@ def refreshed_by_drops(updated: list[dg.AssetKey], has_model: bool, dashboard: b
     return sorted(keys & dg.AssetSelection.assets(*updated).downstream().resolve(_asset_graph()))
 
 
-def _built(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
+def materialized(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
+    """Whether `key` has been materialized at least once on `instance`."""
     return instance.get_latest_materialization_event(key) is not None
 
 
@@ -135,7 +136,7 @@ def plan_drop_refresh(instance: dg.DagsterInstance, cursor: int | None, has_mode
         return RefreshDecision(None, cursor, f"new drops wait for {busy} to finish")
     tags = {} if has_model else {TRIGGER_TAG: "initial"}
     request = dg.RunRequest(run_key=f"drops-through-{latest}", job_name=DROP_REFRESH_JOB,
-                            asset_selection=refreshed_by_drops(sorted(new), has_model, _built(instance, DASHBOARD)),
+                            asset_selection=refreshed_by_drops(sorted(new), has_model, materialized(instance, DASHBOARD)),
                             tags=tags)
     return RefreshDecision(request, latest, f"refresh after new {', '.join(k.to_user_string() for k in sorted(new))} "
                            f"(through event {latest})" + ("" if has_model else ", with the first model"))
@@ -195,7 +196,7 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext):
     "that now serves (a promotion re-scores the churn list in the same retrain run).",
 )
 def dashboard_after_retrain_sensor(context: dg.RunStatusSensorContext):
-    if not _built(context.instance, DASHBOARD):
+    if not materialized(context.instance, DASHBOARD):
         return dg.SkipReason("no dashboard yet: the first daily refresh builds it")
     return dg.RunRequest(run_key=f"dashboard-after-{context.dagster_run.run_id}", asset_selection=[DASHBOARD])
 

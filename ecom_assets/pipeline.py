@@ -84,7 +84,7 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
     from ecom_assets.definitions import defs
     from ecom_assets.monitoring.sensors import RETRAIN_JOB, decide_retrain
     from ecom_assets.io import write_json_atomic
-    from ecom_assets.jobs import DAILY_REFRESH_JOB, DASHBOARD
+    from ecom_assets.jobs import DAILY_REFRESH_JOB, DASHBOARD, materialized
     from ecom_assets.settings import EcomSettings
 
     settings = EcomSettings(data_dir=str(data_dir))
@@ -97,7 +97,7 @@ def run_automation_once(instance, data_dir: str | Path, run_logging=None) -> str
         result = _execute(defs.resolve_job_def(RETRAIN_JOB), run_logging, instance=instance, tags=decision.request.tags)
         lines.append(f"retrain run {result.run_id}: {'success' if result.success else 'FAILED'}")
         # as dashboard_after_retrain_sensor does under the daemon: the page must not name the model it replaced
-        if result.success and instance.get_latest_materialization_event(DASHBOARD) is not None:
+        if result.success and materialized(instance, DASHBOARD):
             rebuilt = _execute(defs.resolve_job_def(DAILY_REFRESH_JOB), run_logging, instance=instance,
                                asset_selection=[DASHBOARD], tags={"ecom/trigger": "after_retrain"})
             lines.append(f"dashboard rebuilt after the retrain: {'success' if rebuilt.success else 'FAILED'}")
