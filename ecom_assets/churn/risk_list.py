@@ -249,8 +249,8 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
     # so it is at_risk, never "0.5 and not at risk"
     frame = frame.with_columns(pl.col("churn_probability").round(4))
     buyers = ~pl.col("cold_start")
-    gg = fit_gamma_gamma(frame.filter(buyers)["n_purchases"].fill_null(0).to_numpy(),
-                         frame.filter(buyers)["aov"].fill_null(0).to_numpy())
+    bought = frame.filter(buyers)
+    gg = fit_gamma_gamma(bought["n_purchases"].fill_null(0).to_numpy(), bought["aov"].fill_null(0).to_numpy())
     median_gap = typical_gap(frame)
     btyd = {"expected_purchases_90d", "bgnbd_churn_90d"} <= set(frame.columns) and \
         frame["expected_purchases_90d"].null_count() < frame.height
@@ -265,7 +265,7 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
     spend = pl.when(pl.col("cold_start")).then(pl.lit(first_order, pl.Float64)).otherwise(
         spend_per_order(gg, pl.col("n_purchases"), pl.col("aov")))
     frame = frame.with_columns(status=churn_status(frame))
-    scored = frame.filter(buyers)["churn_probability"].drop_nulls()
+    scored = bought["churn_probability"].drop_nulls()
     why = BASE_RATE_WORDS if scored.len() and scored.mean() >= AT_RISK_PROBABILITY else SMALLER_FACTORS_WORDS
     ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk", why)).to_series()
     listed = frame.with_columns(
@@ -286,7 +286,7 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
     listed = listed.with_columns(rank=pl.when(starts).then(pl.int_range(1, pl.len() + 1)).forward_fill())
     out = listed.select(
         "rank", "customer_id", "status", "value_at_risk", "expected_value_90d", "expected_purchases_90d",
-        "spend_per_order", pl.col("churn_probability").round(4), pl.col("churn_probability_low").round(4),
+        "spend_per_order", "churn_probability", pl.col("churn_probability_low").round(4),
         pl.col("churn_probability_high").round(4),
         (pl.col("p_alive").round(4) if "p_alive" in frame.columns else pl.lit(None, pl.Float64)).alias("p_alive"),
         "risk_tier", "drivers", "cold_start_reason",
@@ -296,7 +296,7 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
            "E[N] / P(N > 0) (at least 1); the own purchase rate where it has none" if btyd else "own purchase rate: (1 - churn probability) x max(1, 90 x purchases / max(days since first seen, 90))",
            "spend_per_order": f"Gamma-Gamma (p={gg['p']:.3g}, q={gg['q']:.3g}, gamma={gg['gamma']:.3g}; "
            f"population mean {gg['population_mean']:.2f} per order, fitted on {gg['customers']} customers); "
-           + own_aov_weight_words(gg, frame.filter(buyers)["n_purchases"]) if gg
+           + own_aov_weight_words(gg, bought["n_purchases"]) if gg
            else "each customer's own AOV (too few buyers with a positive AOV to fit Gamma-Gamma)",
            "never_buyers_spend_per_order": f"mean first order {first_order:.2f} of {first_orders.len()} customers with "
            "one order so far" if first_order is not None else f"unknown: {first_orders.len()} customers with one order "
