@@ -61,25 +61,60 @@ def test_signup_date_time_keeps_the_customer() -> None:
     assert parsed.clean["signup_date"].to_list() == [date(2023, 5, 10), date(2023, 5, 11)]
 
 
-@pytest.mark.parametrize("value", ["12/1/2010 8:26", "16/06/2021", "20230510", "May 10, 2023"])
-def test_other_date_formats_are_never_guessed(value) -> None:
-    """`12/1/2010` is December 1st in the US and January 12th in Europe: quarantined, and the reason
-    says how to declare the format."""
-    parsed = parse(f'{SESSIONS_HEADER}\nS1,C1,"{value}",Books,,0,0\n')
+@pytest.mark.parametrize("rows", [
+    ["12/1/2010 8:26"],  # December 1st in the US, January 12th in Europe: nothing in the file decides
+    ["5/11/2025 08:26", "12/1/2025 09:00"],  # every day <= 12
+    ["13/1/2024", "1/13/2024"],  # one value only day-first, another only month-first: the file has no one format
+    ["May 10, 2023"],  # no common export format
+])
+def test_date_formats_the_file_cannot_prove_are_never_guessed(rows) -> None:
+    """Quarantined, and the reason says how to declare the format."""
+    parsed = parse(SESSIONS_HEADER + "".join(f'\nS{i},C1,"{value}",Books,,0,0' for i, value in enumerate(rows)) + "\n")
+    assert parsed.accounting["quarantined"] == len(rows)
     reason = reasons(parsed)[2]
     # the rule first, the value last: a whole column written in one foreign format groups into one reason
-    assert reason.startswith("session_date is not an ISO 8601 date") and reason.endswith(f": '{value}'")
-    assert "date_format" in reason
-    assert "sources.yaml" in reason
+    assert reason.startswith("session_date is not an ISO 8601 date") and reason.endswith(f": '{rows[0]}'")
+    assert "date_format" in reason and "sources.yaml" in reason
 
 
-def test_the_notes_suggest_a_date_format_that_reads_the_file_and_never_pick_between_day_and_month_first() -> None:
-    """A US export (`5/14/2025` can only be month-first) gets the one format that reads every value; a file
-    whose days are all <= 12 names both orders and says the values cannot decide. Rows stay quarantined."""
-    us = parse(f"{SESSIONS_HEADER}\nS1,C1,5/14/2025,Books,,0,0\nS2,C2,12/1/2025,Books,,0,0\n")
-    assert us.accounting["quarantined"] == 2
-    assert any('date_format: "%m/%d/%Y" reads every one of them' in note for note in us.notes), us.notes
+@pytest.mark.parametrize(("rows", "fmt", "read"), [
+    # UCI Online Retail as its CSV is shared: `12/13/2010` can only be month-first, so `12/1/2010` is December 1st
+    (["12/1/2010 8:26", "12/13/2010 9:00"], "%m/%d/%Y %H:%M", [date(2010, 12, 1), date(2010, 12, 13)]),
+    (["16/06/2021", "01/06/2021"], "%d/%m/%Y", [date(2021, 6, 16), date(2021, 6, 1)]),  # a European export
+    (["31.01.2024 14:05", "02.01.2024 09:00"], "%d.%m.%Y %H:%M", [date(2024, 1, 31), date(2024, 1, 2)]),
+    (["20230510", "20230511"], "%Y%m%d", [date(2023, 5, 10), date(2023, 5, 11)]),  # year first: one order only
+    # Excel's short US date: a 2-digit year in 1970…today, where POSIX and Excel give the same century
+    (["12/1/10 8:26", "1/13/11 9:00"], "%m/%d/%y %H:%M", [date(2010, 12, 1), date(2011, 1, 13)]),
+])
+def test_a_date_format_the_file_proves_is_read_and_said(rows, fmt, read) -> None:
+    """Before, every such file was quarantined whole until sources.yaml declared its date_format (a UCI line-item
+    export dropped with only its column names mapped lost every row)."""
+    parsed = parse(SESSIONS_HEADER + "".join(f"\nS{i},C1,{value},Books,,0,0" for i, value in enumerate(rows)) + "\n")
+    assert parsed.accounting["quarantined"] == 0, reasons(parsed)
+    assert parsed.clean.sort("line")["session_date"].to_list() == read
+    note = next(n for n in parsed.notes if n.startswith("session_date:"))
+    assert f"read with date_format {fmt!r}, which this file's values prove" in note
+
+
+def test_a_value_the_proved_format_does_not_read_is_quarantined_naming_it() -> None:
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,12/1/2010 8:26,Books,,0,0\nS2,C1,12/13/2010 9:00,Books,,0,0\n"
+                   "S3,C1,soon,Books,,0,0\n")
+    assert parsed.clean.height == 2
+    assert reasons(parsed)[4] == ("session_date matches neither ISO 8601 nor '%m/%d/%Y %H:%M', the format this file's "
+                                  "other values prove (declare the file's date_format in sources.yaml if it is "
+                                  "another): 'soon'")
+
+
+def test_an_iso_file_s_odd_value_is_not_read_by_a_format_of_its_own() -> None:
+    """One `16/06/2021` among ISO dates is a value written by hand, not the file's format: quarantined."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,2021-06-15,Books,,0,0\nS2,C1,16/06/2021,Books,,0,0\n")
+    assert parsed.clean.height == 1 and reasons(parsed)[3].startswith("session_date is not an ISO 8601 date")
+
+
+def test_the_notes_suggest_a_date_format_when_the_values_cannot_decide_the_order() -> None:
+    """A file whose days are all <= 12 names both orders and says the values cannot decide. Rows stay quarantined."""
     unclear = parse(f"{SESSIONS_HEADER}\nS1,C1,5/11/2025 08:26,Books,,0,0\nS2,C2,12/1/2025 09:00,Books,,0,0\n")
+    assert unclear.accounting["quarantined"] == 2
     note = next(n for n in unclear.notes if n.startswith("session_date:"))
     assert '"%m/%d/%Y %H:%M"' in note and '"%d/%m/%Y %H:%M"' in note and "cannot tell day-first" in note
     assert not any(n.startswith("session_date:") for n in parse(f"{SESSIONS_HEADER}\nS1,C1,soon,Books,,0,0\n").notes)
@@ -131,11 +166,18 @@ def test_an_iso_shaped_short_year_and_year_before_1900_are_quarantined_and_a_dec
 
 def test_the_suggested_date_format_for_2_digit_years_is_the_y_one() -> None:
     """Undeclared `12/1/10 8:26` used to fit `%m/%d/%Y %H:%M` (year 10) as well as `%m/%d/%y %H:%M`, and
-    the note named the `%Y` one first; a fit that gives a year before 1900 is no fit."""
-    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,12/1/10 8:26,Books,,0,0\nS2,C1,1/13/11 9:00,Books,,0,0\n")
+    the note named the `%Y` one first; a fit that gives a year before 1900 is no fit. Days all <= 12: the
+    order is not proved, so the rows stay quarantined and the note suggests."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,12/1/10 8:26,Books,,0,0\nS2,C1,1/12/11 9:00,Books,,0,0\n")
     assert parsed.accounting["quarantined"] == 2
     note = next(n for n in parsed.notes if n.startswith("session_date:"))
-    assert 'date_format: "%m/%d/%y %H:%M" reads every one of them' in note and "%Y" not in note
+    assert '"%m/%d/%y %H:%M"' in note and "%Y" not in note
+
+
+def test_a_2_digit_year_whose_century_conventions_disagree_is_never_read() -> None:
+    """`1/13/45`: 2045 to POSIX (in the future), 1945 to Excel: no century is sure, so no format is inferred."""
+    parsed = parse(f"{SESSIONS_HEADER}\nS1,C1,12/1/45,Books,,0,0\nS2,C1,1/13/46,Books,,0,0\n")
+    assert parsed.accounting["quarantined"] == 2
 
 
 def test_declared_date_format_and_timezone_read_an_excel_export(data_dir, instance, resources) -> None:

@@ -22,6 +22,7 @@ import hashlib
 import io
 import mmap
 from concurrent.futures import Future, ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ import polars as pl
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.ingest.values import (C1_CONTROL, EARLIEST_YEAR, FORMULA_RULE, date_hint, early_year_reason, flag_expr,
                                        formula_cells, infer_decimal, null_markers, number_expr, number_hint,
-                                       read_timestamps, suggest_date_format, value_last)
+                                       infer_date_format, read_timestamps, suggest_date_format, value_last)
 from ecom_assets.schemas import UNKNOWN_PRODUCT, CleanCustomers, CleanSessions, RowCheck, repeated, row_checks
 
 
@@ -490,6 +491,7 @@ class Reading:
     # category column -> its distinct values written that `no_category` reads as no category (besides empty)
     no_category_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mixed_case_emails: bool = False  # customer ids include e-mail addresses with capitals (`customer_key`)
+    inferred_dates: dict[str, str] = field(default_factory=dict)  # date column -> format its values prove
 
     def customer(self, column: str = "customer_id") -> pl.Expr:
         """`customer_key(column)` where the file has e-mail ids with capitals, else the ids as written (the
@@ -609,23 +611,30 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
-    dates = {}
+    dates, inferred_dates = {}, {}
     for column in kind.dates:
         read = read_timestamps(table[column], spec)
+        declared = spec is not None and bool(spec.date_format)
+        unread = table[column].filter(read.date.is_null() & table[column].is_not_null()) \
+            if read.date.null_count() and not declared else None
+        if unread is not None and not unread.is_empty():
+            proved = infer_date_format(unread, table[column].len() - table[column].null_count(), today)
+            if proved is not None:  # read again with the format the file's own values prove
+                inferred_dates[column] = proved[0]
+                read = read_timestamps(table[column], dataclasses.replace(spec or SourceSpec(match="*"),
+                                                                          date_format=proved[0]))
+                notes.append(f"{column}: {unread.len():,} value(s) are not ISO 8601 (e.g. {unread[0]!r}); read with "
+                             f"date_format {proved[0]!r}, which this file's values prove: {proved[1]} (declare "
+                             "date_format in sources.yaml to read them otherwise)")
+            elif suggestion := suggest_date_format(unread):
+                notes.append(f"{column}: {unread.len():,} value(s) are not ISO 8601 (e.g. {unread[0]!r}); {suggestion} — "
+                             "declare it in sources.yaml")
         dates[f"_date_{column}"] = read.date
         dates[f"_instant_{column}"] = read.instant if read.instant is not None else \
             pl.repeat(None, table.height, dtype=pl.Datetime("us", "UTC"), eager=True)
         if read.naive_as_utc:
             notes.append(f"{column}: {read.naive_as_utc:,} time(s) without offset read as UTC "
                          "(declare the export's timezone in sources.yaml)")
-        declared = spec is not None and bool(spec.date_format)
-        unread = table[column].filter(read.date.is_null() & table[column].is_not_null()) \
-            if read.date.null_count() and not declared else None
-        if unread is not None and not unread.is_empty():
-            suggestion = suggest_date_format(unread)
-            if suggestion:
-                notes.append(f"{column}: {unread.len():,} value(s) are not ISO 8601 (e.g. {unread[0]!r}); {suggestion} — "
-                             "declare it in sources.yaml")
         if read.early_year is not None:
             dates[f"_year_{column}"] = read.early_year
             early = table[column].filter(read.early_year.is_not_null())
@@ -653,7 +662,7 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
             Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped, formulas,
-                    {c: no_category_spellings(table[c]) for c in kind.categories}, bool(emails)), notes)
+                    {c: no_category_spellings(table[c]) for c in kind.categories}, bool(emails), inferred_dates), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -738,7 +747,7 @@ def _date_rules(column: str, reading: Reading, required: bool = False) -> list[t
     return [
         *([_bad(_empty(column), f"empty {column}")] if required else []),
         *early,
-        _bad(unread, value_last(column + date_hint(reading.spec), column)),
+        _bad(unread, value_last(column + date_hint(reading.spec, reading.inferred_dates.get(column)), column)),
         _bad(typed > pl.lit(limit), value_last(f"{column} is in the future (after {limit})", column)),
     ]
 

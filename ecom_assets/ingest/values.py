@@ -23,7 +23,7 @@ left unread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 
@@ -240,8 +240,68 @@ def suggest_date_format(unread: pl.Series) -> str | None:
         "tell day-first from month-first: declare the export's)"
 
 
-def date_hint(spec: SourceSpec | None) -> str:
-    """The end of a quarantine reason for an unreadable date: what is accepted and how to declare more."""
+def _reads(values: pl.Series, fmt: str, today: date) -> pl.Series:
+    """Boolean per value: the strptime format `fmt` reads it as a plausible date — not before EARLIEST_YEAR
+    (`%Y` reads `12/1/10` as the year 10), and with a 2-digit year (`%y`) in 1970…`today`, where POSIX and
+    Excel put the same century."""
+    parsed = values.str.to_datetime(fmt, strict=False, cache=False) if "%H" in fmt else values.str.to_date(fmt, strict=False)
+    read = parsed.dt.date() if parsed.dtype != pl.Date else parsed
+    plausible = read.is_between(date(1970, 1, 1), today) if "%y" in fmt else ~_early(read)
+    return (read.is_not_null() & plausible).fill_null(False)
+
+
+def _day_month_swapped(fmt: str) -> str | None:
+    """The format with day and month swapped (`%m/%d/%Y` <-> `%d/%m/%Y`); None for a year-first format, whose
+    order no export reverses."""
+    if fmt.startswith("%Y"):
+        return None
+    return fmt.replace("%d", "%DAY").replace("%m", "%d").replace("%DAY", "%m")
+
+
+def infer_date_format(unread: pl.Series, written: int, today: date) -> tuple[str, str] | None:
+    """(format, evidence) of the one common non-ISO format a file's own date values prove, else None.
+
+    `unread`: the values of one date column that no ISO 8601 shape reads (nulls ignored); `written`: the
+    column's values in all. Only a file written mostly in another format has one (an ISO file's odd value
+    stays quarantined). The candidate is the format of COMMON_DATE_FORMATS reading most of a sample; it is
+    inferred only when, over every value, (1) it reads more than half of `written`, (2) its day/month twin (`_day_month_swapped`) reads no value it does
+    not and fails on at least one it reads — a day above 12 decides the order, as `12/13/2010` can only be
+    month-first —, and (3) a 2-digit year (`%y`) only when every date read lies in 1970…`today` (where POSIX
+    and Excel put the same century). Values it does not read stay unread (quarantined). The same kind of
+    file-level evidence as `infer_decimal`; a declared `date_format` is never overridden."""
+    values = unread.drop_nulls().str.strip_chars()
+    if values.len() * 2 <= written:
+        return None
+    sample = values.head(SUGGESTION_SAMPLE)
+    counts = {fmt: _reads(sample, fmt, today).sum() for fmt in COMMON_DATE_FORMATS}
+    best = max(counts, key=counts.get)
+    if counts[best] == 0:
+        return None
+    ok = _reads(values, best, today)
+    if ok.sum() * 2 <= written:
+        return None
+    twin = _day_month_swapped(best)
+    if twin is None:
+        return best, f"{ok.sum():,} of {values.len():,} value(s) read"
+    other = _reads(values, twin, today)
+    if (other & ~ok).any():  # the other order reads values this one does not: the file cannot say which
+        best, twin, ok, other = twin, best, other, ok
+        if (other & ~ok).any():
+            return None
+    proof = ok & ~other
+    if not proof.any():  # every day <= 12: the values cannot tell day-first from month-first
+        return None
+    example = values.filter(proof)[0]
+    return best, (f"{ok.sum():,} of {values.len():,} value(s) read; {proof.sum():,} such as {example!r} can only be "
+                  f"read this way round, and none only the other way ({twin!r})")
+
+
+def date_hint(spec: SourceSpec | None, inferred: str | None = None) -> str:
+    """The end of a quarantine reason for an unreadable date: what is accepted and how to declare more.
+    `inferred`: the format the file's values proved (`infer_date_format`), if any."""
+    if inferred is not None:
+        return (f" matches neither ISO 8601 nor {inferred!r}, the format this file's other values prove (declare "
+                "the file's date_format in sources.yaml if it is another)")
     if spec is not None and spec.date_format:
         return (f" matches neither the declared date_format {spec.date_format!r} ({spec.match!r} in sources.yaml) "
                 "nor ISO 8601")
