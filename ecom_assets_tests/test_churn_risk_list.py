@@ -24,14 +24,17 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
     buyer's value (6 orders of ~50, a purchase every 30 days, last one 20 days ago)."""
     default = {"churn_probability": 0.6, "churn_probability_low": 0.5, "churn_probability_high": 0.7,
                "risk_tier": "medium", "top_drivers": ["days_since_last_purchase ↑"], "cold_start_reason": None,
-               "model_version": "v0001", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
+               "model_version": "v0001", "score_basis": "XGBoost model v0001, holdout AUC 0.750 (the best classic, "
+               "bgnbd: 0.700)", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
                "gap_mean_days": 30.0, "gap_std_days": 5.0, "days_since_last_purchase": 20.0,
+               "repeat_purchases": 5.0, "days_since_first_purchase": 170.0,
                "days_since_last_session": 10.0, "sessions_30d": 2.0, "purchases_30d": 1.0, "sessions_prev_60d": 3.0,
                "purchases_prev_60d": 2.0, "browsing_mean_30d": 120.0, "browsing_mean_sec": 110.0,
                "days_since_signup": 420.0, "age": 41.0, "gender": "F", "location": "Leeds"}
     frame = pl.DataFrame([{**default, **r} for r in rows]).with_columns(as_of=pl.lit(AS_OF))
     prediction_columns = ["customer_id", "churn_probability", "churn_probability_low", "churn_probability_high",
-                          "risk_tier", "top_drivers", "cold_start_reason", "model_version", "as_of", "cold_start"]
+                          "risk_tier", "top_drivers", "cold_start_reason", "model_version", "score_basis", "as_of",
+                          "cold_start"]
     extra = [c for c in ("expected_purchases_90d", "bgnbd_churn_90d") if c in frame.columns]
     features = frame.select("customer_id", "as_of", "cold_start",
                             *[c for c in risk_list.FEATURE_INPUTS if c != "customer_id"])

@@ -123,6 +123,19 @@ def load(models_dir: Path, version: str | None, baseline: dict | None) -> dict:
             if prior is not None else "no labelled windows yet"}
 
 
+def basis_words(model: dict) -> str:
+    """The never-buyers' `score_basis`: what scored them and how well it ranked the newest window (out of time),
+    or why nothing did."""
+    if model["method"] == "logistic":
+        return f"never-buyers' visit model, holdout AUC {model['gate']['holdout_auc']:.3f} (a constant: 0.5)"
+    if model["prior"] is None:
+        return f"not scored: {model['reason']}"
+    gate = model.get("gate")
+    why = (f"their visits ranked no better than chance on the holdout, AUC {gate['holdout_auc']:.3f}" if gate
+           else model["reason"])
+    return f"no skill: the never-buyers' rate {model['prior']:.2f} for every never-buyer ({why})"
+
+
 def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:
     """customer_id, churn_probability, churn_probability_low/high (95 % Wilson interval given the
     training never-buyers the estimate rests on), cold_start_reason ("never purchased: 3 visits,
