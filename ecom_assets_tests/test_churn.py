@@ -255,6 +255,14 @@ def test_a_few_weeks_of_purchases_is_insufficient_history(data_dir, instance, re
     assert c["status"] == "insufficient_history" and "window" in c["status_reason"]
     predictions = result.output_for_node("churn_predictions")
     assert predictions.height == 80 and set(predictions["risk_tier"]) == {"unscored"}
+    # the list says on every row why it is unscored (tryout: only the CLI and the card did), and shows no BG/NBD
+    # P(alive) that nothing has checked (it was ~1 for everyone)
+    assert predictions["p_alive"].drop_nulls().len() > 0  # BG/NBD was fitted on these three weeks
+    listed = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv")
+    assert listed.height == 80 and listed["churn_probability"].null_count() == 80
+    assert set(listed["score_basis"]) == {f"not scored: {c['history_problem']}"}
+    assert "~270 days of purchase history (data as of " in c["history_problem"]
+    assert listed["p_alive"].null_count() == 80 and listed["value_at_risk"].null_count() == 80
 
 
 def test_more_history_makes_a_new_version_only_when_the_training_data_changed(data_dir, instance, resources) -> None:

@@ -417,3 +417,31 @@ def test_the_status_follows_the_probability_the_list_shows() -> None:
     listed, _ = risk_list.build_risk_list(predictions, features)
     shown = {r["customer_id"]: (r["churn_probability"], r["status"]) for r in listed.to_dicts()}
     assert shown == {"A": (0.5, "at_risk"), "B": (0.4999, "active")}
+
+
+def test_the_gap_driver_says_where_the_customer_stands_and_never_contradicts_its_direction() -> None:
+    """Tryout: "days past the customer's typical purchase gap (raises risk)" was told to a customer who was early,
+    and "(lowers risk)" to one well past it: read as a contradiction. The words now say the customer's own state
+    (past / not yet past their usual gap); where a model's direction runs against it, how they compare with the
+    other buyers (their median days past the gap) when that explains it, else that the model counts their timing
+    that way."""
+    def said(overdue: list[float], drivers: list[str]) -> list[str]:
+        features = pl.DataFrame({"customer_id": [f"C{i}" for i in range(len(overdue))], "gap_mean_days": 30.0,
+                                 "days_since_last_purchase": [30.0 + d for d in overdue]})
+        return risk_list.driver_words(features, pl.Series([[d] for d in drivers])).to_list()
+
+    up, down = "days_overdue ↑", "days_overdue ↓"
+    # most buyers bought 10 days before their gap ends (median -10)
+    words = said([20, -20, -2, -25, 60, -10, -10, -10, -10], [up, down, up, up, down, up, up, up, up])
+    assert words[:5] == [
+        "past their usual gap between purchases (raises risk)",
+        "not yet past their usual gap between purchases (lowers risk)",
+        "not yet past their usual gap between purchases, but nearer to it than most customers (raises risk)",
+        "not yet past their usual gap between purchases, though the model counts this timing against them (raises risk)",
+        "past their usual gap between purchases, though the model counts this timing in their favour (lowers risk)"]
+    # where most buyers are 40 days past their gap, one 2 days past it is less late than most
+    assert said([2, 40, 40, 40], [down, up, up, up])[0] == (
+        "past their usual gap between purchases, but less so than most customers (lowers risk)")
+    # no word claims a state the customer is not in
+    for text, overdue in zip(words, [20, -20, -2, -25, 60]):
+        assert text.startswith("not yet past") == (overdue <= 0), text
