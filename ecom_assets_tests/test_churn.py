@@ -109,6 +109,14 @@ def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> No
     for status in ("at_risk", "active", "lapsed", "never_purchased"):
         assert risk.filter(pl.col("status") == status)["value_at_risk"].is_sorted(descending=True, nulls_last=True)
     assert "days since" in " ".join(risk["drivers"].head(50).to_list())
+    # each row says what scored it and how well it ranked the holdout, with the card's figures (not the CLI's)
+    m, gate = card(data_dir)["metrics"], card(data_dir)["cold_start"]["gate"]
+    assert set(risk.filter(~pl.col("cold_start"))["score_basis"]) == {
+        f"XGBoost model v0001, holdout AUC {m['auc_out_of_time']:.3f} (the best classic, {m['best_classic']}: "
+        f"{m['auc_best_classic']:.3f})"}
+    visited = risk.filter(pl.col("cold_start") & ~pl.col("customer_id").is_in(list(signed_up_only)))
+    assert set(visited["score_basis"]) == {f"never-buyers' visit model, holdout AUC {gate['holdout_auc']:.3f} (a constant: 0.5)"}
+    assert unscored["score_basis"].str.starts_with("not scored: no visit and no purchase yet").all()
     # what the tiers mean is shown beside the list: the serving model's holdout churn per tier
     meta = result.asset_materializations_for_node("churn_risk_list")[0].metadata
     assert meta["tiers_monotone_on_holdout"].value in {"yes", "NO: observed churn does not fall from high to low"}

@@ -563,7 +563,8 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
     "BTYD or own purchase rate x Gamma-Gamma spend per order; never-buyers: P(first order) x the mean first order "
     "of one-order buyers, never the population's mean spend), then expected value, then recency; the "
-    "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
+    "churn probability's 95 % interval; drivers in plain words; on every row what scored it and how well it ranked "
+    "the holdout, or why it is unscored (score_basis). Money rounded to 2 decimals; cells starting "
     "with = + - @ are neutralised for spreadsheets.",
     metadata=column_schema(RISK_LIST_COLUMNS),
 )

@@ -33,7 +33,14 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   it: XGBoost contribution, or the classic's score against its base rate); for `at_risk` customers the
   drivers that raise risk come first, and one whose shown drivers all lower risk is told why they are at
   risk all the same: churn is common here (the buyers' mean churn probability is at least 0.5), or
-  else the smaller contributions not shown add up.
+  else the smaller contributions not shown add up. The words say the customer's own state so that they never
+  contradict the direction (`value_words`: "past their usual gap between purchases (raises risk)"). Under the
+  BG/NBD baseline the drivers are its inputs, one at a time (`model.bgnbd_drivers`).
+
+`score_basis` (from `churn_predictions`) says on every row what scored it and how well that ranked the holdout,
+or why nothing did; `p_alive` is shown only beside a churn probability (an unscored row's BG/NBD P(alive), ~1 for
+everyone in a young shop, was never checked against outcomes). A young shop gets no substitute ordering: its
+unscored rows keep the recency order below, and their `score_basis` says why.
 
 Customers known only from the customers file (never visited nor bought by the as-of date) are listed
 too: `never_purchased`, unscored, the reason in `cold_start_reason` (`customers_without_activity`).
