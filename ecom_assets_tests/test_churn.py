@@ -248,6 +248,13 @@ def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, i
     cold = c["cold_start"]
     reasons = predictions.filter(pl.col("cold_start"))["cold_start_reason"]
     assert reasons.str.contains("scored from their visits" if cold["method"] == "logistic" else "no signal").all()
+    # and so does each row's score_basis, beside the buyers' "no skill" with the base rate they all got
+    rate = buyers["churn_probability"][0]
+    assert set(buyers["score_basis"]) == {next(iter(buyers["score_basis"]))}
+    assert buyers["score_basis"][0].startswith(f"no skill: base rate {rate:.2f} for every buyer (nothing ranked better")
+    basis = predictions.filter(pl.col("cold_start"))["score_basis"]
+    assert basis.str.starts_with("never-buyers' visit model, holdout AUC " if cold["method"] == "logistic"
+                                 else "no skill: the never-buyers' rate ").all()
     skill = next(e for e in result.get_asset_check_evaluations() if e.check_name == "churn_model_has_skill")
     assert not skill.passed and skill.severity == dg.AssetCheckSeverity.WARN
 

@@ -185,8 +185,8 @@ def test_a_best_classic_without_skill_serves_the_base_rate_with_no_tier_and_says
     # holdout figure of the best classic
     skill = card["baseline_skill"]
     assert set(scored["score_basis"]) == {
-        f"no skill: base rate {base_rate:.2f} for every buyer (nothing ranked better than chance on the holdout: the "
-        f"model did not beat the best classic, {skill['classic']}, and it reached AUC {skill['holdout_auc']:.3f}, 95 % "
+        f"no skill: base rate {base_rate:.2f} for every buyer (nothing ranked better than chance on the holdout: "
+        f"neither the churn model nor the best classic, {skill['classic']} at AUC {skill['holdout_auc']:.3f}, 95 % "
         f"CI of the gain over chance {skill['ci_low']:+.3f}…{skill['ci_high']:+.3f})"}
 
 
@@ -237,6 +237,7 @@ def test_a_serving_bgnbd_baseline_gives_each_customer_the_inputs_that_move_them(
     # the drivers rest on the very fit behind the features' column (refitted: the same parameters)
     x, t_x, age = btyd.summary_columns(today)
     assert np.allclose(btyd.p_no_purchase(btyd.fit_to(today)[0], x, t_x, age), today["bgnbd_churn_90d"].to_numpy())
+    assert churn.bgnbd_drivers(today, btyd.BgNbdParams(1.0, 10.0, 1.0, 1.0)) is None  # another fit explains nothing
     drivers = dict(zip(scored["customer_id"], scored["top_drivers"].to_list()))
     assert len({tuple(d) for d in drivers.values()}) > 5  # per customer, not one outlook for all
     assert drivers["late"][0] == "days_overdue ↑" and "days_overdue ↓" in drivers["early"]

@@ -420,8 +420,8 @@ def score_basis_words(version: str, card: dict | None, baseline: dict | None) ->
     if version == NO_SKILL_VERSION:
         skill = baseline["classic_skill"]
         return (f"no skill: base rate {baseline['overall_rate']:.2f} for every buyer (nothing ranked better than "
-                f"chance on the holdout: the model did not beat the best classic, {skill['classic']}, and it reached "
-                f"AUC {skill['holdout_auc']:.3f}, 95 % CI of the gain over chance {skill['ci_low']:+.3f}…{skill['ci_high']:+.3f})")
+                f"chance on the holdout: neither the churn model nor the best classic, {skill['classic']} at AUC "
+                f"{skill['holdout_auc']:.3f}, 95 % CI of the gain over chance {skill['ci_low']:+.3f}…{skill['ci_high']:+.3f})")
     if version.startswith(BASELINE_PREFIX):
         classic = version.removeprefix(BASELINE_PREFIX)
         judged = metrics.get(f"auc_classic_{classic}", ((card or {}).get("baseline_skill") or {}).get("holdout_auc"))
@@ -480,7 +480,8 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     never_buyers = cold_start.load(models, champion or latest_card.get("version"), baseline)
     scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).hstack(
         cold_start.score(never_buyers, cold).drop("customer_id")).with_columns(  # same rows, same order
-        top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)), score_basis=pl.lit(cold_start.basis_words(never_buyers)))
+        top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)),
+        score_basis=pl.lit(cold_start.basis_words(never_buyers)))
     columns = scored_buyers.columns
     # both halves keep the features' id order: merged in one pass, not sorted again
     scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold.select(columns)), key="customer_id")

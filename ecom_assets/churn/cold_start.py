@@ -130,10 +130,11 @@ def basis_words(model: dict) -> str:
         return f"never-buyers' visit model, holdout AUC {model['gate']['holdout_auc']:.3f} (a constant: 0.5)"
     if model["prior"] is None:
         return f"not scored: {model['reason']}"
-    gate = model.get("gate")
-    why = (f"their visits ranked no better than chance on the holdout, AUC {gate['holdout_auc']:.3f}" if gate
-           else model["reason"])
-    return f"no skill: the never-buyers' rate {model['prior']:.2f} for every never-buyer ({why})"
+    rate = f"the never-buyers' rate {model['prior']:.2f} for every never-buyer"
+    if "gate" in model:  # judged on the holdout, and their visits ranked no better than a constant
+        return f"no skill: {rate} (their visits ranked no better than chance on the holdout: AUC " \
+               f"{model['gate']['holdout_auc']:.3f})"
+    return f"{rate} ({model['reason']})"
 
 
 def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:

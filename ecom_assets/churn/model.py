@@ -475,7 +475,8 @@ def bgnbd_references(frame: pl.DataFrame) -> dict[str, float | None]:
 def bgnbd_drivers(buyers: pl.DataFrame, params) -> list[list[str]] | None:
     """Per customer of `buyers` (rows of `customer_features`), the BG/NBD inputs that move their P(no purchase
     in 90 days) (`btyd.p_no_purchase` with `params`, the fit behind the features' `bgnbd_churn_90d`), strongest
-    first, as "feature ↑/↓" labels; None without a fit or its inputs.
+    first, as "feature ↑/↓" labels; None without a fit or its inputs, or when `params` does not reproduce the
+    features' `bgnbd_churn_90d`.
 
     Method: one input at a time, the change in that probability when the input is set to a reference with the
     others kept (a one-at-a-time sensitivity, like a partial-dependence contrast for one customer): ↑ where
@@ -510,6 +511,9 @@ def bgnbd_drivers(buyers: pl.DataFrame, params) -> list[list[str]] | None:
     T_ref = np.nan if ref["days_since_first_purchase"] is None else ref["days_since_first_purchase"]
     with np.errstate(all="ignore"):
         base = p(x, R, T)
+        served = column("bgnbd_churn_90d") if "bgnbd_churn_90d" in buyers.columns else base
+        if not np.allclose(base, served, rtol=0, atol=1e-9, equal_nan=True):
+            return None  # not the fit behind the served score: its drivers would explain another one
         effects = np.column_stack([
             np.where(repeat, base - p(x, gap, T), 0.0),
             np.where(repeat, base - p(np.full_like(x, x_ref), R, T), 0.0),
