@@ -4,6 +4,7 @@ leakage named and never served, deterministic, robust to column order and to thi
 import json
 import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -225,6 +226,60 @@ def test_worse_challenger_is_not_promoted(generated, tmp_path, monkeypatch) -> N
     assert new_card["version"] == "v0002" and new_card["status"] == "not_promoted"
     assert new_card["champion_comparison"]["ci_high"] < 0
     assert registry.champion_version(work / "models") == "v0001"
+
+
+def _retrain_without_promotion(generated, tmp_path, monkeypatch, change=None) -> tuple[dict, Path]:
+    """Train v0002 beside the generated champion v0001 on its training set (after `change`), the challenger
+    judged no_skill whatever it scores (what a log without new signal gives)."""
+    data_dir, _, _, _ = generated
+    work = tmp_path / "data"
+    shutil.copytree(data_dir / "models", work / "models")
+    training = pl.read_parquet(data_dir / "warehouse" / "churn_training_set.parquet")
+    if change is not None:
+        training = change(training, np.random.default_rng(0))
+    real_evaluate = churn.evaluate_holdout
+
+    def no_skill(trained, holdout, baseline):
+        evaluation, p = real_evaluate(trained, holdout, baseline)
+        return churn.Evaluation("no_skill", "test: judged no_skill", evaluation.metrics), p
+
+    monkeypatch.setattr(churn, "evaluate_holdout", no_skill)
+    new_card, _ = churn_assets.train_and_register(EcomSettings(data_dir=str(work)), training, "drift", "test")
+    return new_card, work
+
+
+def test_a_champion_kept_after_a_failed_retrain_is_judged_on_the_newest_holdout(generated, tmp_path, monkeypatch) -> None:
+    """A tryout saw v0001 keep serving after a no_skill retrain with the card figures of its own, older holdout."""
+    new_card, work = _retrain_without_promotion(generated, tmp_path, monkeypatch)
+    check = new_card["champion_on_newest_holdout"]
+    assert check["champion"] == "v0001" and not check["retire"] and check["ci_high"] >= 0
+    assert 0.5 < check["champion_auc"] <= 1 and check["holdout_cutoff"] == new_card["holdout_cutoff"]
+    assert "champion v0001 keeps serving: on the newest holdout" in new_card["status_reason"]
+    assert registry.champion_version(work / "models") == "v0001"
+
+
+def test_a_champion_the_classic_beats_on_the_newest_holdout_is_retired(generated, tmp_path, monkeypatch) -> None:
+    """Customers now stop at a fixed age: recency ranks the newest holdout at ~0.99 and the champion, trained on
+    other signal, significantly worse. It stops serving; the calibrated classic serves, and why is kept."""
+    def by_recency(t: pl.DataFrame, rng) -> pl.DataFrame:
+        flipped = pl.Series(rng.random(t.height) < 0.01)
+        by_age = (pl.col("days_since_last_purchase") > 60) ^ pl.lit(flipped)
+        return t.with_columns(churned=pl.when(pl.col("days_since_last_purchase").is_null()).then("churned")
+                              .otherwise(by_age.cast(t["churned"].dtype)))
+
+    new_card, work = _retrain_without_promotion(generated, tmp_path, monkeypatch, by_recency)
+    check = new_card["champion_on_newest_holdout"]
+    assert check["retire"] and check["ci_high"] < 0 and check["best_classic_auc"] > check["champion_auc"]
+    assert "champion v0001 retired" in new_card["status_reason"]
+    assert registry.champion_version(work / "models") is None
+    assert registry.serving(work / "models") == (None, check["best_classic"])
+    retired = json.loads((work / "models" / registry.RETIRED_FILE).read_text())
+    assert retired[-1]["version"] == "v0001" and "v0002" in retired[-1]["retired_because"]
+    assert "champion v0001 was retired on" in registry.serving_in_words(work / "models")
+    # the list's rows say it too, with the newest holdout's figures
+    basis = churn_assets.score_basis_words(f"{churn_assets.BASELINE_PREFIX}{check['best_classic']}", new_card, None)
+    assert basis.endswith(f"champion v0001 was retired, the classic ranking this holdout better (AUC "
+                          f"{check['champion_auc']:.3f} vs {check['best_classic_auc']:.3f}))"), basis
 
 
 def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, instance, resources) -> None:

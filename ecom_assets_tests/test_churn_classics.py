@@ -5,6 +5,7 @@ Planted frames shaped like `churn_training_set` (a few thousand customers, four 
 from datetime import date, timedelta
 
 import numpy as np
+import pytest
 import polars as pl
 
 from ecom_assets.churn import assets as churn_assets
@@ -196,6 +197,13 @@ def test_a_classic_that_ranks_keeps_serving_its_own_order() -> None:
     baseline = churn.fit_baseline(train, holdout, train.head(0))
     assert baseline["classic_skill"]["has_skill"] and churn.classic_has_skill(baseline)
     assert churn.classic_has_skill({"classic": "recency"})  # saved before the check, or never judged: serves
+
+
+def test_the_auc_difference_of_one_class_labels_is_refused_with_a_reason() -> None:
+    """A holdout where every customer churned has no AUC: before, numpy's percentile of an empty array
+    raised an IndexError that named nothing."""
+    with pytest.raises(ValueError, match="one class only"):
+        evaluate.bootstrap_auc_difference(np.ones(40), np.linspace(0, 1, 40), np.linspace(1, 0, 40), n_boot=20)
 
 
 def _buyers_today(n: int = 400, seed: int = 3) -> pl.DataFrame:

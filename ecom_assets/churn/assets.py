@@ -148,6 +148,43 @@ def _compare_with_champion(settings: EcomSettings, holdout: pl.DataFrame, p_new:
             "challenger_not_worse": diff["ci_high"] >= 0}
 
 
+def _recheck_champion(settings: EcomSettings, holdout: pl.DataFrame, baseline: dict) -> dict | None:
+    """The serving champion on the newest holdout when a challenger is not promoted, against the best classic
+    there (bootstrap CI of AUC(champion) - AUC(classic), as the skill gate): its card's figures are from an older
+    holdout. `retire` when the classic ranks the newest holdout significantly better (the CI lies below 0):
+    then no champion serves and the calibrated classic of this version does, as it would for a new shop."""
+    from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
+
+    current = registry.champion_version(settings.models)
+    best = baseline.get("classic")
+    if current is None or best is None or holdout.is_empty() or holdout["churned"].n_unique() < 2:
+        return None
+    try:
+        champion, _ = registry.load_model(settings.models, current)
+        p_old, _, _ = churn.predict(champion, holdout)
+    except (ValueError, FileNotFoundError) as err:  # built on other features: it cannot score these rows
+        return {"champion": current, "comparable": False, "note": str(err), "retire": False}
+    y, classic = holdout["churned"].to_numpy().astype(float), churn.classic_score(holdout, best)
+    diff = bootstrap_auc_difference(y, p_old, classic)
+    return {"champion": current, "comparable": True, "holdout_cutoff": str(holdout["cutoff"][0]),
+            "champion_auc": auc(y, p_old), "best_classic": best, "best_classic_auc": auc(y, classic),
+            "auc_diff": diff["auc_diff"], "ci_low": diff["ci_low"], "ci_high": diff["ci_high"],
+            "retire": diff["ci_high"] < 0}
+
+
+def _champion_words(check: dict) -> str:
+    """`_recheck_champion`'s verdict in one clause for the card's status_reason."""
+    if not check["comparable"]:
+        return f"champion {check['champion']} keeps serving (it cannot score the newest holdout: {check['note']})"
+    figures = (f"on the newest holdout ({check['holdout_cutoff']}) its AUC {check['champion_auc']:.3f} vs "
+               f"{check['best_classic']} {check['best_classic_auc']:.3f}, 95 % CI of the difference "
+               f"{check['ci_low']:+.3f}…{check['ci_high']:+.3f}")
+    if check["retire"]:
+        return (f"champion {check['champion']} retired: {figures} lies below 0, so the calibrated classic "
+                f"{check['best_classic']} serves until a model beats it")
+    return f"champion {check['champion']} keeps serving: {figures}"
+
+
 def split_windows(training: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(gated training rows, holdout rows, every labelled row) of the purchasers. The gated model trains
     only on windows whose 90-day label horizon ends by the holdout's cutoff: a later window's labels
@@ -278,6 +315,13 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
         else:
             card["promoted"] = True
             registry.promote(models, version, f"trigger={trigger}: {evaluation.status_reason}")
+    else:
+        check = _recheck_champion(settings, holdout, baseline)
+        if check is not None:
+            card["champion_on_newest_holdout"] = check
+            card["status_reason"] += f"; {_champion_words(check)}"
+            if check["retire"]:
+                registry.retire(models, f"trigger={trigger}, {version}: {_champion_words(check)}")
     registry.write_card(models, version, card)
     return card, served
 
@@ -427,6 +471,10 @@ def score_basis_words(version: str, card: dict | None, baseline: dict | None) ->
         judged = metrics.get(f"auc_classic_{classic}", ((card or {}).get("baseline_skill") or {}).get("holdout_auc"))
         figure = f"holdout AUC {judged:.3f}" if judged is not None else "not yet checked on a holdout"
         why = WHY_BASELINE.get((card or {}).get("status"), "no churn model has passed the skill gate")
+        check = (card or {}).get("champion_on_newest_holdout") or {}
+        if check.get("retire"):
+            why += (f"; champion {check['champion']} was retired, the classic ranking this holdout better (AUC "
+                    f"{check['champion_auc']:.3f} vs {check['best_classic_auc']:.3f})")
         return f"{CLASSIC_NAMES[classic]}, {figure} ({why})"
     if version == "none":
         reason = (card or {}).get("history_problem") or (card or {}).get("status_reason") or "no churn model yet"

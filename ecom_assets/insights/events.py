@@ -180,8 +180,10 @@ def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
         description=f"View -> cart -> purchase per {what} from clean_events: the sessions that had a view, cart or "
         "purchase event of it (events about a product only: page views without one are no product views), and the "
         "rates between them as shares of the same sessions with 95 % Wilson "
-        "intervals; cart_abandonment = carted sessions without a purchase of it. Empty (and says so) until an "
-        "events drop arrives.",
+        "intervals; cart_abandonment = carted sessions without a purchase of it. A session counts under every "
+        f"{level} it touched, so the figures differ from product_funnel's, which gives each whole session to its one "
+        "most-viewed category; an order-level purchase (no product: Segment's Order Completed) is in no row here "
+        "(metadata `purchasing_sessions_without_product`). Empty (and says so) until an events drop arrives.",
         metadata=column_schema({level: "string", **FUNNEL_COLUMNS}),
     )
     def funnel_asset(clean_events: pl.LazyFrame) -> dg.Output:
@@ -191,9 +193,15 @@ def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
         funnel = event_funnel(clean_events, level, min_sessions)
         shown = [level, "sessions_viewed", "sessions_carted", "sessions_purchased", "view_to_purchase",
                  "cart_abandonment"]
+        purchase = pl.col("event_type") == "purchase"
+        unplaced = clean_events.group_by("session_id").agg(
+            without=(purchase & pl.col("product_id").is_null()).any(), with_product=(purchase & pl.col("product_id").is_not_null()).any(),
+        ).select((pl.col("without") & ~pl.col("with_product")).sum()).collect().item()
         return dg.Output(funnel, metadata={
             "dagster/row_count": funnel.height,
             "min_sessions_viewed": min_sessions,
+            # purchases no product row can hold: their sessions are counted by product_funnel, not here
+            "purchasing_sessions_without_product": int(unplaced),
             "funnel": dg.MetadataValue.md(md_table(funnel.select(shown))),
         })
 
