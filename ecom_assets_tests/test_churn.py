@@ -110,6 +110,14 @@ def test_predictions_fulfil_the_contract_and_the_export_is_safe(generated) -> No
     for status in ("at_risk", "active", "lapsed", "never_purchased"):
         assert risk.filter(pl.col("status") == status)["value_at_risk"].is_sorted(descending=True, nulls_last=True)
     assert "days since" in " ".join(risk["drivers"].head(50).to_list())
+    # each row says what scored it and how well it ranked the holdout, with the card's figures (not the CLI's)
+    m, gate = card(data_dir)["metrics"], card(data_dir)["cold_start"]["gate"]
+    assert set(risk.filter(~pl.col("cold_start"))["score_basis"]) == {
+        f"XGBoost model v0001, holdout AUC {m['auc_out_of_time']:.3f} (the best classic, {m['best_classic']}: "
+        f"{m['auc_best_classic']:.3f})"}
+    visited = risk.filter(pl.col("cold_start") & ~pl.col("customer_id").is_in(list(signed_up_only)))
+    assert set(visited["score_basis"]) == {f"never-buyers' visit model, holdout AUC {gate['holdout_auc']:.3f} (a constant: 0.5)"}
+    assert unscored["score_basis"].str.starts_with("not scored: no visit and no purchase yet").all()
     # what the tiers mean is shown beside the list: the serving model's holdout churn per tier
     meta = result.asset_materializations_for_node("churn_risk_list")[0].metadata
     assert meta["tiers_monotone_on_holdout"].value in {"yes", "NO: observed churn does not fall from high to low"}
@@ -268,6 +276,10 @@ def test_a_champion_the_classic_beats_on_the_newest_holdout_is_retired(generated
     retired = json.loads((work / "models" / registry.RETIRED_FILE).read_text())
     assert retired[-1]["version"] == "v0001" and "v0002" in retired[-1]["retired_because"]
     assert "champion v0001 was retired on" in registry.serving_in_words(work / "models")
+    # the list's rows say it too, with the newest holdout's figures
+    basis = churn_assets.score_basis_words(f"{churn_assets.BASELINE_PREFIX}{check['best_classic']}", new_card, None)
+    assert basis.endswith(f"champion v0001 was retired, the classic ranking this holdout better (AUC "
+                          f"{check['champion_auc']:.3f} vs {check['best_classic_auc']:.3f}))"), basis
 
 
 def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, instance, resources) -> None:
@@ -291,6 +303,13 @@ def test_seed_export_has_no_skill_and_is_not_promoted(data_dir, seed_data_dir, i
     cold = c["cold_start"]
     reasons = predictions.filter(pl.col("cold_start"))["cold_start_reason"]
     assert reasons.str.contains("scored from their visits" if cold["method"] == "logistic" else "no signal").all()
+    # and so does each row's score_basis, beside the buyers' "no skill" with the base rate they all got
+    rate = buyers["churn_probability"][0]
+    assert set(buyers["score_basis"]) == {next(iter(buyers["score_basis"]))}
+    assert buyers["score_basis"][0].startswith(f"no skill: base rate {rate:.2f} for every buyer (nothing ranked better")
+    basis = predictions.filter(pl.col("cold_start"))["score_basis"]
+    assert basis.str.starts_with("never-buyers' visit model, holdout AUC " if cold["method"] == "logistic"
+                                 else "no skill: the never-buyers' rate ").all()
     skill = next(e for e in result.get_asset_check_evaluations() if e.check_name == "churn_model_has_skill")
     assert not skill.passed and skill.severity == dg.AssetCheckSeverity.WARN
 
@@ -306,6 +325,14 @@ def test_a_few_weeks_of_purchases_is_insufficient_history(data_dir, instance, re
     assert c["status"] == "insufficient_history" and "window" in c["status_reason"]
     predictions = result.output_for_node("churn_predictions")
     assert predictions.height == 80 and set(predictions["risk_tier"]) == {"unscored"}
+    # the list says on every row why it is unscored (tryout: only the CLI and the card did), and shows no BG/NBD
+    # P(alive) that nothing has checked (it was ~1 for everyone)
+    assert predictions["p_alive"].drop_nulls().len() > 0  # BG/NBD was fitted on these three weeks
+    listed = pl.read_csv(data_dir / "exports" / "churn_risk_list.csv")
+    assert listed.height == 80 and listed["churn_probability"].null_count() == 80
+    assert set(listed["score_basis"]) == {f"not scored: {c['history_problem']}"}
+    assert "~270 days of purchase history (data as of " in c["history_problem"]
+    assert listed["p_alive"].null_count() == 80 and listed["value_at_risk"].null_count() == 80
 
 
 def test_more_history_makes_a_new_version_only_when_the_training_data_changed(data_dir, instance, resources) -> None:

@@ -182,6 +182,13 @@ def test_a_best_classic_without_skill_serves_the_base_rate_with_no_tier_and_says
     assert np.allclose(scored["churn_probability"].to_numpy(), base_rate)
     assert scored["churn_probability_low"].max() < base_rate < scored["churn_probability_high"].min()
     assert all(d[0].startswith("no skill") for d in scored["top_drivers"].to_list())
+    # and each row of the list says it (tryout: "no skill" was only in the CLI and the dashboard), with the card's
+    # holdout figure of the best classic
+    skill = card["baseline_skill"]
+    assert set(scored["score_basis"]) == {
+        f"no skill: base rate {base_rate:.2f} for every buyer (nothing ranked better than chance on the holdout: "
+        f"neither the churn model nor the best classic, {skill['classic']} at AUC {skill['holdout_auc']:.3f}, 95 % "
+        f"CI of the gain over chance {skill['ci_low']:+.3f}…{skill['ci_high']:+.3f})"}
 
 
 def test_a_classic_that_ranks_keeps_serving_its_own_order() -> None:
@@ -197,3 +204,59 @@ def test_the_auc_difference_of_one_class_labels_is_refused_with_a_reason() -> No
     raised an IndexError that named nothing."""
     with pytest.raises(ValueError, match="one class only"):
         evaluate.bootstrap_auc_difference(np.ones(40), np.linspace(0, 1, 40), np.linspace(1, 0, 40), n_boot=20)
+
+
+def _buyers_today(n: int = 400, seed: int = 3) -> pl.DataFrame:
+    """Rows of `customer_features` today with the BG/NBD's inputs (days), its columns fitted on them, plus three
+    planted buyers alike but for their timing: `late` (a purchase every 20 days, none for 90), `early` (same
+    gap, last one 5 days ago) and `once` (one purchase day, 380 days ago)."""
+    from ecom_assets.features import btyd
+
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(2.0, n).astype(float)
+    age = rng.uniform(100, 400, n).round()
+    span = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * age), 0.0)
+    x, age, span = (np.append(v, extra) for v, extra in ((x, [4.0, 4.0, 0.0]), (age, [170.0, 85.0, 380.0]),
+                                                          (span, [80.0, 80.0, 0.0])))
+    frame = pl.DataFrame({
+        "customer_id": [f"B{i:04d}" for i in range(n)] + ["late", "early", "once"], "as_of": HOLDOUT,
+        "cold_start": False, "repeat_purchases": x, "days_since_first_purchase": age,
+        "days_since_last_purchase": age - span, "gap_mean_days": np.where(x > 0, span / np.maximum(x, 1), np.nan),
+        "n_purchases": x + 1, "aov": 50.0, "tenure_days": age, "n_sessions": x + 1, "days_since_last_session": age - span,
+    }).with_columns(pl.col("gap_mean_days").fill_nan(None))
+    return btyd.add_btyd_features(frame)[0]
+
+
+def test_a_serving_bgnbd_baseline_gives_each_customer_the_inputs_that_move_them(tmp_path) -> None:
+    """Tryout: with the calibrated BG/NBD serving (the model did not beat it) every row's one driver was "BG/NBD
+    repeat-purchase outlook": honest, but the same for everybody. Now each buyer's drivers are the BG/NBD's
+    inputs in the direction they move that customer's P(no purchase in 90 days) against a reference, and the
+    row says what scored it and how well (the card's holdout AUC of the BG/NBD)."""
+    from ecom_assets.churn import risk_list
+    from ecom_assets.features import btyd
+    from ecom_assets.settings import EcomSettings
+
+    settings = EcomSettings(data_dir=str(tmp_path))
+    card, _ = churn_assets.train_and_register(settings, planted(n=1500).with_columns(as_of=pl.col("cutoff")), "manual", "")
+    assert card["status"] == "no_skill" and card["baseline_classic"] == "bgnbd", card["status_reason"]
+    today = _buyers_today()
+    scored, _ = churn_assets.score_customers(settings, today, card)
+    assert scored["model_version"].unique().to_list() == ["baseline-bgnbd"]
+    # the drivers rest on the very fit behind the features' column (refitted: the same parameters)
+    x, t_x, age = btyd.summary_columns(today)
+    assert np.allclose(btyd.p_no_purchase(btyd.fit_to(today)[0], x, t_x, age), today["bgnbd_churn_90d"].to_numpy())
+    assert churn.bgnbd_drivers(today, btyd.BgNbdParams(1.0, 10.0, 1.0, 1.0)) is None  # another fit explains nothing
+    drivers = dict(zip(scored["customer_id"], scored["top_drivers"].to_list()))
+    assert len({tuple(d) for d in drivers.values()}) > 5  # per customer, not one outlook for all
+    assert drivers["late"][0] == "days_overdue ↑" and "days_overdue ↓" in drivers["early"]
+    assert drivers["once"] == ["days_since_first_purchase ↑"]  # BG/NBD's only input for a one-purchase buyer
+    p = dict(zip(scored["customer_id"], scored["churn_probability"]))
+    assert p["late"] > p["early"]  # the served score moves the way the driver says
+    # what scored them, with the card's holdout figure
+    assert set(scored["score_basis"]) == {f"BG/NBD baseline (repeat-purchase model), holdout AUC "
+                                          f"{card['metrics']['auc_classic_bgnbd']:.3f} (the churn model did not beat it)"}
+    listed, _ = risk_list.build_risk_list(scored, today)
+    words = dict(zip(listed["customer_id"], listed["drivers"]))
+    assert words["late"].startswith("past their usual gap between purchases (raises risk)")
+    assert "not yet past their usual gap between purchases (lowers risk)" in words["early"]
+    assert words["once"] == "first purchase longer ago than most customers' (raises risk)"

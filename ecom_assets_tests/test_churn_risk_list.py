@@ -24,14 +24,17 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
     buyer's value (6 orders of ~50, a purchase every 30 days, last one 20 days ago)."""
     default = {"churn_probability": 0.6, "churn_probability_low": 0.5, "churn_probability_high": 0.7,
                "risk_tier": "medium", "top_drivers": ["days_since_last_purchase ↑"], "cold_start_reason": None,
-               "model_version": "v0001", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
+               "model_version": "v0001", "score_basis": "XGBoost model v0001, holdout AUC 0.750 (the best classic, "
+               "bgnbd: 0.700)", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
                "gap_mean_days": 30.0, "gap_std_days": 5.0, "days_since_last_purchase": 20.0,
+               "repeat_purchases": 5.0, "days_since_first_purchase": 170.0,
                "days_since_last_session": 10.0, "sessions_30d": 2.0, "purchases_30d": 1.0, "sessions_prev_60d": 3.0,
                "purchases_prev_60d": 2.0, "browsing_mean_30d": 120.0, "browsing_mean_sec": 110.0,
                "days_since_signup": 420.0, "age": 41.0, "gender": "F", "location": "Leeds"}
     frame = pl.DataFrame([{**default, **r} for r in rows]).with_columns(as_of=pl.lit(AS_OF))
     prediction_columns = ["customer_id", "churn_probability", "churn_probability_low", "churn_probability_high",
-                          "risk_tier", "top_drivers", "cold_start_reason", "model_version", "as_of", "cold_start"]
+                          "risk_tier", "top_drivers", "cold_start_reason", "model_version", "score_basis", "as_of",
+                          "cold_start"]
     extra = [c for c in ("expected_purchases_90d", "bgnbd_churn_90d") if c in frame.columns]
     features = frame.select("customer_id", "as_of", "cold_start",
                             *[c for c in risk_list.FEATURE_INPUTS if c != "customer_id"])
@@ -414,3 +417,31 @@ def test_the_status_follows_the_probability_the_list_shows() -> None:
     listed, _ = risk_list.build_risk_list(predictions, features)
     shown = {r["customer_id"]: (r["churn_probability"], r["status"]) for r in listed.to_dicts()}
     assert shown == {"A": (0.5, "at_risk"), "B": (0.4999, "active")}
+
+
+def test_the_gap_driver_says_where_the_customer_stands_and_never_contradicts_its_direction() -> None:
+    """Tryout: "days past the customer's typical purchase gap (raises risk)" was told to a customer who was early,
+    and "(lowers risk)" to one well past it: read as a contradiction. The words now say the customer's own state
+    (past / not yet past their usual gap); where a model's direction runs against it, how they compare with the
+    other buyers (their median days past the gap) when that explains it, else that the model counts their timing
+    that way."""
+    def said(overdue: list[float], drivers: list[str]) -> list[str]:
+        features = pl.DataFrame({"customer_id": [f"C{i}" for i in range(len(overdue))], "gap_mean_days": 30.0,
+                                 "days_since_last_purchase": [30.0 + d for d in overdue]})
+        return risk_list.driver_words(features, pl.Series([[d] for d in drivers])).to_list()
+
+    up, down = "days_overdue ↑", "days_overdue ↓"
+    # most buyers bought 10 days before their gap ends (median -10)
+    words = said([20, -20, -2, -25, 60, -10, -10, -10, -10], [up, down, up, up, down, up, up, up, up])
+    assert words[:5] == [
+        "past their usual gap between purchases (raises risk)",
+        "not yet past their usual gap between purchases (lowers risk)",
+        "not yet past their usual gap between purchases, but nearer to it than most customers (raises risk)",
+        "not yet past their usual gap between purchases, though the model counts this timing against them (raises risk)",
+        "past their usual gap between purchases, though the model counts this timing in their favour (lowers risk)"]
+    # where most buyers are 40 days past their gap, one 2 days past it is less late than most
+    assert said([2, 40, 40, 40], [down, up, up, up])[0] == (
+        "past their usual gap between purchases, but less so than most customers (lowers risk)")
+    # no word claims a state the customer is not in
+    for text, overdue in zip(words, [20, -20, -2, -25, 60]):
+        assert text.startswith("not yet past") == (overdue <= 0), text

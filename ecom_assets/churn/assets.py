@@ -11,7 +11,7 @@ from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.churn import cold_start, registry, risk_list
 from ecom_assets.churn import model as churn
 from ecom_assets.exports import write_safe_csv
-from ecom_assets.features import churn_training_set, customer_features
+from ecom_assets.features import btyd, churn_training_set, customer_features
 from ecom_assets.io import write_parquet_atomic
 from ecom_assets.io import columns_in
 from ecom_assets.metadata import column_schema, md_table
@@ -47,6 +47,8 @@ PREDICTION_COLUMNS = {
     "cold_start": "bool - visited, never purchased: scored from their visits (cold_start.py) or the prior",
     "p_alive": "float64 - BG/NBD P(still active) as of as_of (null: never purchased or no BG/NBD fit)",
     "expected_purchases_90d": "float64 - BG/NBD expected purchases in the next 90 days (null: as p_alive)",
+    "score_basis": "string - what scored the row and how well it ranked the holdout (model card figures), or why "
+    "it is not scored ('XGBoost model v0003, holdout AUC 0.752 (the best classic, bgnbd: 0.733)')",
 }
 RISK_LIST_COLUMNS = {
     "rank": "int64 - position (at_risk first, then by value at risk); customers equal on every ordering key "
@@ -64,14 +66,24 @@ RISK_LIST_COLUMNS = {
     "churn_probability": "float64 - 4 decimals",
     "churn_probability_low": "float64 - 95 % interval, low",
     "churn_probability_high": "float64 - 95 % interval, high",
-    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased or no fit); "
+    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased, no fit, or "
+               "no churn score beside it: an unscored row's P(alive) was never checked against outcomes); "
                "exactly 1.0 for a one-purchase buyer by the model's construction (it lets customers drop out only "
                "right after a repeat purchase): read churn_probability, not this, for such customers",
-    "risk_tier": "string",
+    "risk_tier": "string - high | medium | low; no_skill (every buyer got the base rate) | unscored",
+    "score_basis": "string - what scored this row and how well it ranked the newest labelled window out of time "
+    "(model card figures, never training ones): 'XGBoost model v0003, holdout AUC 0.752 (the best classic, bgnbd: "
+    "0.733)', 'BG/NBD baseline (repeat-purchase model), holdout AUC 0.733 (the churn model did not beat it)', "
+    "'no skill: base rate 0.62 for every buyer (nothing ranked better than chance on the holdout: …)', the "
+    "never-buyers' visit model or rate; unscored rows: 'not scored: ' and why (e.g. a young shop: too little "
+    "history for any 90-day outcome; no ordering is claimed then, the list keeps its recency order)",
     "drivers": "string - plain words, each with the direction of this customer's own contribution (raises / lowers "
     "risk); at_risk customers: those raising risk first, and when none does, why they are at risk all the same "
     "(most customers here do not buy again within 90 days, or smaller factors not listed add up); an empty window "
-    "is said as such ('no visits in the last 30 days')",
+    "is said as such ('no visits in the last 30 days'); the customer's own state is said with the direction "
+    "('past their usual gap between purchases (raises risk)', 'more repeat purchases than most repeat buyers'). "
+    "BG/NBD baseline: its inputs per customer (recency against their own usual gap, repeat purchases, days since "
+    "the first purchase), each the change in P(no purchase in 90 days) when it is set to the reference",
     "cold_start_reason": "string - never-buyers: visits, last visit, how scored; customers known only from the "
     "customers file: 'not scored: known only from the customers file (signed up …), no visit and no purchase yet'",
     "days_since_last_purchase": "float64",
@@ -256,7 +268,8 @@ def train_and_register(settings: EcomSettings, training: pl.DataFrame, trigger: 
         if usable and not churn.classic_has_skill(baseline):
             fallback = f"the base rate ({churn.no_skill_words(baseline)})"
         card.update(status="insufficient_history", status_reason=f"{seen}: {problem}; predictions fall back to "
-                    f"{fallback}.", baseline_skill=baseline.get("classic_skill") if baseline else None)
+                    f"{fallback}.", history_problem=f"{problem} ({seen})",
+                    baseline_skill=baseline.get("classic_skill") if baseline else None)
         if usable:
             registry.save_baseline(models, version, baseline)
         registry.write_card(models, version, card)
@@ -437,6 +450,39 @@ def classic_support(frame: pl.DataFrame, spec: dict) -> np.ndarray:
     return np.where(score.is_null().to_numpy(), 0.0, n)
 
 
+CLASSIC_NAMES = {"bgnbd": "BG/NBD baseline (repeat-purchase model)", "recency": "days-since-last-purchase baseline"}
+# why the calibrated classic serves, by the status of the version that could not replace it
+WHY_BASELINE = {"no_skill": "the churn model did not beat it", "leakage_suspected": "the churn model was set aside: "
+                "suspected label leakage", "insufficient_history": "too little history to train a churn model yet"}
+
+
+def score_basis_words(version: str, card: dict | None, baseline: dict | None) -> str:
+    """The buyers' `score_basis`: what scored them (`version` as served) and how well it ranked the holdout,
+    from the model card (`card`: the champion's, else the latest version's) and its `baseline` — out-of-time
+    figures, never training ones; for version "none", why nothing scores them."""
+    metrics = (card or {}).get("metrics", {})
+    if version == NO_SKILL_VERSION:
+        skill = baseline["classic_skill"]
+        return (f"no skill: base rate {baseline['overall_rate']:.2f} for every buyer (nothing ranked better than "
+                f"chance on the holdout: neither the churn model nor the best classic, {skill['classic']} at AUC "
+                f"{skill['holdout_auc']:.3f}, 95 % CI of the gain over chance {skill['ci_low']:+.3f}…{skill['ci_high']:+.3f})")
+    if version.startswith(BASELINE_PREFIX):
+        classic = version.removeprefix(BASELINE_PREFIX)
+        judged = metrics.get(f"auc_classic_{classic}", ((card or {}).get("baseline_skill") or {}).get("holdout_auc"))
+        figure = f"holdout AUC {judged:.3f}" if judged is not None else "not yet checked on a holdout"
+        why = WHY_BASELINE.get((card or {}).get("status"), "no churn model has passed the skill gate")
+        check = (card or {}).get("champion_on_newest_holdout") or {}
+        if check.get("retire"):
+            why += (f"; champion {check['champion']} was retired, the classic ranking this holdout better (AUC "
+                    f"{check['champion_auc']:.3f} vs {check['best_classic_auc']:.3f})")
+        return f"{CLASSIC_NAMES[classic]}, {figure} ({why})"
+    if version == "none":
+        reason = (card or {}).get("history_problem") or (card or {}).get("status_reason") or "no churn model yet"
+        return f"not scored: {reason}"
+    return (f"XGBoost model {version}, holdout AUC {metrics['auc_out_of_time']:.3f} (the best classic, "
+            f"{metrics['best_classic']}: {metrics['auc_best_classic']:.3f})")
+
+
 def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card: dict) -> tuple[pl.DataFrame, str]:
     """Score every customer with the champion (or the calibrated classic baseline, or nothing); never-buyers
     with the serving version's cold-start scorer. Returns (frame with PREDICTION_COLUMNS, how)."""
@@ -465,11 +511,16 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
             p = churn.baseline_probability(buyers, baseline) if classic else np.full(buyers.height, np.nan)
             column = churn.CLASSICS[classic][0] if classic else "days_since_last_purchase"
             drivers = churn.baseline_drivers(p, baseline, column)
+            if classic == "bgnbd":  # its inputs per customer; the one outlook where a row has none of them
+                per_input = churn.bgnbd_drivers(buyers, btyd.fit_to(features)[0])
+                drivers = [own or outlook for own, outlook in zip(per_input, drivers)] if per_input else drivers
             n = classic_support(buyers, baseline["classics"][classic]) if classic else np.zeros(buyers.height)
             how = (f"the calibrated classic baseline {classic} (no model has passed the skill gate yet)" if classic
                    else "nothing: not enough history to estimate even the baseline")
     low, high = risk_list.probability_interval(p, n)
+    basis = score_basis_words(version, registry.load_card(models, champion) if champion else latest_card, baseline)
     scored_buyers = buyers.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).with_columns(
+        score_basis=pl.lit(basis),
         churn_probability=pl.Series(p, dtype=pl.Float64).fill_nan(None),
         churn_probability_low=pl.Series(low, dtype=pl.Float64).fill_nan(None),
         churn_probability_high=pl.Series(high, dtype=pl.Float64).fill_nan(None),
@@ -477,7 +528,8 @@ def score_customers(settings: EcomSettings, features: pl.DataFrame, latest_card:
     never_buyers = cold_start.load(models, champion or latest_card.get("version"), baseline)
     scored_cold = cold.select("customer_id", "as_of", "cold_start", *BTYD_SERVED).hstack(
         cold_start.score(never_buyers, cold).drop("customer_id")).with_columns(  # same rows, same order
-        top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)))
+        top_drivers=pl.lit(["never purchased"], dtype=pl.List(pl.String)),
+        score_basis=pl.lit(cold_start.basis_words(never_buyers)))
     columns = scored_buyers.columns
     # both halves keep the features' id order: merged in one pass, not sorted again
     scored = sorted_by_id(scored_buyers).merge_sorted(sorted_by_id(scored_cold.select(columns)), key="customer_id")
@@ -560,7 +612,8 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
     "lapsed = win-back, never-buyers) and within it by value at risk (churn probability x expected 90-day spend: "
     "BTYD or own purchase rate x Gamma-Gamma spend per order; never-buyers: P(first order) x the mean first order "
     "of one-order buyers, never the population's mean spend), then expected value, then recency; the "
-    "churn probability's 95 % interval; drivers in plain words. Money rounded to 2 decimals; cells starting "
+    "churn probability's 95 % interval; drivers in plain words; on every row what scored it and how well it ranked "
+    "the holdout, or why it is unscored (score_basis). Money rounded to 2 decimals; cells starting "
     "with = + - @ are neutralised for spreadsheets.",
     metadata=column_schema(RISK_LIST_COLUMNS),
 )

@@ -123,6 +123,20 @@ def load(models_dir: Path, version: str | None, baseline: dict | None) -> dict:
             if prior is not None else "no labelled windows yet"}
 
 
+def basis_words(model: dict) -> str:
+    """The never-buyers' `score_basis`: what scored them and how well it ranked the newest window (out of time),
+    or why nothing did."""
+    if model["method"] == "logistic":
+        return f"never-buyers' visit model, holdout AUC {model['gate']['holdout_auc']:.3f} (a constant: 0.5)"
+    if model["prior"] is None:
+        return f"not scored: {model['reason']}"
+    rate = f"the never-buyers' rate {model['prior']:.2f} for every never-buyer"
+    if "gate" in model:  # judged on the holdout, and their visits ranked no better than a constant
+        return f"no skill: {rate} (their visits ranked no better than chance on the holdout: AUC " \
+               f"{model['gate']['holdout_auc']:.3f})"
+    return f"{rate} ({model['reason']})"
+
+
 def score(model: dict, cold: pl.DataFrame) -> pl.DataFrame:
     """customer_id, churn_probability, churn_probability_low/high (95 % Wilson interval given the
     training never-buyers the estimate rests on), cold_start_reason ("never purchased: 3 visits,

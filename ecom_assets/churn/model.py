@@ -452,6 +452,83 @@ def baseline_drivers(p: np.ndarray, baseline: dict, column: str) -> list[list[st
     return [[] if np.isnan(v) else [f"{column} ↑"] if v > reference else [f"{column} ↓"] for v in p]
 
 
+# the BG/NBD's inputs as drivers, each named by the feature a marketer reads it in: recency against the customer's
+# own typical gap, repeat purchases (frequency) and days since the first purchase (age T)
+BGNBD_DRIVERS = ["days_overdue", "repeat_purchases", "days_since_first_purchase"]
+MIN_DRIVER_EFFECT = 1e-4  # a smaller change of P(no purchase in 90 days) (0.01 points) moves nobody: not a driver
+
+
+def bgnbd_references(frame: pl.DataFrame) -> dict[str, float | None]:
+    """What a customer's BG/NBD inputs are compared with (medians over the rows of `frame` that have them):
+    `repeat_purchases` among repeat buyers (a one-purchase buyer has no frequency to compare), and
+    `days_since_first_purchase` among all buyers. None where no row has the value."""
+    def median(column: str, where: pl.Expr) -> float | None:
+        if column not in frame.columns:
+            return None
+        value = frame.filter(where)[column].drop_nulls().median()
+        return None if value is None else float(value)
+
+    return {"repeat_purchases": median("repeat_purchases", pl.col("repeat_purchases") > 0),
+            "days_since_first_purchase": median("days_since_first_purchase", pl.lit(True))}
+
+
+def bgnbd_drivers(buyers: pl.DataFrame, params) -> list[list[str]] | None:
+    """Per customer of `buyers` (rows of `customer_features`), the BG/NBD inputs that move their P(no purchase
+    in 90 days) (`btyd.p_no_purchase` with `params`, the fit behind the features' `bgnbd_churn_90d`), strongest
+    first, as "feature ↑/↓" labels; None without a fit or its inputs, or when `params` does not reproduce the
+    features' `bgnbd_churn_90d`.
+
+    Method: one input at a time, the change in that probability when the input is set to a reference with the
+    others kept (a one-at-a-time sensitivity, like a partial-dependence contrast for one customer): ↑ where
+    the customer's own value gives a higher probability than the reference (raises risk), ↓ where lower.
+    - `days_overdue` (recency against their own typical gap): days since the last purchase set to their
+      `gap_mean_days` (the BG/NBD's own t_x / x), so ↑ exactly when they are past it (the probability rises
+      with recency at fixed frequency and age);
+    - `repeat_purchases` (frequency): set to the repeat buyers' median (`bgnbd_references`);
+    - `days_since_first_purchase` (age T): set to the buyers' median, recency kept (at least the recency).
+    A one-purchase-day buyer has no recency or frequency in the model (x = 0, t_x = 0: BG/NBD lets customers
+    drop out only after a repeat purchase), so their one driver is the age of that purchase. Changes below
+    MIN_DRIVER_EFFECT are not drivers. The served probability is a strictly increasing calibration of this
+    one, so the directions are the served score's."""
+    from ecom_assets.features import btyd
+
+    needed = {"repeat_purchases", "days_since_first_purchase", "days_since_last_purchase", "gap_mean_days"}
+    if params is None or not needed <= set(buyers.columns):
+        return None
+    ref = bgnbd_references(buyers)
+
+    def column(name: str) -> np.ndarray:
+        return buyers[name].cast(pl.Float64).fill_nan(None).to_numpy().astype(np.float64)
+
+    x, T, R, gap = (column(c) for c in ("repeat_purchases", "days_since_first_purchase", "days_since_last_purchase",
+                                        "gap_mean_days"))
+    repeat = x > 0
+
+    def p(x_: np.ndarray, recency: np.ndarray, age: np.ndarray) -> np.ndarray:  # days in, weeks for the model
+        return btyd.p_no_purchase(params, x_, np.clip(age - recency, 0.0, None) / 7.0, age / 7.0)
+
+    x_ref = np.nan if ref["repeat_purchases"] is None else ref["repeat_purchases"]
+    T_ref = np.nan if ref["days_since_first_purchase"] is None else ref["days_since_first_purchase"]
+    with np.errstate(all="ignore"):
+        base = p(x, R, T)
+        served = column("bgnbd_churn_90d") if "bgnbd_churn_90d" in buyers.columns else base
+        if not np.allclose(base, served, rtol=0, atol=1e-9, equal_nan=True):
+            return None  # not the fit behind the served score: its drivers would explain another one
+        effects = np.column_stack([
+            np.where(repeat, base - p(x, gap, T), 0.0),
+            np.where(repeat, base - p(np.full_like(x, x_ref), R, T), 0.0),
+            # a one-purchase-day buyer's recency is their age: both move to the reference
+            base - np.where(repeat, p(x, R, np.maximum(T_ref, R)), p(x, np.full_like(T, T_ref), np.full_like(T, T_ref))),
+        ])
+    effects = np.where(np.isfinite(effects), effects, 0.0)
+    order = np.argsort(-np.abs(effects), axis=1, kind="stable")
+    ranked = np.take_along_axis(effects, order, axis=1)
+    labels = pl.Series([f"{f} ↑" for f in BGNBD_DRIVERS] + [f"{f} ↓" for f in BGNBD_DRIVERS], dtype=pl.String)
+    picked = labels.gather((order + np.where(ranked > 0, 0, len(BGNBD_DRIVERS))).ravel())
+    picked = picked.set(pl.Series(np.abs(ranked).ravel() < MIN_DRIVER_EFFECT), None)
+    return picked.reshape(order.shape).arr.to_list().list.drop_nulls().to_list()
+
+
 def tier_of(p: np.ndarray) -> np.ndarray:
     out = np.full(p.size, RISK_TIERS[-1][1], dtype=object)
     for threshold, name in reversed(RISK_TIERS):

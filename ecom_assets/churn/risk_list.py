@@ -33,7 +33,14 @@ Per customer (rows of `churn_predictions` beside their `customer_features`):
   it: XGBoost contribution, or the classic's score against its base rate); for `at_risk` customers the
   drivers that raise risk come first, and one whose shown drivers all lower risk is told why they are at
   risk all the same: churn is common here (the buyers' mean churn probability is at least 0.5), or
-  else the smaller contributions not shown add up.
+  else the smaller contributions not shown add up. The words say the customer's own state so that they never
+  contradict the direction (`value_words`: "past their usual gap between purchases (raises risk)"). Under the
+  BG/NBD baseline the drivers are its inputs, one at a time (`model.bgnbd_drivers`).
+
+`score_basis` (from `churn_predictions`) says on every row what scored it and how well that ranked the holdout,
+or why nothing did; `p_alive` is shown only beside a churn probability (an unscored row's BG/NBD P(alive), ~1 for
+everyone in a young shop, was never checked against outcomes). A young shop gets no substitute ordering: its
+unscored rows keep the recency order below, and their `score_basis` says why.
 
 Customers known only from the customers file (never visited nor bought by the as-of date) are listed
 too: `never_purchased`, unscored, the reason in `cold_start_reason` (`customers_without_activity`).
@@ -49,11 +56,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ecom_assets.churn.model import bgnbd_references
 from ecom_assets.churn.status import AT_RISK_PROBABILITY, churn_status, typical_gap
 from ecom_assets.features.btyd import fit_gamma_gamma, spend_per_order
 from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS, SESSION_DETAIL_FEATURES
 from ecom_assets.insights.stats import wilson
 
+NOT_SEEN_BASIS = "not scored: no visit and no purchase yet (known only from the customers file)"
 STATUS_ORDER = ["at_risk", "active", "lapsed", "never_purchased", "unscored"]
 FIRST_ORDER_MIN_CUSTOMERS = 30  # one-order buyers needed to estimate a never-buyer's first order (as Gamma-Gamma's minimum)
 RAISES, LOWERS = "↑", "↓"  # the scorer's driver labels: "feature ↑" = its contribution raises this customer's risk
@@ -95,12 +104,47 @@ EMPTY_WINDOW_WORDS = [
     ("gender", pl.col("gender").is_null(), "gender unknown"),
     ("location", pl.col("location").is_null(), "location unknown"),
 ]
+OVERDUE = pl.col("days_since_last_purchase") - pl.col("gap_mean_days")  # = the feature days_overdue
+
+
+def value_words(features: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
+    """Rules (feature or driver label, condition on the features, words) that say where the customer's own value
+    stands, so the words never contradict the direction beside them. `days_overdue` (days since the last
+    purchase minus their usual gap) is said as past / not yet past that gap; where the direction runs against
+    that state (an XGBoost contribution can: "days past their gap (raises risk)" was read as a contradiction for
+    a customer who was early), the words say how they compare with the other buyers' median when that explains
+    it, else that the model counts their timing that way for this customer. Repeat purchases and days since the
+    first purchase are compared with the medians BG/NBD's drivers use (`model.bgnbd_references`)."""
+    typical = features.select(OVERDUE.median()).item() if {"days_since_last_purchase", "gap_mean_days"} <= set(
+        features.columns) else None
+    ref = bgnbd_references(features)
+    overdue, late = OVERDUE, OVERDUE > 0
+    not_yet, past = "not yet past their usual gap between purchases", "past their usual gap between purchases"
+    repeats, first = pl.col("repeat_purchases"), pl.col("days_since_first_purchase")
+    return [
+        (f"days_overdue {RAISES}", late, past),
+        (f"days_overdue {RAISES}", overdue > pl.lit(typical, pl.Float64), f"{not_yet}, but nearer to it than most customers"),
+        (f"days_overdue {RAISES}", overdue.is_not_null(), f"{not_yet}, though the model counts this timing against them"),
+        (f"days_overdue {LOWERS}", ~late, not_yet),
+        (f"days_overdue {LOWERS}", overdue < pl.lit(typical, pl.Float64), f"{past}, but less so than most customers"),
+        (f"days_overdue {LOWERS}", overdue.is_not_null(), f"{past}, though the model counts this timing in their favour"),
+        ("repeat_purchases", repeats == 0, "no repeat purchase yet (one purchase day so far)"),
+        ("repeat_purchases", repeats > pl.lit(ref["repeat_purchases"], pl.Float64), "more repeat purchases than most repeat buyers"),
+        ("repeat_purchases", repeats < pl.lit(ref["repeat_purchases"], pl.Float64), "fewer repeat purchases than most repeat buyers"),
+        ("days_since_first_purchase", first > pl.lit(ref["days_since_first_purchase"], pl.Float64),
+         "first purchase longer ago than most customers'"),
+        ("days_since_first_purchase", first < pl.lit(ref["days_since_first_purchase"], pl.Float64),
+         "first purchase more recent than most customers'"),
+    ]
+
+
 # what the list reads from customer_features (a BTYD `expected_purchases_90d` is taken from the
 # predictions or the features, whichever carries it)
 FEATURE_INPUTS = sorted({"customer_id", "n_purchases", "aov", "tenure_days", "gap_mean_days",
                          "days_since_last_purchase", "days_since_last_session", "sessions_30d", "purchases_30d",
                          "sessions_prev_60d", "purchases_prev_60d", "browsing_mean_30d", "gap_std_days",
-                         "browsing_mean_sec", "days_since_signup", "age", "gender", "location"})
+                         "browsing_mean_sec", "days_since_signup", "age", "gender", "location", "repeat_purchases",
+                         "days_since_first_purchase"})
 
 
 def probability_interval(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,24 +177,27 @@ def driver_words(features: pl.DataFrame, drivers: pl.Series) -> pl.Series:
     per row, one small-integer column per worded feature says which rule fired, and each driver
     position is a gather from the table."""
     distinct = drivers.explode().drop_nulls().unique(maintain_order=True)
-    named = {d[:-2] for d in distinct.to_list() if d[-1:] in ("↑", "↓")}
+    present = set(distinct.to_list())
+    # rules per driver label ("days_overdue ↑"): a rule given for a feature holds for both directions
     rules: dict[str, list[tuple[pl.Expr, str]]] = {}
-    for feature, empty, said in EMPTY_WINDOW_WORDS:  # only the features some row's drivers name
-        if feature in named and set(empty.meta.root_names()) <= set(features.columns):
-            rules.setdefault(feature, []).append((empty, said))
+    for key, condition, said in EMPTY_WINDOW_WORDS + value_words(features):
+        labels = [key] if key[-1:] in (RAISES, LOWERS) else [f"{key} {RAISES}", f"{key} {LOWERS}"]
+        for label in labels:  # only the drivers some row names
+            if label in present and set(condition.meta.root_names()) <= set(features.columns):
+                rules.setdefault(label, []).append((condition, said))
     width = 1 + max((len(r) for r in rules.values()), default=0)  # outcome 0 = no rule fired
     table, feature_of = [], []
     for driver in distinct.to_list():
-        name, effect = driver[:-2], (" (raises risk)" if driver.endswith("↑") else " (lowers risk)")
-        own = rules.get(name, []) if driver[-1:] in ("↑", "↓") else []
+        effect = " (raises risk)" if driver.endswith(RAISES) else " (lowers risk)"
+        own = rules.get(driver, [])
         table += [_plain(driver)] + [said + effect for _, said in own] + [None] * (width - 1 - len(own))
-        feature_of.append(list(rules).index(name) if own else -1)
+        feature_of.append(list(rules).index(driver) if own else -1)
     if not table:
         return pl.Series("drivers", [None] * features.height, dtype=pl.String)
     table, feature_of = pl.Series(table, dtype=pl.String), np.asarray(feature_of)
     fired = features.select(
-        pl.coalesce([pl.when(empty).then(pl.lit(j + 1, pl.UInt8)) for j, (empty, _) in enumerate(own)]
-                    + [pl.lit(0, pl.UInt8)]).alias(name) for name, own in rules.items()
+        pl.coalesce([pl.when(condition).then(pl.lit(j + 1, pl.UInt8)) for j, (condition, _) in enumerate(own)]
+                    + [pl.lit(0, pl.UInt8)]).alias(label) for label, own in rules.items()
     ).to_numpy() if rules else np.zeros((features.height, 1), np.uint8)
     rows = np.arange(features.height)
     parts = []
@@ -215,7 +262,7 @@ def customers_without_activity(predictions: pl.DataFrame, customers: pl.DataFram
     return missing.select(
         "customer_id", churn_probability=pl.lit(None, pl.Float64), churn_probability_low=pl.lit(None, pl.Float64),
         churn_probability_high=pl.lit(None, pl.Float64), risk_tier=pl.lit("unscored"),
-        top_drivers=pl.lit([], pl.List(pl.String)), cold_start_reason=reason,
+        top_drivers=pl.lit([], pl.List(pl.String)), cold_start_reason=reason, score_basis=pl.lit(NOT_SEEN_BASIS),
         model_version=pl.lit(predictions["model_version"][0] if predictions.height else "none"),
         as_of=pl.lit(as_of, pl.Date), cold_start=pl.lit(True))
 
@@ -288,8 +335,10 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
         "rank", "customer_id", "status", "value_at_risk", "expected_value_90d", "expected_purchases_90d",
         "spend_per_order", "churn_probability", pl.col("churn_probability_low").round(4),
         pl.col("churn_probability_high").round(4),
-        (pl.col("p_alive").round(4) if "p_alive" in frame.columns else pl.lit(None, pl.Float64)).alias("p_alive"),
-        "risk_tier", "drivers", "cold_start_reason",
+        # BG/NBD's P(alive) only beside a churn score: an unscored row's (~1 in a young shop) was never checked
+        (pl.when(p.is_not_null()).then(pl.col("p_alive").round(4)) if "p_alive" in frame.columns
+         else pl.lit(None, pl.Float64)).alias("p_alive"),
+        "risk_tier", "score_basis", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
         "model_version", "as_of", "cold_start")
     how = {"expected_purchases": "(1 - churn probability) x BG/NBD's expected purchases of a customer who buys, "

@@ -35,6 +35,8 @@ FIT_SEED = 20240601
 MIN_FIT_CUSTOMERS = 30
 MIN_REPEATERS = 5  # without repeat buyers the dropout process cannot be estimated
 BTYD_COLUMNS = ["p_alive", "expected_purchases_90d", "bgnbd_churn_90d"]
+# the rows BG/NBD describes: customers with a first purchase (x and T known)
+BUYERS = pl.col("repeat_purchases").is_not_null() & pl.col("days_since_first_purchase").is_not_null()
 
 
 @dataclass
@@ -141,31 +143,40 @@ def summary_columns(features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.
     return x, np.clip(t_x, 0.0, None), T
 
 
-def add_btyd_features(features: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
-    """`features` with p_alive, expected_purchases_90d and bgnbd_churn_90d (null for never-buyers, or for
-    everyone when the model cannot be fitted), and what the fit did {params, customers, seconds, note}.
-
-    The BG/NBD is fitted on the buyers as of the features' cutoff (a stable hash-sample of at most
-    10,000 of them): it uses no label, so fitting it at every training cutoff leaks nothing."""
-    buyers = pl.col("repeat_purchases").is_not_null() & pl.col("days_since_first_purchase").is_not_null()
-    pool = features.filter(buyers).select("customer_id", "repeat_purchases", "days_since_first_purchase",
+def fit_to(features: pl.DataFrame) -> tuple[BgNbdParams | None, dict]:
+    """(the BG/NBD fitted on the buyers of `features`, what the fit did {params, customers, seconds, note});
+    None without enough buyers and repeat buyers. The same frame always gives the same parameters (a stable
+    hash-sample of at most 10,000 buyers, in id order), so a later step can refit exactly the fit behind the
+    features' BTYD columns (the churn baseline's per-customer drivers do)."""
+    pool = features.filter(BUYERS).select("customer_id", "repeat_purchases", "days_since_first_purchase",
                                           "days_since_last_purchase")
     info: dict = {"model": "BG/NBD (Fader, Hardie & Lee 2005), maximum likelihood", "customers_fitted": 0}
-    null_columns = [pl.lit(None, dtype=pl.Float64).alias(c) for c in BTYD_COLUMNS]
     if pool.height < MIN_FIT_CUSTOMERS or int((pool["repeat_purchases"] > 0).sum()) < MIN_REPEATERS:
         info["note"] = (f"not fitted: {pool.height} buyers, {int((pool['repeat_purchases'] > 0).sum()) if pool.height else 0} "
                         f"with a repeat purchase (needs {MIN_FIT_CUSTOMERS} and {MIN_REPEATERS})")
-        return features.with_columns(null_columns), info
+        return None, info
     sample = pool
     if pool.height > MAX_FIT_CUSTOMERS:
         sample = pool.with_columns(_h=pl.col("customer_id").hash(seed=FIT_SEED)).sort("_h").head(MAX_FIT_CUSTOMERS)
     started = time.perf_counter()
     params = fit(*summary_columns(sample.sort("customer_id")))
     info.update(params=asdict(params), customers_fitted=sample.height, fit_seconds=round(time.perf_counter() - started, 3))
+    return params, info
+
+
+def add_btyd_features(features: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+    """`features` with p_alive, expected_purchases_90d and bgnbd_churn_90d (null for never-buyers, or for
+    everyone when the model cannot be fitted), and what the fit did {params, customers, seconds, note}.
+
+    The BG/NBD is fitted on the buyers as of the features' cutoff (`fit_to`): it uses no label, so fitting
+    it at every training cutoff leaks nothing."""
+    params, info = fit_to(features)
+    if params is None:
+        return features.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in BTYD_COLUMNS), info
     x, t_x, T = summary_columns(features.with_columns(
         pl.col("repeat_purchases").fill_null(0.0), pl.col("days_since_first_purchase").fill_null(0.0),
         pl.col("days_since_last_purchase").fill_null(0.0)))
-    mask = features.select(buyers).to_series().to_numpy()
+    mask = features.select(BUYERS).to_series().to_numpy()
     with np.errstate(all="ignore"):
         values = {"p_alive": p_alive(params, x, t_x, T), "expected_purchases_90d": expected_purchases(params, x, t_x, T),
                   "bgnbd_churn_90d": p_no_purchase(params, x, t_x, T)}
