@@ -155,8 +155,10 @@ def typed_events(reading: Reading) -> list[pl.Expr]:
         reading.number("quantity").alias("quantity"),
         text_or_null("order_id"),
         reading.number("order_amount").alias("order_amount"),
-        # purchases in another currency are quarantined: every kept one is in the file's reporting currency
-        pl.when(pl.col(EVENT_TYPE) == "purchase").then(pl.lit(reading.currency, pl.String)).alias("currency"),
+        # purchases in another currency are quarantined: every kept one is in the file's reporting currency (no
+        # currency known: a null constant, without comparing 10M event types, ~0.13 s)
+        (pl.when(pl.col(EVENT_TYPE) == "purchase").then(pl.lit(reading.currency)) if reading.currency
+         else pl.lit(None, pl.String)).alias("currency"),
     ]
 
 
