@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-automation", action="store_true", help="skip the retrain sensor pass")
     r.add_argument("--retrain", action="store_true", help="train a new churn model even if one exists")
     r.add_argument("--currency", type=_currency, default=None,
-                   help="ISO 4217 code shown beside money when the order lines name none (sets $ECOM_CURRENCY)")
+                   help="ISO 4217 code shown beside money when neither order lines nor purchase events name one "
+                        "(sets $ECOM_CURRENCY)")
     r.add_argument("--verbose", action="store_true", help="also print Dagster's own event lines (DEBUG)")
 
     h = sub.add_parser("prepare-home", help="create DAGSTER_HOME with the instance config")

@@ -168,6 +168,7 @@ class CleanEvents(_StrictModel):
     quantity: pl.Float64 = pa.Field(nullable=True, gt=0)
     order_id: str = pa.Field(nullable=True)  # the order / transaction of a purchase event
     order_amount: pl.Float64 = pa.Field(nullable=True, ge=0)  # an order-level purchase's value (no product)
+    currency: str = pa.Field(nullable=True)  # a purchase's: the file's reporting currency (ingest.events.typed_events)
     source_file: str
     line: pl.Int64
     ingested_at: _UTC

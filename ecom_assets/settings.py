@@ -53,8 +53,8 @@ class EcomSettings(dg.ConfigurableResource):
     # features: categories with their own visit count in customer_history (the most visited; the rest pooled
     # in `visits_pooled`): an export whose category is a product id must not make thousands of columns
     max_category_columns: int = 20
-    # dashboard: ISO 4217 code shown beside money when the order lines do not name one (sessions and events
-    # exports carry none); `$ECOM_CURRENCY` when the resources are built (`ecom-assets run --currency`)
+    # dashboard: ISO 4217 code shown beside money when neither order lines nor purchase events name one (a sessions
+    # export carries none); `$ECOM_CURRENCY` when the resources are built (`ecom-assets run --currency`)
     currency: str = "EUR"
 
     def path(self, *parts: str) -> Path:

@@ -50,7 +50,7 @@ def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> 
         segment=pl.when(pl.col("revenue") > customers["revenue"].median()).then(pl.lit("high_ltv"))
         .otherwise(pl.lit("occasional")), churn_probability=pl.lit(0.3))
     predictions = pl.DataFrame({"customer_id": ["C1", "C2", "C3"], "risk_tier": ["high", "high", "low"]})
-    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(), churn_predictions=predictions,
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(), clean_events=pl.LazyFrame(), churn_predictions=predictions,
                            sales_trends=trends, product_funnel=analyses.product_funnel(frame),
                            customer_segments=segments, cohort_metrics=pl.DataFrame(),
                            cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
@@ -81,7 +81,7 @@ def test_page_is_dated_marks_the_partial_week_and_compares_periods(tmp_path) -> 
 def test_a_short_history_has_no_previous_period(tmp_path) -> None:
     settings = EcomSettings(data_dir=str(tmp_path / "data"))
     frame = sessions(days=40)
-    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(), churn_predictions=pl.DataFrame(),
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(), clean_events=pl.LazyFrame(), churn_predictions=pl.DataFrame(),
                            sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(),
                            customer_segments=pl.DataFrame(), cohort_metrics=pl.DataFrame(),
                            cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
@@ -146,7 +146,7 @@ def test_orders_only_data_has_no_conversion_and_money_is_written_as_money(tmp_pa
     # two segments whose revenue .3g would print as 4.35e+04 and 1.23e+03
     segments = pl.DataFrame({"customer_id": ["A", "B", "C"], "segment": ["high_ltv", "high_ltv", "occasional"],
                              "revenue": [30000.0, 13512.5, 1234.0], "churn_probability": [0.2, 0.3, 0.6]})
-    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(),
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(), clean_events=pl.LazyFrame(),
                            churn_predictions=pl.DataFrame(), sales_trends=trends,
                            product_funnel=analyses.product_funnel(frame), customer_segments=segments,
                            cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
@@ -167,7 +167,7 @@ def test_orders_only_data_has_no_conversion_and_money_is_written_as_money(tmp_pa
 def test_a_browsed_shop_still_shows_its_conversion(tmp_path) -> None:
     settings = EcomSettings(data_dir=str(tmp_path / "data"))
     frame = sessions(days=60).with_columns(browsing_time_sec=pl.lit(None, pl.Float64), page_views=pl.lit(None, pl.Int64))
-    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(),
+    output = kpi_dashboard(settings=settings, clean_sessions=frame.lazy(), clean_returns=NO_RETURNS.lazy(), clean_order_lines=NO_LINES.lazy(), clean_events=pl.LazyFrame(),
                            churn_predictions=pl.DataFrame(), sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(),
                            customer_segments=pl.DataFrame(), cohort_metrics=pl.DataFrame(),
                            cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())

@@ -281,7 +281,7 @@ def test_net_revenue_subtracts_each_refund_once_at_every_grain_and_on_the_dashbo
     settings = EcomSettings(data_dir=str(tmp_path / "dash"), currency="USD")
     output = kpi_dashboard(settings=settings, clean_sessions=tables["sessions"].lazy(),
                            clean_returns=tables["returns"].lazy(), clean_order_lines=tables["order_lines"].lazy(),
-                           churn_predictions=pl.DataFrame(),
+                           clean_events=tables["events"].lazy(), churn_predictions=pl.DataFrame(),
                            sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
                            cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
     tiles = dict(zip(output.value["kpi"], output.value["value"]))
@@ -400,14 +400,14 @@ def test_a_declared_currency_wins_and_a_tie_is_never_guessed() -> None:
     assert tie.quarantine["reason"][0].startswith("currency: the file holds as many EUR as USD lines, so none is")
 
 
-def test_clean_order_lines_flags_two_currencies_across_files(data_dir, instance, resources) -> None:
+def test_clean_sessions_flags_two_currencies_across_orders_files(data_dir, instance, resources) -> None:
     drop(data_dir, "orders_eu.csv", CURRENCIES.split("#4003")[0])
     drop(data_dir, "orders_us.csv", CURRENCIES.split("\n", 1)[0] + "\n#4003" + CURRENCIES.split("#4003", 1)[1]
          .split("#4004")[0])
     tables = ingest_and_clean(data_dir, instance, resources)
     assert sorted(tables["order_lines"]["currency"].unique()) == ["EUR", "USD"]
     check = next(c for c in tables["result"].get_asset_check_evaluations()
-                 if c.asset_key.path == ["clean_order_lines"] and c.check_name == "one_currency")
+                 if c.asset_key.path == ["clean_sessions"] and c.check_name == "one_currency")
     assert not check.passed
     assert check.description.startswith("amounts in EUR (orders_eu.csv) and USD (orders_us.csv): revenue adds")
 
@@ -448,7 +448,8 @@ def test_an_order_level_refunded_amount_is_subtracted_once_per_order(data_dir, i
         assert rows.select("revenue", "refunds", "net_revenue").sum().row(0) == (90.0, 35.0, 55.0), grain
     output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),
                            clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
-                           clean_order_lines=tables["order_lines"].lazy(), churn_predictions=pl.DataFrame(),
+                           clean_order_lines=tables["order_lines"].lazy(), clean_events=tables["events"].lazy(),
+                           churn_predictions=pl.DataFrame(),
                            sales_trends=trends.value, product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
                            cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
     tiles = dict(zip(output.value["kpi"], output.value["value"]))
@@ -522,11 +523,12 @@ def test_a_declared_currency_reaches_the_lines_and_the_dashboard(data_dir, insta
     drop(data_dir, "orders_us.csv", US_ERP)
     tables = ingest_and_clean(data_dir, instance, resources)
     assert tables["order_lines"]["currency"].to_list() == ["USD"] * 3
-    assert orders.shown_currency(tables["order_lines"], "EUR") == "USD"
-    assert orders.shown_currency(tables["order_lines"].clear(), "GBP") == "GBP"  # no lines: the setting
+    assert orders.shown_currency([tables["order_lines"]], "EUR") == "USD"
+    assert orders.shown_currency([tables["order_lines"].clear()], "GBP") == "GBP"  # no lines: the setting
     output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),  # the default setting, EUR
                            clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
-                           clean_order_lines=tables["order_lines"].lazy(), churn_predictions=pl.DataFrame(),
+                           clean_order_lines=tables["order_lines"].lazy(), clean_events=tables["events"].lazy(),
+                           churn_predictions=pl.DataFrame(),
                            sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
                            cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
     assert dict(zip(output.value["kpi"], output.value["value"]))["revenue, all time"] == "65 USD"

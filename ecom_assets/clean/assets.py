@@ -12,7 +12,7 @@ from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
 from ecom_assets.ingest.orders import REFUND_COLUMN, currency_problem, with_refund_flags
-from ecom_assets.io import Location, StoredParts
+from ecom_assets.io import Location, StoredParts, scan_parquet
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
 from ecom_assets.ingest.parse import reason_rule
@@ -75,6 +75,34 @@ def _held_back_check(held_back: dict[str, str]) -> dg.AssetCheckResult:
         description="; ".join(held_back.values()) or "every stored drop adds up and is included",
         metadata={"held_back": ", ".join(held_back) or "none"},
     )
+
+
+CURRENCY_CHECK = "one_currency"
+CURRENCY_DESCRIPTION = (
+    "fails when the money of the orders and events drops is in more than one currency across files (order lines, "
+    "return lines and purchase events each carry their file's reporting currency): order and event purchases become "
+    "purchased sessions whose purchase_amount revenue adds, and money is never converted. Here, not on "
+    "clean_order_lines and clean_events: each sees one source and would pass EUR orders beside USD events")
+
+
+def _currency_check(*drops: list[Location]) -> dg.AssetCheckResult:
+    """`one_currency` over stored raw_orders and raw_events partitions (`drops`, one list per kind): their order
+    lines (purchases and returns: net revenue subtracts refunds) and purchase events, read as distinct
+    (source_file, currency) — a constant column per file, nearly free to scan. An events drop stored before
+    events kept a currency names none."""
+    named = [scan.select("source_file", "currency").filter(pl.col("currency").is_not_null()).unique()
+             for scan in (scan_parquet(paths) for paths in drops if paths)
+             if "currency" in scan.collect_schema().names()]
+    money = pl.concat(named).collect() if named else pl.DataFrame(schema={"source_file": pl.String,
+                                                                          "currency": pl.String})
+    problem = currency_problem(money)
+    found = sorted(money["currency"].unique())
+    return dg.AssetCheckResult(
+        check_name=CURRENCY_CHECK, passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
+        description=problem or (f"every order line and purchase event with a currency is in {found[0]}" if found
+                                else "no orders or events drop names a currency"),
+        metadata={"currencies": ", ".join(found) or "not given",
+                  "files_naming_a_currency": money["source_file"].n_unique()})
 
 
 def _merge_metadata(dedup: RowAccounting) -> dict:
@@ -157,9 +185,10 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     kinds={"polars", "pandera", "parquet"},
     deps=[dg.AssetDep(raw_sessions, partition_mapping=ALL_DROPS),
           *[dg.AssetDep(asset, partition_mapping=ALL_DROPS) for asset in SESSION_ASSETS.values()],
-          # read back where a session continues across events drops (clean/store.py)
+          # read back where a session continues across events drops (clean/store.py), and for their currency
           dg.AssetDep(RAW_ASSETS["events"], partition_mapping=ALL_DROPS),
-          # read back for the orders a drop withdraws (refunded or cancelled as a whole since an earlier export)
+          # read back for the orders a drop withdraws (refunded or cancelled as a whole since an earlier export),
+          # and for their currency
           dg.AssetDep(RAW_ASSETS["orders"], partition_mapping=ALL_DROPS)],
     required_resource_keys={"io_manager", "settings"},
     tags=REFRESH_PER_DROP,
@@ -193,14 +222,16 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
                           "passes, saying so, while no customers file has been dropped (orders- or events-only shops "
                           "know their customers only from their orders/sessions)"),
         dg.AssetCheckSpec(HELD_BACK_CHECK, asset="clean_sessions", description=HELD_BACK_DESCRIPTION),
+        dg.AssetCheckSpec(CURRENCY_CHECK, asset="clean_sessions", description=CURRENCY_DESCRIPTION),
     ],
 )
 def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFrame):
     io_manager = context.resources.io_manager
     raw, held_back = _session_drops(context)
     parts = StoredParts(io_manager.dataset_dir(context.asset_key))
+    events, orders = _raw_files(context, "events"), _raw_files(context, "orders")
     report = merge_sessions(parts, {k: p for k, p in raw.items() if k not in held_back}, clean_customers,
-                            events=_raw_files(context, "events"), orders=_raw_files(context, "orders"))
+                            events=events, orders=orders)
     manifest = parts.manifest()
     totals = table_stats(manifest)
     unknown_customers = totals["unknown_customer"]
@@ -220,6 +251,7 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
     yield _accounting_check(report, "clean_sessions")
     yield _unknown_customers_check(unknown_customers, customers_dropped=bool(_raw_files(context, "customers")))
     yield _held_back_check(held_back)
+    yield _currency_check(*([p for k, p in drops.items() if k not in held_back] for drops in (orders, events)))
 
 
 def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, model) -> tuple[pl.DataFrame, dict]:
@@ -254,12 +286,6 @@ def _order_lines(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame, re
     })
     yield _accounting_check(dedup, table)
     yield _held_back_check(held_back)
-    currencies = currency_problem(lines)
-    yield dg.AssetCheckResult(check_name=CURRENCY_CHECK, passed=currencies is None, severity=dg.AssetCheckSeverity.WARN,
-                              description=currencies or "every line with a currency is in one currency")
-
-
-CURRENCY_CHECK = "one_currency"
 
 
 def _line_checks(table: str) -> list[dg.AssetCheckSpec]:
@@ -275,9 +301,7 @@ def _order_lines_asset(name: str, returns: bool, description: str) -> dg.AssetsD
     @dg.asset(
         name=name, group_name="clean", owners=[OWNER], kinds={"polars", "pandera"}, ins=ORDER_LINES_IN,
         required_resource_keys={"io_manager", "settings"}, tags=REFRESH_PER_DROP,
-        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=[*_line_checks(name), dg.AssetCheckSpec(
-            CURRENCY_CHECK, asset=name, description="fails when the lines hold more than one currency across files: "
-            "revenue would add them, and money is never converted")],
+        description=description, metadata=ORDER_LINE_SCHEMA, check_specs=_line_checks(name),
     )
     def lines_asset(context: dg.AssetExecutionContext, raw_orders: pl.DataFrame):
         yield from _order_lines(context, raw_orders, returns=returns, table=name)

@@ -216,15 +216,21 @@ def quarantine_share(quarantine: pl.DataFrame, rows_in: int, kind: str, limit: f
         "quarantined_share": round(share, 4), "top_reasons": top}
 
 
+def _currencies(clean: pl.DataFrame) -> str:
+    """The currencies a drop's money rows carry (order lines; purchase events): its reporting currency, or none."""
+    return ", ".join(sorted(clean["currency"].drop_nulls().unique())) or "not given"
+
+
 def _kind_figures(kind: str, clean: pl.DataFrame, quarantine: pl.DataFrame) -> dict:
     """Key figures of a line-level drop: returns of an orders drop (its orders quarantined whole for one
-    unreadable line, its lines without a product id keyed by their name), event types of an events drop."""
+    unreadable line, its lines without a product id keyed by their name), event types of an events drop; the
+    currency of either's money."""
     if kind == "orders":
         whole = quarantine.filter(pl.col("reason").str.starts_with(WHOLE_RECORD_REASON))
         return {"return_lines": int(clean["is_return"].sum()), "orders": clean["order_id"].n_unique(),
                 "orders_quarantined_whole": whole["order_id"].n_unique(),
                 "lines_keyed_by_name": int(clean["product_id"].str.starts_with(order_kind.NAME_KEY).sum()),
-                "currencies": ", ".join(sorted(clean["currency"].drop_nulls().unique())) or "not given"}
+                "currencies": _currencies(clean)}
     if kind == "events":
         # lazy queries over the columns they read (filtering the whole 10M-row frame for 'other' took ~3 s). The
         # number of sessions is raw_event_sessions' row count: a distinct count of 10M session ids here cost ~1 s
@@ -237,7 +243,7 @@ def _kind_figures(kind: str, clean: pl.DataFrame, quarantine: pl.DataFrame) -> d
                 anonymous_events=pl.col("customer_id").str.starts_with(event_kind.ANONYMOUS).sum())])
         counts = dict(types.iter_rows())
         return {f"events_{t}": counts.get(t, 0) for t in event_kind.EVENT_TYPES} | {
-            "other_event_names": ", ".join(sorted(other["event_name"])) or "none"} | {
+            "other_event_names": ", ".join(sorted(other["event_name"])) or "none", "currencies": _currencies(clean)} | {
             name: int(value) for name, value in kinds.row(0, named=True).items()}
     return {}
 

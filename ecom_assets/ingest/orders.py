@@ -312,27 +312,30 @@ def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFram
     return pl.concat([given, lines], how="vertical_relaxed")
 
 
-def currency_problem(lines: pl.DataFrame) -> str | None:
-    """None when the lines with a currency (`currency`, `source_file`) are all in one, else which files hold
-    which: each file keeps only its reporting currency (see `parse.reporting_currency`), but revenue adds files
-    together, and money is never converted."""
-    by_currency = (lines.filter(pl.col("currency").is_not_null())
+def currency_problem(money: pl.DataFrame) -> str | None:
+    """None when the money rows with a currency (`currency`, `source_file`: order lines, purchase events) are all
+    in one, else which files hold which: each file keeps only its reporting currency (see
+    `parse.reporting_currency`), but revenue adds files together, and money is never converted."""
+    by_currency = (money.filter(pl.col("currency").is_not_null())
                    .group_by("currency").agg(pl.col("source_file").unique().sort()).sort("currency"))
     found = dict(zip(by_currency["currency"], by_currency["source_file"].to_list()))
     if len(found) > 1:
         return ("amounts in " + " and ".join(f"{c} ({', '.join(f.rsplit('__', 1)[0] for f in files[:3])}"
                                             f"{', …' if len(files) > 3 else ''})" for c, files in found.items())
                 + ": revenue adds these files as if they were one currency; ingest one shop's currency per data "
-                  "directory, or declare the shop's `currency` in sources.yaml for every orders file")
+                  "directory, or declare the shop's `currency` in sources.yaml for every orders and events file")
     return None
 
 
-def shown_currency(lines: pl.LazyFrame | pl.DataFrame, setting: str) -> str:
-    """The ISO 4217 code to show beside money: the order lines' currency when they name exactly one (each
-    file's reporting currency, declared in sources.yaml or written on its lines), else `setting`
-    (settings.currency, `$ECOM_CURRENCY`, `ecom-assets run --currency`): sessions and events exports carry
-    no currency, and lines in several currencies never pick one (`one_currency` fails)."""
-    found = lines.lazy().select(pl.col("currency").drop_nulls().unique()).collect()["currency"]
+def shown_currency(money: list[pl.LazyFrame | pl.DataFrame], setting: str) -> str:
+    """The ISO 4217 code to show beside money: the one currency the money tables name (clean_order_lines,
+    clean_returns, clean_events' purchases: each file's reporting currency, declared in sources.yaml or written in
+    the export), else `setting` (settings.currency, `$ECOM_CURRENCY`, `ecom-assets run --currency`): a sessions
+    export carries no currency, and money in several currencies never picks one (`one_currency` fails). A table
+    without a `currency` column (clean_events stored before it had one, nothing ingested yet) names none."""
+    named = [frame.lazy().select(pl.col("currency").drop_nulls().unique()) for frame in money
+             if "currency" in frame.lazy().collect_schema().names()]
+    found = pl.concat(named).unique().collect()["currency"] if named else pl.Series([], dtype=pl.String)
     return found[0] if found.len() == 1 else setting
 
 

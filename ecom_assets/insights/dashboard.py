@@ -287,12 +287,15 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS), "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund"]),
-         "clean_order_lines": columns_in([*REFUND_INPUT_COLUMNS, "currency"])},
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS),
+         "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund", "currency"]),
+         "clean_order_lines": columns_in([*REFUND_INPUT_COLUMNS, "currency"]),
+         # read whole, lazily: a clean_events stored before it had a currency has none to select
+         "clean_events": dg.AssetIn()},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
     "(revenue, buyers, conversion, AOV) and all-time figures (revenue; refunds and net revenue = revenue - refunds when "
-    "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in the order lines' one currency (else settings.currency) with thousands separators in "
+    "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in the one currency the order lines and purchase events name (else settings.currency) with thousands separators in "
     "tiles, tables and charts; model status with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
     "retention cohorts and significant cross-sell pairs. Orders-only data (no browsing session: every order is a "
@@ -302,13 +305,13 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
     metadata=column_schema({"kpi": "string", "value": "string", "change": "string - vs the previous 28 days"}),
 )
 def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame,
-                  clean_order_lines: pl.LazyFrame, churn_predictions: pl.DataFrame, sales_trends: pl.DataFrame, product_funnel: pl.DataFrame,
+                  clean_order_lines: pl.LazyFrame, clean_events: pl.LazyFrame, churn_predictions: pl.DataFrame, sales_trends: pl.DataFrame, product_funnel: pl.DataFrame,
                   customer_segments: pl.DataFrame, cohort_metrics: pl.DataFrame, cross_sell_rules: pl.DataFrame,
                   campaign_lift: pl.DataFrame) -> dg.Output:
     refunded, never_revenue = (frame.item() for frame in pl.collect_all([
         order_refunds(clean_order_lines, clean_returns).select(pl.col("refunds").sum()),
         clean_returns.select(pl.col("line_amount").abs().filter(~pl.col("is_refund")).sum())]))
-    currency = shown_currency(clean_order_lines, settings.currency)
+    currency = shown_currency([clean_order_lines, clean_returns, clean_events], settings.currency)
     as_of, tiles = kpis(clean_sessions, churn_predictions, currency, refunded or 0.0, never_revenue or 0.0)
     browsing = as_of is None or clean_sessions.select(browsing_session(clean_sessions.collect_schema().names()).any()
                                                       ).collect().item()
