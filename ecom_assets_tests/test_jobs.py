@@ -128,7 +128,7 @@ def test_a_later_drop_whose_rows_were_all_quarantined_is_not_called_a_first_drop
                          for i in range(60)))
     ingest_landing(instance, data_dir)
     (data_dir / "landing" / "sessions_b.csv").write_text(
-        header + "".join(f"T{i},C{i % 7},31/03/2024,Books,40,0,\n" for i in range(5)))  # no date_format declared
+        header + "".join(f"T{i},C{i % 7},03/04/2024,Books,40,0,\n" for i in range(5)))  # day or month first? undeclared
     ingest_landing(instance, data_dir)
     latest = {r.partition_key.split("__")[0]: r for r in instance.fetch_materializations(PROFILE, limit=10).records}
     metadata = latest["sessions_b.csv"].asset_materialization.metadata
