@@ -202,6 +202,12 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
         "whose events came in several events drops (same export session_id, or a 30-minute-gap session continued "
         "across a file cut, in either arrival order) is one row made again from all its events — start = earliest, duration to the "
         "latest, views summed, flags OR-ed, amount summed; the folded-in parts count as merged_across_files. "
+        "An order in both the orders export and the tracker's purchase events counts once: the orders export is the "
+        "record of money (discounts, refunds, returns), so the order's own session keeps the purchase and revenue, "
+        "and an events session whose purchase events name that order id gets `purchase_in_orders` (its conversion) "
+        "with that purchase's value and purchase taken out of purchase_amount / purchase_made (a purchase event "
+        "without an order id, or of an order the orders data does not hold, counts as before), in either arrival "
+        "order; metadata `event_sessions_purchase_in_orders` / `event_amount_in_orders` count what was matched. "
         "Flags: `before_signup` (dated "
         "before the customer's signup_date) and `unknown_customer` (id not in clean_customers). Empty or "
         "'Unknown' products are the category 'unknown'. Rebuilt from scratch only when a stored drop was "
@@ -210,6 +216,9 @@ def clean_customers(context: dg.AssetExecutionContext, raw_customers: pl.DataFra
     metadata=column_schema({
         **RAW_COLUMNS["sessions"],
         **SESSION_DETAIL_COLUMNS,
+        "purchase_in_orders": "bool - an events session whose purchase events name an order of the orders data: it "
+                              "converted, but that purchase and its money are counted on the order's session "
+                              "(purchase_made / purchase_amount here hold only its other purchases)",
         "before_signup": "bool - session dated before the customer's signup_date",
         "unknown_customer": "bool - customer_id not in clean_customers",
         **PROVENANCE_COLUMNS,
@@ -246,7 +255,7 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
         "drops_held_back": len(held_back),
         **({"status": NO_DATA} if totals["rows"] == 0 else {}),
         **{k: totals[k] for k in ("before_signup", "unknown_customer", "unknown_product", "purchases", "first_date",
-                                  "last_date")},
+                                  "last_date", "event_sessions_purchase_in_orders", "event_amount_in_orders")},
     })
     yield _accounting_check(report, "clean_sessions")
     yield _unknown_customers_check(unknown_customers, customers_dropped=bool(_raw_files(context, "customers")))

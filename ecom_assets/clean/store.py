@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from ecom_assets.clean.tables import EVENT_CONTENT, SESSION_CONTENT, RowAccounting, distinct_events, latest_per_id
-from ecom_assets.ingest.events import SESSION_GAP, derived_id, event_sessions, sessionise_across_drops
+from ecom_assets.clean.tables import (EVENT_CONTENT, SESSION_CONTENT, RowAccounting, count_orders_once, distinct_events,
+                                      latest_per_id)
+from ecom_assets.ingest.events import (SESSION_GAP, derived_id, event_sessions, session_purchase_orders,
+                                       sessionise_across_drops)
 from ecom_assets.ingest.orders import withdrawn_orders
 from ecom_assets.io import (Location, StoredParts, file_identity, parquet_rows, read_parquet, scan_parquet,
                             write_json_atomic, write_parquet_atomic)
@@ -103,15 +105,26 @@ def _write_part(table: pl.DataFrame, path: Location, entry: dict) -> None:
     entry["stats"] = table.select(
         rows=pl.len(), unknown_customer=pl.col("unknown_customer").sum(), before_signup=pl.col("before_signup").sum(),
         unknown_product=(pl.col("product_viewed") == UNKNOWN_PRODUCT).sum(), purchases=pl.col("purchase_made").sum(),
+        **ORDER_MATCH_STATS,
         first_date=pl.col("session_date").min().cast(pl.String), last_date=pl.col("session_date").max().cast(pl.String),
     ).row(0, named=True)
+
+
+# what count_orders_once left to the orders' own sessions: events sessions whose purchase is an order of the orders
+# data, and the money of those purchases (counted once, on the order)
+ORDER_MATCH_STATS = {
+    "event_sessions_purchase_in_orders": pl.col("purchase_in_orders").sum(),
+    "event_amount_in_orders": (pl.col("purchase_orders").list.eval(pl.element().struct.field("amount")).list.sum()
+                               - pl.col("purchase_amount")).filter(pl.col("purchase_in_orders")).sum().round(2),
+}
 
 
 def table_stats(manifest: dict) -> dict:
     """Key figures of the whole table, summed from the parts' manifest entries."""
     stats = [p["stats"] for p in manifest["parts"]]
-    total = {k: sum(s[k] for s in stats) for k in ("rows", "unknown_customer", "before_signup", "unknown_product",
-                                                   "purchases")}
+    total = {k: sum(s.get(k, 0) for s in stats)
+             for k in ("rows", "unknown_customer", "before_signup", "unknown_product", "purchases", *ORDER_MATCH_STATS)}
+    total["event_amount_in_orders"] = round(total["event_amount_in_orders"], 2)
     dates = [s for s in stats if s["rows"]]
     total["first_date"] = min((s["first_date"] for s in dates), default="none")
     total["last_date"] = max((s["last_date"] for s in dates), default="none")
@@ -198,7 +211,7 @@ def _whole_sessions(key: str, involved: pl.DataFrame, continued: pl.DataFrame, e
 
 
 def _merge_continued(key: str, drop: pl.DataFrame, manifest: dict, events: dict[str, Location],
-                     parts: StoredParts) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+                     parts: StoredParts, order_ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(drop rows left to merge by the replay rule, whole sessions this drop completes, stored rows they
     replace). A part of a session never supersedes another part: the session is made again from all of
     its events. When that changes nothing, the drop's parts were all delivered before (duplicates across
@@ -207,7 +220,7 @@ def _merge_continued(key: str, drop: pl.DataFrame, manifest: dict, events: dict[
     if continued.is_empty():
         return drop, drop.clear(), continued
     rest = drop.join(involved.select("line"), on="line", how="anti")
-    whole = _whole_sessions(key, involved, continued, events).with_columns(
+    whole = count_orders_once(_whole_sessions(key, involved, continued, events), order_ids).with_columns(
         ingested_at=pl.lit(involved["ingested_at"][0], drop.schema["ingested_at"])).select(drop.columns)
     if whole.select(SESSION_CONTENT).sort("session_id").equals(continued.select(SESSION_CONTENT).sort("session_id")):
         manifest["duplicates_across_files"] += involved.height
@@ -242,14 +255,53 @@ def _withdraw_orders(parts: StoredParts, manifest: dict, lines: Location, orders
     return _remove_rows(parts, manifest, superseded)
 
 
+def _order_ids(paths: list[Location]) -> pl.Series:
+    """Every order id of the given raw_orders partitions (purchased, returned or cancelled alike)."""
+    if not paths:
+        return pl.Series("order_id", [], pl.String)
+    return scan_parquet(paths).select(pl.col("order_id").unique()).collect().to_series()
+
+
+def _with_purchase_orders(drop: pl.DataFrame, lines: Location) -> pl.DataFrame:
+    """An events drop's sessions stored before raw_event_sessions kept `purchase_orders`: the column made from
+    the drop's stored events, so its purchases are matched to the orders data like a new drop's."""
+    return drop.drop("purchase_orders").join(session_purchase_orders(scan_parquet(lines)).collect(), on="session_id",
+                                             how="left").select(drop.columns)
+
+
+def _recount_stored(parts: StoredParts, manifest: dict, events: dict[str, Location], new_ids: pl.Series,
+                    order_ids: pl.Series) -> int:
+    """After an orders drop: the stored events parts holding a purchase of one of its orders (`new_ids`) counted
+    again against every stored order id (`count_orders_once`). Returns the number of parts rewritten."""
+    entries = [p for p in manifest["parts"] if p["key"] in events]
+    if not entries or new_ids.is_empty():
+        return 0
+    hits = pl.collect_all([scan_parquet(parts.folder / p["file"]).select(
+        pl.col("purchase_orders").explode().struct.field("order_id").is_in(new_ids.implode()).any())
+        for p in entries])
+    rewritten = 0
+    for entry, hit in zip(entries, hits, strict=True):
+        if hit.item():
+            path = parts.folder / entry["file"]
+            _write_part(count_orders_once(read_parquet(path), order_ids), path, entry)
+            rewritten += 1
+    return rewritten
+
+
 def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location, ingested_at: int | None,
-                signups: pl.LazyFrame, events: dict[str, Location], orders: dict[str, Location]) -> int:
-    """Merge one raw partition into the stored parts; returns the number of stored parts rewritten."""
-    drop = session_shaped(read_parquet(raw_path))
+                signups: pl.LazyFrame, events: dict[str, Location], orders: dict[str, Location],
+                order_ids: pl.Series) -> int:
+    """Merge one raw partition into the stored parts; returns the number of stored parts rewritten.
+    `order_ids`: every order id of the orders drops stored so far, this one included."""
+    raw = read_parquet(raw_path)
+    drop = session_shaped(raw)
+    if key in events and "purchase_orders" not in raw.columns:
+        drop = _with_purchase_orders(drop, events[key])
+    drop = count_orders_once(drop, order_ids)
     rows_in = drop.height
     whole, replaced = drop.clear(), pl.DataFrame()
     if key in events:  # an events drop: sessions it shares with earlier events drops are made whole
-        drop, whole, replaced = _merge_continued(key, drop, manifest, events, parts)
+        drop, whole, replaced = _merge_continued(key, drop, manifest, events, parts, order_ids)
     rewritten = _remove_rows(parts, manifest, replaced)
     if key in orders:
         rewritten += _withdraw_orders(parts, manifest, orders[key], orders)
@@ -281,7 +333,7 @@ def _merge_drop(parts: StoredParts, manifest: dict, key: str, raw_path: Location
         new_rows = pl.concat([new_rows, whole.select(new_rows.columns)])
     manifest["duplicates_across_files"] += dedup.duplicates_across_files
     manifest["superseded"] += dedup.superseded
-    del drop, competing, dedup, kept, whole  # only the new rows are needed from here on (10M-row drops)
+    del raw, drop, competing, dedup, kept, whole  # only the new rows are needed from here on (10M-row drops)
     # parts are stored in date order so the windowed features' date filter skips old row groups
     table = _with_flags(sorted_on(new_rows, "session_date"), signups)
     del new_rows
@@ -332,9 +384,14 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
             path = parts.folder / entry["file"]
             _write_part(_with_flags(read_parquet(path), signups), path, entry)
             report.reflagged_parts += 1
+    # an order in the orders export and in the tracker's purchase events counts once (count_orders_once)
+    order_ids = _order_ids([orders[p["key"]] for p in manifest["parts"] if p["key"] in orders])
     for ingested_at, key in arrivals:
+        new_ids = _order_ids([orders[key]]) if key in orders else order_ids.clear()
+        order_ids = pl.concat([order_ids, new_ids]).unique()
         report.rewritten_parts += _merge_drop(parts, manifest, key, raw[key], ingested_at, signups, events,
-                                              orders)
+                                              orders, order_ids)
+        report.rewritten_parts += _recount_stored(parts, manifest, events, new_ids, order_ids)
         report.merged.append(key)
     manifest["customers"] = fingerprint
     write_json_atomic(manifest, parts.manifest_path)

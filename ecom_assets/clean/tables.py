@@ -10,7 +10,7 @@ from ecom_assets.schemas import CleanCustomers, CleanEvents, empty_frame, repeat
 
 SESSION_CONTENT = ["session_id", "customer_id", "session_date", "session_start", "product_viewed", "browsing_time_sec",
                    "purchase_made", "purchase_amount", "added_to_cart", "page_views", "product_views", "categories_viewed",
-                   "units_purchased"]
+                   "units_purchased", "purchase_orders", "purchase_in_orders"]
 # what makes two deliveries the same event; `currency` is the file's, not the event's, and a drop stored before the
 # column existed has none: compared, an event delivered again after the upgrade would count its purchase twice
 EVENT_CONTENT = [c for c in CleanEvents.to_schema().columns
@@ -71,6 +71,40 @@ def latest_per_id(rows: pl.DataFrame, key: str, content: list[str]) -> Dedup:
     # one filter of the whole table keeps the uncontested rows and each id's latest version in place
     keep = (~contested_mask).scatter(latest["_row"], True)
     return Dedup(rows.filter(keep), rows.height, int(same.sum()), versions.height - latest.height)
+
+
+def count_orders_once(sessions: pl.DataFrame, order_ids: pl.Series) -> pl.DataFrame:
+    """Session rows -> the same rows with `purchase_in_orders` set and an events session's purchases of orders in
+    `order_ids` (every order id of the stored orders drops) taken out of its `purchase_made` / `purchase_amount`.
+
+    The orders export is the record of money (discounts, refunds and returns live there) and its order is a
+    purchased session of its own (session_id = order_id): the tracker's purchase event of the same order is the
+    browsing session's conversion, not a second purchase. So for a session whose `purchase_orders` name an order
+    in `order_ids`: `purchase_in_orders` = true (conversion counts it), `purchase_amount` = the value of its other
+    purchases (events without an order id, or of orders the orders data does not hold), `purchase_made` = whether
+    it has such another purchase. Every other row keeps its figures, with `purchase_in_orders` false. Worked out
+    from `purchase_orders` alone, so applying it again, or with more order ids later, gives the figures a single
+    pass with all of them gives."""
+    unmatched = sessions.with_columns(purchase_in_orders=pl.lit(False))
+    if order_ids.is_empty() or sessions["purchase_orders"].null_count() == sessions.height:
+        return unmatched
+    per_order = (
+        sessions.lazy().select("purchase_orders").with_row_index("_row").filter(pl.col("purchase_orders").is_not_null())
+        .explode("purchase_orders").unnest("purchase_orders")
+        .with_columns(_in=pl.col("order_id").is_in(order_ids.implode()).fill_null(False))
+        .group_by("_row").agg(_in=pl.col("_in").any(), _made=(~pl.col("_in")).any(),
+                              _amount=pl.col("amount").filter(~pl.col("_in")).sum())
+        .filter("_in").collect()
+    )
+    if per_order.is_empty():
+        return unmatched
+    matched = pl.Series(np.zeros(sessions.height, dtype=bool)).scatter(per_order["_row"], True)
+    made = pl.Series(np.zeros(sessions.height, dtype=bool)).scatter(per_order["_row"], per_order["_made"])
+    amount = pl.Series(np.zeros(sessions.height)).scatter(per_order["_row"], per_order["_amount"])
+    return sessions.with_columns(
+        purchase_made=pl.when(matched).then(made).otherwise(pl.col("purchase_made")),
+        purchase_amount=pl.when(matched).then(amount).otherwise(pl.col("purchase_amount")),
+        purchase_in_orders=matched)
 
 
 def _typed_or_empty(rows: pl.DataFrame, model) -> pl.DataFrame:

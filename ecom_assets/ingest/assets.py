@@ -75,6 +75,9 @@ SESSION_DETAIL_COLUMNS = {
     "categories_viewed": "int64 - distinct categories viewed; null unless from events",
     "units_purchased": "float64 - items bought in the order (sum of its purchased lines' quantity); null unless the "
                        "session comes from orders",
+    "purchase_orders": "list[struct{order_id: string, amount: float64}] - the session's purchase events per order id "
+                       "(null id: events without one) and their value; null unless the session comes from events and "
+                       "has a purchase event",
 }
 # Per-kind step after the row rules: what a line-level kind needs before it is stored.
 FINISH = {
@@ -408,7 +411,7 @@ DERIVED_SESSIONS = {  # kind -> (pure function lines/events -> sessions, what on
     "events": (event_kind.event_sessions, "one session per session_id (the export's, named with its customer, else "
                "30 minutes without an event end a customer's session): duration from timestamps, page/product "
                "views, categories viewed, cart and purchase flags, purchase_amount = sum of purchase events' price x "
-               "quantity (an order-level purchase: its order_amount). A session "
+               "quantity (an order-level purchase: its order_amount), purchase_orders = that amount per order id. A session "
                "continued in another events drop is made whole in clean_sessions from the events of both."),
 }
 

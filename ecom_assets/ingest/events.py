@@ -35,7 +35,7 @@ from ecom_assets.ingest.orders import currency_rules, instant, unreadable_number
 from ecom_assets.ingest.parse import (CURRENCY_COUNTED, KINDS, PREPARED, REPEATS, RULES, DropKind, Reading, _bad,
                                       _date_rules, _empty, _text_rules, text_or_null,
                                       value_last)
-from ecom_assets.schemas import UNKNOWN_PRODUCT, ParsedEvents, repeated
+from ecom_assets.schemas import PURCHASE_ORDERS, UNKNOWN_PRODUCT, ParsedEvents, repeated
 
 KIND = DropKind(
     "events",
@@ -307,6 +307,26 @@ def sessionise_across_drops(events: pl.DataFrame, gap: timedelta = SESSION_GAP) 
     return pl.concat([events.filter(~redo), again.select(events.columns)])
 
 
+def session_purchase_orders(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Sessionised events -> `session_id, purchase_orders` for the sessions with a purchase event: one entry per
+    order id of its purchase events (null for those without one) with the sum of their `purchase_value`, in order
+    id order. What clean_sessions matches against the orders data so an order in both exports counts once.
+    Events stored before `order_id` existed name no order (one null entry)."""
+    events = events.lazy()
+    if "order_id" not in events.collect_schema().names():
+        events = events.with_columns(order_id=pl.lit(None, pl.String))
+    if "order_amount" not in events.collect_schema().names():  # a drop stored before order_amount existed
+        events = events.with_columns(order_amount=pl.lit(None, pl.Float64))
+    return (
+        events.filter(pl.col("event_type") == "purchase")
+        .group_by("session_id", "order_id").agg(amount=purchase_value().sum())
+        .sort("session_id", "order_id", nulls_last=True)
+        .group_by("session_id", maintain_order=True)
+        .agg(purchase_orders=pl.struct("order_id", "amount"))
+        .with_columns(pl.col("purchase_orders").cast(PURCHASE_ORDERS))
+    )
+
+
 def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Sessionised events -> one row per session, in the sessions table's shape plus
     `session_start, page_views, product_views, categories_viewed`.
@@ -317,7 +337,7 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     (price x quantity, quantity 1 when absent; an order-level purchase's order_amount; no price adds 0);
     `product_viewed` = the known category with the most views in the session (then most events; ties
     alphabetical), `unknown` when no event has a category (a product id is never a category: it would explode
-    per-category features and rankings).
+    per-category features and rankings); `purchase_orders` = `session_purchase_orders` (null without a purchase).
 
     Two group-bys: per (session, category), then per session over those few rows, only for the sessions
     with events of several categories; a session of one category is its one row as it stands (10M events:
@@ -368,10 +388,12 @@ def event_sessions(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     )
     return (
         pl.concat([alone, merged])
+        .join(session_purchase_orders(events), on="session_id", how="left")
         .select(
             "session_id", "customer_id", "session_date", pl.col("product_viewed").fill_null(UNKNOWN_PRODUCT),
             "browsing_time_sec", "purchase_made", pl.col("purchase_amount").fill_null(0.0), "added_to_cart",
-            "session_start", "page_views", "product_views", "categories_viewed", "source_file", "line",
+            "session_start", "page_views", "product_views", "categories_viewed", "purchase_orders", "source_file",
+            "line",
         )
         .sort("line")
         .collect()

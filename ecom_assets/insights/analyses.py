@@ -9,7 +9,7 @@ import polars as pl
 from ecom_assets.churn.status import AT_RISK_PROBABILITY, LAPSED_GAP_MULTIPLE, LAPSED_MIN_DAYS, churn_status
 from ecom_assets.insights.stats import (MIN_TESTED_TOGETHER, TESTED_CELLS, Z95, benjamini_hochberg,
                                         cooccurrence_test, two_proportion_p, wilson)
-from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.schemas import CONVERSION_COLUMNS, UNKNOWN_PRODUCT, browsing_session, converted
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -81,15 +81,20 @@ def is_category(column: str = "product_viewed") -> pl.Expr:
     return pl.col(column).is_not_null() & (pl.col(column) != UNKNOWN_PRODUCT)
 
 
-FUNNEL_SESSION_COLUMNS = ["product_viewed", "added_to_cart", "purchase_made", "purchase_amount"]
+FUNNEL_SESSION_COLUMNS = ["product_viewed", "purchase_made", "purchase_amount", *CONVERSION_COLUMNS]
 
 
 def product_funnel(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """Views -> cart -> purchase per viewed category (`funnel_rates` of the session counts).
+    """Views -> cart -> purchase per viewed category (`funnel_rates` of the session counts). The funnel counts
+    browsing sessions only (`browsing_session`; a purchase is `converted`): an order is a purchased session without
+    a visit and would count as viewed and bought; `revenue` is every session's purchase_amount, orders included.
     One lazy group-by: only the category counts are ever held in memory."""
-    cart, buy = pl.col("added_to_cart"), pl.col("purchase_made")
-    counts = sessions.lazy().group_by("product_viewed").agg(
-        views=pl.len(), cart_known=cart.is_not_null().sum(), carts=cart.sum(), purchases=buy.sum(),
+    sessions = sessions.lazy()
+    columns = sessions.collect_schema().names()
+    browsed = browsing_session(columns)
+    cart, buy = pl.col("added_to_cart").filter(browsed), converted(columns).filter(browsed)
+    counts = sessions.group_by("product_viewed").agg(
+        views=browsed.sum(), cart_known=cart.is_not_null().sum(), carts=cart.sum(), purchases=buy.sum(),
         purchases_after_cart=(cart & buy).sum(), purchases_without_cart=(cart.not_() & buy).sum(),
         revenue=pl.col("purchase_amount").sum(),
     ).collect()
@@ -140,16 +145,27 @@ def _rate(name: str, successes: pl.Expr, trials: pl.Expr) -> list[pl.Expr]:
 
 
 # --- trends and seasonality -------------------------------------------------------------------
-DAILY_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount"]
+DAILY_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount", *CONVERSION_COLUMNS]
+
+
+def _conversion() -> pl.Expr:
+    """Converted browsing sessions per browsing session; null without a browsing session (orders only)."""
+    return pl.col("converted") / pl.col("browsing_sessions").replace(0, None)
 
 
 def daily_sales(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """Sessions, purchases, revenue and buyers per day (one lazy group-by over the session facts)."""
-    return sessions.lazy().group_by("session_date").agg(
-        sessions=pl.len(), purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
+    """Sessions, browsing sessions (`browsing_session`) and those of them that `converted`, purchases, revenue and
+    buyers per day (one lazy group-by over the session facts); conversion = converted / browsing sessions (an
+    order is a purchase, not a visit: null on a day without a browsing session), AOV = revenue / purchases."""
+    sessions = sessions.lazy()
+    columns = sessions.collect_schema().names()
+    browsed = browsing_session(columns)
+    return sessions.group_by("session_date").agg(
+        sessions=pl.len(), browsing_sessions=browsed.sum(), converted=(browsed & converted(columns)).sum(),
+        purchases=pl.col("purchase_made").sum(), revenue=pl.col("purchase_amount").sum(),
         buyers=pl.col("customer_id").filter(pl.col("purchase_made")).n_unique(),
     ).sort("session_date").collect().with_columns(
-        conversion=pl.col("purchases") / pl.col("sessions"),
+        conversion=_conversion(),
         aov=pl.col("revenue") / pl.col("purchases").replace(0, None),
     )
 
@@ -172,8 +188,8 @@ def rollup(daily: pl.DataFrame, every: str) -> pl.DataFrame:
     summed (`returns`, `refunds`, `net_revenue` too when the daily rows carry them), ratios recomputed."""
     money = [c for c in ("returns", "refunds", "net_revenue") if c in daily.columns]
     return daily.group_by_dynamic("session_date", every=every).agg(
-        pl.col("sessions", "purchases", "revenue", "buyers", *money).sum(),
-    ).with_columns(conversion=pl.col("purchases") / pl.col("sessions"),
+        pl.col("sessions", "browsing_sessions", "converted", "purchases", "revenue", "buyers", *money).sum(),
+    ).with_columns(conversion=_conversion(),
                    aov=pl.col("revenue") / pl.col("purchases").replace(0, None))
 
 

@@ -23,19 +23,26 @@ SEGMENT_COLUMNS = {"customer_id": "string", "segment": "string - lapsed | at_ris
     "same definition) | new | hibernating | browsers | high_ltv | active_loyal | occasional", "churn_probability": "float64",
     "revenue": "float64", "n_purchases": "float64", "days_since_last_purchase": "float64",
     "favourite_category": "string", "as_of": "date", "action": "string"}
-FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "string", "views": "int",
+FUNNEL_COLUMNS = {"leakage_rank": "int (null: not a category)", "category": "string",
+    "views": "int - browsing sessions of the category (an order is no visit)",
     "cart_known": "int - views whose cart flag is known", "carts": "int (null without added_to_cart)",
-    "purchases": "int", "purchases_after_cart": "int", "purchases_without_cart": "int", "revenue": "float64",
+    "purchases": "int - browsing sessions that converted", "purchases_after_cart": "int",
+    "purchases_without_cart": "int", "revenue": "float64 - every session's purchase_amount, orders included",
     "conversion": "float64 in [0, 1]", "conversion_low": "float64", "conversion_high": "float64",
     "view_to_cart": "float64 in [0, 1] (+ _low / _high)", "cart_to_purchase": "float64 in [0, 1] (+ _low / _high)",
     "q_value": "float64", "lost_purchases": "float64", "leaking": "bool"}
 TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | hour_of_day | day_of_week",
-    "session_date": "date", "sessions": "int", "purchases": "int", "revenue": "float64",
+    "session_date": "date", "sessions": "int - every session (orders too)",
+    "browsing_sessions": "int - sessions with a visit (browsing time, page views, or no purchase): conversion's base",
+    "converted": "int - browsing sessions that ended in a purchase (their order counted on its own session or not)",
+    "purchases": "int - purchases counted once per order", "revenue": "float64",
     "returns": "float64 - amount of every clean_returns line (refunds + lines of cancelled/refunded orders)",
     "refunds": "float64 - money given back on bought orders, once per order (its refunded_amount, at most the "
                "order's revenue, else its clean_returns.is_refund lines), by the order time",
     "net_revenue": "float64 - revenue - refunds (lines of cancelled/refunded orders never were revenue)", "buyers": "int",
-    "conversion": "float64", "aov": "float64", "level": "string", "index": "float64",
+    "conversion": "float64 - converted / browsing_sessions (day, week, month; null without browsing sessions), "
+                  "purchases / sessions by hour_of_day and day_of_week",
+    "aov": "float64", "level": "string", "index": "float64",
     "low": "float64", "high": "float64"}
 LIFT_COLUMNS = {"campaign_id": "string", "name": "string", "start_date": "date", "end_date": "date",
     "days": "int", "conversion_lift": "float64", "conversion_lift_low": "float64",
@@ -126,7 +133,8 @@ def product_funnel(clean_sessions: pl.LazyFrame) -> dg.Output:
     "date), refunds (money given back on bought orders, once per order: its order-level `refunded_amount` when the "
     "export gives one, capped at the order's revenue (metadata `refunds_above_revenue`: refunded shipping and taxes "
     "revenue never held), else its `is_refund` lines), net revenue = revenue - refunds (a cancelled/refunded order never was "
-    "revenue, so it is not subtracted again), conversion and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
+    "revenue, so it is not subtracted again), conversion (converted browsing sessions / browsing sessions: an order "
+    "is a purchase, not a visit) and AOV, plus weekday and month indices of traffic with 95 % intervals (log-linear "
     "regression on weekday, month and a smooth trend), and conversion by hour of day (UTC) and day of week with "
     "Wilson intervals over sessions that record browsing (events / session exports; orders are purchases by "
     "construction and are left out of conversion).",
@@ -141,7 +149,7 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame, clea
     # every day with sessions or returns (a refunded order's day may have no purchase), so the week and month
     # rows add up to the totals; the seasonality fit takes the days with traffic only
     daily = daily.join(returns, on="session_date", how="full", coalesce=True).sort("session_date") \
-        .with_columns(pl.col("sessions", "purchases", "buyers").fill_null(0),
+        .with_columns(pl.col("sessions", "browsing_sessions", "converted", "purchases", "buyers").fill_null(0),
                       pl.col("revenue", "returns", "refunds").fill_null(0.0)) \
         .with_columns(net_revenue=pl.col("revenue") - pl.col("refunds"))
     revenue, returned, refunded = (float(daily[c].sum()) for c in ("revenue", "returns", "refunds"))

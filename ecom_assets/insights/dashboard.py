@@ -15,6 +15,7 @@ from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
 from ecom_assets.metadata import column_schema
+from ecom_assets.schemas import CONVERSION_COLUMNS, browsing_session, converted
 from ecom_assets.settings import EcomSettings
 
 STYLE = """
@@ -28,7 +29,6 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee
 
 
 KPI_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount"]
-BROWSING_COLUMNS = ["browsing_time_sec", "page_views"]  # null on sessions made from orders
 NO_BROWSING = "n/a — orders-only data (no browsing sessions)"
 PERIOD_DAYS = 28  # the comparison period: four whole weeks, so both periods hold the same weekdays
 
@@ -39,25 +39,20 @@ class Tile(NamedTuple):
     change: str  # vs the previous period, or "" when there is none
 
 
-def browsing_session(columns) -> pl.Expr:
-    """True for a session someone browsed in: one without a purchase, or with browsing time or page views
-    recorded. An order becomes a purchased session with neither, so a shop that exported only orders has
-    no browsing session and no conversion rate to show (every "session" would be a purchase)."""
-    return pl.any_horizontal(~pl.col("purchase_made"), *(pl.col(c).is_not_null() for c in BROWSING_COLUMNS
-                                                          if c in columns))
-
-
 def period_figures(sessions: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, dict, dict, dict]:
     """(as-of date = last session date, all-time, last PERIOD_DAYS, the PERIOD_DAYS before) figures:
-    sessions, browsing_sessions (`browsing_session`), purchases, revenue, buyers (+ repeat_buyers all-time).
+    sessions, browsing_sessions (`browsing_session`), converted (browsing sessions that ended in a purchase:
+    `converted`, so an order also in the tracker converts its visit once), purchases, revenue, buyers (+ repeat_buyers
+    all-time).
     Two lazy passes: sessions per day (a few hundred rows), then the purchase rows only (orders per
     customer, in which period)."""
     buy, day = pl.col("purchase_made"), pl.col("session_date")
     sessions = sessions.lazy()
     columns = sessions.collect_schema().names()
-    sessions = sessions.select(KPI_SESSION_COLUMNS + [c for c in BROWSING_COLUMNS if c in columns])
-    daily = sessions.group_by("session_date").agg(sessions=pl.len(), browsing_sessions=browsing_session(columns).sum(),
-                                                  purchases=buy.sum(),
+    sessions = sessions.select(KPI_SESSION_COLUMNS + [c for c in CONVERSION_COLUMNS if c in columns])
+    browsing = browsing_session(columns)
+    daily = sessions.group_by("session_date").agg(sessions=pl.len(), browsing_sessions=browsing.sum(),
+                                                  converted=(browsing & converted(columns)).sum(), purchases=buy.sum(),
                                                   revenue=pl.col("purchase_amount").filter(buy).sum()).collect()
     if daily.is_empty():
         return None, {}, {}, {}
@@ -66,7 +61,7 @@ def period_figures(sessions: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, 
     windows = {"current": (start, as_of), "previous": (start - timedelta(days=PERIOD_DAYS), start - timedelta(days=1))}
     orders = sessions.filter(buy).group_by("customer_id").agg(
         orders=pl.len(), **{name: day.is_between(*w).any() for name, w in windows.items()}).collect()
-    sums = ["sessions", "browsing_sessions", "purchases", "revenue"]
+    sums = ["sessions", "browsing_sessions", "converted", "purchases", "revenue"]
     total = {**daily.select(pl.col(sums).sum()).row(0, named=True), "buyers": orders.height,
              "repeat_buyers": int((orders["orders"] >= 2).sum())}
     periods = {name: {**daily.filter(pl.col("session_date").is_between(*w)).select(pl.col(sums).sum()).row(0, named=True),
@@ -76,11 +71,12 @@ def period_figures(sessions: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, 
 
 
 def _figure(name: str, figures: dict) -> float | None:
-    """revenue, buyers, conversion (purchases per session) or AOV (revenue per purchase) of one period."""
+    """revenue, buyers, conversion (converted browsing sessions per browsing session: an order is no visit) or
+    AOV (revenue per purchase) of one period."""
     if not figures:
         return None
     if name == "conversion":
-        return figures["purchases"] / figures["sessions"] if figures["sessions"] else None
+        return figures["converted"] / figures["browsing_sessions"] if figures["browsing_sessions"] else None
     if name == "aov":
         return figures["revenue"] / figures["purchases"] if figures["purchases"] else None
     return figures[name]
@@ -287,7 +283,7 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + BROWSING_COLUMNS),
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + CONVERSION_COLUMNS),
          "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund", "currency"]),
          "clean_order_lines": columns_in([*REFUND_INPUT_COLUMNS, "currency"]),
          # read whole, lazily: a clean_events stored before it had a currency has none to select

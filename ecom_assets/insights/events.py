@@ -17,7 +17,7 @@ from ecom_assets.insights.analyses import _rate
 from ecom_assets.insights.stats import MAX_ITEMS, MIN_TESTED_TOGETHER, TESTED_CELLS, cooccurrence_test
 from ecom_assets.io import columns_in
 from ecom_assets.metadata import NO_DATA, column_schema, empty_table, md_table
-from ecom_assets.schemas import UNKNOWN_PRODUCT
+from ecom_assets.schemas import UNKNOWN_PRODUCT, converted
 from ecom_assets.settings import EcomSettings
 
 MIN_ITEM_SESSIONS = 20  # item_funnel: products viewed in fewer sessions say nothing reliable
@@ -152,20 +152,23 @@ def basket_export(pairs: pl.DataFrame) -> pl.DataFrame:
     return pairs.filter(pl.col("significant")).sort("lift", "baskets_together", descending=True)
 
 
-HOURLY_SESSION_COLUMNS = ["session_start", "browsing_time_sec"]  # plus purchase_made (in the daily columns)
+HOURLY_SESSION_COLUMNS = ["session_start"]  # plus purchase_made and the conversion columns (in the daily columns)
 
 
 def conversion_by_time(sessions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """Conversion (purchasing sessions / sessions, Wilson 95 %) by hour of day (UTC) and by day of
     week (1 = Monday), over sessions that record browsing and a start time. Sessions made from
     orders are purchases by construction (no browsing recorded) and would fake 100 % conversion,
-    so they are left out; without such sessions the table is empty."""
-    browsing = sessions.lazy().filter(pl.col("session_start").is_not_null() & pl.col("browsing_time_sec").is_not_null())
+    so they are left out; without such sessions the table is empty. A purchase is `converted` (an events session
+    whose order is counted on the order's own session converted all the same)."""
+    sessions = sessions.lazy()
+    bought = converted(sessions.collect_schema().names())
+    browsing = sessions.filter(pl.col("session_start").is_not_null() & pl.col("browsing_time_sec").is_not_null())
     parts = []
     for grain, expr in (("hour_of_day", pl.col("session_start").dt.hour()),
                         ("day_of_week", pl.col("session_start").dt.weekday())):
         parts.append(browsing.group_by(expr.cast(pl.Int64).alias("level"))
-                     .agg(sessions=pl.len().cast(pl.Int64), purchases=pl.col("purchase_made").sum().cast(pl.Int64))
+                     .agg(sessions=pl.len().cast(pl.Int64), purchases=bought.sum().cast(pl.Int64))
                      .with_columns(grain=pl.lit(grain)))
     table = pl.concat(parts).collect().sort("grain", "level")
     return with_rates(table, {"conversion": ("purchases", "sessions")}).rename(
