@@ -385,7 +385,7 @@ def merge_sessions(parts: StoredParts, raw: dict[str, Location], clean_customers
             _write_part(_with_flags(read_parquet(path), signups), path, entry)
             report.reflagged_parts += 1
     # an order in the orders export and in the tracker's purchase events counts once (count_orders_once)
-    order_ids = _order_ids([orders[p["key"]] for p in manifest["parts"] if p["key"] in orders])
+    order_ids = _order_ids([orders[p["key"]] for p in manifest["parts"] if p["key"] in orders and arrivals])
     for ingested_at, key in arrivals:
         new_ids = _order_ids([orders[key]]) if key in orders else order_ids.clear()
         order_ids = pl.concat([order_ids, new_ids]).unique()
