@@ -445,3 +445,22 @@ def test_the_gap_driver_says_where_the_customer_stands_and_never_contradicts_its
     # no word claims a state the customer is not in
     for text, overdue in zip(words, [20, -20, -2, -25, 60]):
         assert text.startswith("not yet past") == (overdue <= 0), text
+
+
+def test_a_lapsed_buyer_likely_to_churn_is_told_why_and_a_one_purchase_buyers_p_alive_is_left_empty() -> None:
+    """A tryout's BG/NBD-served list: lapsed one-purchase buyers at churn ~0.9 showed p_alive 1.0 (BG/NBD's by
+    construction) and one driver only, which lowered risk; the at-risk lead ("why at risk all the same") was
+    given to at_risk rows only."""
+    predictions, features = _customers([
+        {"customer_id": "once", "churn_probability": 0.89, "days_since_last_purchase": 227.0, "gap_mean_days": None,
+         "n_purchases": 1.0, "repeat_purchases": 0.0, "p_alive": 1.0, "top_drivers": ["days_since_first_purchase ↓"]},
+        {"customer_id": "repeat", "churn_probability": 0.2, "p_alive": 0.83},
+        *[{"customer_id": f"r{i}", "churn_probability": 0.3} for i in range(5)],
+    ])
+    predictions = predictions.with_columns(p_alive=features["customer_id"].replace_strict(
+        {"once": 1.0, "repeat": 0.83}, default=0.9, return_dtype=pl.Float64))
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    row = {r["customer_id"]: r for r in listed.iter_rows(named=True)}
+    assert row["once"]["status"] == "lapsed" and row["once"]["p_alive"] is None
+    assert row["once"]["drivers"].startswith(risk_list.SMALLER_FACTORS_WORDS)
+    assert row["repeat"]["p_alive"] == 0.83 and not row["repeat"]["drivers"].startswith(risk_list.SMALLER_FACTORS_WORDS)

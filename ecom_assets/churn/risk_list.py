@@ -314,7 +314,9 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
     frame = frame.with_columns(status=churn_status(frame))
     scored = bought["churn_probability"].drop_nulls()
     why = BASE_RATE_WORDS if scored.len() and scored.mean() >= AT_RISK_PROBABILITY else SMALLER_FACTORS_WORDS
-    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk", why)).to_series()
+    # every customer listed as likely to churn (at_risk, and lapsed ones scored so too) has a reason in front
+    likely = p >= AT_RISK_PROBABILITY
+    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), likely, why)).to_series()
     listed = frame.with_columns(
         expected_purchases_90d=pl.when(pl.col("cold_start")).then(1 - p).otherwise(purchases),
         spend_per_order=spend,
@@ -335,9 +337,10 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
         "rank", "customer_id", "status", "value_at_risk", "expected_value_90d", "expected_purchases_90d",
         "spend_per_order", "churn_probability", pl.col("churn_probability_low").round(4),
         pl.col("churn_probability_high").round(4),
-        # BG/NBD's P(alive) only beside a churn score: an unscored row's (~1 in a young shop) was never checked
-        (pl.when(p.is_not_null()).then(pl.col("p_alive").round(4)) if "p_alive" in frame.columns
-         else pl.lit(None, pl.Float64)).alias("p_alive"),
+        # BG/NBD's P(alive) only beside a churn score (an unscored row's, ~1 in a young shop, was never checked)
+        # and for repeat buyers (BG/NBD's x > 0): a one-purchase buyer's is 1 by the model's construction, beside churn ~0.9
+        (pl.when(p.is_not_null() & (pl.col("repeat_purchases") > 0)).then(pl.col("p_alive").round(4))
+         if {"p_alive", "repeat_purchases"} <= set(frame.columns) else pl.lit(None, pl.Float64)).alias("p_alive"),
         "risk_tier", "score_basis", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
         "model_version", "as_of", "cold_start")
