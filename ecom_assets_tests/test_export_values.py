@@ -467,3 +467,16 @@ def test_padded_missing_markers_are_missing() -> None:
     parsed = parse(f"{CUSTOMERS_HEADER}\nC1, 30 , NULL ,Oslo, N/A \n", "customers")
     row = parsed.clean.row(0, named=True)
     assert (row["age"], row["gender"], row["signup_date"]) == (30, None, None)
+
+
+def test_integer_customer_ids_written_as_decimals_are_read_as_the_integers() -> None:
+    """UCI Online Retail saved by pandas writes CustomerID `17850.0` (an integer column holding missing values
+    becomes floats); the shop's own export writes `17850`. Kept as written, one customer was two."""
+    header = "order_id,customer_id,order_time,quantity,unit_price"
+    parsed = parse(f"{header}\n536365,17850.0,2010-12-01 08:26,6,2.55\n536366,,2010-12-01 08:28,6,1.85\n"
+                   "536367,13047.0,2010-12-01 08:34,32,1.69\n", "orders")
+    assert sorted(parsed.clean["customer_id"].to_list()) == ["13047", "17850"]
+    assert any(n.startswith("customer_id: every id is an integer written with a zero decimal part (e.g. '17850.0'")
+               for n in parsed.notes), parsed.notes
+    mixed = parse(f"{header}\n1,17850.0,2010-12-01 08:26,6,2.55\n2,A-17,2010-12-01 08:28,6,1.85\n", "orders")
+    assert sorted(mixed.clean["customer_id"].to_list()) == ["17850.0", "A-17"]  # not every id: kept as written
