@@ -53,6 +53,8 @@ rounded figures the list shows; customers still tied share a `rank` — never or
 
 from __future__ import annotations
 
+import calendar
+
 import numpy as np
 import polars as pl
 
@@ -135,6 +137,9 @@ def value_words(features: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
          "first purchase longer ago than most customers'"),
         ("days_since_first_purchase", first < pl.lit(ref["days_since_first_purchase"], pl.Float64),
          "first purchase more recent than most customers'"),
+        # the month itself, not "month of the last purchase": a season is only actionable when named
+        *[("last_purchase_month", pl.col("last_purchase_month") == m, f"last purchase in {calendar.month_name[m]}")
+          for m in range(1, 13)],
     ]
 
 
@@ -144,7 +149,7 @@ FEATURE_INPUTS = sorted({"customer_id", "n_purchases", "aov", "tenure_days", "ga
                          "days_since_last_purchase", "days_since_last_session", "sessions_30d", "purchases_30d",
                          "sessions_prev_60d", "purchases_prev_60d", "browsing_mean_30d", "gap_std_days",
                          "browsing_mean_sec", "days_since_signup", "age", "gender", "location", "repeat_purchases",
-                         "days_since_first_purchase"})
+                         "days_since_first_purchase", "last_purchase_month"})
 
 
 def probability_interval(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
