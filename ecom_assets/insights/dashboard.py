@@ -131,13 +131,13 @@ def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, curre
 
 
 def model_status(settings: EcomSettings) -> str:
-    champion = registry.champion_version(settings.models)
-    versions = registry.list_versions(settings.models)
-    if not versions:
+    """The churn model card: what serves (`registry.serving_in_words`, the CLI's words), the latest version's status,
+    holdout and realised performance."""
+    latest = registry.latest_card(settings.models)
+    if latest is None:
         return "<p>No churn model trained yet.</p>"
-    latest = registry.load_card(settings.models, versions[-1])
     m = latest.get("metrics", {})
-    lines = [f"<p><b>Serving:</b> {html.escape(champion or 'the calibrated classic baseline (no model passed the skill gate)')}</p>",
+    lines = [f"<p><b>Serving:</b> {html.escape(registry.serving_in_words(settings.models))}</p>",
              f"<p><b>Latest model {latest['version']}</b> ({html.escape(latest['trigger'])}): "
              f"<span class='{'ok' if latest['status'] == 'champion' else 'warn'}'>{latest['status']}</span> — "
              f"{html.escape(latest['status_reason'])}</p>"]
