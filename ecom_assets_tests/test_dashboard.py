@@ -15,9 +15,10 @@ from ecom_assets.settings import EcomSettings
 
 # a sessions-only shop: no order lines
 NO_RETURNS = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "line_amount": pl.Float64,
-                                  "is_refund": pl.Boolean})
+                                  "is_refund": pl.Boolean, "source_file": pl.String})
 NO_LINES = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "line_amount": pl.Float64,
-                                "refunded_amount": pl.Float64, "discount_amount": pl.Float64, "currency": pl.String})
+                                "refunded_amount": pl.Float64, "discount_amount": pl.Float64, "currency": pl.String,
+                                "source_file": pl.String})
 LAST = date(2024, 6, 3)  # a Monday: the last week holds one day of data
 
 
@@ -32,6 +33,7 @@ def sessions(days: int = 120, seed: int = 0) -> pl.DataFrame:
         "product_viewed": rng.choice(["Books", "Home", "unknown"], n).tolist(),
         "added_to_cart": (rng.random(n) < 0.3).tolist(), "purchase_made": buy.tolist(),
         "purchase_amount": np.where(buy, rng.gamma(2, 30, n), 0.0).tolist(),
+        "source_file": "sessions_2024.csv__5e1f0a",
     })
 
 
