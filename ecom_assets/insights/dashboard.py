@@ -61,7 +61,8 @@ def currency_warnings(money: pl.DataFrame) -> list[str]:
     files naming one (`unnamed_currency_note`). [] when the money is in one currency, or none is named at all."""
     problem, found = currency_problem(money), list(money_currencies(money))
     note = unnamed_currency_note(unnamed_currency_files(money), found[0] if len(found) == 1 else None)
-    mixed = problem and f"Money in several currencies, added unconverted (check one_currency on clean_sessions fails): {problem}"
+    mixed = problem and ("Money in several currencies, added unconverted (check one_currency on clean_sessions "
+                         f"fails): {problem}")
     return [w for w in (mixed, note) if w]
 
 
@@ -332,7 +333,8 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
     "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in the one currency the order lines and purchase events name (else settings.currency) with thousands separators in "
     "tiles, tables and charts — labelled 'mixed EUR+USD' under a warning naming the currencies and files when they "
     "name several (the one_currency check's words), and a warning names money-carrying files naming no currency "
-    "beside files naming one (their amounts are assumed to be in that currency); model status with holdout and realised performance, drift status; segment counts and "
+    "beside files naming one (their amounts are assumed to be in that currency); model status (what serves, in "
+    "the CLI's words) with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
     "retention cohorts and significant cross-sell pairs. Orders-only data (no browsing session: every order is a "
     "purchased session) shows conversion as 'n/a — orders-only data (no browsing sessions)' and no conversion "
