@@ -14,7 +14,7 @@ from ecom_assets.ingest.parse import parse_drop
 from ecom_assets.ingest.sources import SourceSpec
 from ecom_assets.insights.dashboard import kpi_dashboard, money_rows
 from ecom_assets.settings import EcomSettings
-from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean
+from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, ingest_and_clean
 
 TODAY = date(2026, 11, 24)
 
@@ -199,12 +199,20 @@ def test_money_files_naming_no_currency_beside_files_naming_one_are_named(data_d
 
 
 def test_a_sessions_only_shop_is_not_told_its_files_name_no_currency(data_dir, instance, resources, tmp_path) -> None:
-    """A sessions export never names a currency (its contract has none): alone, nothing to warn about."""
-    drop(data_dir, "sessions_2025.csv", "customer_id,session_date,product_viewed,added_to_cart,purchase_made,"
-         "purchase_amount\nC1,2025-04-01,Books,True,True,25.40\nC2,2025-04-02,Home,False,False,0\n")
+    """A sessions export never names a currency (its contract has none): alone, nothing to warn about; beside
+    orders in EUR, its purchases are assumed to be in EUR, and that is said."""
+    drop(data_dir, "sessions_2025.csv", f"{SESSIONS_HEADER}\nS1,C1,2025-04-01,Books,310,True,25.40\n"
+         "S2,C2,2025-04-02,Home,95,False,0\n")
     tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["sessions"].height == 2
     check = _one_currency(tables)
     assert check.passed and check.metadata["files_naming_no_currency"].value == "none"
     assert check.description == "no orders or events drop names a currency"
     output, page = _dashboard(tables, tmp_path)
     assert output.metadata["currency_warnings"].value == "none" and "class='warn'><b>" not in page
+    (data_dir / "sources.yaml").write_text(SHOPIFY_SOURCES)
+    drop(data_dir, "orders_shopify_eu.csv", SHOPIFY_EU)
+    check = _one_currency(ingest_and_clean(data_dir, instance, resources))
+    assert check.passed and check.metadata["files_naming_no_currency"].value.startswith("sessions_2025.csv__")
+    assert "1 file(s) carrying money name no currency (sessions_2025.csv): their amounts are assumed to be in EUR" \
+        in check.description
