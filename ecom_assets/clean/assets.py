@@ -11,8 +11,8 @@ from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
-from ecom_assets.ingest.orders import (REFUND_COLUMN, currency_problem, money_currencies, unnamed_currency_files,
-                                       unnamed_currency_note, with_refund_flags)
+from ecom_assets.ingest.orders import (REFUND_COLUMN, currency_problem, file_currencies, money_currencies,
+                                       unnamed_currency_files, unnamed_currency_note, with_refund_flags)
 from ecom_assets.io import Location, StoredParts, scan_parquet
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -94,13 +94,9 @@ def _money_rows(orders: list[Location], events: list[Location], sessions: list[L
     raw_sessions partitions: order lines (purchases and returns: net revenue subtracts refunds), purchase events,
     purchased sessions (a sessions export names no currency). A constant column per file, nearly free to scan; an
     events drop stored before events kept a currency names none."""
-    money = []
-    for paths, rows in ((orders, pl.lit(True)), (events, pl.col("event_type") == "purchase"),
-                        (sessions, pl.col("purchase_made"))):
-        if paths:
-            scan = scan_parquet(paths)
-            currency = pl.col("currency") if "currency" in scan.collect_schema().names() else pl.lit(None, pl.String)
-            money.append(scan.filter(rows).select("source_file", currency.alias("currency")).unique())
+    money = [file_currencies(scan_parquet(paths), rows)
+             for paths, rows in ((orders, pl.lit(True)), (events, pl.col("event_type") == "purchase"),
+                                 (sessions, pl.col("purchase_made"))) if paths]
     return (pl.concat(money).collect() if money
             else pl.DataFrame(schema={"source_file": pl.String, "currency": pl.String}))
 

@@ -317,6 +317,14 @@ def _file_names(files: list[str]) -> str:
     return ", ".join(f.rsplit("__", 1)[0] for f in files[:3]) + (", …" if len(files) > 3 else "")
 
 
+def file_currencies(table: pl.LazyFrame, rows: pl.Expr) -> pl.LazyFrame:
+    """Distinct (source_file, currency) of `table`'s money-carrying `rows` (all order lines, purchase events,
+    purchased sessions): `money_currencies`' `money`, lazily. A table without a `currency` column (a sessions
+    export; events stored before they kept one) names none."""
+    currency = pl.col("currency") if "currency" in table.collect_schema().names() else pl.lit(None, pl.String)
+    return table.filter(rows).select("source_file", currency.alias("currency")).unique()
+
+
 def money_currencies(money: pl.DataFrame) -> dict[str, list[str]]:
     """currency -> the files (partition keys, sorted) naming it, in currency order, over `money` (`source_file`,
     `currency`: rows of the money-carrying files — order lines, purchase events, purchased sessions of a sessions

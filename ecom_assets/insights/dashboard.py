@@ -10,8 +10,9 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
-from ecom_assets.ingest.orders import (REFUND_INPUT_COLUMNS, currency_problem, money_currencies, order_refunds,
-                                       shown_currency, unnamed_currency_files, unnamed_currency_note)
+from ecom_assets.ingest.orders import (REFUND_INPUT_COLUMNS, currency_problem, file_currencies, money_currencies,
+                                       order_refunds, shown_currency, unnamed_currency_files,
+                                       unnamed_currency_note)
 from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
@@ -40,14 +41,11 @@ def money_rows(sessions: pl.LazyFrame, order_lines: pl.LazyFrame, returns: pl.La
     reads them (`one_currency` reads the same from the raw drops): order and return lines, purchase events (a
     clean_events stored before it had a currency names none; one not built yet, without columns, holds nothing),
     and the purchased sessions of files that are none of those (a sessions export: no currency)."""
-    parts, line_files = [], []
-    for frame, rows in ((order_lines, pl.lit(True)), (returns, pl.lit(True)),
-                        (events, pl.col("event_type") == "purchase")):
-        columns = frame.collect_schema().names()
-        if "source_file" in columns:
-            currency = pl.col("currency") if "currency" in columns else pl.lit(None, pl.String)
-            parts.append(frame.filter(rows).select("source_file", currency.alias("currency")).unique())
-            line_files.append(frame.select("source_file").unique())
+    built = [(frame, rows) for frame, rows in ((order_lines, pl.lit(True)), (returns, pl.lit(True)),
+                                               (events, pl.col("event_type") == "purchase"))
+             if "source_file" in frame.collect_schema().names()]
+    parts = [file_currencies(frame, rows) for frame, rows in built]
+    line_files = [frame.select("source_file").unique() for frame, _ in built]
     exported = sessions.filter("purchase_made").select("source_file").unique()
     if line_files:
         exported = exported.join(pl.concat(line_files), on="source_file", how="anti")
