@@ -27,7 +27,7 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
                "model_version": "v0001", "score_basis": "XGBoost model v0001, holdout AUC 0.750 (the best classic, "
                "bgnbd: 0.700)", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
                "gap_mean_days": 30.0, "gap_std_days": 5.0, "days_since_last_purchase": 20.0,
-               "repeat_purchases": 5.0, "days_since_first_purchase": 170.0,
+               "repeat_purchases": 5.0, "days_since_first_purchase": 170.0, "last_purchase_month": 12.0,
                "days_since_last_session": 10.0, "sessions_30d": 2.0, "purchases_30d": 1.0, "sessions_prev_60d": 3.0,
                "purchases_prev_60d": 2.0, "browsing_mean_30d": 120.0, "browsing_mean_sec": 110.0,
                "days_since_signup": 420.0, "age": 41.0, "gender": "F", "location": "Leeds"}
@@ -445,3 +445,35 @@ def test_the_gap_driver_says_where_the_customer_stands_and_never_contradicts_its
     # no word claims a state the customer is not in
     for text, overdue in zip(words, [20, -20, -2, -25, 60]):
         assert text.startswith("not yet past") == (overdue <= 0), text
+
+
+def test_a_lapsed_buyer_likely_to_churn_is_told_why_and_a_one_purchase_buyers_p_alive_is_left_empty() -> None:
+    """A tryout's BG/NBD-served list: lapsed one-purchase buyers at churn ~0.9 showed p_alive 1.0 (BG/NBD's by
+    construction) and one driver only, which lowered risk; the at-risk lead ("why at risk all the same") was
+    given to at_risk rows only."""
+    predictions, features = _customers([
+        {"customer_id": "once", "churn_probability": 0.89, "days_since_last_purchase": 227.0, "gap_mean_days": None,
+         "n_purchases": 1.0, "repeat_purchases": 0.0, "p_alive": 1.0, "top_drivers": ["days_since_first_purchase ↓"]},
+        {"customer_id": "repeat", "churn_probability": 0.2, "p_alive": 0.83},
+        *[{"customer_id": f"r{i}", "churn_probability": 0.3} for i in range(5)],
+    ])
+    predictions = predictions.with_columns(p_alive=features["customer_id"].replace_strict(
+        {"once": 1.0, "repeat": 0.83}, default=0.9, return_dtype=pl.Float64))
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    row = {r["customer_id"]: r for r in listed.iter_rows(named=True)}
+    assert row["once"]["status"] == "lapsed" and row["once"]["p_alive"] is None
+    assert row["once"]["drivers"].startswith(risk_list.SMALLER_FACTORS_WORDS)
+    assert row["repeat"]["p_alive"] == 0.83 and not row["repeat"]["drivers"].startswith(risk_list.SMALLER_FACTORS_WORDS)
+
+
+def test_the_month_driver_names_the_month() -> None:
+    """A tryout read "month of the last purchase (raises risk)" on 136 rows and could not tell which month."""
+    predictions, features = _customers([
+        {"customer_id": "march", "churn_probability": 0.3, "last_purchase_month": 3.0,
+         "top_drivers": ["last_purchase_month ↑"]},
+        {"customer_id": "june", "churn_probability": 0.3, "last_purchase_month": 6.0,
+         "top_drivers": ["last_purchase_month ↓"]},
+    ])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    words = dict(zip(listed["customer_id"], listed["drivers"]))
+    assert words == {"march": "last purchase in March (raises risk)", "june": "last purchase in June (lowers risk)"}

@@ -2,6 +2,7 @@
 data, a one-day last week drawn apart (not a revenue collapse), currency from the settings, the previous
 period compared, segment counts and revenue share on the page."""
 
+import html
 from datetime import date, timedelta
 
 import dagster as dg
@@ -14,9 +15,10 @@ from ecom_assets.settings import EcomSettings
 
 # a sessions-only shop: no order lines
 NO_RETURNS = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "line_amount": pl.Float64,
-                                  "is_refund": pl.Boolean})
+                                  "is_refund": pl.Boolean, "source_file": pl.String})
 NO_LINES = pl.DataFrame(schema={"order_id": pl.String, "order_time": pl.Datetime("us", "UTC"), "line_amount": pl.Float64,
-                                "refunded_amount": pl.Float64, "discount_amount": pl.Float64, "currency": pl.String})
+                                "refunded_amount": pl.Float64, "discount_amount": pl.Float64, "currency": pl.String,
+                                "source_file": pl.String})
 LAST = date(2024, 6, 3)  # a Monday: the last week holds one day of data
 
 
@@ -31,6 +33,7 @@ def sessions(days: int = 120, seed: int = 0) -> pl.DataFrame:
         "product_viewed": rng.choice(["Books", "Home", "unknown"], n).tolist(),
         "added_to_cart": (rng.random(n) < 0.3).tolist(), "purchase_made": buy.tolist(),
         "purchase_amount": np.where(buy, rng.gamma(2, 30, n), 0.0).tolist(),
+        "source_file": "sessions_2024.csv__5e1f0a",
     })
 
 
@@ -174,3 +177,23 @@ def test_a_browsed_shop_still_shows_its_conversion(tmp_path) -> None:
     recent = frame.filter(pl.col("session_date") > LAST - timedelta(days=PERIOD_DAYS))
     value = output.value.filter(pl.col("kpi") == f"conversion, last {PERIOD_DAYS} days")["value"][0]
     assert value == f"{recent['purchase_made'].mean():.1%}"  # sessions without a purchase are browsing
+
+
+def test_serving_line_says_what_the_cli_says(tmp_path) -> None:
+    """A young shop serves nothing and a no-skill classic serves the base rate: never "the calibrated classic
+    baseline" just because there is no champion."""
+    from ecom_assets.churn import registry
+    from ecom_assets.insights.dashboard import model_status
+
+    settings = EcomSettings(data_dir=str(tmp_path / "data"))
+    registry.write_card(settings.models, "v0001", {
+        "version": "v0001", "trigger": "initial", "status": "insufficient_history",
+        "status_reason": "120 days seen: too little history for a 90-day churn label"})
+    young = model_status(settings)
+    assert "not enough history to estimate even the classic baseline" in young and "calibrated classic" not in young
+    registry.save_baseline(settings.models, "v0001", {"classic": "recency", "classic_skill": {
+        "has_skill": False, "classic": "recency", "holdout_auc": 0.512, "ci_low": -0.031, "ci_high": 0.055}})
+    no_skill = model_status(settings)
+    assert "the base rate, no skill" in no_skill and "holdout AUC 0.512" in no_skill
+    assert "calibrated classic baseline" not in no_skill
+    assert registry.serving_in_words(settings.models) in html.unescape(no_skill)

@@ -2,17 +2,19 @@
 events as they see order lines: a Shopify orders export in EUR beside a Segment events export whose orders are in
 USD is flagged (revenue would add both), and an events-only shop whose export says GBP is shown in GBP."""
 
+import html
 from datetime import date
 
+import dagster as dg
 import polars as pl
 
 from ecom_assets.ingest import ingest_landing
 from ecom_assets.ingest.orders import shown_currency
 from ecom_assets.ingest.parse import parse_drop
 from ecom_assets.ingest.sources import SourceSpec
-from ecom_assets.insights.dashboard import kpi_dashboard
+from ecom_assets.insights.dashboard import kpi_dashboard, money_rows
 from ecom_assets.settings import EcomSettings
-from ecom_assets_tests.ingest_helpers import drop, ingest_and_clean
+from ecom_assets_tests.ingest_helpers import SESSIONS_HEADER, drop, ingest_and_clean
 
 TODAY = date(2026, 11, 24)
 
@@ -100,13 +102,19 @@ def test_an_events_only_shop_in_gbp_is_shown_in_gbp(data_dir, instance, resource
 
 
 def test_shown_currency_is_the_one_currency_of_lines_and_events_else_the_setting() -> None:
-    lines = pl.LazyFrame({"currency": ["EUR", "EUR"]})
-    events = pl.LazyFrame({"event_type": ["view", "purchase"], "currency": [None, "USD"]})
-    assert shown_currency([lines, events.filter(pl.col("currency").is_null())], "GBP") == "EUR"
-    assert shown_currency([lines, events], "GBP") == "GBP"  # two currencies: never one picked
-    assert shown_currency([lines.clear(), events], "EUR") == "USD"
-    # a clean_events stored before it had a currency, and a table not built yet, name none
-    assert shown_currency([lines, pl.LazyFrame({"event_type": ["purchase"]}), pl.LazyFrame()], "GBP") == "EUR"
+    lines = pl.LazyFrame({"source_file": ["orders.csv__a1"] * 2, "currency": ["EUR", "EUR"]})
+    events = pl.LazyFrame({"source_file": ["events.csv__b2"] * 2, "event_type": ["view", "purchase"],
+                           "currency": [None, "USD"]})
+    exported = pl.LazyFrame({"source_file": ["events.csv__b2", "sessions.csv__c3"], "purchase_made": [True, True]})
+    nothing = lines.clear()
+    assert shown_currency(money_rows(exported, lines, nothing, events.filter(pl.col("currency").is_null())),
+                          "GBP") == "EUR"
+    assert shown_currency(money_rows(exported, lines, nothing, events), "GBP") == "mixed EUR+USD"  # never one picked
+    assert shown_currency(money_rows(exported, nothing, nothing, events), "EUR") == "USD"
+    assert shown_currency(money_rows(exported.clear(), nothing, nothing, events.clear()), "GBP") == "GBP"
+    # a clean_events stored before it had a currency, and one not built yet, name none
+    assert shown_currency(money_rows(exported, lines, nothing, events.drop("currency")), "GBP") == "EUR"
+    assert shown_currency(money_rows(exported, lines, nothing, pl.LazyFrame()), "GBP") == "EUR"
 
 
 def test_events_drops_stored_before_the_currency_column_still_load(data_dir, instance, resources) -> None:
@@ -129,3 +137,82 @@ def test_events_drops_stored_before_the_currency_column_still_load(data_dir, ins
     check = _one_currency(tables)
     assert check.passed and check.metadata["currencies"].value == "GBP"
     assert check.metadata["files_naming_a_currency"].value == 1
+
+
+def _dashboard(tables: dict, tmp_path) -> tuple[dg.Output, str]:
+    settings = EcomSettings(data_dir=str(tmp_path / "dash"))  # the default setting, EUR
+    output = kpi_dashboard(settings=settings, clean_sessions=tables["sessions"].lazy(),
+                           clean_returns=tables["returns"].lazy(), clean_order_lines=tables["order_lines"].lazy(),
+                           clean_events=tables["events"].lazy(), churn_predictions=pl.DataFrame(),
+                           sales_trends=pl.DataFrame(), product_funnel=pl.DataFrame(), customer_segments=pl.DataFrame(),
+                           cohort_metrics=pl.DataFrame(), cross_sell_rules=pl.DataFrame(), campaign_lift=pl.DataFrame())
+    return output, html.unescape((settings.reports / "dashboard.html").read_text())
+
+
+def test_eur_orders_beside_usd_events_are_never_shown_as_one_currency(data_dir, instance, resources,
+                                                                      tmp_path) -> None:
+    """Before: the page said "money in EUR" and "243 EUR revenue, all time" for 88.50 EUR + 155.00 USD, and never
+    named USD nor the failed check."""
+    (data_dir / "sources.yaml").write_text(SHOPIFY_SOURCES + SEGMENT_SOURCES)
+    drop(data_dir, "orders_shopify_eu.csv", SHOPIFY_EU)
+    drop(data_dir, "events_segment_us.csv", SEGMENT_US)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    output, page = _dashboard(tables, tmp_path)
+    assert "money in EUR" not in page and " EUR revenue" not in page
+    assert "money in mixed EUR+USD" in page
+    revenue = tables["sessions"].filter("purchase_made")["purchase_amount"].sum()  # 88.50 EUR + 155.00 USD
+    assert dict(zip(output.value["kpi"], output.value["value"]))["revenue, all time"] == f"{revenue:,.0f} mixed EUR+USD"
+    warning = ("Money in several currencies, added unconverted (check one_currency on clean_sessions fails): "
+               + _one_currency(tables).description)
+    assert warning in page and "amounts in EUR (orders_shopify_eu.csv) and USD (events_segment_us.csv)" in warning
+    assert page.index(warning) < page.index("Data as of")  # above every figure
+    assert output.metadata["currency"].value == "mixed EUR+USD"
+
+
+SEGMENT_GB_NO_CURRENCY = """\
+id,timestamp,event_text,user_id,anonymous_id,properties_product_id,properties_price,properties_order_id,properties_revenue
+ajs-7,2025-04-04T11:00:00.000Z,Product Viewed,u-401,a-3,SKU-12,24.00,,
+ajs-8,2025-04-04T11:06:00.000Z,Order Completed,u-401,a-3,,,UK-7001,48.00
+"""
+
+
+def test_money_files_naming_no_currency_beside_files_naming_one_are_named(data_dir, instance, resources,
+                                                                        tmp_path) -> None:
+    """Before: `one_currency` passed saying only "currencies: EUR" and the page added the events' 48.00 (really
+    GBP) into EUR without a word. Its currency cannot be known: the check still passes, but says so."""
+    (data_dir / "sources.yaml").write_text(SHOPIFY_SOURCES + SEGMENT_SOURCES.replace(
+        ", properties_currency: currency", "").replace('"events_segment*.csv"', '"events_segment_uk*.csv"'))
+    drop(data_dir, "orders_shopify_eu.csv", SHOPIFY_EU)
+    drop(data_dir, "events_segment_uk.csv", SEGMENT_GB_NO_CURRENCY)
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["sessions"].filter("purchase_made")["purchase_amount"].sum() == 48.5 + 40.0 + 48.0
+    check = _one_currency(tables)
+    assert check.passed and check.metadata["currencies"].value == "EUR"
+    (unnamed,) = check.metadata["files_naming_no_currency"].value.split(", ")
+    assert unnamed.startswith("events_segment_uk.csv__")
+    note = ("1 file(s) carrying money name no currency (events_segment_uk.csv): their amounts are assumed to be in "
+            "EUR")
+    assert note in check.description
+    output, page = _dashboard(tables, tmp_path)
+    assert note in page and note in output.metadata["currency_warnings"].value
+    assert "money in EUR" in page  # one currency named: still shown in it, with the assumption said
+
+
+def test_a_sessions_only_shop_is_not_told_its_files_name_no_currency(data_dir, instance, resources, tmp_path) -> None:
+    """A sessions export never names a currency (its contract has none): alone, nothing to warn about; beside
+    orders in EUR, its purchases are assumed to be in EUR, and that is said."""
+    drop(data_dir, "sessions_2025.csv", f"{SESSIONS_HEADER}\nS1,C1,2025-04-01,Books,310,True,25.40\n"
+         "S2,C2,2025-04-02,Home,95,False,0\n")
+    tables = ingest_and_clean(data_dir, instance, resources)
+    assert tables["sessions"].height == 2
+    check = _one_currency(tables)
+    assert check.passed and check.metadata["files_naming_no_currency"].value == "none"
+    assert check.description == "no orders or events drop names a currency"
+    output, page = _dashboard(tables, tmp_path)
+    assert output.metadata["currency_warnings"].value == "none" and "class='warn'><b>" not in page
+    (data_dir / "sources.yaml").write_text(SHOPIFY_SOURCES)
+    drop(data_dir, "orders_shopify_eu.csv", SHOPIFY_EU)
+    check = _one_currency(ingest_and_clean(data_dir, instance, resources))
+    assert check.passed and check.metadata["files_naming_no_currency"].value.startswith("sessions_2025.csv__")
+    assert "1 file(s) carrying money name no currency (sessions_2025.csv): their amounts are assumed to be in EUR" \
+        in check.description

@@ -523,8 +523,9 @@ def test_a_declared_currency_reaches_the_lines_and_the_dashboard(data_dir, insta
     drop(data_dir, "orders_us.csv", US_ERP)
     tables = ingest_and_clean(data_dir, instance, resources)
     assert tables["order_lines"]["currency"].to_list() == ["USD"] * 3
-    assert orders.shown_currency([tables["order_lines"]], "EUR") == "USD"
-    assert orders.shown_currency([tables["order_lines"].clear()], "GBP") == "GBP"  # no lines: the setting
+    lines = tables["order_lines"].select("source_file", "currency")
+    assert orders.shown_currency(lines, "EUR") == "USD"
+    assert orders.shown_currency(lines.clear(), "GBP") == "GBP"  # no lines: the setting
     output = kpi_dashboard(settings=EcomSettings(data_dir=str(tmp_path / "dash")),  # the default setting, EUR
                            clean_sessions=tables["sessions"].lazy(), clean_returns=tables["returns"].lazy(),
                            clean_order_lines=tables["order_lines"].lazy(), clean_events=tables["events"].lazy(),

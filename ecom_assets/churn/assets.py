@@ -68,8 +68,9 @@ RISK_LIST_COLUMNS = {
     "churn_probability_high": "float64 - 95 % interval, high",
     "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased, no fit, or "
                "no churn score beside it: an unscored row's P(alive) was never checked against outcomes); "
-               "exactly 1.0 for a one-purchase buyer by the model's construction (it lets customers drop out only "
-               "right after a repeat purchase): read churn_probability, not this, for such customers",
+               "empty for a buyer without a repeat purchase (one purchase day so far), whose P(alive) is 1.0 by the "
+               "model's construction (it lets customers drop out only right after a repeat purchase): "
+               "churn_probability is their score",
     "risk_tier": "string - high | medium | low; no_skill (every buyer got the base rate) | unscored",
     "score_basis": "string - what scored this row and how well it ranked the newest labelled window out of time "
     "(model card figures, never training ones): 'XGBoost model v0003, holdout AUC 0.752 (the best classic, bgnbd: "

@@ -53,6 +53,8 @@ rounded figures the list shows; customers still tied share a `rank` — never or
 
 from __future__ import annotations
 
+import calendar
+
 import numpy as np
 import polars as pl
 
@@ -135,6 +137,9 @@ def value_words(features: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
          "first purchase longer ago than most customers'"),
         ("days_since_first_purchase", first < pl.lit(ref["days_since_first_purchase"], pl.Float64),
          "first purchase more recent than most customers'"),
+        # the month itself, not "month of the last purchase": a season is only actionable when named
+        *[("last_purchase_month", pl.col("last_purchase_month") == m, f"last purchase in {calendar.month_name[m]}")
+          for m in range(1, 13)],
     ]
 
 
@@ -144,7 +149,7 @@ FEATURE_INPUTS = sorted({"customer_id", "n_purchases", "aov", "tenure_days", "ga
                          "days_since_last_purchase", "days_since_last_session", "sessions_30d", "purchases_30d",
                          "sessions_prev_60d", "purchases_prev_60d", "browsing_mean_30d", "gap_std_days",
                          "browsing_mean_sec", "days_since_signup", "age", "gender", "location", "repeat_purchases",
-                         "days_since_first_purchase"})
+                         "days_since_first_purchase", "last_purchase_month"})
 
 
 def probability_interval(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -314,7 +319,9 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
     frame = frame.with_columns(status=churn_status(frame))
     scored = bought["churn_probability"].drop_nulls()
     why = BASE_RATE_WORDS if scored.len() and scored.mean() >= AT_RISK_PROBABILITY else SMALLER_FACTORS_WORDS
-    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), pl.col("status") == "at_risk", why)).to_series()
+    # every customer listed as likely to churn (at_risk, and lapsed ones scored so too) has a reason in front
+    likely = p >= AT_RISK_PROBABILITY
+    ordered = frame.select(at_risk_drivers_first(pl.col("top_drivers"), likely, why)).to_series()
     listed = frame.with_columns(
         expected_purchases_90d=pl.when(pl.col("cold_start")).then(1 - p).otherwise(purchases),
         spend_per_order=spend,
@@ -335,9 +342,10 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
         "rank", "customer_id", "status", "value_at_risk", "expected_value_90d", "expected_purchases_90d",
         "spend_per_order", "churn_probability", pl.col("churn_probability_low").round(4),
         pl.col("churn_probability_high").round(4),
-        # BG/NBD's P(alive) only beside a churn score: an unscored row's (~1 in a young shop) was never checked
-        (pl.when(p.is_not_null()).then(pl.col("p_alive").round(4)) if "p_alive" in frame.columns
-         else pl.lit(None, pl.Float64)).alias("p_alive"),
+        # BG/NBD's P(alive) only beside a churn score (an unscored row's, ~1 in a young shop, was never checked)
+        # and for repeat buyers (BG/NBD's x > 0): a one-purchase buyer's is 1 by the model's construction, beside churn ~0.9
+        (pl.when(p.is_not_null() & (pl.col("repeat_purchases") > 0)).then(pl.col("p_alive").round(4))
+         if {"p_alive", "repeat_purchases"} <= set(frame.columns) else pl.lit(None, pl.Float64)).alias("p_alive"),
         "risk_tier", "score_basis", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
         "model_version", "as_of", "cold_start")

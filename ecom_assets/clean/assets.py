@@ -11,7 +11,8 @@ from ecom_assets.clean.store import merge_sessions, table_stats
 from ecom_assets.clean.tables import (EVENT_CONTENT, RowAccounting, build_clean_customers, distinct_events,
                                       latest_per_order)
 from ecom_assets.ingest.events import sessionise_across_drops
-from ecom_assets.ingest.orders import REFUND_COLUMN, currency_problem, with_refund_flags
+from ecom_assets.ingest.orders import (REFUND_COLUMN, currency_problem, file_currencies, money_currencies,
+                                       unnamed_currency_files, unnamed_currency_note, with_refund_flags)
 from ecom_assets.io import Location, StoredParts, scan_parquet
 from ecom_assets.ingest.assets import (PROVENANCE, RAW_ASSETS, RAW_COLUMNS, SESSION_ASSETS, SESSION_DETAIL_COLUMNS,
                                       raw_sessions, unaccounted_drops)
@@ -82,27 +83,39 @@ CURRENCY_DESCRIPTION = (
     "fails when the money of the orders and events drops is in more than one currency across files (order lines, "
     "return lines and purchase events each carry their file's reporting currency): order and event purchases become "
     "purchased sessions whose purchase_amount revenue adds, and money is never converted. Here, not on "
-    "clean_order_lines and clean_events: each sees one source and would pass EUR orders beside USD events")
+    "clean_order_lines and clean_events: each sees one source and would pass EUR orders beside USD events. Money-"
+    "carrying files that name no currency (a sessions export with purchases, an events or orders export without a "
+    "currency column) beside files that do cannot be checked: the check names them (metadata "
+    "`files_naming_no_currency`) and says their amounts are assumed to be in the others' currency")
 
 
-def _currency_check(*drops: list[Location]) -> dg.AssetCheckResult:
-    """`one_currency` over stored raw_orders and raw_events partitions (`drops`, one list per kind): their order
-    lines (purchases and returns: net revenue subtracts refunds) and purchase events, read as distinct
-    (source_file, currency) — a constant column per file, nearly free to scan. An events drop stored before
-    events kept a currency names none."""
-    named = [scan.select("source_file", "currency").filter(pl.col("currency").is_not_null()).unique()
-             for scan in (scan_parquet(paths) for paths in drops if paths)
-             if "currency" in scan.collect_schema().names()]
-    money = pl.concat(named).collect() if named else pl.DataFrame(schema={"source_file": pl.String,
-                                                                          "currency": pl.String})
+def _money_rows(orders: list[Location], events: list[Location], sessions: list[Location]) -> pl.DataFrame:
+    """Distinct (source_file, currency) of the money-carrying rows of stored raw_orders, raw_events and
+    raw_sessions partitions: order lines (purchases and returns: net revenue subtracts refunds), purchase events,
+    purchased sessions (a sessions export names no currency). A constant column per file, nearly free to scan; an
+    events drop stored before events kept a currency names none."""
+    money = [file_currencies(scan_parquet(paths), rows)
+             for paths, rows in ((orders, pl.lit(True)), (events, pl.col("event_type") == "purchase"),
+                                 (sessions, pl.col("purchase_made"))) if paths]
+    return (pl.concat(money).collect() if money
+            else pl.DataFrame(schema={"source_file": pl.String, "currency": pl.String}))
+
+
+def _currency_check(orders: list[Location], events: list[Location], sessions: list[Location]) -> dg.AssetCheckResult:
+    """`one_currency` over stored raw_orders, raw_events and raw_sessions partitions (`_money_rows`)."""
+    money = _money_rows(orders, events, sessions)
     problem = currency_problem(money)
-    found = sorted(money["currency"].unique())
+    found = list(money_currencies(money))
+    unnamed = unnamed_currency_files(money)
+    note = unnamed_currency_note(unnamed, found[0] if len(found) == 1 else None)
     return dg.AssetCheckResult(
         check_name=CURRENCY_CHECK, passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
-        description=problem or (f"every order line and purchase event with a currency is in {found[0]}" if found
-                                else "no orders or events drop names a currency"),
+        description="; ".join(filter(None, [
+            problem or (f"every order line and purchase event with a currency is in {found[0]}" if found
+                        else "no orders or events drop names a currency"), note])),
         metadata={"currencies": ", ".join(found) or "not given",
-                  "files_naming_a_currency": money["source_file"].n_unique()})
+                  "files_naming_a_currency": money.filter(pl.col("currency").is_not_null())["source_file"].n_unique(),
+                  "files_naming_no_currency": ", ".join(unnamed) or "none"})
 
 
 def _merge_metadata(dedup: RowAccounting) -> dict:
@@ -260,7 +273,8 @@ def clean_sessions(context: dg.AssetExecutionContext, clean_customers: pl.DataFr
     yield _accounting_check(report, "clean_sessions")
     yield _unknown_customers_check(unknown_customers, customers_dropped=bool(_raw_files(context, "customers")))
     yield _held_back_check(held_back)
-    yield _currency_check(*([p for k, p in drops.items() if k not in held_back] for drops in (orders, events)))
+    yield _currency_check(*([p for k, p in drops.items() if k not in held_back]
+                            for drops in (orders, events, _raw_files(context, "sessions"))))
 
 
 def _drops_of(context: dg.AssetExecutionContext, kind: str, rows: pl.DataFrame, model) -> tuple[pl.DataFrame, dict]:

@@ -312,31 +312,68 @@ def order_refunds(order_lines: pl.LazyFrame | pl.DataFrame, returns: pl.LazyFram
     return pl.concat([given, lines], how="vertical_relaxed")
 
 
-def currency_problem(money: pl.DataFrame) -> str | None:
-    """None when the money rows with a currency (`currency`, `source_file`: order lines, purchase events) are all
-    in one, else which files hold which: each file keeps only its reporting currency (see
-    `parse.reporting_currency`), but revenue adds files together, and money is never converted."""
+def _file_names(files: list[str]) -> str:
+    """Partition keys as the file names dropped, the first three then "…"."""
+    return ", ".join(f.rsplit("__", 1)[0] for f in files[:3]) + (", …" if len(files) > 3 else "")
+
+
+def file_currencies(table: pl.LazyFrame, rows: pl.Expr) -> pl.LazyFrame:
+    """Distinct (source_file, currency) of `table`'s money-carrying `rows` (all order lines, purchase events,
+    purchased sessions): `money_currencies`' `money`, lazily. A table without a `currency` column (a sessions
+    export; events stored before they kept one) names none."""
+    currency = pl.col("currency") if "currency" in table.collect_schema().names() else pl.lit(None, pl.String)
+    return table.filter(rows).select("source_file", currency.alias("currency")).unique()
+
+
+def money_currencies(money: pl.DataFrame) -> dict[str, list[str]]:
+    """currency -> the files (partition keys, sorted) naming it, in currency order, over `money` (`source_file`,
+    `currency`: rows of the money-carrying files — order lines, purchase events, purchased sessions of a sessions
+    export — null where a file names no currency)."""
     by_currency = (money.filter(pl.col("currency").is_not_null())
                    .group_by("currency").agg(pl.col("source_file").unique().sort()).sort("currency"))
-    found = dict(zip(by_currency["currency"], by_currency["source_file"].to_list()))
+    return dict(zip(by_currency["currency"], by_currency["source_file"].to_list()))
+
+
+def currency_problem(money: pl.DataFrame) -> str | None:
+    """None when the money rows with a currency (`money_currencies`' `money`) are all in one, else which files hold
+    which: each file keeps only its reporting currency (see `parse.reporting_currency`), but revenue adds files
+    together, and money is never converted."""
+    found = money_currencies(money)
     if len(found) > 1:
-        return ("amounts in " + " and ".join(f"{c} ({', '.join(f.rsplit('__', 1)[0] for f in files[:3])}"
-                                            f"{', …' if len(files) > 3 else ''})" for c, files in found.items())
+        return ("amounts in " + " and ".join(f"{c} ({_file_names(files)})" for c, files in found.items())
                 + ": revenue adds these files as if they were one currency; ingest one shop's currency per data "
                   "directory, or declare the shop's `currency` in sources.yaml for every orders and events file")
     return None
 
 
-def shown_currency(money: list[pl.LazyFrame | pl.DataFrame], setting: str) -> str:
-    """The ISO 4217 code to show beside money: the one currency the money tables name (clean_order_lines,
-    clean_returns, clean_events' purchases: each file's reporting currency, declared in sources.yaml or written in
-    the export), else `setting` (settings.currency, `$ECOM_CURRENCY`, `ecom-assets run --currency`): a sessions
-    export carries no currency, and money in several currencies never picks one (`one_currency` fails). A table
-    without a `currency` column (clean_events stored before it had one, nothing ingested yet) names none."""
-    named = [frame.lazy().select(pl.col("currency").drop_nulls().unique()) for frame in money
-             if "currency" in frame.lazy().collect_schema().names()]
-    found = pl.concat(named).unique().collect()["currency"] if named else pl.Series([], dtype=pl.String)
-    return found[0] if found.len() == 1 else setting
+def unnamed_currency_files(money: pl.DataFrame) -> list[str]:
+    """The money-carrying files of `money` (`money_currencies`' `money`) none of whose rows names a currency, when
+    another file names one (sorted partition keys): their amounts are added to the others' as if in the same
+    currency, which nothing can check. [] when no file names a currency: a sessions export never does (its
+    contract has no currency column), and a sessions-only shop's money is simply in settings.currency."""
+    named = set(money.filter(pl.col("currency").is_not_null())["source_file"])
+    return sorted(set(money["source_file"]) - named) if named else []
+
+
+def unnamed_currency_note(files: list[str], assumed: str | None) -> str:
+    """`unnamed_currency_files` in words: whose currency is assumed (`assumed`: the one currency the other files
+    name), or unknown when the others name several. "" without such files."""
+    if not files:
+        return ""
+    return (f"{len(files)} file(s) carrying money name no currency ({_file_names(files)}): their amounts are "
+            + (f"assumed to be in {assumed}" if assumed else "added in an unknown currency")
+            + " (a sessions export has no currency column; an orders or events export's `currency` can be declared "
+              "in sources.yaml)")
+
+
+def shown_currency(money: pl.DataFrame, setting: str) -> str:
+    """The label to show beside money, over `money_currencies`' `money` (clean_order_lines, clean_returns,
+    clean_events' purchases, a sessions export's purchases): the one currency the files name (each file's
+    reporting currency, declared in sources.yaml or written in the export); "mixed EUR+USD" when they name several
+    (revenue adds them unconverted and `one_currency` fails: no one code is true); else `setting` (settings.currency,
+    `$ECOM_CURRENCY`, `ecom-assets run --currency`): a sessions export carries no currency."""
+    found = list(money_currencies(money))
+    return found[0] if len(found) == 1 else f"mixed {'+'.join(found)}" if found else setting
 
 
 def order_sessions(lines: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

@@ -492,10 +492,14 @@ class Reading:
     no_category_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mixed_case_emails: bool = False  # customer ids include e-mail addresses with capitals (`customer_key`)
     inferred_dates: dict[str, str] = field(default_factory=dict)  # date column -> format its values prove
+    decimal_ids: bool = False  # every customer id is an integer written `17850.0` (`integer_ids_as_decimals`)
 
     def customer(self, column: str = "customer_id") -> pl.Expr:
-        """`customer_key(column)` where the file has e-mail ids with capitals, else the ids as written (the
-        lower-casing pass costs ~0.9 s per 10M rows)."""
+        """The ids without their zero decimal part where every id is an integer written so (`17850.0`:
+        `integer_ids_as_decimals`); `customer_key(column)` where the file has e-mail ids with capitals (the
+        lower-casing pass costs ~0.9 s per 10M rows); else the ids as written."""
+        if self.decimal_ids:
+            return pl.col(column).str.replace(r"\.0+$", "").alias(column)
         return customer_key(column) if self.mixed_case_emails else pl.col(column)
 
     def number(self, column: str) -> pl.Expr:
@@ -607,7 +611,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     table, formulas, formula_notes = formula_cells(table, [
         c for c in kind.columns if c not in (*kind.dates, *kind.numbers, *kind.flags, "customer_id", "session_id")])
     emails = mixed_case_emails(table["customer_id"]) if "customer_id" in kind.columns else []
-    notes += formula_notes + emails
+    decimal_ids = integer_ids_as_decimals(table["customer_id"]) if "customer_id" in kind.columns else []
+    notes += formula_notes + emails + decimal_ids
     # the kind's prepared columns (events: event names -> types, ~0.7 s at 10M) are worked out in a thread
     # while the dates are read (~1.4 s): both single-threaded polars passes over different columns
     prepared = _in_thread(PREPARED[kind.name], table) if kind.name in PREPARED else None
@@ -662,7 +667,8 @@ def prepare(table: pl.DataFrame, kind: DropKind, today: date, spec: SourceSpec |
     early_years = frozenset(c for c in kind.dates if f"_year_{c}" in dates)
     return (table.with_columns(**dates, **prepared),
             Reading(today, spec, decimal, words, suspect, currency, currency_rule, early_years, grouped, formulas,
-                    {c: no_category_spellings(table[c]) for c in kind.categories}, bool(emails), inferred_dates), notes)
+                    {c: no_category_spellings(table[c]) for c in kind.categories}, bool(emails), inferred_dates,
+                    bool(decimal_ids)), notes)
 
 
 def _in_thread(function, *args) -> Future:
@@ -696,6 +702,22 @@ def mixed_case_emails(ids: pl.Series) -> list[str]:
     mixed = emails.filter(emails != emails.str.to_lowercase())
     return [f"customer_id: {mixed.len():,} e-mail address(es) with capitals (e.g. {mixed[0]!r}) compared "
             "lower-cased, as one customer with the same address in any case"] if mixed.len() else []
+
+
+DECIMAL_ID = r"^[0-9]+\.0+$"  # an integer id written as a decimal: `17850.0`
+
+
+def integer_ids_as_decimals(ids: pl.Series) -> list[str]:
+    """The note for a file whose every customer id is an integer written with a zero decimal part (`17850.0`:
+    pandas writes an integer column holding a missing value as floats, and so saves the UCI Online Retail ids),
+    or []. Such ids are read without it (`Reading.customer`), so the customer is one with the same id written
+    `17850` in another export; a file where any id is otherwise keeps every id as written."""
+    present = ids.drop_nulls()
+    if present.is_empty() or not present[0].endswith(".0") or not present.str.contains(DECIMAL_ID).all():
+        return []
+    return [f"customer_id: every id is an integer written with a zero decimal part (e.g. {present[0]!r}, as pandas "
+            "writes integer ids beside missing ones): read without it, so the same customer written without it "
+            "in another export is one customer"]
 
 
 def text_or_null(column: str) -> pl.Expr:

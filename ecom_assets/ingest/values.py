@@ -222,22 +222,40 @@ SUGGESTION_SAMPLE = 2_000
 def suggest_date_format(unread: pl.Series) -> str | None:
     """A `date_format` line for sources.yaml that reads every one of `unread` (a sample of a file's
     unreadable date values), or None. Where a day-first and a month-first format both read them all
-    (every day <= 12), both are named: the values cannot decide, the user must."""
+    (every day <= 12), both are named: the values cannot decide, the user must. Where no format reads them all
+    because they mix both orders (`25/01/2024` beside `09/29/2024`), that is said (`_mixed_day_month`)."""
     sample = unread.drop_nulls().str.strip_chars().head(SUGGESTION_SAMPLE)
     if sample.is_empty():
         return None
-    fits = []
-    for fmt in COMMON_DATE_FORMATS:
-        parsed = (sample.str.to_datetime(fmt, strict=False) if "%H" in fmt else sample.str.to_date(fmt, strict=False))
-        # a `%Y` format "reads" `12/1/10` as the year 10: such a fit is no fit (the `%y` one is named)
-        if parsed.null_count() == 0 and not _early(parsed.dt.date()).any():
-            fits.append(fmt)
+    fits = [fmt for fmt in COMMON_DATE_FORMATS if _fits(sample, fmt).all()]
     if not fits:
-        return None
+        return _mixed_day_month(sample)
     if len(fits) == 1:
         return f'date_format: "{fits[0]}" reads every one of them'
     return "each of " + ", ".join(f'"{f}"' for f in fits[:3]) + " reads every one of them (the values cannot " \
         "tell day-first from month-first: declare the export's)"
+
+
+def _fits(values: pl.Series, fmt: str) -> pl.Series:
+    """Boolean per value: `fmt` reads it, and not as a year before EARLIEST_YEAR (a `%Y` format "reads" `12/1/10`
+    as the year 10: such a fit is no fit, the `%y` one is named)."""
+    parsed = values.str.to_datetime(fmt, strict=False) if "%H" in fmt else values.str.to_date(fmt, strict=False)
+    return (parsed.is_not_null() & ~_early(parsed.dt.date())).fill_null(False)
+
+
+def _mixed_day_month(sample: pl.Series) -> str | None:
+    """The words for values of both orders: the first day-first format of COMMON_DATE_FORMATS reading some values
+    its month-first twin (`_day_month_swapped`) cannot while the twin reads others it cannot, with one example of
+    each; None when no such pair. Such a file holds no one format: only a declared date_format reads it."""
+    for fmt in (f for f in COMMON_DATE_FORMATS if f.startswith("%d")):
+        twin = _day_month_swapped(fmt)
+        day, month = _fits(sample, fmt), _fits(sample, twin)
+        day_only, month_only = sample.filter(day & ~month), sample.filter(month & ~day)
+        if day_only.len() and month_only.len():
+            return (f"no one format reads them all: the file holds values only day-first {fmt!r} reads (such as "
+                    f"{day_only[0]!r}) and others only month-first {twin!r} reads (such as {month_only[0]!r}), so it "
+                    "cannot be read without a declared date_format (values in the other order stay quarantined)")
+    return None
 
 
 def _reads(values: pl.Series, fmt: str, today: date) -> pl.Series:
@@ -306,7 +324,7 @@ def date_hint(spec: SourceSpec | None, inferred: str | None = None) -> str:
         return (f" matches neither the declared date_format {spec.date_format!r} ({spec.match!r} in sources.yaml) "
                 "nor ISO 8601")
     return (" is not an ISO 8601 date or date-time (YYYY-MM-DD[ HH:MM[:SS]][Z|±HH:MM]); declare the file's format "
-            "in sources.yaml (date_format; the drop's notes suggest one that reads these values)")
+            "in sources.yaml (date_format; the drop's notes say which format reads these values, if one does)")
 
 
 def early_year_reason(column: str, spec: SourceSpec | None) -> pl.Expr:

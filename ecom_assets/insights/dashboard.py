@@ -10,7 +10,9 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
-from ecom_assets.ingest.orders import REFUND_INPUT_COLUMNS, order_refunds, shown_currency
+from ecom_assets.ingest.orders import (REFUND_INPUT_COLUMNS, currency_problem, file_currencies, money_currencies,
+                                       order_refunds, shown_currency, unnamed_currency_files,
+                                       unnamed_currency_note)
 from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
@@ -31,6 +33,35 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee
 KPI_SESSION_COLUMNS = ["customer_id", "session_date", "purchase_made", "purchase_amount"]
 NO_BROWSING = "n/a — orders-only data (no browsing sessions)"
 PERIOD_DAYS = 28  # the comparison period: four whole weeks, so both periods hold the same weekdays
+
+
+def money_rows(sessions: pl.LazyFrame, order_lines: pl.LazyFrame, returns: pl.LazyFrame,
+               events: pl.LazyFrame) -> pl.DataFrame:
+    """Distinct (source_file, currency) of the files behind the page's money, as `ingest.orders.money_currencies`
+    reads them (`one_currency` reads the same from the raw drops): order and return lines, purchase events (a
+    clean_events stored before it had a currency names none; one not built yet, without columns, holds nothing),
+    and the purchased sessions of files that are none of those (a sessions export: no currency)."""
+    built = [(frame, rows) for frame, rows in ((order_lines, pl.lit(True)), (returns, pl.lit(True)),
+                                               (events, pl.col("event_type") == "purchase"))
+             if "source_file" in frame.collect_schema().names()]
+    parts = [file_currencies(frame, rows) for frame, rows in built]
+    line_files = [frame.select("source_file").unique() for frame, _ in built]
+    exported = sessions.filter("purchase_made").select("source_file").unique()
+    if line_files:
+        exported = exported.join(pl.concat(line_files), on="source_file", how="anti")
+    parts.append(exported.with_columns(currency=pl.lit(None, pl.String)))
+    return pl.concat(pl.collect_all(parts)).unique()
+
+
+def currency_warnings(money: pl.DataFrame) -> list[str]:
+    """What the page says above its figures about `money_rows`: amounts in several currencies added unconverted
+    (`currency_problem`, the words of the `one_currency` check), money-carrying files naming no currency beside
+    files naming one (`unnamed_currency_note`). [] when the money is in one currency, or none is named at all."""
+    problem, found = currency_problem(money), list(money_currencies(money))
+    note = unnamed_currency_note(unnamed_currency_files(money), found[0] if len(found) == 1 else None)
+    mixed = problem and ("Money in several currencies, added unconverted (check one_currency on clean_sessions "
+                         f"fails): {problem}")
+    return [w for w in (mixed, note) if w]
 
 
 class Tile(NamedTuple):
@@ -127,13 +158,13 @@ def kpis(sessions: pl.LazyFrame | pl.DataFrame, predictions: pl.DataFrame, curre
 
 
 def model_status(settings: EcomSettings) -> str:
-    champion = registry.champion_version(settings.models)
-    versions = registry.list_versions(settings.models)
-    if not versions:
+    """The churn model card: what serves (`registry.serving_in_words`, the CLI's words), the latest version's status,
+    holdout and realised performance."""
+    latest = registry.latest_card(settings.models)
+    if latest is None:
         return "<p>No churn model trained yet.</p>"
-    latest = registry.load_card(settings.models, versions[-1])
     m = latest.get("metrics", {})
-    lines = [f"<p><b>Serving:</b> {html.escape(champion or 'the calibrated classic baseline (no model passed the skill gate)')}</p>",
+    lines = [f"<p><b>Serving:</b> {html.escape(registry.serving_in_words(settings.models))}</p>",
              f"<p><b>Latest model {latest['version']}</b> ({html.escape(latest['trigger'])}): "
              f"<span class='{'ok' if latest['status'] == 'champion' else 'warn'}'>{latest['status']}</span> — "
              f"{html.escape(latest['status_reason'])}</p>"]
@@ -249,7 +280,8 @@ def segment_table(segments: pl.DataFrame) -> pl.DataFrame:
 
 
 def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: list[Tile], weeks, funnel, segments,
-           cohorts, rules, campaigns, browsing: bool = True) -> str:
+           cohorts, rules, campaigns, browsing: bool = True, warnings: list[str] = ()) -> str:
+    """The page; `warnings` (`currency_warnings`) are shown above everything else."""
     import plotly.io as pio
 
     tiles_html = "".join(f"<div class='tile'><b>{html.escape(t.value)}</b><span>{html.escape(t.label)}</span>"
@@ -270,6 +302,7 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
                  "conversion rate would read 100 %.</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>ecom_assets dashboard</title>
 <style>{STYLE}</style></head><body><h1>E-commerce KPIs and churn</h1>
+{"".join(f"<p class='warn'><b>{html.escape(w)}</b></p>" for w in warnings)}
 <p><b>Data as of {as_of or "– (no sessions yet)"}</b> · money in {html.escape(currency)} · built {stamp}</p>
 {partial_note}<div class="tiles">{tiles_html}</div>{no_funnel}
 <div class="card"><h2>Churn model</h2>{model_status(settings)}{drift_status(settings)}</div>
@@ -283,16 +316,19 @@ def render(settings: EcomSettings, currency: str, as_of: date | None, tiles: lis
 
 @insight(
     kinds={"plotly", "html"},
-    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + CONVERSION_COLUMNS),
-         "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund", "currency"]),
-         "clean_order_lines": columns_in([*REFUND_INPUT_COLUMNS, "currency"]),
+    ins={"clean_sessions": columns_in(KPI_SESSION_COLUMNS + CONVERSION_COLUMNS + ["source_file"]),
+         "clean_returns": columns_in(["order_id", "order_time", "line_amount", "is_refund", "currency", "source_file"]),
+         "clean_order_lines": columns_in([*REFUND_INPUT_COLUMNS, "currency", "source_file"]),
          # read whole, lazily: a clean_events stored before it had a currency has none to select
          "clean_events": dg.AssetIn()},
     deps=["feature_drift_report"],
     description="reports/dashboard.html: the data's as-of date; KPI tiles for the last 28 days against the 28 before "
     "(revenue, buyers, conversion, AOV) and all-time figures (revenue; refunds and net revenue = revenue - refunds when "
     "orders carry refunds; cancelled/refunded orders, never revenue, shown apart; buyers, repeat rate, churn-risk counts); money in the one currency the order lines and purchase events name (else settings.currency) with thousands separators in "
-    "tiles, tables and charts; model status with holdout and realised performance, drift status; segment counts and "
+    "tiles, tables and charts — labelled 'mixed EUR+USD' under a warning naming the currencies and files when they "
+    "name several (the one_currency check's words), and a warning names money-carrying files naming no currency "
+    "beside files naming one (their amounts are assumed to be in that currency); model status (what serves, in "
+    "the CLI's words) with holdout and realised performance, drift status; segment counts and "
     "revenue share; funnel; weekly revenue with campaign windows (a week the data only partly covers is drawn apart); "
     "retention cohorts and significant cross-sell pairs. Orders-only data (no browsing session: every order is a "
     "purchased session) shows conversion as 'n/a — orders-only data (no browsing sessions)' and no conversion "
@@ -307,7 +343,8 @@ def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_re
     refunded, never_revenue = (frame.item() for frame in pl.collect_all([
         order_refunds(clean_order_lines, clean_returns).select(pl.col("refunds").sum()),
         clean_returns.select(pl.col("line_amount").abs().filter(~pl.col("is_refund")).sum())]))
-    currency = shown_currency([clean_order_lines, clean_returns, clean_events], settings.currency)
+    money = money_rows(clean_sessions, clean_order_lines, clean_returns, clean_events)
+    currency, warnings = shown_currency(money, settings.currency), currency_warnings(money)
     as_of, tiles = kpis(clean_sessions, churn_predictions, currency, refunded or 0.0, never_revenue or 0.0)
     browsing = as_of is None or clean_sessions.select(browsing_session(clean_sessions.collect_schema().names()).any()
                                                       ).collect().item()
@@ -316,11 +353,12 @@ def kpi_dashboard(settings: EcomSettings, clean_sessions: pl.LazyFrame, clean_re
                           else pl.DataFrame(schema={"session_date": pl.Date, "revenue": pl.Float64}),
                           daily["session_date"].min() if daily.height else None, as_of)
     page = render(settings, currency, as_of, tiles, weeks, product_funnel, customer_segments, cohort_metrics, cross_sell_rules,
-                  campaign_lift, browsing)
+                  campaign_lift, browsing, warnings)
     path = settings.reports / "dashboard.html"
     atomic_write_bytes(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     table = pl.DataFrame([t._asdict() for t in tiles], schema={"label": pl.String, "value": pl.String,
                                                                  "change": pl.String}).rename({"label": "kpi"})
     return dg.Output(table, metadata={"dashboard": dg.MetadataValue.path(str(path)), "bytes": len(page),
                                       "as_of": str(as_of), "currency": currency,
+                                      "currency_warnings": "; ".join(warnings) or "none",
                                       "dagster/row_count": table.height})

@@ -39,16 +39,38 @@ FUNNEL_COLUMNS = {
     **{f"{rate}{end}": f"float64 - {num} / {den}" + (" (95 % Wilson bound)" if end else "")
        for rate, (num, den) in RATES.items() for end in ("", "_low", "_high")},
 }
+# what a purchase must name its products for: null when a purchasing session names none (`event_funnel`)
+PURCHASE_COLUMNS = ["sessions_purchased", "viewed_and_purchased", "carted_and_purchased", "carted_not_purchased",
+                    *(f"{rate}{end}" for rate in ("view_to_purchase", "cart_to_purchase", "cart_abandonment")
+                      for end in ("", "_low", "_high"))]
+NOT_MEASURABLE = ("not measurable: {n:,} purchasing session(s) name no product (an order-level purchase such as "
+                  "Segment's Order Completed without its products), so which viewed or carted item they bought is "
+                  "unknown; sessions_purchased, the *_and_purchased / carted_not_purchased counts and view_to_purchase, "
+                  "cart_to_purchase, cart_abandonment are null (product_funnel, by session, still counts them)")
 
 
-def event_funnel(events: pl.LazyFrame | pl.DataFrame, level: str, min_sessions: int = 0) -> pl.DataFrame:
+def purchasing_sessions_without_product(events: pl.LazyFrame | pl.DataFrame) -> int:
+    """Sessions whose purchase events all name no product (order-level purchases): no funnel row can hold them."""
+    purchase = pl.col("event_type") == "purchase"
+    return int(events.lazy().group_by("session_id").agg(
+        without=(purchase & pl.col("product_id").is_null()).any(),
+        with_product=(purchase & pl.col("product_id").is_not_null()).any(),
+    ).select((pl.col("without") & ~pl.col("with_product")).sum()).collect().item())
+
+
+def event_funnel(events: pl.LazyFrame | pl.DataFrame, level: str, min_sessions: int = 0,
+                 unplaced: int | None = None) -> pl.DataFrame:
     """Clean events -> one row per `level` value (`category`, or `product_id`) with the sessions that
     viewed / carted / purchased it and the rates between them.
 
     Only events about a product count, at both levels: a page view or session start without a product
     is no view of any category (it stays a page view of its session in clean_sessions); a product event
     without a category counts under 'unknown'. `min_sessions`: keep values viewed in at least this many
-    sessions."""
+    sessions. When any purchasing session names no product (`unplaced`, counted by
+    `purchasing_sessions_without_product` unless given) the PURCHASE_COLUMNS are null: such a session would
+    count as carted-not-purchased under items it may well have bought (a tryout read cart_abandonment 1.0 where
+    cart -> purchase was ~0.56), by an amount no row can tell — even one such session makes every row's purchase
+    figures a lower bound of unknown slack, so none is given rather than a guessed share threshold."""
     key = pl.col(level).fill_null(UNKNOWN_PRODUCT) if level == "category" else pl.col(level)
     per_session = (
         events.lazy().filter(pl.col("product_id").is_not_null())
@@ -65,8 +87,10 @@ def event_funnel(events: pl.LazyFrame | pl.DataFrame, level: str, min_sessions: 
         carted_and_purchased=(pl.col("carted") & pl.col("purchased")).sum(),
         carted_not_purchased=(pl.col("carted") & ~pl.col("purchased")).sum(),
     ).filter(pl.col("sessions_viewed") >= min_sessions).collect()
-    funnel = funnel.with_columns(pl.exclude(level).cast(pl.Int64))
-    return with_rates(funnel, RATES).sort("sessions_viewed", level, descending=[True, False])
+    funnel = with_rates(funnel.with_columns(pl.exclude(level).cast(pl.Int64)), RATES)
+    if (purchasing_sessions_without_product(events) if unplaced is None else unplaced):
+        funnel = funnel.with_columns(pl.lit(None, funnel.schema[c]).alias(c) for c in PURCHASE_COLUMNS)
+    return funnel.sort("sessions_viewed", level, descending=[True, False])
 
 
 def with_rates(frame: pl.DataFrame, rates: dict[str, tuple[str, str]]) -> pl.DataFrame:
@@ -186,25 +210,27 @@ def _funnel_asset(name: str, level: str, min_sessions: int, what: str):
         "intervals; cart_abandonment = carted sessions without a purchase of it. A session counts under every "
         f"{level} it touched, so the figures differ from product_funnel's, which gives each whole session to its one "
         "most-viewed category; an order-level purchase (no product: Segment's Order Completed) is in no row here "
-        "(metadata `purchasing_sessions_without_product`). Empty (and says so) until an events drop arrives.",
+        "(metadata `purchasing_sessions_without_product`), and while any purchasing session names no product the "
+        "purchase columns (sessions_purchased, *_and_purchased, carted_not_purchased, view_to_purchase, "
+        "cart_to_purchase, cart_abandonment) are null — not measurable: which item it bought is unknown (metadata "
+        "`purchase_columns` says why). Empty (and says so) until an events drop arrives.",
         metadata=column_schema({level: "string", **FUNNEL_COLUMNS}),
     )
     def funnel_asset(clean_events: pl.LazyFrame) -> dg.Output:
         if not clean_events.collect_schema().names() or clean_events.select(pl.len()).collect().item() == 0:
             return dg.Output(empty_table({level: "string", **FUNNEL_COLUMNS}),
                              metadata={"state": f"{NO_DATA}: no events (drop events*.csv)", "dagster/row_count": 0})
-        funnel = event_funnel(clean_events, level, min_sessions)
+        unplaced = purchasing_sessions_without_product(clean_events)
+        funnel = event_funnel(clean_events, level, min_sessions, unplaced)
         shown = [level, "sessions_viewed", "sessions_carted", "sessions_purchased", "view_to_purchase",
                  "cart_abandonment"]
-        purchase = pl.col("event_type") == "purchase"
-        unplaced = clean_events.group_by("session_id").agg(
-            without=(purchase & pl.col("product_id").is_null()).any(), with_product=(purchase & pl.col("product_id").is_not_null()).any(),
-        ).select((pl.col("without") & ~pl.col("with_product")).sum()).collect().item()
         return dg.Output(funnel, metadata={
             "dagster/row_count": funnel.height,
             "min_sessions_viewed": min_sessions,
             # purchases no product row can hold: their sessions are counted by product_funnel, not here
-            "purchasing_sessions_without_product": int(unplaced),
+            "purchasing_sessions_without_product": unplaced,
+            "purchase_columns": NOT_MEASURABLE.format(n=unplaced) if unplaced else
+            "measured: every purchasing session names its products",
             "funnel": dg.MetadataValue.md(md_table(funnel.select(shown))),
         })
 
