@@ -237,11 +237,23 @@ def seasonality(daily: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def campaign_lift(daily: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
-    """Conversion and revenue-per-session ratio inside each campaign window vs the same weekday/season
-    baseline: Poisson GLMs of daily purchases (and quasi-Poisson revenue) with log(sessions) offset."""
+def _glm_effects(counts: np.ndarray, exposure: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coefficients, standard errors, p-values) of a quasi-Poisson GLM of `counts` with log(`exposure`) offset
+    (statsmodels, Pearson chi2 scale)."""
     import statsmodels.api as sm
 
+    fit = sm.GLM(counts, x, family=sm.families.Poisson(), offset=np.log(exposure)).fit(scale="X2")
+    return fit.params, fit.bse, fit.pvalues
+
+
+def campaign_lift(daily: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
+    """Conversion and revenue-per-session ratio inside each campaign window vs the same weekday/season
+    baseline: quasi-Poisson GLMs of the daily converted visits with log(visits) offset (`daily_sales`'
+    `converted` / `browsing_sessions`: an order is a purchase, not a visit, so a shop dropping orders beside
+    its sessions or events would dilute the base), fitted on the days with a visit, and of daily revenue with
+    log(sessions) offset. `daily`: `daily_sales` rows (a frame without the visit columns counts every session
+    as a visit); at least 60 days, else an empty table; conversion columns null with fewer than 60 days of
+    visits (orders-only data has none)."""
     if campaigns.is_empty() or daily.height < 60:
         return pl.DataFrame(schema={"campaign_id": pl.String, "name": pl.String, "start_date": pl.Date,
                                     "end_date": pl.Date, "days": pl.Int64, "conversion_lift": pl.Float64,
@@ -252,9 +264,11 @@ def campaign_lift(daily: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
     windows = {row["campaign_id"]: ((dates >= row["start_date"]) & (dates <= row["end_date"])).to_numpy()
                for row in campaigns.iter_rows(named=True)}
     x, names = _design(daily, {f"c_{k}": v for k, v in windows.items()})
-    offset = np.log(daily["sessions"].to_numpy().astype(float))
-    conv = sm.GLM(daily["purchases"].to_numpy(), x, family=sm.families.Poisson(), offset=offset).fit(scale="X2")
-    rev = sm.GLM(daily["revenue"].to_numpy(), x, family=sm.families.Poisson(), offset=offset).fit(scale="X2")
+    visits = (daily["browsing_sessions"] if "browsing_sessions" in daily.columns else daily["sessions"]).to_numpy()
+    converted = (daily["converted"] if "converted" in daily.columns else daily["purchases"]).to_numpy()
+    visited = visits > 0
+    conv = _glm_effects(converted[visited], visits[visited].astype(float), x[visited]) if visited.sum() >= 60 else None
+    rev = _glm_effects(daily["revenue"].to_numpy(), daily["sessions"].to_numpy().astype(float), x)
     rows = []
     for row in campaigns.iter_rows(named=True):
         i = names.index(f"c_{row['campaign_id']}")
@@ -262,15 +276,17 @@ def campaign_lift(daily: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
         rows.append({
             "campaign_id": row["campaign_id"], "name": row["name"], "start_date": row["start_date"],
             "end_date": row["end_date"], "days": days,
-            "conversion_lift": float(np.exp(conv.params[i])),
-            "conversion_lift_low": float(np.exp(conv.params[i] - Z95 * conv.bse[i])),
-            "conversion_lift_high": float(np.exp(conv.params[i] + Z95 * conv.bse[i])),
-            "p_value": float(conv.pvalues[i]),
-            "revenue_per_session_lift": float(np.exp(rev.params[i])),
-            "revenue_lift_low": float(np.exp(rev.params[i] - Z95 * rev.bse[i])),
-            "revenue_lift_high": float(np.exp(rev.params[i] + Z95 * rev.bse[i])),
+            **({"conversion_lift": float(np.exp(conv[0][i])),
+                "conversion_lift_low": float(np.exp(conv[0][i] - Z95 * conv[1][i])),
+                "conversion_lift_high": float(np.exp(conv[0][i] + Z95 * conv[1][i])),
+                "p_value": float(conv[2][i])} if conv is not None else
+               dict.fromkeys(("conversion_lift", "conversion_lift_low", "conversion_lift_high", "p_value"))),
+            "revenue_per_session_lift": float(np.exp(rev[0][i])),
+            "revenue_lift_low": float(np.exp(rev[0][i] - Z95 * rev[1][i])),
+            "revenue_lift_high": float(np.exp(rev[0][i] + Z95 * rev[1][i])),
         })
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema_overrides={c: pl.Float64 for c in ("conversion_lift", "conversion_lift_low",
+                                                                         "conversion_lift_high", "p_value")})
 
 
 # --- cohorts --------------------------------------------------------------------------------

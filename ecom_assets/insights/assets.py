@@ -45,9 +45,10 @@ TREND_COLUMNS = {"grain": "day | week | month | weekday_index | month_index | ho
     "aov": "float64", "level": "string", "index": "float64",
     "low": "float64", "high": "float64"}
 LIFT_COLUMNS = {"campaign_id": "string", "name": "string", "start_date": "date", "end_date": "date",
-    "days": "int", "conversion_lift": "float64", "conversion_lift_low": "float64",
-    "conversion_lift_high": "float64", "p_value": "float64",
-    "revenue_per_session_lift": "float64"}
+    "days": "int", "conversion_lift": "float64 - converted visits per visit in the window / baseline; null without "
+    "60 days of visits (orders-only data)", "conversion_lift_low": "float64", "conversion_lift_high": "float64",
+    "p_value": "float64 - of the conversion lift", "revenue_per_session_lift": "float64",
+    "revenue_lift_low": "float64", "revenue_lift_high": "float64"}
 COHORT_COLUMNS = {"kind": "signup_month | first_purchase_month | retention", "cohort": "date",
     "customers": "int", "buyers": "int", "revenue": "float64", "aov": "float64",
     "revenue_per_customer": "float64", "months_since": "int", "retention": "float64"}
@@ -188,8 +189,9 @@ def sales_trends(clean_sessions: pl.LazyFrame, clean_returns: pl.LazyFrame, clea
     owners=MARKETING,
     ins={"raw_campaigns": ALL_DROPS, "clean_sessions": columns_in(analyses.DAILY_SESSION_COLUMNS)},
     description="Lift of each campaign in raw_campaigns: conversion and revenue-per-session ratio inside the window vs "
-    "the weekday/season/trend baseline (Poisson GLMs with a log(sessions) offset, over-dispersion-corrected 95 % "
-    "intervals). Without a campaigns file the table is empty and says so.",
+    "the weekday/season/trend baseline (quasi-Poisson GLMs, over-dispersion-corrected 95 % intervals: converted "
+    "visits with a log(visits) offset, so orders — purchases without a visit — never dilute it, null without 60 days "
+    "of visits; revenue with a log(sessions) offset). Without a campaigns file the table is empty and says so.",
     metadata=column_schema(LIFT_COLUMNS),
 )
 def campaign_lift(clean_sessions: pl.LazyFrame, raw_campaigns: pl.DataFrame) -> dg.Output:
