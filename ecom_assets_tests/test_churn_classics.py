@@ -260,3 +260,21 @@ def test_a_serving_bgnbd_baseline_gives_each_customer_the_inputs_that_move_them(
     assert words["late"].startswith("past their usual gap between purchases (raises risk)")
     assert "not yet past their usual gap between purchases (lowers risk)" in words["early"]
     assert words["once"] == "first purchase longer ago than most customers' (raises risk)"
+
+
+def test_a_holdout_where_every_buyer_churned_is_no_crash_and_judges_nothing(tmp_path) -> None:
+    """A tryout dropped a GA4 export alone: every tracker device bought once and never again, so every buyer of
+    the newest labelled window churned. The best classic's check against chance raised (one class: no AUC) and
+    `ecom-assets run` failed in churn_model. Expected: a card (insufficient history: no retained customer to
+    learn from), no AUC judged on that window, and the calibrated classic serving unjudged."""
+    from ecom_assets.settings import EcomSettings
+
+    training = planted(n=800, seed=11).with_columns(as_of=pl.col("cutoff"))
+    training = training.with_columns(churned=pl.when(pl.col("is_holdout")).then(True).otherwise(pl.col("churned")))
+    card, served = churn_assets.train_and_register(EcomSettings(data_dir=str(tmp_path)), training, "initial", "")
+    assert card["status"] == "insufficient_history" and served is None
+    assert "0 retained" in card["status_reason"]
+    gated, holdout, _ = churn_assets.split_windows(training)
+    baseline = churn.fit_baseline(gated, holdout, training.clear())
+    assert baseline["classic_skill"] is None and baseline["classic"] is not None
+    assert all(c["holdout_auc"] is None for c in baseline["classics"].values())

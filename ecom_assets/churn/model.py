@@ -368,6 +368,9 @@ def fit_baseline(train_all: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFr
     (what serves); the one with the best holdout AUC is the baseline the gate compares with and the
     fallback that serves without a champion (recency without a holdout to choose on)."""
     y_hold = holdout["churned"].to_numpy().astype(float) if holdout.height else None
+    # a holdout of one class (every buyer of the newest window churned, as one-visit tracker devices do) ranks
+    # nothing: no AUC is judged on it, and the classic serves unjudged, as without a holdout
+    judgeable = y_hold is not None and 0 < y_hold.sum() < y_hold.size
     newest = holdout if holdout.height else train_all.filter(pl.col("cutoff") == pl.col("cutoff").max())
     classics = {}
     for name, (column, transform) in CLASSICS.items():
@@ -383,7 +386,7 @@ def fit_baseline(train_all: pl.DataFrame, holdout: pl.DataFrame, cold: pl.DataFr
             "serving_calibration": fit_calibration(s_new, newest["churned"].to_numpy().astype(float), transform),
             # customers per score decile of the serving fit: what each served probability's interval rests on
             "serving_support": _bin_support(s_new, newest["churned"].to_numpy()),
-            "holdout_auc": evaluate.auc(y_hold, classic_score(holdout, name)) if y_hold is not None else None,
+            "holdout_auc": evaluate.auc(y_hold, classic_score(holdout, name)) if judgeable else None,
         }
     judged = {k: v["holdout_auc"] for k, v in classics.items() if v["holdout_auc"] is not None}
     best = max(judged, key=lambda k: (judged[k], k == "recency")) if judged else "recency"
