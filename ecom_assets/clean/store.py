@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from ecom_assets.clean.tables import (EVENT_CONTENT, SESSION_CONTENT, RowAccounting, count_orders_once, distinct_events,
-                                      latest_per_id)
+                                      latest_per_id, order_key)
 from ecom_assets.ingest.events import (SESSION_GAP, derived_id, event_sessions, session_purchase_orders,
                                        sessionise_across_drops)
 from ecom_assets.ingest.orders import withdrawn_orders
@@ -256,10 +256,11 @@ def _withdraw_orders(parts: StoredParts, manifest: dict, lines: Location, orders
 
 
 def _order_ids(paths: list[Location]) -> pl.Series:
-    """Every order id of the given raw_orders partitions (purchased, returned or cancelled alike)."""
+    """Every order id of the given raw_orders partitions (purchased, returned or cancelled alike), as compared
+    (`order_key`)."""
     if not paths:
         return pl.Series("order_id", [], pl.String)
-    return scan_parquet(paths).select(pl.col("order_id").unique()).collect().to_series()
+    return scan_parquet(paths).select(order_key(pl.col("order_id")).unique()).collect().to_series()
 
 
 def _with_purchase_orders(drop: pl.DataFrame, lines: Location) -> pl.DataFrame:
@@ -277,7 +278,7 @@ def _recount_stored(parts: StoredParts, manifest: dict, events: dict[str, Locati
     if not entries or new_ids.is_empty():
         return 0
     hits = pl.collect_all([scan_parquet(parts.folder / p["file"]).select(
-        pl.col("purchase_orders").explode().struct.field("order_id").is_in(new_ids.implode()).any())
+        order_key(pl.col("purchase_orders").explode().struct.field("order_id")).is_in(new_ids.implode()).any())
         for p in entries])
     rewritten = 0
     for entry, hit in zip(entries, hits, strict=True):
