@@ -28,6 +28,7 @@ def _customers(rows: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
                "bgnbd: 0.700)", "cold_start": False, "n_purchases": 6.0, "aov": 50.0, "tenure_days": 400.0,
                "gap_mean_days": 30.0, "gap_std_days": 5.0, "days_since_last_purchase": 20.0,
                "repeat_purchases": 5.0, "days_since_first_purchase": 170.0, "last_purchase_month": 12.0,
+               "n_sessions": 14.0,
                "days_since_last_session": 10.0, "sessions_30d": 2.0, "purchases_30d": 1.0, "sessions_prev_60d": 3.0,
                "purchases_prev_60d": 2.0, "browsing_mean_30d": 120.0, "browsing_mean_sec": 110.0,
                "days_since_signup": 420.0, "age": 41.0, "gender": "F", "location": "Leeds"}
@@ -477,3 +478,16 @@ def test_the_month_driver_names_the_month() -> None:
     listed, _ = risk_list.build_risk_list(predictions, features)
     words = dict(zip(listed["customer_id"], listed["drivers"]))
     assert words == {"march": "last purchase in March (raises risk)", "june": "last purchase in June (lowers risk)"}
+
+
+def test_a_customer_known_from_orders_only_is_told_of_orders_not_visits() -> None:
+    """A tryout's purchase log (customer, date, amount: no visit at all) read "number of visits (raises risk)"."""
+    predictions, features = _customers([
+        {"customer_id": "log", "churn_probability": 0.3, "n_sessions": 6.0, "n_purchases": 6.0,
+         "browsing_mean_sec": None, "top_drivers": ["n_sessions ↑", "sessions_30d ↓"]},
+        {"customer_id": "web", "churn_probability": 0.3, "top_drivers": ["n_sessions ↑"]},
+    ])
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    words = dict(zip(listed["customer_id"], listed["drivers"]))
+    assert words == {"log": "number of orders (raises risk); orders in the last 30 days (lowers risk)",
+                     "web": "number of visits (raises risk)"}

@@ -23,7 +23,7 @@ DEFAULT = {"churn_probability": 0.3, "churn_probability_low": 0.2, "churn_probab
            "purchases_prev_60d": 1.0, "browsing_mean_30d": 90.0, "browsing_mean_sec": 95.0,
            "days_since_signup": 510.0, "age": 35.0, "gender": "M", "location": "Bristol",
            "favourite_category": "Books", "repeat_purchases": 4.0, "days_since_first_purchase": 185.0,
-           "last_purchase_month": 11.0,
+           "last_purchase_month": 11.0, "n_sessions": 12.0,
            "score_basis": "XGBoost model v0001, holdout AUC 0.750 (the best classic, bgnbd: 0.700)"}
 PLANTED = [
     {"customer_id": "gone_200d", "churn_probability": 0.95, "days_since_last_purchase": 200.0, "gap_mean_days": 30.0},

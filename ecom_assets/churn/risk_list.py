@@ -107,6 +107,9 @@ EMPTY_WINDOW_WORDS = [
     ("location", pl.col("location").is_null(), "location unknown"),
 ]
 OVERDUE = pl.col("days_since_last_purchase") - pl.col("gap_mean_days")  # = the feature days_overdue
+# session counts that are order counts for a customer without a browsing session (orders, purchase logs)
+ORDER_COUNTED_FEATURES = ("n_sessions", "days_since_last_session", "sessions_per_active_week", "sessions_30d",
+                          "sessions_prev_60d", "session_trend")
 
 
 def value_words(features: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
@@ -123,6 +126,7 @@ def value_words(features: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
     overdue, late = OVERDUE, OVERDUE > 0
     not_yet, past = "not yet past their usual gap between purchases", "past their usual gap between purchases"
     repeats, first = pl.col("repeat_purchases"), pl.col("days_since_first_purchase")
+    orders_only = pl.col("browsing_mean_sec").is_null() & (pl.col("n_sessions") == pl.col("n_purchases"))
     return [
         (f"days_overdue {RAISES}", late, past),
         (f"days_overdue {RAISES}", overdue > pl.lit(typical, pl.Float64), f"{not_yet}, but nearer to it than most customers"),
@@ -140,6 +144,9 @@ def value_words(features: pl.DataFrame) -> list[tuple[str, pl.Expr, str]]:
         # the month itself, not "month of the last purchase": a season is only actionable when named
         *[("last_purchase_month", pl.col("last_purchase_month") == m, f"last purchase in {calendar.month_name[m]}")
           for m in range(1, 13)],
+        # a customer known from orders or a purchase log only: each "visit" is an order (no browsing recorded)
+        *[(feature, orders_only, FEATURE_WORDS[feature].replace("visits", "orders").replace("visit", "order"))
+          for feature in ORDER_COUNTED_FEATURES if feature in FEATURE_WORDS],
     ]
 
 
@@ -149,7 +156,7 @@ FEATURE_INPUTS = sorted({"customer_id", "n_purchases", "aov", "tenure_days", "ga
                          "days_since_last_purchase", "days_since_last_session", "sessions_30d", "purchases_30d",
                          "sessions_prev_60d", "purchases_prev_60d", "browsing_mean_30d", "gap_std_days",
                          "browsing_mean_sec", "days_since_signup", "age", "gender", "location", "repeat_purchases",
-                         "days_since_first_purchase", "last_purchase_month"})
+                         "days_since_first_purchase", "last_purchase_month", "n_sessions"})
 
 
 def probability_interval(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
