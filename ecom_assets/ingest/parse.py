@@ -17,12 +17,12 @@ read is a quarantine reason, so one bad cell never fails a whole column.
 
 import codecs
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
 import mmap
 from concurrent.futures import Future, ThreadPoolExecutor
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path

@@ -227,7 +227,7 @@ def suggest_date_format(unread: pl.Series) -> str | None:
     sample = unread.drop_nulls().str.strip_chars().head(SUGGESTION_SAMPLE)
     if sample.is_empty():
         return None
-    fits = [fmt for fmt in COMMON_DATE_FORMATS if _fits(sample, fmt).all()]
+    fits = [fmt for fmt in COMMON_DATE_FORMATS if _reads(sample, fmt).all()]
     if not fits:
         return _mixed_day_month(sample)
     if len(fits) == 1:
@@ -236,20 +236,13 @@ def suggest_date_format(unread: pl.Series) -> str | None:
         "tell day-first from month-first: declare the export's)"
 
 
-def _fits(values: pl.Series, fmt: str) -> pl.Series:
-    """Boolean per value: `fmt` reads it, and not as a year before EARLIEST_YEAR (a `%Y` format "reads" `12/1/10`
-    as the year 10: such a fit is no fit, the `%y` one is named)."""
-    parsed = values.str.to_datetime(fmt, strict=False) if "%H" in fmt else values.str.to_date(fmt, strict=False)
-    return (parsed.is_not_null() & ~_early(parsed.dt.date())).fill_null(False)
-
-
 def _mixed_day_month(sample: pl.Series) -> str | None:
     """The words for values of both orders: the first day-first format of COMMON_DATE_FORMATS reading some values
     its month-first twin (`_day_month_swapped`) cannot while the twin reads others it cannot, with one example of
     each; None when no such pair. Such a file holds no one format: only a declared date_format reads it."""
     for fmt in (f for f in COMMON_DATE_FORMATS if f.startswith("%d")):
         twin = _day_month_swapped(fmt)
-        day, month = _fits(sample, fmt), _fits(sample, twin)
+        day, month = _reads(sample, fmt), _reads(sample, twin)
         day_only, month_only = sample.filter(day & ~month), sample.filter(month & ~day)
         if day_only.len() and month_only.len():
             return (f"no one format reads them all: the file holds values only day-first {fmt!r} reads (such as "
@@ -258,13 +251,14 @@ def _mixed_day_month(sample: pl.Series) -> str | None:
     return None
 
 
-def _reads(values: pl.Series, fmt: str, today: date) -> pl.Series:
+def _reads(values: pl.Series, fmt: str, today: date | None = None) -> pl.Series:
     """Boolean per value: the strptime format `fmt` reads it as a plausible date — not before EARLIEST_YEAR
-    (`%Y` reads `12/1/10` as the year 10), and with a 2-digit year (`%y`) in 1970…`today`, where POSIX and
-    Excel put the same century."""
+    (`%Y` "reads" `12/1/10` as the year 10: such a fit is no fit, the `%y` one is named) and, given `today` (what
+    a format is inferred on), with a 2-digit year (`%y`) in 1970…`today`, where POSIX and Excel put the same
+    century."""
     parsed = values.str.to_datetime(fmt, strict=False, cache=False) if "%H" in fmt else values.str.to_date(fmt, strict=False)
     read = parsed.dt.date() if parsed.dtype != pl.Date else parsed
-    plausible = read.is_between(date(1970, 1, 1), today) if "%y" in fmt else ~_early(read)
+    plausible = read.is_between(date(1970, 1, 1), today) if today is not None and "%y" in fmt else ~_early(read)
     return (read.is_not_null() & plausible).fill_null(False)
 
 
