@@ -129,18 +129,28 @@ def _plots(card: dict, trained: churn.TrainedModel | None) -> dict:
     return out
 
 
+def _champion_scores(settings: EcomSettings, holdout: pl.DataFrame) -> tuple[str | None, np.ndarray | None, str]:
+    """(the serving champion's version or None, its scores of the holdout rows, why it has none): a champion
+    built on other features cannot score these rows."""
+    current = registry.champion_version(settings.models)
+    if current is None:
+        return None, None, "no champion"
+    try:
+        champion, _ = registry.load_model(settings.models, current)
+        return current, churn.predict(champion, holdout)[0], ""
+    except (ValueError, FileNotFoundError) as err:
+        return current, None, str(err)
+
+
 def _compare_with_champion(settings: EcomSettings, holdout: pl.DataFrame, p_new: np.ndarray) -> dict | None:
     """Challenger vs the serving champion on the same newest holdout (bootstrap CI of the AUC difference)."""
     from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
 
-    current = registry.champion_version(settings.models)
+    current, p_old, why = _champion_scores(settings, holdout)
     if current is None:
         return None
-    try:
-        champion, _ = registry.load_model(settings.models, current)
-        p_old, _, _ = churn.predict(champion, holdout)
-    except (ValueError, FileNotFoundError) as err:  # a champion built on other features cannot be compared
-        return {"champion": current, "comparable": False, "note": str(err), "challenger_not_worse": True}
+    if p_old is None:
+        return {"champion": current, "comparable": False, "note": why, "challenger_not_worse": True}
     y = holdout["churned"].to_numpy().astype(float)
     diff = bootstrap_auc_difference(y, p_new, p_old)
     return {"champion": current, "comparable": True, "champion_auc": auc(y, p_old), "auc_diff": diff["auc_diff"],
@@ -156,15 +166,14 @@ def _recheck_champion(settings: EcomSettings, holdout: pl.DataFrame, baseline: d
     then no champion serves and the calibrated classic of this version does, as it would for a new shop."""
     from ecom_assets.churn.evaluate import auc, bootstrap_auc_difference
 
-    current = registry.champion_version(settings.models)
     best = baseline.get("classic")
-    if current is None or best is None or holdout.is_empty() or holdout["churned"].n_unique() < 2:
+    if best is None or holdout.is_empty() or holdout["churned"].n_unique() < 2:
         return None
-    try:
-        champion, _ = registry.load_model(settings.models, current)
-        p_old, _, _ = churn.predict(champion, holdout)
-    except (ValueError, FileNotFoundError) as err:  # built on other features: it cannot score these rows
-        return {"champion": current, "comparable": False, "note": str(err), "retire": False}
+    current, p_old, why = _champion_scores(settings, holdout)
+    if current is None:
+        return None
+    if p_old is None:
+        return {"champion": current, "comparable": False, "note": why, "retire": False}
     y, classic = holdout["churned"].to_numpy().astype(float), churn.classic_score(holdout, best)
     diff = bootstrap_auc_difference(y, p_old, classic)
     return {"champion": current, "comparable": True, "holdout_cutoff": str(holdout["cutoff"][0]),

@@ -47,11 +47,16 @@ def retire(models_dir: Path, reason: str) -> None:
     record = champion_record(models_dir)
     if record is None:
         return
-    history = Path(models_dir) / RETIRED_FILE
-    retired = json.loads(history.read_text()) if history.exists() else []
-    retired.append({**record, "retired_at": datetime.now(timezone.utc).isoformat(), "retired_because": reason})
-    write_json_atomic(retired, history)
+    retired = [*retired_champions(models_dir),
+               {**record, "retired_at": datetime.now(timezone.utc).isoformat(), "retired_because": reason}]
+    write_json_atomic(retired, Path(models_dir) / RETIRED_FILE)
     (Path(models_dir) / CHAMPION_FILE).unlink()
+
+
+def retired_champions(models_dir: Path) -> list[dict]:
+    """Every retired champion's record (`retire`), oldest first; [] when none was."""
+    path = Path(models_dir) / RETIRED_FILE
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def load_card(models_dir: Path, version: str) -> dict:
@@ -158,8 +163,7 @@ def serving_in_words(models_dir: Path) -> str:
         baseline = load_baseline(models_dir, card["version"])
         if not classic_has_skill(baseline):
             return f"the base rate, {no_skill_words(baseline)}"
-        history = Path(models_dir) / RETIRED_FILE
-        last = json.loads(history.read_text())[-1] if history.exists() else None
+        last = next(reversed(retired_champions(models_dir)), None)
         since = (f"champion {last['version']} was retired on {last['retired_at'][:10]}, the classic ranking a newer "
                  "holdout better, and no model has passed the skill gate since" if last
                  else "no model has passed the skill gate")
