@@ -105,14 +105,12 @@ def _currency_check(orders: list[Location], events: list[Location], sessions: li
     """`one_currency` over stored raw_orders, raw_events and raw_sessions partitions (`_money_rows`)."""
     money = _money_rows(orders, events, sessions)
     problem = currency_problem(money)
-    found = list(money_currencies(money))
-    unnamed = unnamed_currency_files(money)
-    note = unnamed_currency_note(unnamed, found[0] if len(found) == 1 else None)
+    found, unnamed = list(money_currencies(money)), unnamed_currency_files(money)
     return dg.AssetCheckResult(
         check_name=CURRENCY_CHECK, passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(filter(None, [
             problem or (f"every order line and purchase event with a currency is in {found[0]}" if found
-                        else "no orders or events drop names a currency"), note])),
+                        else "no orders or events drop names a currency"), unnamed_currency_note(money)])),
         metadata={"currencies": ", ".join(found) or "not given",
                   "files_naming_a_currency": money.filter(pl.col("currency").is_not_null())["source_file"].n_unique(),
                   "files_naming_no_currency": ", ".join(unnamed) or "none"})

@@ -355,11 +355,13 @@ def unnamed_currency_files(money: pl.DataFrame) -> list[str]:
     return sorted(set(money["source_file"]) - named) if named else []
 
 
-def unnamed_currency_note(files: list[str], assumed: str | None) -> str:
-    """`unnamed_currency_files` in words: whose currency is assumed (`assumed`: the one currency the other files
-    name), or unknown when the others name several. "" without such files."""
+def unnamed_currency_note(money: pl.DataFrame) -> str:
+    """`unnamed_currency_files` of `money` in words: their currency is assumed to be the one the other files name,
+    or unknown when those name several. "" without such files."""
+    files, found = unnamed_currency_files(money), list(money_currencies(money))
     if not files:
         return ""
+    assumed = found[0] if len(found) == 1 else None
     return (f"{len(files)} file(s) carrying money name no currency ({_file_names(files)}): their amounts are "
             + (f"assumed to be in {assumed}" if assumed else "added in an unknown currency")
             + " (a sessions export has no currency column; an orders or events export's `currency` can be declared "

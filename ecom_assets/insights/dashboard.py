@@ -10,9 +10,8 @@ import dagster as dg
 import polars as pl
 
 from ecom_assets.churn import registry
-from ecom_assets.ingest.orders import (REFUND_INPUT_COLUMNS, currency_problem, file_currencies, money_currencies,
-                                       order_refunds, shown_currency, unnamed_currency_files,
-                                       unnamed_currency_note)
+from ecom_assets.ingest.orders import (REFUND_INPUT_COLUMNS, currency_problem, file_currencies, order_refunds,
+                                       shown_currency, unnamed_currency_note)
 from ecom_assets.insights.analyses import segment_summary
 from ecom_assets.insights.assets import insight
 from ecom_assets.io import atomic_write_bytes, columns_in
@@ -57,8 +56,7 @@ def currency_warnings(money: pl.DataFrame) -> list[str]:
     """What the page says above its figures about `money_rows`: amounts in several currencies added unconverted
     (`currency_problem`, the words of the `one_currency` check), money-carrying files naming no currency beside
     files naming one (`unnamed_currency_note`). [] when the money is in one currency, or none is named at all."""
-    problem, found = currency_problem(money), list(money_currencies(money))
-    note = unnamed_currency_note(unnamed_currency_files(money), found[0] if len(found) == 1 else None)
+    problem, note = currency_problem(money), unnamed_currency_note(money)
     mixed = problem and ("Money in several currencies, added unconverted (check one_currency on clean_sessions "
                          f"fails): {problem}")
     return [w for w in (mixed, note) if w]
