@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ecom_assets.churn.assets import RISK_LIST_COLUMNS
 from ecom_assets.cli import main
 from ecom_assets.features.btyd import BTYD_COLUMNS
 from ecom_assets.features.build import FEATURE_ORDER
@@ -44,3 +45,7 @@ def test_an_empty_build_exits_zero_and_says_no_data_yet(variant: str, cli_env: P
     assert pl.read_parquet(warehouse / "sales_trends.parquet").columns == list(TREND_COLUMNS)
     assert pl.scan_parquet(warehouse / "clean_sessions" / "_schema.parquet").collect().height == 0
     assert (cli_env / "reports" / "dashboard.html").exists()
+    # the marketers' exports exist, header only: a mail merge or BI import reading them finds no customer, not no file
+    exports = cli_env / "exports"
+    for name, columns in (("churn_risk_list.csv", RISK_LIST_COLUMNS), ("segments.csv", SEGMENT_COLUMNS)):
+        assert (exports / name).read_text().splitlines() == [",".join(columns)]

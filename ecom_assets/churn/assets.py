@@ -629,9 +629,11 @@ def _tiers_with_holdout(settings: EcomSettings, export: pl.DataFrame) -> tuple[p
 )
 def churn_risk_list(settings: EcomSettings, churn_predictions: pl.DataFrame,
                     customer_features: pl.DataFrame, clean_customers: pl.DataFrame) -> dg.Output:
-    if churn_predictions.is_empty():
-        return dg.Output(pl.DataFrame(schema={c: pl.String for c in RISK_LIST_COLUMNS}),
-                         metadata={"dagster/row_count": 0, "in_words": "no customers yet"})
+    if churn_predictions.is_empty():  # the header alone: a list exported earlier is never left standing as current
+        empty = pl.DataFrame(schema={c: pl.String for c in RISK_LIST_COLUMNS})
+        path = write_safe_csv(empty, settings.exports / "churn_risk_list.csv")
+        return dg.Output(empty, metadata={"dagster/row_count": 0, "in_words": "no customers yet",
+                                          "path": dg.MetadataValue.path(str(path))})
     known = clean_customers.select("customer_id", "signup_date") if clean_customers.width else None
     export, how = risk_list.build_risk_list(churn_predictions, customer_features, known)
     path = write_safe_csv(export, settings.exports / "churn_risk_list.csv")

@@ -91,8 +91,10 @@ def insight(owners=ANALYTICS, kinds=frozenset({"polars"}), tags=REFRESH_DAILY, *
 )
 def customer_segments(settings: EcomSettings, customer_features: pl.DataFrame,
                       churn_predictions: pl.DataFrame) -> dg.Output:
-    if customer_features.is_empty():
-        return no_data(SEGMENT_COLUMNS, "no customers yet")
+    if customer_features.is_empty():  # the header alone: segments exported earlier are never left standing
+        empty = no_data(SEGMENT_COLUMNS, "no customers yet")
+        write_safe_csv(empty.value, settings.exports / "segments.csv")
+        return empty
     segments = analyses.customer_segments(customer_features, churn_predictions)
     summary = analyses.segment_summary(segments)
     path = write_safe_csv(segments, settings.exports / "segments.csv")
