@@ -491,3 +491,13 @@ def test_a_customer_known_from_orders_only_is_told_of_orders_not_visits() -> Non
     words = dict(zip(listed["customer_id"], listed["drivers"]))
     assert words == {"log": "number of orders (raises risk); orders in the last 30 days (lowers risk)",
                      "web": "number of visits (raises risk)"}
+
+
+def test_p_alive_is_not_shown_beside_a_no_skill_verdict() -> None:
+    """A tryout's 200-day orders log: BG/NBD ranked the holdout at AUC 0.501, every buyer got the base rate (tier
+    no_skill), yet every repeat buyer showed p_alive 1.0, read as "certainly still buying"."""
+    predictions, features = _customers([{"customer_id": f"c{i}", "churn_probability": 0.49, "risk_tier": "no_skill"}
+                                        for i in range(3)])
+    predictions = predictions.with_columns(p_alive=pl.lit(1.0))
+    listed, _ = risk_list.build_risk_list(predictions, features)
+    assert listed["p_alive"].null_count() == 3

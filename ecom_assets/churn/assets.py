@@ -10,6 +10,7 @@ import polars as pl
 from ecom_assets.automation import REFRESH_FIRST_MODEL, REFRESH_PER_DROP
 from ecom_assets.churn import cold_start, registry, risk_list
 from ecom_assets.churn import model as churn
+from ecom_assets.churn.model import NO_SKILL_TIER
 from ecom_assets.exports import write_safe_csv
 from ecom_assets.features import btyd, churn_training_set, customer_features
 from ecom_assets.io import write_parquet_atomic
@@ -29,7 +30,6 @@ MORE_HISTORY = "more_history"
 BASELINE_PREFIX = "baseline-"  # + the classic that serves without a champion: baseline-recency, baseline-bgnbd
 # without a champion and with a best classic that ranks the holdout no better than chance: buyers get the base rate
 NO_SKILL_VERSION = "base-rate"
-NO_SKILL_TIER = "no_skill"
 PREDICTION_COLUMNS = {
     "customer_id": "string",
     "churn_probability": "float64 - calibrated P(no purchase in the next 90 days)",
@@ -66,8 +66,9 @@ RISK_LIST_COLUMNS = {
     "churn_probability": "float64 - 4 decimals",
     "churn_probability_low": "float64 - 95 % interval, low",
     "churn_probability_high": "float64 - 95 % interval, high",
-    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased, no fit, or "
-               "no churn score beside it: an unscored row's P(alive) was never checked against outcomes); "
+    "p_alive": "float64 - BG/NBD probability the customer is still active (null: never purchased, no fit, "
+               "no churn score beside it: an unscored row's P(alive) was never checked against outcomes, or no skill: "
+               "nothing, BG/NBD included, ranked the holdout better than chance); "
                "empty for a buyer without a repeat purchase (one purchase day so far), whose P(alive) is 1.0 by the "
                "model's construction (it lets customers drop out only right after a repeat purchase): "
                "churn_probability is their score",

@@ -52,6 +52,7 @@ MIN_CALIBRATION_ROWS = 200
 # enough to keep the order strict, too little to claim what the calibration data did not show
 CALIBRATION_TAIL = 0.1
 RISK_TIERS = [(0.75, "high"), (0.5, "medium"), (0.0, "low")]
+NO_SKILL_TIER = "no_skill"  # the tier of buyers served the base rate: nothing ranked them better than chance
 HORIZON_DAYS = 90
 # the trees start from the BG/NBD's log-odds and learn corrections to it (boosting from a prior model): where the
 # data says nothing more, the model is the classic, not a worse re-learning of it from younger windows

@@ -58,7 +58,7 @@ import calendar
 import numpy as np
 import polars as pl
 
-from ecom_assets.churn.model import bgnbd_references
+from ecom_assets.churn.model import NO_SKILL_TIER, bgnbd_references
 from ecom_assets.churn.status import AT_RISK_PROBABILITY, churn_status, typical_gap
 from ecom_assets.features.btyd import fit_gamma_gamma, spend_per_order
 from ecom_assets.features.build import FEATURE_WORDS, HORIZON_DAYS, SESSION_DETAIL_FEATURES
@@ -349,9 +349,11 @@ def build_risk_list(predictions: pl.DataFrame, features: pl.DataFrame,
         "rank", "customer_id", "status", "value_at_risk", "expected_value_90d", "expected_purchases_90d",
         "spend_per_order", "churn_probability", pl.col("churn_probability_low").round(4),
         pl.col("churn_probability_high").round(4),
-        # BG/NBD's P(alive) only beside a churn score (an unscored row's, ~1 in a young shop, was never checked)
-        # and for repeat buyers (BG/NBD's x > 0): a one-purchase buyer's is 1 by the model's construction, beside churn ~0.9
-        (pl.when(p.is_not_null() & (pl.col("repeat_purchases") > 0)).then(pl.col("p_alive").round(4))
+        # BG/NBD's P(alive) only beside a churn score that ranks (an unscored row's, ~1 in a young shop, was never
+        # checked; under no skill BG/NBD ranked no better than chance) and for repeat buyers (BG/NBD's x > 0): a
+        # one-purchase buyer's is 1 by the model's construction, beside churn ~0.9
+        (pl.when(p.is_not_null() & (pl.col("risk_tier") != NO_SKILL_TIER) & (pl.col("repeat_purchases") > 0))
+         .then(pl.col("p_alive").round(4))
          if {"p_alive", "repeat_purchases"} <= set(frame.columns) else pl.lit(None, pl.Float64)).alias("p_alive"),
         "risk_tier", "score_basis", "drivers", "cold_start_reason",
         "days_since_last_purchase", pl.col("days_since_last_session").alias("days_since_last_visit"),
